@@ -1,0 +1,357 @@
+//! Types shared by the XDP program (`phantomnet-ebpf`) and the agent.
+//!
+//! Everything here is `#[repr(C)]`, `Copy`, and laid out without implicit
+//! padding (every struct's size is checked at compile time below), so the
+//! kernel and userspace agree on every byte and BTF describes every field.
+//!
+//! Addresses and ports are stored in network byte order exactly as they
+//! appear on the wire; times are `CLOCK_MONOTONIC` nanoseconds, the clock
+//! `bpf_ktime_get_ns()` reads.
+#![no_std]
+
+/// Map names. They are the BTF map symbols in the eBPF object, the names
+/// `bpftool map show` prints, and the file names of the pins.
+pub mod maps {
+    /// LPM trie, key data `[u8; 8]` (IPv4, see [`V4_KEY_LEN`](crate::V4_KEY_LEN)) → [`AllowEntry`](crate::AllowEntry).
+    pub const ALLOW_V4: &str = "PN_ALLOW_V4";
+    /// LPM trie, key data `[u8; 16]` → [`AllowEntry`](crate::AllowEntry).
+    pub const ALLOW_V6: &str = "PN_ALLOW_V6";
+    /// LPM trie, key data `[u8; 8]` → [`BlockEntry`](crate::BlockEntry).
+    pub const BLOCK_V4: &str = "PN_BLOCK_V4";
+    /// LPM trie, key data `[u8; 16]` → [`BlockEntry`](crate::BlockEntry).
+    pub const BLOCK_V6: &str = "PN_BLOCK_V6";
+    /// LPM trie, key data `[u8; 8]` → [`ThrottleRule`](crate::ThrottleRule).
+    pub const THROTTLE_RULE_V4: &str = "PN_THR_RULE_V4";
+    /// LPM trie, key data `[u8; 16]` → [`ThrottleRule`](crate::ThrottleRule).
+    pub const THROTTLE_RULE_V6: &str = "PN_THR_RULE_V6";
+    /// LRU hash, `[u8; 4]` source address → [`ThrottleState`](crate::ThrottleState).
+    pub const THROTTLE_STATE_V4: &str = "PN_THR_STATE_V4";
+    /// LRU hash, `[u8; 16]` source address → [`ThrottleState`](crate::ThrottleState).
+    pub const THROTTLE_STATE_V6: &str = "PN_THR_STATE_V6";
+    /// Array of one [`Config`](crate::Config).
+    pub const CONFIG: &str = "PN_CONFIG";
+    /// Per-CPU array indexed by [`Outcome`](crate::Outcome) → [`Counter`](crate::Counter).
+    pub const COUNTERS: &str = "PN_COUNTERS";
+    /// Ring buffer of [`PacketSample`](crate::PacketSample).
+    pub const SAMPLES: &str = "PN_SAMPLES";
+
+    /// Every map PhantomNet pins, in a stable order.
+    pub const PINNED: [&str; 11] = [
+        ALLOW_V4,
+        ALLOW_V6,
+        BLOCK_V4,
+        BLOCK_V6,
+        THROTTLE_RULE_V4,
+        THROTTLE_RULE_V6,
+        THROTTLE_STATE_V4,
+        THROTTLE_STATE_V6,
+        CONFIG,
+        COUNTERS,
+        SAMPLES,
+    ];
+}
+
+/// Capacities of the maps, shared so the agent can report "map full" with
+/// the real limit.
+pub mod capacity {
+    pub const ALLOW: u32 = 4096;
+    pub const BLOCK: u32 = 65_536;
+    pub const THROTTLE_RULE: u32 = 16_384;
+    pub const THROTTLE_STATE: u32 = 65_536;
+    /// Ring buffer size in bytes (a power of two, a multiple of the page size).
+    pub const SAMPLES_BYTES: u32 = 1 << 22;
+}
+
+/// The name of the XDP program in the object (its function name).
+pub const PROGRAM_NAME: &str = "phantomnet";
+/// The default directory for pins: maps at `<dir>/<MAP>`, links at `<dir>/links/<ifname>`.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/phantomnet";
+/// Sub-directory of the pin directory that holds one pinned XDP link per interface.
+pub const LINKS_SUBDIR: &str = "links";
+
+/// Bytes of L4 payload copied into a sample.
+pub const SAMPLE_PAYLOAD_LEN: usize = 64;
+/// Bytes of operator text kept with a block (`--reason`).
+pub const REASON_TEXT_LEN: usize = 32;
+/// Most IPv6 extension headers the parser walks before giving up on L4.
+pub const MAX_IPV6_EXT_HEADERS: u32 = 8;
+
+/// What the XDP program did with a packet, and the index into `PN_COUNTERS`.
+///
+/// The first five are exclusive (every packet lands in exactly one);
+/// `Sampled` and `SampleLost` count in addition to them.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Passed, no rule matched.
+    Passed = 0,
+    /// Source is allowlisted: passed, never dropped or throttled.
+    Allowlisted = 1,
+    /// Dropped (or, in dry-run, would have been) by a BLOCK entry.
+    BlockDropped = 2,
+    /// Dropped (or, in dry-run, would have been) by a THROTTLE bucket.
+    ThrottleDropped = 3,
+    /// No IPv4/IPv6 source could be read (not IP, or truncated before it): passed.
+    Unparsed = 4,
+    /// A sample was written to the ring buffer.
+    Sampled = 5,
+    /// A sample was due but the ring buffer was full.
+    SampleLost = 6,
+}
+
+impl Outcome {
+    pub const COUNT: u32 = 7;
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Passed,
+        Outcome::Allowlisted,
+        Outcome::BlockDropped,
+        Outcome::ThrottleDropped,
+        Outcome::Unparsed,
+        Outcome::Sampled,
+        Outcome::SampleLost,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Allowlisted => "allowlisted",
+            Outcome::BlockDropped => "block_dropped",
+            Outcome::ThrottleDropped => "throttle_dropped",
+            Outcome::Unparsed => "unparsed",
+            Outcome::Sampled => "sampled",
+            Outcome::SampleLost => "sample_lost",
+        }
+    }
+}
+
+/// `PacketSample::action`: what the data plane decided for the sampled packet.
+pub mod action {
+    pub const PASS: u8 = 0;
+    pub const ALLOW: u8 = 1;
+    pub const BLOCK: u8 = 2;
+    pub const THROTTLE: u8 = 3;
+}
+
+/// `PacketSample::flags` bits.
+pub mod sample_flags {
+    /// The verdict was not enforced: dry-run mode.
+    pub const DRY_RUN: u8 = 1 << 0;
+    /// An IP fragment (IPv4 MF/offset, or an IPv6 fragment header).
+    pub const FRAGMENT: u8 = 1 << 1;
+    /// A non-first fragment: there is no L4 header, ports are 0.
+    pub const NON_FIRST_FRAGMENT: u8 = 1 << 2;
+    /// The L4 header was cut short, or the IPv6 extension chain was longer
+    /// than the parser walks: ports, flags and payload are 0.
+    pub const L4_INCOMPLETE: u8 = 1 << 3;
+    /// Two VLAN tags (802.1ad / QinQ) were present.
+    pub const QINQ: u8 = 1 << 4;
+    /// IPv4 header carried options (IHL > 5).
+    pub const IP_OPTIONS: u8 = 1 << 5;
+}
+
+/// `Config::flags` bits.
+pub mod config_flags {
+    /// Count outcomes as if enforced, but pass every packet.
+    pub const DRY_RUN: u32 = 1 << 0;
+}
+
+/// `BlockEntry::reason` codes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonCode {
+    Unspecified = 0,
+    /// An operator on the command line.
+    Manual = 1,
+    /// The agent's detection pipeline.
+    Detection = 2,
+    /// A threat-intelligence feed.
+    ThreatIntel = 3,
+    /// An orchestrator through the control API.
+    Api = 4,
+}
+
+impl ReasonCode {
+    pub const fn from_u32(v: u32) -> ReasonCode {
+        match v {
+            1 => ReasonCode::Manual,
+            2 => ReasonCode::Detection,
+            3 => ReasonCode::ThreatIntel,
+            4 => ReasonCode::Api,
+            _ => ReasonCode::Unspecified,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReasonCode::Unspecified => "unspecified",
+            ReasonCode::Manual => "manual",
+            ReasonCode::Detection => "detection",
+            ReasonCode::ThreatIntel => "threat-intel",
+            ReasonCode::Api => "api",
+        }
+    }
+}
+
+/// LPM trie keys are `{ prefix_len: u32, data: [u8; N] }` (aya's `Key<K>`).
+///
+/// Bytes of address data in an IPv4 LPM key: the 4 address bytes and 4 zero
+/// bytes. The kernel stores a trie value right after the key data, so 8 bytes
+/// keep the `u64` fields of the values naturally aligned (BPF atomics on
+/// `BlockEntry::hits` require it). Prefix lengths stay 0..=32.
+pub const V4_KEY_LEN: usize = 8;
+/// Bytes of address data in an IPv6 LPM key.
+pub const V6_KEY_LEN: usize = 16;
+
+/// Allowlist entry: the source is never dropped or throttled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// When it was added (monotonic ns).
+    pub created_ns: u64,
+    /// The entry's own prefix length. An LPM lookup returns the longest
+    /// covering entry; this tells the agent which one it got.
+    pub prefix_len: u32,
+    pub _pad: u32,
+}
+
+/// Block entry: drop every packet from the prefix until `expires_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// Monotonic ns after which the kernel ignores the entry; 0 = never.
+    pub expires_ns: u64,
+    /// When it was added (monotonic ns).
+    pub created_ns: u64,
+    /// Packets dropped by this entry (atomically incremented by XDP).
+    pub hits: u64,
+    /// A [`ReasonCode`].
+    pub reason: u32,
+    /// The entry's own prefix length (see [`AllowEntry::prefix_len`]).
+    pub prefix_len: u32,
+    /// Operator text, NUL-padded UTF-8.
+    pub reason_text: [u8; REASON_TEXT_LEN],
+}
+
+/// Throttle rule for a prefix: every source address inside it gets its own
+/// token bucket of `rate_pps` packets/s and `burst` packets.
+///
+/// The kernel runs the bucket as GCRA (the virtual-scheduling form of a
+/// token bucket): `interval_ns = 1e9 / rate_pps` is the cost of one packet
+/// and `tolerance_ns = interval_ns * burst` the depth, both precomputed by
+/// the agent so the XDP path does no division.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Monotonic ns after which the kernel ignores the rule; 0 = never.
+    pub expires_ns: u64,
+    pub created_ns: u64,
+    pub interval_ns: u64,
+    pub tolerance_ns: u64,
+    pub rate_pps: u32,
+    pub burst: u32,
+    /// The entry's own prefix length (see [`AllowEntry::prefix_len`]).
+    pub prefix_len: u32,
+    pub _pad: u32,
+}
+
+/// Per-source bucket state (LRU hash): GCRA's theoretical arrival time plus
+/// packet counts for operators.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    pub tat_ns: u64,
+    pub passed: u64,
+    pub dropped: u64,
+}
+
+/// Data-plane configuration, the single element of `PN_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Sample 1 packet in N into the ring buffer; 0 = sampling off.
+    pub sample_every: u32,
+    /// [`config_flags`] bits.
+    pub flags: u32,
+}
+
+/// Packets and bytes for one outcome on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One sampled packet, as written to `PN_SAMPLES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketSample {
+    /// `bpf_ktime_get_ns()` when the packet was seen.
+    pub timestamp_ns: u64,
+    pub ifindex: u32,
+    /// Bytes on the wire as XDP saw them (all fragments of a multi-buffer frame).
+    pub packet_len: u32,
+    /// Source address; IPv4 uses the first 4 bytes.
+    pub src_addr: [u8; 16],
+    pub dst_addr: [u8; 16],
+    /// Ports in host byte order (0 without an L4 header or for ICMP).
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// L4 payload bytes as the IP header declares them.
+    pub payload_len: u16,
+    /// Innermost VLAN id, 0 if untagged.
+    pub vlan_id: u16,
+    /// 4 or 6.
+    pub family: u8,
+    /// IP protocol / IPv6 upper-layer next header.
+    pub protocol: u8,
+    /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...).
+    pub tcp_flags: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// An [`action`] code.
+    pub action: u8,
+    /// Valid bytes at the start of `payload` (0..=64).
+    pub payload_valid: u8,
+    /// [`sample_flags`] bits.
+    pub flags: u8,
+    /// ICMP / ICMPv6 type, 0 otherwise.
+    pub icmp_type: u8,
+    pub payload: [u8; SAMPLE_PAYLOAD_LEN],
+}
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_PSH: u8 = 0x08;
+pub const TCP_ACK: u8 = 0x10;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+// No implicit padding anywhere: the sizes are the sums of the fields.
+const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 * 2 + REASON_TEXT_LEN);
+const _: () = assert!(core::mem::size_of::<ThrottleRule>() == 8 * 4 + 4 * 4);
+const _: () = assert!(core::mem::size_of::<ThrottleState>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 8);
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+const _: () = assert!(
+    core::mem::size_of::<PacketSample>() == 8 + 4 + 4 + 16 + 16 + 2 * 4 + 8 + SAMPLE_PAYLOAD_LEN
+);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: every type is repr(C), Copy, made only of integers and arrays
+    // of integers, with no padding (asserted above); any bit pattern is valid.
+    unsafe impl aya::Pod for AllowEntry {}
+    unsafe impl aya::Pod for BlockEntry {}
+    unsafe impl aya::Pod for ThrottleRule {}
+    unsafe impl aya::Pod for ThrottleState {}
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for PacketSample {}
+}
