@@ -1,0 +1,297 @@
+//! Support for PhantomNet's root-only end-to-end tests: a lab per test
+//! (its own namespaces and pin directory, removed on drop), sockets inside
+//! a namespace, the agent as a real process, and crafted packets.
+pub mod packet;
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    net::{IpAddr, SocketAddr, UdpSocket},
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use phantomnet_agent::dataplane::{Dataplane, LoadOptions, Maps, ModeRequest, PinDir};
+pub use xtask::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+
+/// True if running as root; otherwise prints why the test is skipped.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("SKIP {test}: needs root (network namespaces, XDP, bpffs)");
+    false
+}
+
+/// A lab and a pin directory that belong to one test, removed on drop
+/// (pins first, which detaches XDP; then the namespaces).
+pub struct TestLab {
+    pub lab: Lab,
+    pub pins: PinDir,
+}
+
+impl TestLab {
+    pub fn up(name: &str) -> TestLab {
+        TestLab::up_with(name, LabOptions::default())
+    }
+
+    pub fn up_with(name: &str, opts: LabOptions) -> TestLab {
+        let prefix = format!("pnt-{name}");
+        let lab = Lab::new(&prefix, opts);
+        let pins = PinDir::new(format!("/sys/fs/bpf/{prefix}"));
+        // Leftovers of an interrupted run of this same test.
+        let _ = pins.remove_ours();
+        lab.up().expect("lab up");
+        TestLab { lab, pins }
+    }
+
+    pub fn netns(&self, role: Role) -> PathBuf {
+        self.lab.netns_path(role)
+    }
+
+    /// Loads the data plane in-process and attaches it to the gateway's
+    /// outside interface.
+    pub fn load(&self) -> Dataplane {
+        let opts = LoadOptions {
+            pins: self.pins.clone(),
+            interfaces: vec![GW_XDP_IFACE.to_string()],
+            mode: ModeRequest::Native,
+            ebpf_log_level: log::LevelFilter::Warn,
+        };
+        in_netns(&self.netns(Role::Gw), || Dataplane::load(&opts)).expect("load the data plane")
+    }
+
+    pub fn maps(&self) -> Maps {
+        Maps::open(&self.pins).expect("open pinned maps")
+    }
+
+    /// Runs `phantomnet-agent --pin-dir <ours> <args>` to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(agent_bin())
+            .arg("--pin-dir")
+            .arg(self.pins.path())
+            .args(args)
+            .output()
+            .expect("run phantomnet-agent")
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.pins.remove_ours();
+        let _ = self.lab.down();
+    }
+}
+
+/// The agent binary: `PHANTOMNET_AGENT_BIN` (set by `cargo xtask test`),
+/// else the workspace's debug build.
+pub fn agent_bin() -> PathBuf {
+    std::env::var_os("PHANTOMNET_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/phantomnet-agent")
+        })
+}
+
+/// Runs `f` on a thread inside the network namespace at `netns`. Sockets
+/// created there stay in that namespace wherever they are used later.
+pub fn in_netns<T: Send>(netns: &Path, f: impl FnOnce() -> T + Send) -> T {
+    let ns = fs::File::open(netns).unwrap_or_else(|e| panic!("open {}: {e}", netns.display()));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    })
+}
+
+/// A UDP socket bound to `src` (port chosen by the kernel) in a namespace.
+pub fn udp_from(netns: &Path, src: &str) -> UdpSocket {
+    let src: IpAddr = src.parse().expect("source address");
+    in_netns(netns, || UdpSocket::bind(SocketAddr::new(src, 0))).expect("bind sender")
+}
+
+/// A UDP socket listening on `addr:port` in a namespace.
+pub fn udp_sink(netns: &Path, addr: &str, port: u16) -> UdpSocket {
+    let addr: IpAddr = addr.parse().expect("sink address");
+    let s = in_netns(netns, || UdpSocket::bind(SocketAddr::new(addr, port))).expect("bind sink");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    s
+}
+
+/// Sends `n` datagrams, `rate` per second if given (in 10 ms batches),
+/// else as fast as the socket takes them.
+pub fn send_udp(sock: &UdpSocket, dst: SocketAddr, n: usize, payload: &[u8], rate: Option<u32>) {
+    let start = Instant::now();
+    for i in 0..n {
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+            let now = Instant::now();
+            if due > now + Duration::from_millis(10) {
+                std::thread::sleep(due - now);
+            }
+        }
+        // A full socket buffer (ENOBUFS) is retried: the test counts what it sent.
+        loop {
+            match sock.send_to(payload, dst) {
+                Ok(_) => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    std::thread::sleep(Duration::from_micros(200))
+                }
+                Err(e) => panic!("send to {dst}: {e}"),
+            }
+        }
+    }
+}
+
+/// Receives until nothing arrives for `quiet`; returns (source, payload) of each datagram.
+pub fn drain(sock: &UdpSocket, quiet: Duration) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut last = Instant::now();
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                out.push((from, buf[..n].to_vec()));
+                last = Instant::now();
+            }
+            Err(_) if last.elapsed() >= quiet => return out,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Drains a sink on a thread of its own while the test sends, so a long
+/// flood never overflows the socket's receive buffer.
+pub struct Collector {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(SocketAddr, Vec<u8>)>>,
+}
+
+impl Collector {
+    pub fn start(sock: UdpSocket) -> Collector {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 2048];
+            let mut last = Instant::now();
+            loop {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        out.push((from, buf[..n].to_vec()));
+                        last = Instant::now();
+                    }
+                    Err(_)
+                        if flag.load(Ordering::Relaxed)
+                            && last.elapsed() >= Duration::from_millis(300) =>
+                    {
+                        return out;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Collector { stop, handle }
+    }
+
+    /// Stops once nothing has arrived for 300 ms; returns everything received.
+    pub fn finish(self) -> Vec<(SocketAddr, Vec<u8>)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("collector thread")
+    }
+}
+
+/// Count of datagrams from `src` in a drained batch.
+pub fn from_src(received: &[(SocketAddr, Vec<u8>)], src: &str) -> usize {
+    let src: IpAddr = src.parse().unwrap();
+    received.iter().filter(|(a, _)| a.ip() == src).count()
+}
+
+/// `phantomnet-agent run` as a real process inside the gateway namespace
+/// (`nsenter --net`, so the pins stay visible). Killed on drop.
+pub struct AgentProcess {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn start(t: &TestLab, extra: &[&str]) -> AgentProcess {
+        let log = std::env::temp_dir().join(format!("{}-agent.log", t.lab.prefix()));
+        let _ = fs::remove_file(&log);
+        let file = fs::File::create(&log).expect("agent log");
+        let netns = format!("--net={}", t.netns(Role::Gw).display());
+        let child = Command::new("nsenter")
+            .arg(netns)
+            .arg(agent_bin())
+            .arg("--pin-dir")
+            .arg(t.pins.path())
+            .args(["run", "--iface", GW_XDP_IFACE, "--stats-interval", "1"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn agent");
+        let mut agent = AgentProcess {
+            child: Some(child),
+            log,
+        };
+        agent.wait_for_log("data plane ready", Duration::from_secs(30));
+        agent
+    }
+
+    /// Waits until the agent's log has a line containing `needle`; panics
+    /// with the log if it exits or the time runs out.
+    pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Ok(f) = fs::File::open(&self.log)
+                && let Some(line) = BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .find(|l| l.contains(needle))
+            {
+                return line;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || start.elapsed() > limit {
+                panic!(
+                    "agent log never said {needle:?} (exit: {exited:?}):\n{}",
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("reap");
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `cargo xtask <task>`: set-up, lab, tests, benchmarks.
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use xtask::{
+    cmd,
+    lab::{Lab, LabOptions},
+    prereq,
+};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install missing prerequisites (apt packages, nightly + rust-src, bpf-linker).
+    Setup,
+    /// Bring the namespace lab up or down.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Namespace name prefix.
+        #[arg(long, default_value = "pn", global = true)]
+        name: String,
+        /// IPv4 only (IPv6 disabled in every namespace).
+        #[arg(long, global = true)]
+        no_ipv6: bool,
+    },
+    /// Install prerequisites, run the unprivileged tests, then the root-only
+    /// tests one at a time.
+    Test {
+        /// Only the unprivileged tests.
+        #[arg(long)]
+        unit_only: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    Up,
+    Down,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    std::env::set_current_dir(workspace_root())?;
+    match cli.task {
+        Task::Setup => prereq::setup(),
+        Task::Lab {
+            action,
+            name,
+            no_ipv6,
+        } => {
+            if !prereq::is_root() {
+                bail!("the lab creates network namespaces: run as root");
+            }
+            let lab = Lab::new(&name, LabOptions { ipv6: !no_ipv6 });
+            match action {
+                LabAction::Up => {
+                    lab.up()?;
+                    println!("lab {name} is up (namespaces {name}-{{wan,gw,srv,hp,cli,atk}})");
+                }
+                LabAction::Down => {
+                    lab.down()?;
+                    println!("lab {name} is down");
+                }
+            }
+            Ok(())
+        }
+        Task::Test { unit_only } => test(unit_only),
+    }
+}
+
+fn test(unit_only: bool) -> Result<()> {
+    prereq::setup()?;
+    cmd::run("cargo", &["test", "--workspace", "--locked"])?;
+    if unit_only {
+        return Ok(());
+    }
+    if !prereq::is_root() {
+        println!(
+            "SKIP root-only tests: they need root (namespaces, XDP, bpffs); run `sudo cargo xtask test`"
+        );
+        return Ok(());
+    }
+    cmd::run(
+        "cargo",
+        &["build", "--locked", "-p", "phantomnet-agent", "--bins"],
+    )?;
+    let bin = workspace_root().join("target/debug/phantomnet-agent");
+    let bin = bin.to_string_lossy().into_owned();
+    cmd::run_env(
+        "cargo",
+        &[
+            "test",
+            "--locked",
+            "-p",
+            "phantomnet-tests",
+            "--",
+            "--test-threads=1",
+        ],
+        &[("PHANTOMNET_AGENT_BIN", &bin)],
+    )
+}

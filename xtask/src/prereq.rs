@@ -1,0 +1,114 @@
+//! Installs what building and testing PhantomNet needs, idempotently:
+//! every step first checks whether its result is already there.
+use anyhow::{Context, Result, bail};
+
+use crate::cmd;
+
+/// Debian packages: the eBPF linker's LLVM, the kernel tools the tests and
+/// the demo drive, and the traffic tools.
+pub const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "bpftool",
+    "nftables",
+    "iproute2",
+    "iputils-ping",
+    "hping3",
+    "nmap",
+    "tcpdump",
+    "protobuf-compiler",
+    "xdp-tools",
+    "curl",
+    "netcat-openbsd",
+];
+
+/// The bpf-linker that builds against Debian's LLVM 22 (see README).
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn apt_installed(pkg: &str) -> bool {
+    cmd::output("dpkg-query", &["-W", "-f=${Status}", pkg])
+        .map(|s| s.contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn apt() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !apt_installed(p))
+        .collect();
+    if missing.is_empty() {
+        println!("prereq: apt packages present");
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages {missing:?}; run `cargo xtask setup` as root to install them"
+        );
+    }
+    println!("prereq: installing {missing:?}");
+    cmd::run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    cmd::run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
+fn rust_nightly() -> Result<()> {
+    let toolchains = cmd::output("rustup", &["toolchain", "list"])?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        println!("prereq: installing the nightly toolchain");
+        cmd::run(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        )?;
+    }
+    let components = cmd::output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", "nightly"],
+    )?;
+    if !components.lines().any(|l| l.starts_with("rust-src")) {
+        println!("prereq: adding rust-src to nightly");
+        cmd::run(
+            "rustup",
+            &["component", "add", "rust-src", "--toolchain", "nightly"],
+        )?;
+    }
+    println!("prereq: nightly with rust-src present");
+    Ok(())
+}
+
+fn bpf_linker() -> Result<()> {
+    let have = cmd::output("bpf-linker", &["--version"]).unwrap_or_default();
+    if have.contains(BPF_LINKER_VERSION) {
+        println!("prereq: bpf-linker {BPF_LINKER_VERSION} present");
+        return Ok(());
+    }
+    println!("prereq: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes)");
+    cmd::run_env(
+        "cargo",
+        &[
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ],
+        &[("LLVM_PREFIX", "/usr/lib/llvm-22")],
+    )
+    .context("installing bpf-linker")
+}
+
+/// Everything, in dependency order.
+pub fn setup() -> Result<()> {
+    apt()?;
+    rust_nightly()?;
+    bpf_linker()?;
+    Ok(())
+}
