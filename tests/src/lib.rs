@@ -85,6 +85,67 @@ impl Drop for TestLab {
     }
 }
 
+/// A pin directory of its own, with the program loaded but attached
+/// nowhere: for BPF_PROG_TEST_RUN. Removed on drop.
+pub struct TestPins {
+    pub pins: PinDir,
+}
+
+impl TestPins {
+    pub fn new(name: &str) -> TestPins {
+        let pins = PinDir::new(format!("/sys/fs/bpf/pnt-{name}"));
+        let _ = pins.remove_ours();
+        TestPins { pins }
+    }
+
+    pub fn load(&self) -> Dataplane {
+        Dataplane::load(&LoadOptions {
+            pins: self.pins.clone(),
+            interfaces: Vec::new(),
+            mode: ModeRequest::Native,
+            ebpf_log_level: log::LevelFilter::Warn,
+        })
+        .expect("load the data plane")
+    }
+
+    pub fn maps(&self) -> Maps {
+        Maps::open(&self.pins).expect("open pinned maps")
+    }
+}
+
+impl Drop for TestPins {
+    fn drop(&mut self) {
+        let _ = self.pins.remove_ours();
+    }
+}
+
+/// `bpftool prog run id <id> data_in <frame> repeat <n>`: the program's
+/// return value and the mean ns per run, or bpftool's error.
+pub fn prog_run(prog_id: u32, frame: &[u8], repeat: u32) -> Result<(u32, u64), String> {
+    let path = std::env::temp_dir().join(format!("phantomnet-frame-{}.bin", std::process::id()));
+    fs::write(&path, frame).expect("write frame");
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "run", "id", &prog_id.to_string(), "data_in"])
+        .arg(&path)
+        .args(["repeat", &repeat.to_string()])
+        .output()
+        .expect("run bpftool");
+    let _ = fs::remove_file(&path);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "bpftool said {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    if let Some(err) = v.get("error") {
+        return Err(err.to_string());
+    }
+    Ok((
+        v["retval"].as_u64().expect("retval") as u32,
+        v["duration"].as_u64().expect("duration"),
+    ))
+}
+
 /// The agent binary: `PHANTOMNET_AGENT_BIN` (set by `cargo xtask test`),
 /// else the workspace's debug build.
 pub fn agent_bin() -> PathBuf {

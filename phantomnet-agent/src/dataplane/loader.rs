@@ -214,11 +214,7 @@ impl Dataplane {
         };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| {
-                DataplaneError::Load(aya::EbpfError::ProgramError(
-                    aya::programs::ProgramError::UnexpectedProgramType,
-                ))
-            })?
+            .ok_or(aya::programs::ProgramError::UnexpectedProgramType)?
             .try_into()?;
         program.load()?;
 
@@ -240,6 +236,16 @@ impl Dataplane {
 
     pub fn pins(&self) -> &PinDir {
         &self.pins
+    }
+
+    /// The kernel's id of the loaded program (for `bpftool prog ... id N`).
+    pub fn program_id(&self) -> Result<u32, DataplaneError> {
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM_NAME)
+            .ok_or(aya::programs::ProgramError::UnexpectedProgramType)?
+            .try_into()?;
+        Ok(program.info()?.id())
     }
 
     /// The sample reader over the ring buffer. It can be taken once.
