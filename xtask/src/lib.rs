@@ -1,5 +1,6 @@
 //! PhantomNet's developer tasks. The library part (the lab, prerequisites,
 //! command helpers) is shared with the root-only end-to-end tests.
+pub mod bench;
 pub mod cmd;
 pub mod lab;
 pub mod prereq;

@@ -31,6 +31,8 @@ enum Task {
         #[arg(long, global = true)]
         no_ipv6: bool,
     },
+    /// Per-packet XDP cost (vs xdp-filter) and ring-buffer reader rate, for docs/BENCHMARKS.md.
+    BenchXdp,
     /// Install prerequisites, run the unprivileged tests, then the root-only
     /// tests one at a time.
     Test {
@@ -80,6 +82,24 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test { unit_only } => test(unit_only),
+        Task::BenchXdp => {
+            if !prereq::is_root() {
+                bail!("bench-xdp loads XDP programs: run as root");
+            }
+            prereq::setup()?;
+            cmd::run(
+                "cargo",
+                &[
+                    "build",
+                    "--release",
+                    "--locked",
+                    "-p",
+                    "phantomnet-agent",
+                    "--bins",
+                ],
+            )?;
+            xtask::bench::bench_xdp(&workspace_root().join("target/release/phantomnet-agent"))
+        }
     }
 }
 

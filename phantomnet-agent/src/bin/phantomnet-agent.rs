@@ -28,6 +28,12 @@ enum XdpModeArg {
     Generic,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Enforce,
+    DryRun,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Load and attach the data plane, then log samples and counters until
@@ -91,6 +97,15 @@ enum Command {
     List,
     /// Print the per-outcome counters, the data-plane config and the links.
     Stats,
+    /// Sample 1 packet in N into the ring buffer (0 = off).
+    Sampling {
+        every: u32,
+    },
+    /// Enforce, or only count what would be enforced (dry-run).
+    Mode {
+        #[arg(value_enum)]
+        mode: ModeArg,
+    },
     /// Remove every pin PhantomNet created: detaches XDP, drops all entries.
     Detach,
 }
@@ -221,6 +236,24 @@ fn run(cli: Cli) -> Result<()> {
             for (mode, iface) in pins.pinned_links() {
                 println!("link: {iface} ({mode})");
             }
+            Ok(())
+        }
+        Command::Sampling { every } => {
+            Maps::open(&pins)?.set_sampling(every)?;
+            println!(
+                "sampling: {}",
+                if every == 0 {
+                    "off".to_string()
+                } else {
+                    format!("1 in {every}")
+                }
+            );
+            Ok(())
+        }
+        Command::Mode { mode } => {
+            let dry = matches!(mode, ModeArg::DryRun);
+            Maps::open(&pins)?.set_dry_run(dry)?;
+            println!("mode: {}", if dry { "dry-run" } else { "enforce" });
             Ok(())
         }
         Command::Detach => {
