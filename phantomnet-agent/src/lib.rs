@@ -4,3 +4,13 @@
 //! - [`dataplane`]: load and attach the XDP program, pins, the typed map API,
 //!   the ring-buffer sample reader.
 pub mod dataplane;
+
+// Detection engine (issue 3).
+pub mod capture;
+pub mod correlate;
+pub mod decide;
+pub mod detect;
+pub mod features;
+pub mod flow;
+pub mod models;
+pub mod train;

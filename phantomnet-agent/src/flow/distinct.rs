@@ -1,0 +1,121 @@
+/// Distinct-value estimator for a sliding window: linear counting
+/// (Whang et al., 1990) over a 256-bit bitmap per 10 s generation, six
+/// generations for 60 s. 192 bytes, O(1) insert, no allocation.
+///
+/// Hand-written: no crate offers a fixed-size, windowed distinct counter
+/// that fits a per-source budget of a few hundred bytes. The estimate is
+/// within a few percent up to ~300 values and saturates near 1,400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistinctCounter {
+    generations: [[u64; Self::WORDS]; Self::GENERATIONS],
+}
+
+impl DistinctCounter {
+    const WORDS: usize = 4;
+    const BITS: usize = Self::WORDS * 64;
+    pub const GENERATIONS: usize = 6;
+
+    pub const fn new() -> Self {
+        DistinctCounter {
+            generations: [[0; Self::WORDS]; Self::GENERATIONS],
+        }
+    }
+
+    /// Clears generation `g` (the window slot about to be reused).
+    pub fn clear_generation(&mut self, g: usize) {
+        self.generations[g % Self::GENERATIONS] = [0; Self::WORDS];
+    }
+
+    /// Clears every generation.
+    pub fn clear(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Records a value hash in generation `g`.
+    pub fn insert(&mut self, g: usize, hash: u64) {
+        let bit = (hash >> 56) as usize % Self::BITS;
+        self.generations[g % Self::GENERATIONS][bit / 64] |= 1u64 << (bit % 64);
+    }
+
+    /// Estimated distinct values across all generations.
+    pub fn estimate(&self) -> f64 {
+        let mut set = 0u32;
+        for w in 0..Self::WORDS {
+            let mut word = 0u64;
+            for g in &self.generations {
+                word |= g[w];
+            }
+            set += word.count_ones();
+        }
+        let m = Self::BITS as f64;
+        let zeros = Self::BITS as u32 - set;
+        if zeros == 0 {
+            return (m * m.ln()).round();
+        }
+        (m * (m / zeros as f64).ln()).round()
+    }
+}
+
+impl Default for DistinctCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A fixed 64-bit mixing hash (splitmix64 finaliser over the words).
+/// Deterministic across runs so training and inference agree.
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in bytes.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h ^= u64::from_le_bytes(w);
+        h = mix(h);
+    }
+    h
+}
+
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_counts_are_exact_enough_and_duplicates_do_not_count() {
+        let mut c = DistinctCounter::new();
+        assert_eq!(c.estimate(), 0.0);
+        for _ in 0..100 {
+            c.insert(0, mix(7));
+        }
+        assert_eq!(c.estimate(), 1.0);
+        for v in 0..20u64 {
+            c.insert(1, mix(v));
+        }
+        let e = c.estimate();
+        assert!((19.0..=22.0).contains(&e), "{e}");
+    }
+
+    #[test]
+    fn larger_counts_are_within_ten_percent_and_generations_expire() {
+        let mut c = DistinctCounter::new();
+        for v in 0..200u64 {
+            c.insert((v % 6) as usize, mix(v + 1000));
+        }
+        let e = c.estimate();
+        assert!((180.0..=220.0).contains(&e), "{e}");
+        for g in 0..6 {
+            c.clear_generation(g);
+        }
+        assert_eq!(c.estimate(), 0.0);
+        for v in 0..100_000u64 {
+            c.insert(0, mix(v));
+        }
+        assert!(c.estimate() > 1000.0);
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-source flow state: sliding 60 s and 10 s windows for every tracked
+//! source address, in a table with a fixed cap and LRU eviction.
+//!
+//! Memory is bounded: each tracked source costs a fixed
+//! [`FlowTable::BYTES_PER_SOURCE`]-ish amount (see `docs/DETECTION.md`), and
+//! the table never holds more than [`FlowConfig::max_sources`] of them.
+
+mod distinct;
+mod table;
+mod window;
+
+pub use distinct::DistinctCounter;
+pub use table::{FlowEntry, FlowTable};
+pub use window::SourceWindows;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use phantomnet_common::PacketSample;
+
+/// Flow-table settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Most sources tracked at once; the least recently seen is evicted.
+    pub max_sources: usize,
+    /// The data plane samples 1 packet in `sample_every`; rates and
+    /// inter-arrival times are scaled by it to estimate the real traffic.
+    pub sample_every: u32,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            max_sources: 65_536,
+            sample_every: 1,
+        }
+    }
+}
+
+/// A source address as the flow table keys it. IPv4 keeps only its 4 bytes
+/// (the rest zeroed), so a sample's trailing bytes never split a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceKey {
+    pub family: u8,
+    pub addr: [u8; 16],
+}
+
+impl SourceKey {
+    pub fn of_sample(s: &PacketSample) -> SourceKey {
+        Self::from_raw(s.family, &s.src_addr)
+    }
+
+    pub fn from_raw(family: u8, raw: &[u8; 16]) -> SourceKey {
+        let mut addr = *raw;
+        if family != 6 {
+            addr[4..].fill(0);
+            return SourceKey { family: 4, addr };
+        }
+        SourceKey { family: 6, addr }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        if self.family == 6 {
+            IpAddr::V6(Ipv6Addr::from(self.addr))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(
+                self.addr[0],
+                self.addr[1],
+                self.addr[2],
+                self.addr[3],
+            ))
+        }
+    }
+}
+
+impl From<IpAddr> for SourceKey {
+    fn from(ip: IpAddr) -> Self {
+        let mut addr = [0u8; 16];
+        match ip {
+            IpAddr::V4(v4) => {
+                addr[..4].copy_from_slice(&v4.octets());
+                SourceKey { family: 4, addr }
+            }
+            IpAddr::V6(v6) => SourceKey {
+                family: 6,
+                addr: v6.octets(),
+            },
+        }
+    }
+}
+
+/// The window statistics of one source at the time of its latest sample;
+/// the window-derived features of schema v1.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WindowStats {
+    /// Packets per second from this source over the last 60 s, scaled by the
+    /// sampling rate.
+    pub event_rate_1m: f64,
+    /// Packets per second over the last 10 s, scaled by the sampling rate.
+    pub burst_rate_10s: f64,
+    /// Mean seconds between packets (60 s window), sampling-corrected.
+    pub inter_arrival_mean: f64,
+    /// Standard deviation of the seconds between packets, sampling-corrected.
+    pub inter_arrival_std: f64,
+    /// Population variance of `packet_len` over the 60 s window (bytes²).
+    pub packet_size_variance: f64,
+    /// Estimated distinct destination addresses over the last 60 s.
+    pub unique_dst_ips: f64,
+    /// Estimated distinct destination ports over the last 60 s.
+    pub unique_dst_ports: f64,
+    /// Share of TCP packets with SYN set and ACK clear (60 s window).
+    pub syn_ratio: f64,
+}

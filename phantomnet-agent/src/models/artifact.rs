@@ -1,0 +1,390 @@
+//! The model artifact: one file holding everything a detector needs.
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | magic `b"PNMODEL\0"` |
+//! | 8 | 4 | format version (u32 LE), 1 |
+//! | 12 | 4 | metadata length M (u32 LE) |
+//! | 16 | 8 | body length B (u64 LE) |
+//! | 24 | 32 | SHA-256 of metadata ‖ body |
+//! | 56 | M | metadata, JSON ([`ModelMeta`]: schema, feature names, params, training-data sha256, metrics, created-at) |
+//! | 56+M | B | body, postcard (scaler, compact forest, isolation forest) |
+//!
+//! The metadata is JSON so `head -c 4000 model.pnm | tail -c +57` shows it;
+//! the body is postcard because it is large and must round-trip `f64`s
+//! bit for bit.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    CompactForest, ForestParams, IsolationForest, IsolationParams, ModelError, ModelScores,
+    StandardScaler,
+};
+use crate::features::{FEATURE_NAMES, FeatureVector, SCHEMA_VERSION, check_schema};
+
+pub const ARTIFACT_MAGIC: [u8; 8] = *b"PNMODEL\0";
+pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 56;
+/// Refuse to read anything bigger (a 200-tree forest is a few MB).
+const MAX_FILE_LEN: u64 = 1 << 30;
+
+/// Everything the training run chose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelParams {
+    pub forest: ForestParams,
+    pub isolation: IsolationParams,
+    pub test_fraction: f64,
+    pub folds: usize,
+    pub seed: u64,
+}
+
+/// The artifact's metadata (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub schema_version: u32,
+    pub feature_names: Vec<String>,
+    pub params: ModelParams,
+    /// SHA-256 (hex) of the training CSV file.
+    pub training_data_sha256: String,
+    pub training_rows: usize,
+    /// Metrics of the training run (cross-validation, held-out test).
+    pub metrics: serde_json::Value,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    scaler: StandardScaler,
+    forest: CompactForest,
+    isolation: IsolationForest,
+}
+
+/// A loaded, validated model: scaler → forest + isolation forest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub meta: ModelMeta,
+    pub scaler: StandardScaler,
+    pub forest: CompactForest,
+    pub isolation: IsolationForest,
+}
+
+impl Model {
+    /// Assembles and validates a model.
+    pub fn new(
+        meta: ModelMeta,
+        scaler: StandardScaler,
+        forest: CompactForest,
+        isolation: IsolationForest,
+    ) -> Result<Model, ModelError> {
+        let m = Model {
+            meta,
+            scaler,
+            forest,
+            isolation,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Metadata for schema v1 with the given training facts.
+    pub fn meta_v1(
+        params: ModelParams,
+        training_data_sha256: String,
+        training_rows: usize,
+        metrics: serde_json::Value,
+        created_at: String,
+    ) -> ModelMeta {
+        ModelMeta {
+            schema_version: SCHEMA_VERSION,
+            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            params,
+            training_data_sha256,
+            training_rows,
+            metrics,
+            created_at,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_schema(self.meta.schema_version, &self.meta.feature_names)?;
+        self.scaler.validate().map_err(ModelError::Invalid)?;
+        self.forest.validate()?;
+        self.isolation.validate()?;
+        Ok(())
+    }
+
+    /// Scores one feature vector. No allocation.
+    #[inline]
+    pub fn score(&self, features: &FeatureVector) -> ModelScores {
+        let x = self.scaler.transformed(features.as_array());
+        let votes = self.forest.attack_votes(&x) as usize;
+        let n = self.forest.n_trees();
+        let p = votes as f64 / n as f64;
+        let prediction = u8::from(votes * 2 > n);
+        ModelScores {
+            prediction,
+            confidence: if prediction == 1 { p } else { 1.0 - p },
+            attack_probability: p,
+            anomaly: self.isolation.score(&x),
+        }
+    }
+
+    /// Serialises to the artifact format.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let meta =
+            serde_json::to_vec_pretty(&self.meta).map_err(|e| ModelError::Meta(e.to_string()))?;
+        let body = postcard::to_allocvec(&Body {
+            scaler: self.scaler.clone(),
+            forest: self.forest.clone(),
+            isolation: self.isolation.clone(),
+        })
+        .map_err(|e| ModelError::Body(e.to_string()))?;
+        let meta_len =
+            u32::try_from(meta.len()).map_err(|_| ModelError::Meta("metadata too large".into()))?;
+        let mut hash = Sha256::new();
+        hash.update(&meta);
+        hash.update(&body);
+        let mut out = Vec::with_capacity(HEADER_LEN + meta.len() + body.len());
+        out.extend_from_slice(&ARTIFACT_MAGIC);
+        out.extend_from_slice(&ARTIFACT_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&meta_len.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&hash.finalize());
+        out.extend_from_slice(&meta);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Parses and fully validates an artifact.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        if bytes.len() < ARTIFACT_MAGIC.len() || bytes[..8] != ARTIFACT_MAGIC {
+            return Err(ModelError::NotAModel);
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(ModelError::Truncated {
+                expected: HEADER_LEN as u64,
+                actual: bytes.len() as u64,
+            });
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let version = u32_at(8);
+        if version != ARTIFACT_FORMAT_VERSION {
+            return Err(ModelError::UnsupportedFormat { found: version });
+        }
+        let meta_len = u32_at(12) as u64;
+        let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        let expected = (HEADER_LEN as u64)
+            .checked_add(meta_len)
+            .and_then(|v| v.checked_add(body_len))
+            .ok_or(ModelError::Invalid("section lengths overflow".into()))?;
+        let actual = bytes.len() as u64;
+        if actual < expected {
+            return Err(ModelError::Truncated { expected, actual });
+        }
+        if actual > expected {
+            return Err(ModelError::TrailingBytes {
+                extra: actual - expected,
+            });
+        }
+        let meta = &bytes[HEADER_LEN..HEADER_LEN + meta_len as usize];
+        let body = &bytes[HEADER_LEN + meta_len as usize..];
+        let mut hash = Sha256::new();
+        hash.update(meta);
+        hash.update(body);
+        if hash.finalize()[..] != bytes[24..56] {
+            return Err(ModelError::Checksum);
+        }
+        let meta: ModelMeta =
+            serde_json::from_slice(meta).map_err(|e| ModelError::Meta(e.to_string()))?;
+        // Refuse a foreign schema before even decoding the body.
+        check_schema(meta.schema_version, &meta.feature_names)?;
+        let body: Body = postcard::from_bytes(body).map_err(|e| ModelError::Body(e.to_string()))?;
+        Model::new(meta, body.scaler, body.forest, body.isolation)
+    }
+
+    /// Writes the artifact to `path` atomically (a temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let bytes = self.to_bytes()?;
+        let tmp = path.with_extension("pnm.tmp");
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::write(&tmp, &bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(())
+    }
+
+    /// Reads and validates the artifact at `path`.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_FILE_LEN {
+            return Err(ModelError::Invalid(format!(
+                "{len} bytes is larger than any model"
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Model::from_bytes(&bytes)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::features::FEATURE_COUNT;
+    use crate::models::forest::{fit_smartcore, tests::synthetic};
+
+    /// A small trained model (20 trees) for tests elsewhere in the crate.
+    pub(crate) fn small_model(seed: u64) -> Model {
+        let (rows, labels) = synthetic(400, seed);
+        let scaler = StandardScaler::fit(&rows);
+        let scaled: Vec<[f64; FEATURE_COUNT]> =
+            rows.iter().map(|r| scaler.transformed(r)).collect();
+        let params = ModelParams {
+            forest: ForestParams {
+                n_trees: 20,
+                trees_per_job: 10,
+                seed,
+                ..Default::default()
+            },
+            isolation: IsolationParams {
+                n_trees: 30,
+                seed,
+                ..Default::default()
+            },
+            test_fraction: 0.2,
+            folds: 5,
+            seed,
+        };
+        let parts = fit_smartcore(&scaled, &labels, &params.forest, &|_| {}).unwrap();
+        let forest = CompactForest::from_smartcore(&parts).unwrap();
+        let isolation = IsolationForest::fit(&scaled, &params.isolation).unwrap();
+        let meta = Model::meta_v1(
+            params,
+            "00".repeat(32),
+            rows.len(),
+            serde_json::json!({"test": {"f1": 0.9}}),
+            "2026-01-01T00:00:00Z".into(),
+        );
+        Model::new(meta, scaler, forest, isolation).unwrap()
+    }
+
+    #[test]
+    fn saved_and_loaded_model_gives_identical_scores() {
+        let model = small_model(11);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pnm");
+        model.save(&path).unwrap();
+        let back = Model::load(&path).unwrap();
+        assert_eq!(back, model);
+        let (rows, _) = synthetic(200, 99);
+        for r in &rows {
+            let fv = FeatureVector::new(*r).unwrap();
+            let (a, b) = (model.score(&fv), back.score(&fv));
+            assert_eq!(a.prediction, b.prediction);
+            assert_eq!(
+                a.attack_probability.to_bits(),
+                b.attack_probability.to_bits()
+            );
+            assert_eq!(a.anomaly.to_bits(), b.anomaly.to_bits());
+        }
+    }
+
+    #[test]
+    fn wrong_schema_truncated_and_foreign_files_are_refused_clearly() {
+        let model = small_model(12);
+        let bytes = model.to_bytes().unwrap();
+
+        // Not a model at all.
+        let err = Model::from_bytes(b"{\"hello\": 1}").unwrap_err();
+        assert!(matches!(err, ModelError::NotAModel), "{err}");
+        assert!(err.to_string().contains("not a PhantomNet model"));
+        assert!(matches!(Model::from_bytes(b""), Err(ModelError::NotAModel)));
+
+        // Truncated anywhere: header, metadata, body.
+        for cut in [20, 100, bytes.len() / 2, bytes.len() - 1] {
+            let err = Model::from_bytes(&bytes[..cut]).unwrap_err();
+            assert!(
+                matches!(err, ModelError::Truncated { .. }),
+                "cut {cut}: {err}"
+            );
+            assert!(err.to_string().contains("truncated"));
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Model::from_bytes(&longer),
+            Err(ModelError::TrailingBytes { extra: 1 })
+        ));
+
+        // A flipped bit in the body.
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 10;
+        flipped[last] ^= 0x40;
+        assert!(matches!(
+            Model::from_bytes(&flipped),
+            Err(ModelError::Checksum)
+        ));
+
+        // Another schema: a different version, or renamed features.
+        let mut other = model.clone();
+        other.meta.schema_version = 2;
+        let err = Model::from_bytes(&other.to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(err, ModelError::Schema(_)), "{err}");
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let mut renamed = model.clone();
+        renamed.meta.feature_names[13] = "fin_ratio".into();
+        let err = Model::from_bytes(&renamed.to_bytes().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("fin_ratio"), "{err}");
+
+        // A future format version.
+        let mut future = bytes.clone();
+        future[8] = 9;
+        assert!(matches!(
+            Model::from_bytes(&future),
+            Err(ModelError::UnsupportedFormat { found: 9 })
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_forest_with_a_valid_checksum_is_refused_not_run() {
+        let model = small_model(13);
+        // Re-encode with a node pointing outside the forest and a fresh checksum.
+        let mut nodes = model.forest.nodes().to_vec();
+        let i = nodes
+            .iter()
+            .position(|n| n.feature != forest::LEAF)
+            .unwrap();
+        nodes[i].left = nodes.len() as u32 + 5;
+        let body = postcard::to_allocvec(&(
+            &model.scaler,
+            (model.forest.roots(), &nodes),
+            &model.isolation,
+        ))
+        .unwrap();
+        let meta = serde_json::to_vec(&model.meta).unwrap();
+        let mut h = Sha256::new();
+        h.update(&meta);
+        h.update(&body);
+        let mut bytes = ARTIFACT_MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&h.finalize());
+        bytes.extend_from_slice(&meta);
+        bytes.extend_from_slice(&body);
+        let err = Model::from_bytes(&bytes).unwrap_err();
+        assert!(matches!(err, ModelError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("out of bounds"), "{err}");
+    }
+
+    use crate::models::forest;
+}

@@ -1,0 +1,334 @@
+//! The labeled CSV: a header of exactly the 15 schema-v1 feature names,
+//! then `label` (0 benign, 1 attack), then optionally `attack_type`.
+//!
+//! Reading is strict: a row with the wrong number of columns, a value that
+//! is not a finite number, or a label other than 0/1 is an error naming its
+//! line. The one documented fix-up: an empty feature or label cell reads
+//! as 0 (the missing-value rule); the count of such cells is logged.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::features::{FEATURE_COUNT, FEATURE_NAMES, FeatureVector};
+
+use super::TrainError;
+
+pub const LABEL_COLUMN: &str = "label";
+pub const ATTACK_TYPE_COLUMN: &str = "attack_type";
+
+/// Rows read from a CSV.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    pub rows: Vec<[f64; FEATURE_COUNT]>,
+    pub labels: Vec<u32>,
+    /// The `attack_type` column, empty strings if the file has none.
+    pub attack_types: Vec<String>,
+    /// Empty cells read as 0.
+    pub empty_cells: u64,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn count_label(&self, label: u32) -> usize {
+        self.labels.iter().filter(|&&l| l == label).count()
+    }
+}
+
+/// The header line.
+pub fn header() -> Vec<&'static str> {
+    let mut h: Vec<&str> = FEATURE_NAMES.to_vec();
+    h.push(LABEL_COLUMN);
+    h.push(ATTACK_TYPE_COLUMN);
+    h
+}
+
+pub fn read_csv(path: &Path) -> Result<Dataset, TrainError> {
+    let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    read_csv_from(path, file)
+}
+
+pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, TrainError> {
+    let row_err = |line: u64, message: String| TrainError::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::None)
+        .from_reader(input);
+    let mut records = reader.records();
+    let head = match records.next() {
+        None => return Err(row_err(1, "the file is empty (expected a header)".into())),
+        Some(r) => r.map_err(|e| row_err(1, e.to_string()))?,
+    };
+    let with_type = match head.len() {
+        n if n == FEATURE_COUNT + 1 => false,
+        n if n == FEATURE_COUNT + 2 => true,
+        n => {
+            return Err(row_err(
+                1,
+                format!(
+                    "header has {n} columns; expected the {FEATURE_COUNT} feature names, `label`, and optionally `attack_type`"
+                ),
+            ));
+        }
+    };
+    for (i, name) in head.iter().enumerate() {
+        let expected = if i < FEATURE_COUNT {
+            FEATURE_NAMES[i]
+        } else if i == FEATURE_COUNT {
+            LABEL_COLUMN
+        } else {
+            ATTACK_TYPE_COLUMN
+        };
+        if name != expected {
+            return Err(row_err(
+                1,
+                format!("header column {} is {name:?}, expected {expected:?}", i + 1),
+            ));
+        }
+    }
+    let ncols = head.len();
+    let mut ds = Dataset::default();
+    for rec in records {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            row_err(line, e.to_string())
+        })?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() != ncols {
+            return Err(row_err(
+                line,
+                format!("{} columns, expected {ncols} as in the header", rec.len()),
+            ));
+        }
+        let mut row = [0.0; FEATURE_COUNT];
+        for (j, v) in row.iter_mut().enumerate() {
+            let cell = &rec[j];
+            if cell.is_empty() {
+                ds.empty_cells += 1;
+                continue;
+            }
+            *v = cell.parse::<f64>().map_err(|_| {
+                row_err(
+                    line,
+                    format!("{} = {cell:?} is not a number", FEATURE_NAMES[j]),
+                )
+            })?;
+        }
+        FeatureVector::new(row).map_err(|e| row_err(line, e.to_string()))?;
+        let label = match &rec[FEATURE_COUNT] {
+            "" => {
+                ds.empty_cells += 1;
+                0
+            }
+            "0" => 0,
+            "1" => 1,
+            other => return Err(row_err(line, format!("label {other:?} is not 0 or 1"))),
+        };
+        ds.rows.push(row);
+        ds.labels.push(label);
+        ds.attack_types.push(if with_type {
+            rec[FEATURE_COUNT + 1].to_string()
+        } else {
+            String::new()
+        });
+    }
+    if ds.empty_cells > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            cells = ds.empty_cells,
+            "empty cells read as 0 (missing-value rule)"
+        );
+    }
+    Ok(ds)
+}
+
+/// Writes rows with the full header. `f64`s are written in Rust's shortest
+/// round-trip form, so reading the file back gives the same bits.
+pub struct CsvOut<W: Write> {
+    w: csv::Writer<W>,
+}
+
+impl<W: Write> CsvOut<W> {
+    pub fn new(out: W) -> Result<Self, csv::Error> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(header())?;
+        Ok(CsvOut { w })
+    }
+
+    pub fn row(
+        &mut self,
+        f: &FeatureVector,
+        label: u32,
+        attack_type: &str,
+    ) -> Result<(), csv::Error> {
+        let mut buf = format_fields(f);
+        buf.push(label.to_string());
+        buf.push(attack_type.to_string());
+        self.w.write_record(&buf)
+    }
+
+    pub fn finish(mut self) -> Result<W, TrainError> {
+        self.w
+            .flush()
+            .map_err(|e| TrainError::Other(e.to_string()))?;
+        self.w
+            .into_inner()
+            .map_err(|e| TrainError::Other(e.to_string()))
+    }
+}
+
+fn format_fields(f: &FeatureVector) -> Vec<String> {
+    f.as_array().iter().map(|v| format!("{v}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(with_type: bool) -> String {
+        let mut h = FEATURE_NAMES.join(",");
+        h.push_str(",label");
+        if with_type {
+            h.push_str(",attack_type");
+        }
+        h
+    }
+
+    fn row(vals: &str, label: &str) -> String {
+        format!("{vals},{label}")
+    }
+
+    fn fifteen(v: &str) -> String {
+        vec![v; FEATURE_COUNT].join(",")
+    }
+
+    fn parse(text: &str) -> Result<Dataset, TrainError> {
+        read_csv_from(Path::new("t.csv"), text.as_bytes())
+    }
+
+    #[test]
+    fn good_rows_parse_and_empty_cells_become_zero() {
+        let mut cells: Vec<String> = (0..FEATURE_COUNT).map(|i| format!("{}.5", i)).collect();
+        cells[3] = String::new();
+        let text = format!(
+            "{}\n{}\n{}\n",
+            head(true),
+            row(&fifteen("1"), "1,syn_flood"),
+            row(&cells.join(","), "0,benign")
+        );
+        let ds = parse(&text).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds.labels, vec![1, 0]);
+        assert_eq!(ds.attack_types, vec!["syn_flood", "benign"]);
+        assert_eq!(ds.rows[1][3], 0.0);
+        assert_eq!(ds.rows[1][4], 4.5);
+        assert_eq!(ds.empty_cells, 1);
+        // Without the optional column.
+        let ds = parse(&format!("{}\n{}\n", head(false), row(&fifteen("2"), "0"))).unwrap();
+        assert_eq!(ds.attack_types, vec![""]);
+    }
+
+    #[test]
+    fn bad_rows_are_reported_with_their_line_number() {
+        let h = head(true);
+        let good = row(&fifteen("1"), "0,benign");
+        let cases = [
+            (
+                format!("{h}\n{good}\n{}\n", row(&fifteen("1"), "0")),
+                3,
+                "columns",
+            ),
+            (
+                format!("{h}\n{good}\n{good}\n{}\n", row(&fifteen("abc"), "0,x")),
+                4,
+                "not a number",
+            ),
+            (
+                format!("{h}\n{}\n", row(&fifteen("1"), "2,x")),
+                2,
+                "not 0 or 1",
+            ),
+            (
+                format!("{h}\n{}\n", row(&fifteen("1"), "yes,x")),
+                2,
+                "not 0 or 1",
+            ),
+            (
+                format!("{h}\n{}\n", row(&fifteen("NaN"), "0,x")),
+                2,
+                "not finite",
+            ),
+            (
+                format!("{h}\n{}\n", row(&fifteen(" 1"), "0,x")),
+                2,
+                "not a number",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            match parse(&text) {
+                Err(TrainError::Csv {
+                    line: l, message, ..
+                }) => {
+                    assert_eq!(l, line, "{message}");
+                    assert!(message.contains(needle), "{message} / {needle}");
+                }
+                other => panic!("expected a CSV error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_headers_are_refused() {
+        let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
+        names.swap(0, 1);
+        let text = format!("{},label\n", names.join(","));
+        let err = parse(&text).unwrap_err();
+        assert!(err.to_string().contains("protocol_encoding"), "{err}");
+        assert!(
+            parse("a,b,c\n")
+                .unwrap_err()
+                .to_string()
+                .contains("3 columns")
+        );
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn written_rows_read_back_bit_for_bit() {
+        let mut out = CsvOut::new(Vec::new()).unwrap();
+        let v = [
+            0.1,
+            1.0 / 3.0,
+            2.0,
+            1.0,
+            1e-9,
+            12345.678,
+            0.0,
+            7.0,
+            1e12,
+            7.99,
+            3.0,
+            4.0,
+            5.0,
+            0.25,
+            64.0,
+        ];
+        let f = FeatureVector::new(v).unwrap();
+        out.row(&f, 1, "port_scan").unwrap();
+        let bytes = out.finish().unwrap();
+        let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
+        assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
+        assert_eq!(ds.attack_types[0], "port_scan");
+    }
+}
