@@ -3,7 +3,10 @@
 //!
 //! - [`dataplane`]: load and attach the XDP program, pins, the typed map API,
 //!   the ring-buffer sample reader.
+//! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
+//!   for DECEIVE).
 pub mod dataplane;
+pub mod enforce;
 
 // Detection engine (issue 3).
 pub mod capture;

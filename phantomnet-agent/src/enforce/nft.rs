@@ -1,0 +1,395 @@
+//! DECEIVE through nftables: PhantomNet owns one table, `inet phantomnet`.
+//!
+//! ```text
+//! table inet phantomnet {
+//!     set deceived_v4 { type ipv4_addr; flags interval,timeout; }
+//!     set deceived_v6 { type ipv6_addr; flags interval,timeout; }
+//!     chain deceive {
+//!         type nat hook prerouting priority dstnat; policy accept;
+//!         ip  saddr @deceived_v4 tcp dport 22 dnat ip  to 203.0.113.130:2222
+//!         ip6 saddr @deceived_v6 tcp dport 80 dnat ip6 to [2001:db8:204::130]:8080
+//!     }
+//! }
+//! ```
+//!
+//! One rule per configured honeypot (original port → target); a source is
+//! deceived while it is an element of its family's set. Elements carry a
+//! timeout, so the kernel ends a deception on time even with no agent. The
+//! return path needs nothing: conntrack undoes the DNAT on the replies,
+//! which the honeypot sends back through the gateway (its default route).
+//!
+//! The ruleset is built with the `nftables` crate's JSON schema and applied
+//! with `nft -j -f -` in one transaction per change.
+use std::{
+    borrow::Cow,
+    collections::HashSet,
+    io::Write,
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use nftables::{
+    batch::Batch,
+    expr::{Elem, Expression, NamedExpression, Payload, PayloadField, Prefix},
+    schema::{
+        Chain, Element, FlushObject, NfCmd, NfListObject, Nftables, Rule, Set, SetFlag, SetType,
+        SetTypeValue, Table,
+    },
+    stmt::{Match, NAT, NATFamily, Operator, Statement},
+    types::{NfChainPolicy, NfChainType, NfFamily, NfHook},
+};
+
+use crate::dataplane::Prefix as SourcePrefix;
+
+pub const TABLE: &str = "phantomnet";
+pub const CHAIN: &str = "deceive";
+pub const SET_V4: &str = "deceived_v4";
+pub const SET_V6: &str = "deceived_v6";
+/// The priority of `dstnat`.
+const DSTNAT: i32 = -100;
+
+/// Traffic of a deceived source to `port` goes to `target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Honeypot {
+    pub port: u16,
+    pub target: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("nft failed: {0}")]
+    Nft(String),
+    #[error("{0} is not deceived")]
+    NotDeceived(String),
+    #[error("invalid deceive TTL: {0}")]
+    Ttl(String),
+    #[error("no honeypot is configured for {0}")]
+    NoHoneypot(&'static str),
+}
+
+/// A source under deception, as nftables reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deceived {
+    /// An address or a prefix.
+    pub source: String,
+    /// Time left before the kernel removes it.
+    pub remaining: Option<Duration>,
+}
+
+/// The DECEIVE backend.
+#[derive(Clone, Debug)]
+pub struct Deceiver {
+    honeypots: Vec<Honeypot>,
+    /// Run `nft` in this network namespace (tests); `None` = our own.
+    netns: Option<PathBuf>,
+}
+
+fn family_name(v4: bool) -> (&'static str, &'static str) {
+    if v4 { ("ip", SET_V4) } else { ("ip6", SET_V6) }
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::EQ,
+    })
+}
+
+/// The element for a source: an address for a host prefix, else `addr/len`.
+fn element_value(source: &SourcePrefix) -> Expression<'static> {
+    let addr = Expression::String(Cow::Owned(source.addr().to_string()));
+    let host = if source.is_ipv4() { 32 } else { 128 };
+    if source.len() == host {
+        addr
+    } else {
+        Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(addr),
+            len: u32::from(source.len()),
+        }))
+    }
+}
+
+impl Deceiver {
+    pub fn new(honeypots: Vec<Honeypot>) -> Deceiver {
+        Deceiver {
+            honeypots,
+            netns: None,
+        }
+    }
+
+    /// The same backend, running `nft` inside the network namespace at `netns`.
+    pub fn in_netns(mut self, netns: impl Into<PathBuf>) -> Deceiver {
+        self.netns = Some(netns.into());
+        self
+    }
+
+    pub fn honeypots(&self) -> &[Honeypot] {
+        &self.honeypots
+    }
+
+    /// `nft` here, or inside the configured namespace.
+    fn nft(&self) -> Command {
+        match &self.netns {
+            None => Command::new("nft"),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("nft");
+                c
+            }
+        }
+    }
+
+    /// Applies a batch as one `nft -j -f -` transaction. (The crate's
+    /// `apply_ruleset` lets nft's stderr through to ours and returns the
+    /// error without it; here the reason nft gives ends up in the error.)
+    fn apply(&self, batch: Batch<'_>) -> Result<(), NftError> {
+        let json = serde_json::to_vec(&batch.to_nftables())
+            .map_err(|e| NftError::Nft(format!("encoding the ruleset: {e}")))?;
+        let mut child = self
+            .nft()
+            .args(["-j", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NftError::Nft(format!("running nft: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(&json)
+                .map_err(|e| NftError::Nft(format!("writing to nft: {e}")))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| NftError::Nft(format!("waiting for nft: {e}")))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let reason = stderr
+                .lines()
+                .find(|l| l.contains("Error:"))
+                .unwrap_or(stderr.trim());
+            return Err(NftError::Nft(reason.trim().to_string()));
+        }
+        Ok(())
+    }
+
+    fn nft_json(&self, args: &[&str]) -> Result<Nftables<'static>, NftError> {
+        let mut cmd = self.nft();
+        let out = cmd
+            .arg("-j")
+            .args(args)
+            .output()
+            .map_err(|e| NftError::Nft(format!("running nft: {e}")))?;
+        if !out.status.success() {
+            return Err(NftError::Nft(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| NftError::Nft(format!("nft JSON: {e}")))
+    }
+
+    fn set(v4: bool) -> Set<'static> {
+        let (_, name) = family_name(v4);
+        Set {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: name.into(),
+            handle: None,
+            set_type: SetTypeValue::Single(if v4 {
+                SetType::Ipv4Addr
+            } else {
+                SetType::Ipv6Addr
+            }),
+            policy: None,
+            flags: Some(HashSet::from([SetFlag::Interval, SetFlag::Timeout])),
+            elem: None,
+            timeout: None,
+            gc_interval: None,
+            size: None,
+            comment: None,
+        }
+    }
+
+    fn chain() -> Chain<'static> {
+        Chain {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: CHAIN.into(),
+            _type: Some(NfChainType::NAT),
+            hook: Some(NfHook::Prerouting),
+            prio: Some(DSTNAT),
+            policy: Some(NfChainPolicy::Accept),
+            ..Default::default()
+        }
+    }
+
+    fn rule(hp: &Honeypot) -> Rule<'static> {
+        let v4 = hp.target.is_ipv4();
+        let (proto, set) = family_name(v4);
+        Rule {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            chain: CHAIN.into(),
+            expr: Cow::Owned(vec![
+                eq(
+                    payload(proto, "saddr"),
+                    Expression::String(format!("@{set}").into()),
+                ),
+                eq(
+                    payload("tcp", "dport"),
+                    Expression::Number(u32::from(hp.port)),
+                ),
+                Statement::DNAT(Some(NAT {
+                    addr: Some(Expression::String(hp.target.ip().to_string().into())),
+                    family: Some(if v4 { NATFamily::IP } else { NATFamily::IP6 }),
+                    port: Some(Expression::Number(u32::from(hp.target.port()))),
+                    flags: None,
+                })),
+            ]),
+            handle: None,
+            index: None,
+            comment: Some(format!("phantomnet: deceived tcp/{} -> {}", hp.port, hp.target).into()),
+        }
+    }
+
+    /// Creates the table, sets and chain if needed and (re)writes the rules
+    /// from the configured honeypots, in one transaction. Set elements that
+    /// are already there (sources under deception) are kept.
+    pub fn install(&self) -> Result<(), NftError> {
+        let mut b = Batch::new();
+        b.add(NfListObject::Table(Table {
+            family: NfFamily::INet,
+            name: TABLE.into(),
+            handle: None,
+        }));
+        b.add(NfListObject::Set(Box::new(Self::set(true))));
+        b.add(NfListObject::Set(Box::new(Self::set(false))));
+        b.add(NfListObject::Chain(Self::chain()));
+        b.add_cmd(NfCmd::Flush(FlushObject::Chain(Self::chain())));
+        for hp in &self.honeypots {
+            b.add(NfListObject::Rule(Self::rule(hp)));
+        }
+        self.apply(b)
+    }
+
+    fn element(source: &SourcePrefix, timeout: Option<u32>) -> NfListObject<'static> {
+        let (_, set) = family_name(source.is_ipv4());
+        let val = element_value(source);
+        let elem = match timeout {
+            Some(t) => Expression::Named(NamedExpression::Elem(Elem {
+                val: Box::new(val),
+                timeout: Some(t),
+                expires: None,
+                comment: None,
+                counter: None,
+            })),
+            None => val,
+        };
+        NfListObject::Element(Element {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: set.into(),
+            elem: Cow::Owned(vec![elem]),
+        })
+    }
+
+    /// Deceives `source` for `ttl`. Deceiving it again restarts the timeout.
+    pub fn deceive(&self, source: &SourcePrefix, ttl: Duration) -> Result<(), NftError> {
+        let v4 = source.is_ipv4();
+        if !self.honeypots.iter().any(|h| h.target.is_ipv4() == v4) {
+            return Err(NftError::NoHoneypot(if v4 { "IPv4" } else { "IPv6" }));
+        }
+        let secs = u32::try_from(ttl.as_secs())
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| NftError::Ttl(format!("{ttl:?}: 1 s to {} s", u32::MAX)))?;
+        // nft cannot update an element's timeout in place. One transaction:
+        // add (a no-op if it is there), delete, add with the new timeout.
+        let mut b = Batch::new();
+        b.add(Self::element(source, None));
+        b.delete(Self::element(source, None));
+        b.add(Self::element(source, Some(secs)));
+        self.apply(b)
+    }
+
+    pub fn undeceive(&self, source: &SourcePrefix) -> Result<(), NftError> {
+        let mut b = Batch::new();
+        b.delete(Self::element(source, None));
+        self.apply(b).map_err(|e| match e {
+            NftError::Nft(why)
+                if why.contains("does not exist") || why.contains("No such file") =>
+            {
+                NftError::NotDeceived(source.to_string())
+            }
+            other => other,
+        })
+    }
+
+    /// Every source under deception, both families.
+    pub fn list(&self) -> Result<Vec<Deceived>, NftError> {
+        let mut out = Vec::new();
+        for v4 in [true, false] {
+            let (_, set) = family_name(v4);
+            let doc = self.nft_json(&["list", "set", "inet", TABLE, set])?;
+            for obj in doc.objects.iter() {
+                let nftables::schema::NfObject::ListObject(NfListObject::Set(s)) = obj else {
+                    continue;
+                };
+                for e in s.elem.iter().flat_map(|e| e.iter()) {
+                    if let Some(d) = deceived(e) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the table (and every deception with it). Only `inet phantomnet`.
+    pub fn remove(&self) -> Result<(), NftError> {
+        let mut b = Batch::new();
+        b.delete(NfListObject::Table(Table {
+            family: NfFamily::INet,
+            name: TABLE.into(),
+            handle: None,
+        }));
+        self.apply(b)
+    }
+}
+
+fn source_text(e: &Expression<'_>) -> Option<String> {
+    match e {
+        Expression::String(s) => Some(s.to_string()),
+        Expression::Named(NamedExpression::Prefix(p)) => {
+            let Expression::String(a) = p.addr.as_ref() else {
+                return None;
+            };
+            Some(format!("{a}/{}", p.len))
+        }
+        _ => None,
+    }
+}
+
+fn deceived(e: &Expression<'_>) -> Option<Deceived> {
+    match e {
+        Expression::Named(NamedExpression::Elem(el)) => Some(Deceived {
+            source: source_text(&el.val)?,
+            remaining: el.expires.map(|s| Duration::from_secs(u64::from(s))),
+        }),
+        other => Some(Deceived {
+            source: source_text(other)?,
+            remaining: None,
+        }),
+    }
+}

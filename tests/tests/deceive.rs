@@ -1,0 +1,393 @@
+//! The response executor against the real kernel: DECEIVE through real nft
+//! rules in the gateway namespace (a TCP connection to the protected server
+//! lands on the honeypot), priorities, the allowlist, refresh, dry-run, and
+//! a broken nft that leaves BLOCK working.
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::{self, sleep},
+    time::Duration,
+};
+
+use phantomnet_agent::{
+    dataplane::Prefix,
+    decide::Action,
+    enforce::{Applied, Deceiver, EnforceError, EnforcePolicy, Executor, Honeypot},
+};
+use phantomnet_tests::{Role, TestLab, addr, in_netns, root_or_skip};
+
+/// A TCP listener that answers every connection with `banner`, until dropped.
+struct Banner {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Banner {
+    fn start(t: &TestLab, role: Role, ip: &str, port: u16, banner: &'static [u8]) -> Banner {
+        let ip: IpAddr = ip.parse().unwrap();
+        let l = in_netns(&t.netns(role), || TcpListener::bind((ip, port))).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(banner);
+                    }
+                    Err(_) => sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Banner {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Banner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Connects from `src` (in `role`'s namespace) to `dst` and returns the banner.
+fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> String {
+    let src: IpAddr = src.parse().unwrap();
+    in_netns(&t.netns(role), || {
+        let sock = if src.is_ipv4() {
+            nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Stream,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            )
+        } else {
+            nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet6,
+                nix::sys::socket::SockType::Stream,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            )
+        }
+        .unwrap();
+        let local = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(src, 0));
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &local).unwrap();
+        let mut stream = TcpStream::from(sock);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let remote = nix::sys::socket::SockaddrStorage::from(dst);
+        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &remote).unwrap();
+        let mut banner = String::new();
+        stream.read_to_string(&mut banner).unwrap();
+        banner
+    })
+}
+
+fn nft_table(t: &TestLab) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.lab.ns(Role::Gw),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "phantomnet",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn honeypots() -> Vec<Honeypot> {
+    vec![
+        Honeypot {
+            port: 22,
+            target: format!("{}:2222", addr::HP4).parse().unwrap(),
+        },
+        Honeypot {
+            port: 22,
+            target: format!("[{}]:2222", addr::HP6).parse().unwrap(),
+        },
+    ]
+}
+
+fn p(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+#[test]
+fn deceived_source_reaches_the_honeypot_until_undeceived_or_expired() {
+    if !root_or_skip("deceived_source_reaches_the_honeypot_until_undeceived_or_expired") {
+        return;
+    }
+    let t = TestLab::up("deceive");
+    let _dp = t.load();
+    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
+    let _srv6 = Banner::start(&t, Role::Srv, addr::SRV6, 22, b"server");
+    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
+    let _hp6 = Banner::start(&t, Role::Hp, addr::HP6, 2222, b"honeypot");
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    deceiver.install().unwrap();
+    deceiver.install().expect("install is idempotent");
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
+    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    let ssh6: SocketAddr = format!("[{}]:22", addr::SRV6).parse().unwrap();
+    let a0 = addr::atk_src4(0);
+    let a1 = addr::atk_src4(1);
+    let a6 = addr::atk_src6(0);
+
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "server");
+    let applied = ex
+        .apply(a0.parse().unwrap(), Action::Deceive, "test")
+        .unwrap();
+    assert!(
+        matches!(
+            applied,
+            Applied::Enforced {
+                action: Action::Deceive,
+                ..
+            }
+        ),
+        "{applied:?}"
+    );
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
+    assert_eq!(
+        who_answers(&t, Role::Atk, &a1, ssh4),
+        "server",
+        "only the deceived source"
+    );
+    assert_eq!(who_answers(&t, Role::Cli, addr::CLI4, ssh4), "server");
+    let table = nft_table(&t);
+    assert!(table.contains(&a0) && table.contains("expires"), "{table}");
+    let listed = ex.deceived().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].source, a0);
+    assert!(listed[0].remaining.unwrap() > Duration::from_secs(800));
+
+    ex.undeceive(&p(&a0)).unwrap();
+    assert_eq!(
+        who_answers(&t, Role::Atk, &a0, ssh4),
+        "server",
+        "undeceived"
+    );
+    let err = ex.undeceive(&p(&a0)).unwrap_err();
+    assert!(err.to_string().contains("is not deceived"), "{err}");
+
+    // IPv6, and expiry by the element's own timeout with nobody acting.
+    ex.deceive(&p(&a6), Some(Duration::from_secs(2))).unwrap();
+    ex.deceive(&p(&a1), Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(who_answers(&t, Role::Atk, &a6, ssh6), "honeypot");
+    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
+    sleep(Duration::from_millis(2600));
+    assert_eq!(who_answers(&t, Role::Atk, &a6, ssh6), "server", "expired");
+    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "server", "expired");
+    assert!(ex.deceived().unwrap().is_empty());
+
+    // A whole prefix.
+    ex.deceive(&p(addr::ATK_NET4), None).unwrap();
+    assert_eq!(
+        who_answers(&t, Role::Atk, &addr::atk_src4(7), ssh4),
+        "honeypot"
+    );
+    assert!(nft_table(&t).contains("192.0.2.0/24"));
+}
+
+#[test]
+fn executor_keeps_priorities_the_allowlist_and_refreshes() {
+    if !root_or_skip("executor_keeps_priorities_the_allowlist_and_refreshes") {
+        return;
+    }
+    let t = TestLab::up("executor");
+    let _dp = t.load();
+    let policy = EnforcePolicy {
+        block_ttl: Duration::from_secs(4),
+        ..EnforcePolicy::default()
+    };
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    deceiver.install().unwrap();
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), policy);
+    let a0: IpAddr = addr::atk_src4(0).parse().unwrap();
+    let kinds = |ex: &Executor| -> Vec<String> {
+        ex.maps()
+            .rules()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.kind.name(), r.prefix))
+            .collect()
+    };
+
+    assert!(matches!(
+        ex.apply(a0, Action::Throttle, "r2").unwrap(),
+        Applied::Enforced {
+            action: Action::Throttle,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ex.apply(a0, Action::Throttle, "r2").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Throttle,
+            ..
+        }
+    ));
+    assert_eq!(kinds(&ex), ["throttle 192.0.2.10/32"]);
+    let r = &ex.maps().rules().unwrap()[0];
+    assert_eq!((r.rate_pps, r.burst), (100, 20));
+    assert!(matches!(
+        ex.apply(a0, Action::Block, "rule 3").unwrap(),
+        Applied::Enforced {
+            action: Action::Block,
+            ..
+        }
+    ));
+    assert!(kinds(&ex).contains(&"block 192.0.2.10/32".to_string()));
+    assert!(
+        matches!(
+            ex.apply(a0, Action::Throttle, "r5").unwrap(),
+            Applied::Unchanged {
+                in_force: Action::Block,
+                ..
+            }
+        ),
+        "no downgrade before expiry"
+    );
+    assert!(matches!(
+        ex.apply(a0, Action::Deceive, "r4").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Block,
+            ..
+        }
+    ));
+    let block = ex
+        .maps()
+        .rules()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kind.name() == "block")
+        .unwrap();
+    assert_eq!(block.reason.as_ref().unwrap().1, "rule 3");
+
+    // Refresh: past half its TTL the same action extends the expiry.
+    let first_expiry = block.expires.0;
+    sleep(Duration::from_millis(2200));
+    assert!(matches!(
+        ex.apply(a0, Action::Block, "rule 3").unwrap(),
+        Applied::Refreshed {
+            action: Action::Block,
+            ..
+        }
+    ));
+    let block = ex
+        .maps()
+        .rules()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kind.name() == "block")
+        .unwrap();
+    assert!(
+        block.expires.0 > first_expiry + 2_000_000_000,
+        "expiry extended"
+    );
+
+    // Allowlist: never acted on.
+    let cli: IpAddr = addr::CLI4.parse().unwrap();
+    ex.allow(&p("198.51.100.0/24")).unwrap();
+    assert!(matches!(
+        ex.apply(cli, Action::Block, "x").unwrap(),
+        Applied::Allowlisted { .. }
+    ));
+    assert!(matches!(
+        ex.deceive(&p(addr::CLI4), None),
+        Err(EnforceError::Allowlisted { .. })
+    ));
+    assert!(!kinds(&ex).iter().any(|k| k.contains("198.51.100.10")));
+
+    // Dry-run: recorded, not enforced.
+    ex.set_dry_run(true);
+    let a1: IpAddr = addr::atk_src4(1).parse().unwrap();
+    assert_eq!(
+        ex.apply(a1, Action::Block, "x").unwrap(),
+        Applied::DryRun {
+            action: Action::Block
+        }
+    );
+    assert!(!kinds(&ex).iter().any(|k| k.contains("192.0.2.11")));
+    ex.set_dry_run(false);
+    assert_eq!(ex.apply(a1, Action::Log, "x").unwrap(), Applied::Logged);
+
+    // DECEIVE lifts a throttle of the same source: XDP must let it through.
+    let a2: IpAddr = addr::atk_src4(2).parse().unwrap();
+    ex.apply(a2, Action::Throttle, "r2").unwrap();
+    assert!(matches!(
+        ex.apply(a2, Action::Deceive, "r4").unwrap(),
+        Applied::Enforced {
+            action: Action::Deceive,
+            ..
+        }
+    ));
+    assert!(!kinds(&ex).contains(&"throttle 192.0.2.12/32".to_string()));
+}
+
+#[test]
+fn a_broken_nft_leaves_block_and_throttle_working() {
+    if !root_or_skip("a_broken_nft_leaves_block_and_throttle_working") {
+        return;
+    }
+    let t = TestLab::up("nftfail");
+    let _dp = t.load();
+    // The table was never installed in the gateway namespace: nft refuses.
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
+    let a0: IpAddr = addr::atk_src4(0).parse().unwrap();
+    let err = ex.apply(a0, Action::Deceive, "x").unwrap_err();
+    assert!(matches!(err, EnforceError::Nft(_)), "{err}");
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "nft's reason: {err}"
+    );
+    assert!(ex.apply(a0, Action::Block, "x").is_ok());
+    // No nft at all.
+    let mut ex = Executor::new(
+        t.maps(),
+        Err("nft: not found".into()),
+        EnforcePolicy::default(),
+    );
+    let a1: IpAddr = addr::atk_src4(1).parse().unwrap();
+    let err = ex.apply(a1, Action::Deceive, "x").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("DECEIVE is unavailable: nft: not found"),
+        "{err}"
+    );
+    assert!(matches!(
+        ex.apply(a1, Action::Throttle, "x").unwrap(),
+        Applied::Enforced { .. }
+    ));
+    let kinds: Vec<_> = ex
+        .maps()
+        .rules()
+        .unwrap()
+        .iter()
+        .map(|r| (r.kind.name(), r.prefix.to_string()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("block", "192.0.2.10/32".to_string()),
+            ("throttle", "192.0.2.11/32".to_string())
+        ]
+    );
+}
