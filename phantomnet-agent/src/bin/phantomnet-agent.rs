@@ -57,7 +57,16 @@ enum Command {
         /// Most verbose level of the XDP program's own log messages.
         #[arg(long, default_value = "info")]
         ebpf_log_level: log::LevelFilter,
+        /// Also write every sample to this capture file (for `dataset`).
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
+    /// Turn capture files and pcaps into a labeled CSV of schema-v1 features.
+    Dataset(phantomnet_agent::train::DatasetArgs),
+    /// Train the forest, scaler and isolation forest; write a versioned artifact.
+    Train(phantomnet_agent::train::TrainArgs),
+    /// Evaluate a model on a CSV: metrics, confusion matrix and ROC PNGs.
+    Evaluate(phantomnet_agent::train::EvaluateArgs),
     /// Drop all traffic from a prefix.
     Block {
         cidr: String,
@@ -145,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             stats_interval,
             ebpf_log_level,
+            capture,
         } => {
             let mode = match xdp_mode {
                 XdpModeArg::Auto => ModeRequest::Auto,
@@ -166,8 +176,12 @@ fn run(cli: Cli) -> Result<()> {
                 sample_rate,
                 dry_run,
                 Duration::from_secs(stats_interval.max(1)),
+                capture,
             ))
         }
+        Command::Dataset(args) => Ok(phantomnet_agent::train::run_dataset(&args)?),
+        Command::Train(args) => Ok(phantomnet_agent::train::run_train(&args)?),
+        Command::Evaluate(args) => Ok(phantomnet_agent::train::run_evaluate(&args)?),
         Command::Block {
             cidr,
             ttl: t,
@@ -353,7 +367,15 @@ async fn daemon(
     sample_rate: Option<u32>,
     dry_run: bool,
     stats_every: Duration,
+    capture: Option<PathBuf>,
 ) -> Result<()> {
+    let mut capture = match capture {
+        Some(path) => Some(
+            phantomnet_agent::capture::CaptureWriter::create(&path)
+                .with_context(|| format!("creating capture file {}", path.display()))?,
+        ),
+        None => None,
+    };
     let first_start = !opts.pins.map(phantomnet_common::maps::CONFIG).exists();
     let mut dp = Dataplane::load(&opts).context("starting the data plane")?;
     let mut maps = Maps::open(dp.pins())?;
@@ -393,6 +415,9 @@ async fn daemon(
                 r?;
                 for s in batch.drain(..) {
                     debug!(sample = %describe(&s), "sample");
+                    if let Some(w) = capture.as_mut() {
+                        w.write(&s)?;
+                    }
                 }
             }
             _ = stats_tick.tick() => {
@@ -419,6 +444,9 @@ async fn daemon(
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
+    }
+    if let Some(w) = capture.as_mut() {
+        w.flush()?;
     }
     info!("exiting; XDP stays attached and every entry stays in force");
     Ok(())
