@@ -2,13 +2,15 @@
 //! sample → flow state → features → models → decision → executor.
 //!
 //! - [`dataplane`]: load and attach the XDP program, pins, the typed map API,
-//!   the ring-buffer sample reader.
+//!   the ring-buffer sample reader; [`capture`]: sample files.
+//! - [`flow`] → [`features`] → [`models`] → [`correlate`] → [`decide`]:
+//!   detection, composed per sample by [`detect`]; [`train`] builds models.
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
 //!   for DECEIVE).
+//! - [`config`], [`journal`], [`metrics`]: the agent's configuration, event
+//!   store and Prometheus endpoint.
 pub mod dataplane;
-pub mod enforce;
 
-// Detection engine (issue 3).
 pub mod capture;
 pub mod correlate;
 pub mod decide;
@@ -17,3 +19,10 @@ pub mod features;
 pub mod flow;
 pub mod models;
 pub mod train;
+
+pub mod enforce;
+
+pub mod config;
+pub mod journal;
+pub mod metrics;
+

@@ -1,0 +1,279 @@
+//! Prometheus metrics ([`prometheus_client`]) and the `/metrics` HTTP
+//! endpoint (hyper 1, HTTP/1.1 only).
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `phantomnet_xdp_packets_total` | counter, set from the data plane's absolute totals | `outcome`, `interface` |
+//! | `phantomnet_xdp_bytes_total` | counter, set from the data plane's absolute totals | `outcome`, `interface` |
+//! | `phantomnet_samples_read_total` | counter | |
+//! | `phantomnet_samples_lost_total` | counter | |
+//! | `phantomnet_decisions_total` | counter | `action` |
+//! | `phantomnet_active_rules` | gauge | `action` |
+//! | `phantomnet_inference_seconds` | histogram, 1 µs … 10 ms | |
+//! | `phantomnet_flow_table_sources` | gauge | |
+//!
+//! The exposition is OpenMetrics text (`application/openmetrics-text;
+//! version=1.0.0`), which Prometheus scrapes natively. Every update on the
+//! hot path (decisions, inference, samples) is a single atomic operation on
+//! a pre-created series: no lock, no allocation.
+
+mod server;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use phantomnet_common::Outcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub use server::{OPENMETRICS_CONTENT_TYPE, bind, serve};
+
+/// Inference-time histogram buckets, in seconds: 1-2-5 steps from 1 µs to
+/// 10 ms.
+pub const INFERENCE_BUCKETS: [f64; 13] = [
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2,
+];
+
+/// The action label of `phantomnet_decisions_total` and
+/// `phantomnet_active_rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionLabel {
+    Log,
+    Throttle,
+    Deceive,
+    Block,
+}
+
+impl ActionLabel {
+    pub const ALL: [ActionLabel; 4] = [
+        ActionLabel::Log,
+        ActionLabel::Throttle,
+        ActionLabel::Deceive,
+        ActionLabel::Block,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ActionLabel::Log => "LOG",
+            ActionLabel::Throttle => "THROTTLE",
+            ActionLabel::Deceive => "DECEIVE",
+            ActionLabel::Block => "BLOCK",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct XdpLabels {
+    outcome: &'static str,
+    interface: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+}
+
+/// Errors from the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics endpoint: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics endpoint: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Every PhantomNet metric. Share it in an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    xdp_packets: Family<XdpLabels, Counter>,
+    xdp_bytes: Family<XdpLabels, Counter>,
+    samples_read: Counter,
+    samples_lost: Counter,
+    /// Handles into the `decisions` family, one per action.
+    decisions: [Counter; 4],
+    /// Handles into the `active_rules` family, one per action.
+    active_rules: [Gauge; 4],
+    inference: Histogram,
+    flow_table_sources: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+
+        let xdp_packets = Family::<XdpLabels, Counter>::default();
+        registry.register(
+            "phantomnet_xdp_packets",
+            "Packets the XDP program handled, by outcome and interface (absolute totals read from the data plane's per-CPU counters)",
+            xdp_packets.clone(),
+        );
+        let xdp_bytes = Family::<XdpLabels, Counter>::default();
+        registry.register(
+            "phantomnet_xdp_bytes",
+            "Bytes the XDP program handled, by outcome and interface (absolute totals read from the data plane's per-CPU counters)",
+            xdp_bytes.clone(),
+        );
+
+        let samples_read = Counter::default();
+        registry.register(
+            "phantomnet_samples_read",
+            "Packet samples read from the ring buffer",
+            samples_read.clone(),
+        );
+        let samples_lost = Counter::default();
+        registry.register(
+            "phantomnet_samples_lost",
+            "Packet samples lost because the ring buffer was full",
+            samples_lost.clone(),
+        );
+
+        let decisions_family = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "phantomnet_decisions",
+            "Decisions taken, by action",
+            decisions_family.clone(),
+        );
+        let decisions = ActionLabel::ALL.map(|a| {
+            decisions_family
+                .get_or_create(&ActionLabels { action: a.name() })
+                .clone()
+        });
+
+        let rules_family = Family::<ActionLabels, Gauge>::default();
+        registry.register(
+            "phantomnet_active_rules",
+            "Enforcement rules currently installed in the data plane, by action",
+            rules_family.clone(),
+        );
+        let active_rules = ActionLabel::ALL.map(|a| {
+            rules_family
+                .get_or_create(&ActionLabels { action: a.name() })
+                .clone()
+        });
+
+        let inference = Histogram::new(INFERENCE_BUCKETS);
+        registry.register(
+            "phantomnet_inference_seconds",
+            "Time to score one flow (features to decision)",
+            inference.clone(),
+        );
+
+        let flow_table_sources = Gauge::default();
+        registry.register(
+            "phantomnet_flow_table_sources",
+            "Sources tracked in the flow table",
+            flow_table_sources.clone(),
+        );
+
+        Metrics {
+            registry,
+            xdp_packets,
+            xdp_bytes,
+            samples_read,
+            samples_lost,
+            decisions,
+            active_rules,
+            inference,
+            flow_table_sources,
+        }
+    }
+
+    /// Sets the absolute packet and byte totals the data plane reports for
+    /// `outcome` on `interface` (summed over CPUs). The series are counters:
+    /// the totals only grow while the pinned maps live; if the maps are
+    /// recreated the values drop, which Prometheus treats as a counter reset.
+    pub fn set_xdp_totals(&self, interface: &str, outcome: Outcome, packets: u64, bytes: u64) {
+        let labels = XdpLabels {
+            outcome: outcome.name(),
+            interface: interface.to_string(),
+        };
+        self.xdp_packets
+            .get_or_create(&labels)
+            .inner()
+            .store(packets, Ordering::Relaxed);
+        self.xdp_bytes
+            .get_or_create(&labels)
+            .inner()
+            .store(bytes, Ordering::Relaxed);
+    }
+
+    /// Drops the XDP series of an interface that is no longer attached.
+    pub fn remove_interface(&self, interface: &str) {
+        for outcome in Outcome::ALL {
+            let labels = XdpLabels {
+                outcome: outcome.name(),
+                interface: interface.to_string(),
+            };
+            self.xdp_packets.remove(&labels);
+            self.xdp_bytes.remove(&labels);
+        }
+    }
+
+    /// `n` more samples were read from the ring buffer.
+    pub fn samples_read(&self, n: u64) {
+        self.samples_read.inc_by(n);
+    }
+
+    /// `n` more samples were lost.
+    pub fn samples_lost(&self, n: u64) {
+        self.samples_lost.inc_by(n);
+    }
+
+    /// Sets the lost-sample total from an absolute count (e.g. the data
+    /// plane's `sample_lost` counter summed over interfaces).
+    pub fn set_samples_lost_total(&self, total: u64) {
+        self.samples_lost.inner().store(total, Ordering::Relaxed);
+    }
+
+    /// One decision with `action` was taken.
+    pub fn decision(&self, action: ActionLabel) {
+        self.decisions[action.index()].inc();
+    }
+
+    /// `n` rules with `action` are installed.
+    pub fn set_active_rules(&self, action: ActionLabel, n: u64) {
+        self.active_rules[action.index()].set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One inference took `d`.
+    pub fn inference(&self, d: Duration) {
+        self.inference.observe(d.as_secs_f64());
+    }
+
+    /// The flow table tracks `n` sources.
+    pub fn set_flow_table_sources(&self, n: u64) {
+        self.flow_table_sources
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding metrics into a String");
+        out
+    }
+}
