@@ -82,6 +82,16 @@ impl fmt::Display for Decision {
     }
 }
 
+/// What [`Detector::analyze`] finds for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub action: Action,
+    pub rule: Rule,
+    pub scores: ModelScores,
+    pub threat: ThreatAssessment,
+    pub features: FeatureVector,
+}
+
 /// Owns the flow table, the model, the correlator and the decision
 /// settings; turns one sample into one decision.
 #[derive(Debug)]
@@ -124,6 +134,47 @@ impl Detector {
 
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    /// Follows a change of the data plane's sampling rate.
+    pub fn set_sample_every(&mut self, every: u32) {
+        self.flows.set_sample_every(every);
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        *self.tree.thresholds()
+    }
+
+    /// Swaps the thresholds; invalid ones are refused and the old stay.
+    pub fn set_thresholds(&mut self, t: Thresholds) -> Result<(), ThresholdError> {
+        self.tree = DecisionTree::new(t)?;
+        Ok(())
+    }
+
+    /// Models, correlator and tree on one feature vector, touching no flow
+    /// state and no priority: what the control API's Analyze answers.
+    pub fn analyze(
+        &self,
+        source: Option<IpAddr>,
+        features: FeatureVector,
+        payload: &[u8],
+    ) -> Analysis {
+        let scores = self.model.score(&features);
+        let source = source.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let threat = self.correlator.assess(source, payload, scores.anomaly);
+        let (action, rule) = self.tree.decide(
+            scores.prediction,
+            scores.confidence,
+            scores.anomaly,
+            threat.score,
+        );
+        Analysis {
+            action,
+            rule,
+            scores,
+            threat,
+            features,
+        }
     }
 
     /// The full per-sample path.
@@ -293,5 +344,48 @@ mod tests {
         assert!(expired.held_by.is_none());
         assert!(d.flows().get(&key).is_some());
         let _ = first;
+    }
+
+    #[test]
+    fn analyze_matches_process_and_touches_no_flow_state() {
+        let model = Arc::new(small_model(32));
+        let mut d = Detector::new(
+            DetectorConfig::default(),
+            model.clone(),
+            Correlator::builtin(),
+        )
+        .unwrap();
+        let dec = d
+            .process(&sample(1_000_000_000, 9, b"GET /?q=' OR 1=1--"))
+            .unwrap();
+        let flows_before = d.flows().len();
+        let a = d.analyze(Some(dec.source), dec.features, b"GET /?q=' OR 1=1--");
+        assert_eq!(d.flows().len(), flows_before);
+        assert_eq!((a.action, a.rule), (dec.proposed, dec.rule));
+        assert_eq!(a.scores, dec.scores);
+        assert_eq!(a.threat.score, dec.threat.score);
+    }
+
+    #[test]
+    fn bad_thresholds_are_refused_and_the_old_ones_stay() {
+        let mut d = Detector::new(
+            DetectorConfig::default(),
+            Arc::new(small_model(32)),
+            Correlator::builtin(),
+        )
+        .unwrap();
+        let bad = Thresholds {
+            medium: 0.9,
+            high: 0.8,
+            ..Thresholds::default()
+        };
+        assert!(d.set_thresholds(bad).is_err());
+        assert_eq!(d.thresholds(), Thresholds::default());
+        let good = Thresholds {
+            high: 0.95,
+            ..Thresholds::default()
+        };
+        d.set_thresholds(good).unwrap();
+        assert_eq!(d.thresholds(), good);
     }
 }

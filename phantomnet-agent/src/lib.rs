@@ -7,8 +7,9 @@
 //!   detection, composed per sample by [`detect`]; [`train`] builds models.
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
 //!   for DECEIVE).
-//! - [`config`], [`journal`], [`metrics`]: the agent's configuration, event
-//!   store and Prometheus endpoint.
+//! - [`daemon`]: the running agent (core state, live pipeline, start-up and
+//!   reload), with [`config`], [`journal`] and [`metrics`].
+//! - [`api`]: the gRPC control API, which calls into the daemon's core.
 pub mod dataplane;
 
 pub mod capture;
@@ -26,3 +27,6 @@ pub mod config;
 pub mod journal;
 pub mod metrics;
 
+pub mod daemon;
+
+pub mod api;

@@ -41,10 +41,27 @@ impl TestLab {
         let prefix = format!("pnt-{name}");
         let lab = Lab::new(&prefix, opts);
         let pins = PinDir::new(format!("/sys/fs/bpf/{prefix}"));
+        let t = TestLab { lab, pins };
         // Leftovers of an interrupted run of this same test.
-        let _ = pins.remove_ours();
-        lab.up().expect("lab up");
-        TestLab { lab, pins }
+        t.remove_files();
+        t.lab.up().expect("lab up");
+        t
+    }
+
+    /// The control socket of this lab's agent.
+    pub fn api_socket(&self) -> PathBuf {
+        PathBuf::from(format!("/run/phantomnet-test/{}.sock", self.lab.prefix()))
+    }
+
+    /// The journal of this lab's agent (it outlives agent restarts).
+    pub fn journal(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-journal", self.lab.prefix()))
+    }
+
+    fn remove_files(&self) {
+        let _ = self.pins.remove_ours();
+        let _ = fs::remove_file(self.api_socket());
+        let _ = fs::remove_file(self.journal());
     }
 
     pub fn netns(&self, role: Role) -> PathBuf {
@@ -80,7 +97,7 @@ impl TestLab {
 
 impl Drop for TestLab {
     fn drop(&mut self) {
-        let _ = self.pins.remove_ours();
+        self.remove_files();
         let _ = self.lab.down();
     }
 }
@@ -279,16 +296,21 @@ pub fn from_src(received: &[(SocketAddr, Vec<u8>)], src: &str) -> usize {
 }
 
 /// `phantomnet-agent run` as a real process inside the gateway namespace
-/// (`nsenter --net`, so the pins stay visible). Killed on drop.
+/// (`nsenter --net`, so the pins stay visible), with its own control
+/// socket and journal. Killed on drop.
 pub struct AgentProcess {
     child: Option<Child>,
     pub log: PathBuf,
+    pub socket: PathBuf,
+    pub journal: PathBuf,
 }
 
 impl AgentProcess {
     pub fn start(t: &TestLab, extra: &[&str]) -> AgentProcess {
         let log = std::env::temp_dir().join(format!("{}-agent.log", t.lab.prefix()));
         let _ = fs::remove_file(&log);
+        let socket = t.api_socket();
+        let journal = t.journal();
         let file = fs::File::create(&log).expect("agent log");
         let netns = format!("--net={}", t.netns(Role::Gw).display());
         let child = Command::new("nsenter")
@@ -297,6 +319,10 @@ impl AgentProcess {
             .arg("--pin-dir")
             .arg(t.pins.path())
             .args(["run", "--iface", GW_XDP_IFACE, "--stats-interval", "1"])
+            .arg("--api-socket")
+            .arg(&socket)
+            .arg("--journal")
+            .arg(&journal)
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -307,6 +333,8 @@ impl AgentProcess {
         let mut agent = AgentProcess {
             child: Some(child),
             log,
+            socket,
+            journal,
         };
         agent.wait_for_log("data plane ready", Duration::from_secs(30));
         agent

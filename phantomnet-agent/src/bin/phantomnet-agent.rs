@@ -4,18 +4,20 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use phantomnet_agent::dataplane::{
-    Dataplane, LoadOptions, Maps, ModeRequest, PinDir, Prefix, Rule, RuleKind, ThrottleParams,
+use phantomnet_agent::{
+    config::{Config, XdpMode},
+    daemon::{self, RunOptions},
+    dataplane::{Maps, PinDir, Prefix, Rule, RuleKind, ThrottleParams},
 };
-use phantomnet_common::{DEFAULT_PIN_DIR, Outcome, PacketSample, ReasonCode};
-use tracing::{debug, info, warn};
+use phantomnet_common::{DEFAULT_PIN_DIR, Outcome, ReasonCode};
 
 #[derive(Parser)]
 #[command(name = "phantomnet-agent", version, about = "PhantomNet gateway agent")]
 struct Cli {
-    /// Directory of PhantomNet's pins on bpffs.
-    #[arg(long, global = true, env = "PHANTOMNET_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
-    pin_dir: PathBuf,
+    /// Directory of PhantomNet's pins on bpffs [default: the config's
+    /// dataplane.pin_dir for `run`, else /sys/fs/bpf/phantomnet].
+    #[arg(long, global = true, env = "PHANTOMNET_PIN_DIR")]
+    pin_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,21 +38,37 @@ enum ModeArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load and attach the data plane, then log samples and counters until
-    /// SIGINT/SIGTERM. Exiting leaves enforcement in force.
+    /// Run the agent: attach the data plane, detect, enforce, and serve the
+    /// control API and metrics until SIGINT/SIGTERM (SIGHUP reloads the
+    /// config). Exiting leaves enforcement in force.
     Run {
+        /// The config file [default: /etc/phantomnet/agent.toml if it exists,
+        /// else built-in defaults]. The options below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Interface to attach to (repeat for several).
-        #[arg(long = "iface", required = true)]
+        #[arg(long = "iface")]
         ifaces: Vec<String>,
-        #[arg(long, value_enum, default_value = "auto")]
-        xdp_mode: XdpModeArg,
-        /// Sample 1 packet in N (0 = off). Default: keep the pinned setting,
-        /// or 16 on first start.
+        #[arg(long, value_enum)]
+        xdp_mode: Option<XdpModeArg>,
+        /// Sample 1 packet in N (0 = off).
         #[arg(long)]
         sample_rate: Option<u32>,
         /// Count outcomes as if enforced, but pass every packet.
         #[arg(long)]
         dry_run: bool,
+        /// A model artifact or registry directory (enables detection).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The control API's Unix socket.
+        #[arg(long)]
+        api_socket: Option<PathBuf>,
+        /// The event journal's file.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// The Prometheus endpoint's address.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// Seconds between counter log lines.
         #[arg(long, default_value_t = 10)]
         stats_interval: u64,
@@ -144,40 +162,92 @@ fn ttl(secs: Option<u64>) -> Option<Duration> {
     secs.map(Duration::from_secs)
 }
 
+/// The config file `run` reads when none is named and it exists.
+const DEFAULT_CONFIG: &str = "/etc/phantomnet/agent.toml";
+
 fn run(cli: Cli) -> Result<()> {
-    let pins = PinDir::new(&cli.pin_dir);
+    let pins = PinDir::new(
+        cli.pin_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
+    );
     match cli.command {
         Command::Run {
+            config,
             ifaces,
             xdp_mode,
             sample_rate,
             dry_run,
+            model,
+            api_socket,
+            journal,
+            metrics_listen,
             stats_interval,
             ebpf_log_level,
             capture,
         } => {
-            let mode = match xdp_mode {
-                XdpModeArg::Auto => ModeRequest::Auto,
-                XdpModeArg::Native => ModeRequest::Native,
-                XdpModeArg::Generic => ModeRequest::Generic,
+            let default_path = PathBuf::from(DEFAULT_CONFIG);
+            let config_path = config.or_else(|| default_path.exists().then_some(default_path));
+            let mut cfg = match &config_path {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
             };
-            let opts = LoadOptions {
-                pins,
-                interfaces: ifaces,
-                mode,
+            if !ifaces.is_empty() {
+                cfg.dataplane.interfaces = ifaces;
+            }
+            if let Some(m) = xdp_mode {
+                cfg.dataplane.xdp_mode = match m {
+                    XdpModeArg::Auto => XdpMode::Auto,
+                    XdpModeArg::Native => XdpMode::Native,
+                    XdpModeArg::Generic => XdpMode::Generic,
+                };
+            }
+            if let Some(n) = sample_rate {
+                cfg.dataplane.sample_every = n;
+            }
+            if dry_run {
+                cfg.dataplane.dry_run = true;
+            }
+            if let Some(p) = cli.pin_dir {
+                cfg.dataplane.pin_dir = p;
+            }
+            if let Some(p) = model {
+                cfg.model.path = Some(p);
+            }
+            if let Some(p) = api_socket {
+                cfg.api.socket = p;
+            }
+            if let Some(p) = journal {
+                cfg.journal.path = p;
+            }
+            if let Some(a) = metrics_listen {
+                cfg.metrics.listen = a;
+            }
+            cfg.validate()?;
+            let opts = RunOptions {
+                config: cfg,
+                config_path,
                 ebpf_log_level,
+                capture,
+                stats_every: Duration::from_secs(stats_interval.max(1)),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            rt.block_on(daemon(
-                opts,
-                sample_rate,
-                dry_run,
-                Duration::from_secs(stats_interval.max(1)),
-                capture,
-            ))
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let shutdown = async move {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                };
+                daemon::run(opts, shutdown)
+                    .await
+                    .context("running the agent")
+            })
         }
         Command::Dataset(args) => Ok(phantomnet_agent::train::run_dataset(&args)?),
         Command::Train(args) => Ok(phantomnet_agent::train::run_train(&args)?),
@@ -357,123 +427,4 @@ fn print_stats(maps: &Maps) -> Result<()> {
         }
     );
     Ok(())
-}
-
-/// First-start sampling rate when none is given.
-const DEFAULT_SAMPLE_EVERY: u32 = 16;
-
-async fn daemon(
-    opts: LoadOptions,
-    sample_rate: Option<u32>,
-    dry_run: bool,
-    stats_every: Duration,
-    capture: Option<PathBuf>,
-) -> Result<()> {
-    let mut capture = match capture {
-        Some(path) => Some(
-            phantomnet_agent::capture::CaptureWriter::create(&path)
-                .with_context(|| format!("creating capture file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let first_start = !opts.pins.map(phantomnet_common::maps::CONFIG).exists();
-    let mut dp = Dataplane::load(&opts).context("starting the data plane")?;
-    let mut maps = Maps::open(dp.pins())?;
-    let every = match (sample_rate, first_start) {
-        (Some(n), _) => Some(n),
-        (None, true) => Some(DEFAULT_SAMPLE_EVERY),
-        (None, false) => None,
-    };
-    if let Some(n) = every {
-        maps.set_sampling(n)?;
-    }
-    maps.set_dry_run(dry_run)?;
-    let cfg = maps.config()?;
-    for i in dp.interfaces() {
-        info!(
-            iface = %i.name,
-            ifindex = i.ifindex,
-            mode = i.mode,
-            adopted = i.adopted,
-            "data plane ready"
-        );
-    }
-    info!(
-        sample_every = cfg.sample_every,
-        dry_run, "data plane config"
-    );
-
-    let mut samples = dp.take_samples()?;
-    let mut batch: Vec<PacketSample> = Vec::with_capacity(1024);
-    let mut stats_tick = tokio::time::interval(stats_every);
-    let mut log_tick = tokio::time::interval(Duration::from_millis(250));
-    let mut prune_tick = tokio::time::interval(Duration::from_secs(30));
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            r = samples.next_batch(&mut batch) => {
-                r?;
-                for s in batch.drain(..) {
-                    debug!(sample = %describe(&s), "sample");
-                    if let Some(w) = capture.as_mut() {
-                        w.write(&s)?;
-                    }
-                }
-            }
-            _ = stats_tick.tick() => {
-                let c = maps.counters()?;
-                let st = samples.stats();
-                info!(
-                    passed = c.get(Outcome::Passed).packets,
-                    allowlisted = c.get(Outcome::Allowlisted).packets,
-                    block_dropped = c.get(Outcome::BlockDropped).packets,
-                    throttle_dropped = c.get(Outcome::ThrottleDropped).packets,
-                    unparsed = c.get(Outcome::Unparsed).packets,
-                    sampled = c.get(Outcome::Sampled).packets,
-                    sample_lost = c.get(Outcome::SampleLost).packets,
-                    samples_read = st.read,
-                    "counters"
-                );
-            }
-            _ = log_tick.tick() => dp.drain_logs(),
-            _ = prune_tick.tick() => match maps.prune_expired() {
-                Ok(0) => {}
-                Ok(n) => info!(pruned = n, "removed expired entries"),
-                Err(e) => warn!(error = %e, "pruning expired entries"),
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
-    if let Some(w) = capture.as_mut() {
-        w.flush()?;
-    }
-    info!("exiting; XDP stays attached and every entry stays in force");
-    Ok(())
-}
-
-fn describe(s: &PacketSample) -> String {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let addr = |b: [u8; 16]| -> IpAddr {
-        if s.family == 4 {
-            Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
-        } else {
-            Ipv6Addr::from(b).into()
-        }
-    };
-    format!(
-        "if{} {}:{} -> {}:{} proto {} len {} flags {:#04x} ttl {} action {} payload {}/{}",
-        s.ifindex,
-        addr(s.src_addr),
-        s.src_port,
-        addr(s.dst_addr),
-        s.dst_port,
-        s.protocol,
-        s.packet_len,
-        s.tcp_flags,
-        s.ttl,
-        s.action,
-        s.payload_valid,
-        s.payload_len
-    )
 }

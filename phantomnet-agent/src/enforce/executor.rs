@@ -140,6 +140,19 @@ impl Executor {
         self.dry_run = on;
     }
 
+    /// Swaps the DECEIVE backend (a config reload changed the honeypots).
+    pub fn set_deceiver(&mut self, deceiver: Result<Deceiver, String>) {
+        self.deceiver = deceiver;
+    }
+
+    /// The configured honeypots (none while DECEIVE is unavailable).
+    pub fn honeypots(&self) -> Vec<super::Honeypot> {
+        self.deceiver
+            .as_ref()
+            .map(|d| d.honeypots().to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn maps(&self) -> &Maps {
         &self.maps
     }

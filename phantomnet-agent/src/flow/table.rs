@@ -77,6 +77,11 @@ impl FlowTable {
         &self.config
     }
 
+    /// The data plane's new sampling rate (1 in `every`; 0 is taken as 1).
+    pub fn set_sample_every(&mut self, every: u32) {
+        self.config.sample_every = every.max(1);
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }

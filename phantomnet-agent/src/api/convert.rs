@@ -1,0 +1,297 @@
+//! Request validation and reply conversion. Every invalid field becomes
+//! INVALID_ARGUMENT with a message that starts with the field's name.
+use std::{net::IpAddr, time::Duration};
+
+use tonic::Status;
+
+use super::pb;
+use crate::{
+    correlate::Verdict,
+    daemon::{CoreError, RuleView},
+    dataplane::{Prefix, Rule, RuleKind},
+    decide::{Action, Thresholds},
+    journal::JournalEvent,
+};
+
+/// TTLs above ten years are a typo, not a policy.
+const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+pub fn status(e: CoreError) -> Status {
+    match e {
+        CoreError::Invalid { field, reason } => invalid(field, reason),
+        CoreError::FailedPrecondition(m) => Status::failed_precondition(m),
+        CoreError::NotFound(m) => Status::not_found(m),
+        CoreError::Unavailable(m) => Status::unavailable(m),
+        CoreError::ResourceExhausted(m) => Status::resource_exhausted(m),
+        CoreError::Internal(m) => Status::internal(m),
+    }
+}
+
+pub fn prefix(field: &str, s: &str) -> Result<Prefix, Status> {
+    if s.trim().is_empty() {
+        return Err(invalid(field, "required"));
+    }
+    s.parse::<Prefix>().map_err(|e| invalid(field, e))
+}
+
+pub fn ttl(secs: u64) -> Result<Option<Duration>, Status> {
+    match secs {
+        0 => Ok(None),
+        s if s > MAX_TTL_SECS => Err(invalid(
+            "ttl_seconds",
+            format!("{s} is more than ten years"),
+        )),
+        s => Ok(Some(Duration::from_secs(s))),
+    }
+}
+
+pub fn reason(s: &str) -> Result<&str, Status> {
+    if s.len() > phantomnet_common::REASON_TEXT_LEN {
+        return Err(invalid(
+            "reason",
+            format!(
+                "{} bytes; at most {} are kept",
+                s.len(),
+                phantomnet_common::REASON_TEXT_LEN
+            ),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(invalid("reason", "contains a NUL byte"));
+    }
+    Ok(s)
+}
+
+pub fn positive(field: &str, v: u32, max: u32) -> Result<Option<u32>, Status> {
+    match v {
+        0 => Ok(None),
+        v if v > max => Err(invalid(field, format!("{v} is more than {max}"))),
+        v => Ok(Some(v)),
+    }
+}
+
+pub fn page_size(v: u32) -> Result<usize, Status> {
+    match v {
+        0 => Ok(DEFAULT_PAGE as usize),
+        v if v > MAX_PAGE => Err(invalid("page_size", format!("{v} is more than {MAX_PAGE}"))),
+        v => Ok(v as usize),
+    }
+}
+
+pub fn page_token(s: &str) -> Result<Option<u64>, Status> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<u64>()
+        .map(Some)
+        .map_err(|_| invalid("page_token", "not a token this server issued"))
+}
+
+/// An optional action filter; `ACTION_UNSPECIFIED` = all.
+pub fn action_filter(v: i32) -> Result<Option<pb::Action>, Status> {
+    match pb::Action::try_from(v) {
+        Ok(pb::Action::Unspecified) => Ok(None),
+        Ok(a) => Ok(Some(a)),
+        Err(_) => Err(invalid("action", format!("{v} is not an Action"))),
+    }
+}
+
+pub fn verdict_filter(v: i32) -> Result<Option<pb::Verdict>, Status> {
+    match pb::Verdict::try_from(v) {
+        Ok(pb::Verdict::Unspecified) => Ok(None),
+        Ok(a) => Ok(Some(a)),
+        Err(_) => Err(invalid("verdict", format!("{v} is not a Verdict"))),
+    }
+}
+
+pub fn pb_action(a: Action) -> pb::Action {
+    match a {
+        Action::Log => pb::Action::Log,
+        Action::Throttle => pb::Action::Throttle,
+        Action::Deceive => pb::Action::Deceive,
+        Action::Block => pb::Action::Block,
+    }
+}
+
+pub fn action_name(a: pb::Action) -> &'static str {
+    match a {
+        pb::Action::Unspecified => "",
+        pb::Action::Log => "LOG",
+        pb::Action::Throttle => "THROTTLE",
+        pb::Action::Deceive => "DECEIVE",
+        pb::Action::Block => "BLOCK",
+        pb::Action::Allow => "ALLOW",
+    }
+}
+
+pub fn pb_verdict(v: Verdict) -> pb::Verdict {
+    match v {
+        Verdict::Safe => pb::Verdict::Safe,
+        Verdict::Warning => pb::Verdict::Warning,
+        Verdict::High => pb::Verdict::High,
+        Verdict::Critical => pb::Verdict::Critical,
+    }
+}
+
+pub fn verdict_name(v: pb::Verdict) -> &'static str {
+    match v {
+        pb::Verdict::Unspecified => "",
+        pb::Verdict::Safe => "SAFE",
+        pb::Verdict::Warning => "WARNING",
+        pb::Verdict::High => "HIGH",
+        pb::Verdict::Critical => "CRITICAL",
+    }
+}
+
+fn verdict_from_name(s: &str) -> pb::Verdict {
+    match s.to_ascii_uppercase().as_str() {
+        "SAFE" => pb::Verdict::Safe,
+        "WARNING" => pb::Verdict::Warning,
+        "HIGH" => pb::Verdict::High,
+        "CRITICAL" => pb::Verdict::Critical,
+        _ => pb::Verdict::Unspecified,
+    }
+}
+
+fn action_from_name(s: &str) -> pb::Action {
+    match s {
+        "LOG" => pb::Action::Log,
+        "THROTTLE" => pb::Action::Throttle,
+        "DECEIVE" => pb::Action::Deceive,
+        "BLOCK" => pb::Action::Block,
+        "ALLOW" => pb::Action::Allow,
+        _ => pb::Action::Unspecified,
+    }
+}
+
+pub fn rule(r: &Rule) -> pb::Rule {
+    let action = match r.kind {
+        RuleKind::Allow => pb::Action::Allow,
+        RuleKind::Block => pb::Action::Block,
+        RuleKind::Throttle => pb::Action::Throttle,
+    };
+    pb::Rule {
+        action: action as i32,
+        cidr: r.prefix.to_string(),
+        expires_in_seconds: r
+            .remaining
+            .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
+            .unwrap_or(0),
+        expired: r.remaining == Some(Duration::ZERO),
+        reason: r
+            .reason
+            .as_ref()
+            .map(|(code, text)| {
+                if text.is_empty() {
+                    code.name().to_string()
+                } else {
+                    format!("{}: {text}", code.name())
+                }
+            })
+            .unwrap_or_default(),
+        hits: r.hits,
+        rate_pps: r.rate_pps,
+        burst: r.burst,
+    }
+}
+
+pub fn rule_view(r: &RuleView) -> pb::Rule {
+    pb::Rule {
+        action: if r.allow {
+            pb::Action::Allow
+        } else {
+            pb_action(r.action)
+        } as i32,
+        cidr: r.prefix.clone(),
+        expires_in_seconds: r
+            .remaining
+            .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
+            .unwrap_or(0),
+        expired: r.remaining == Some(Duration::ZERO),
+        reason: r.reason.clone(),
+        hits: r.hits,
+        rate_pps: r.rate_pps,
+        burst: r.burst,
+    }
+}
+
+pub fn event(e: &JournalEvent) -> pb::Event {
+    pb::Event {
+        id: e.id,
+        time_unix_ns: e.time_unix_ns,
+        source: e.source.to_string(),
+        action: action_from_name(&e.action) as i32,
+        verdict: verdict_from_name(&e.verdict) as i32,
+        confidence: e.confidence,
+        anomaly: e.anomaly,
+        threat: e.threat,
+        rule: e.rule.clone(),
+        reason: e.reason.clone(),
+        features: e.features.clone(),
+    }
+}
+
+pub fn thresholds(t: &pb::Thresholds) -> Result<Thresholds, Status> {
+    for (name, v) in [
+        ("low", t.low),
+        ("medium_confidence", t.medium_confidence),
+        ("medium", t.medium),
+        ("high_confidence", t.high_confidence),
+        ("high", t.high),
+    ] {
+        if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+            return Err(invalid(name, format!("{v} is outside [0, 1]")));
+        }
+    }
+    if t.medium > t.high {
+        return Err(invalid(
+            "medium",
+            format!("{} is above high ({})", t.medium, t.high),
+        ));
+    }
+    if t.medium_confidence > t.high_confidence {
+        return Err(invalid(
+            "medium_confidence",
+            format!(
+                "{} is above high_confidence ({})",
+                t.medium_confidence, t.high_confidence
+            ),
+        ));
+    }
+    Ok(Thresholds {
+        low: t.low,
+        medium_confidence: t.medium_confidence,
+        medium: t.medium,
+        high_confidence: t.high_confidence,
+        high: t.high,
+    })
+}
+
+pub fn pb_thresholds(t: &Thresholds) -> pb::Thresholds {
+    pb::Thresholds {
+        low: t.low,
+        medium_confidence: t.medium_confidence,
+        medium: t.medium,
+        high_confidence: t.high_confidence,
+        high: t.high,
+    }
+}
+
+pub fn ip(field: &str, s: &str) -> Result<IpAddr, Status> {
+    s.parse::<IpAddr>()
+        .map_err(|_| invalid(field, format!("{s:?} is not an IP address")))
+}
+
+pub fn u16_field(field: &str, v: u32) -> Result<u16, Status> {
+    u16::try_from(v).map_err(|_| invalid(field, format!("{v} is more than 65535")))
+}
+
+pub fn u8_field(field: &str, v: u32) -> Result<u8, Status> {
+    u8::try_from(v).map_err(|_| invalid(field, format!("{v} is more than 255")))
+}

@@ -1,0 +1,564 @@
+//! The agent's shared state: what the sample pipeline and the control API
+//! both work on. Every method is a short critical section; nothing here
+//! blocks on the network.
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use phantomnet_common::ReasonCode;
+use tokio::sync::broadcast;
+
+use crate::{
+    dataplane::{
+        AttachedInterface, Counters, DataplaneError, Prefix, Rule, RuleKind, ThrottleParams,
+    },
+    decide::{Action, ThresholdError, Thresholds},
+    detect::{Analysis, Detector},
+    enforce::{Deceived, EnforceError, EnforcePolicy, Executor},
+    features::FeatureVector,
+    journal::{EventQuery, Journal, JournalError, JournalEvent, NewEvent},
+    metrics::Metrics,
+    models::{Model, ModelError, ModelHandle},
+};
+
+/// Why a core operation failed. The API maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<EnforceError> for CoreError {
+    fn from(e: EnforceError) -> Self {
+        match e {
+            EnforceError::Allowlisted { .. } => CoreError::FailedPrecondition(e.to_string()),
+            EnforceError::Dataplane(d) => d.into(),
+            EnforceError::DeceiveUnavailable(_) => CoreError::Unavailable(e.to_string()),
+            EnforceError::Nft(crate::enforce::NftError::NotDeceived(s)) => {
+                CoreError::NotFound(format!("{s} is not deceived"))
+            }
+            EnforceError::Nft(crate::enforce::NftError::Ttl(r)) => CoreError::Invalid {
+                field: "ttl_seconds",
+                reason: r,
+            },
+            EnforceError::Nft(crate::enforce::NftError::NoHoneypot(f)) => {
+                CoreError::FailedPrecondition(format!("no {f} honeypot is configured"))
+            }
+            EnforceError::Nft(n) => CoreError::Unavailable(n.to_string()),
+        }
+    }
+}
+
+impl From<DataplaneError> for CoreError {
+    fn from(e: DataplaneError) -> Self {
+        match e {
+            DataplaneError::InvalidPrefix { .. } => CoreError::Invalid {
+                field: "cidr",
+                reason: e.to_string(),
+            },
+            DataplaneError::InvalidArgument { field, reason } => CoreError::Invalid {
+                field: match field {
+                    "ttl" => "ttl_seconds",
+                    "rate" => "rate_pps",
+                    other => other,
+                },
+                reason,
+            },
+            DataplaneError::Allowlisted { .. } => CoreError::FailedPrecondition(e.to_string()),
+            DataplaneError::NotFound { .. } => CoreError::NotFound(e.to_string()),
+            DataplaneError::MapFull { .. } => CoreError::ResourceExhausted(e.to_string()),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<JournalError> for CoreError {
+    fn from(e: JournalError) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+/// A rule as the API lists it: map entries and nft deceptions alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleView {
+    pub action: Action,
+    /// True for an allowlist entry (`action` is then meaningless).
+    pub allow: bool,
+    pub prefix: String,
+    pub remaining: Option<Duration>,
+    pub reason: String,
+    pub hits: u64,
+    pub rate_pps: u32,
+    pub burst: u32,
+}
+
+/// Status numbers.
+#[derive(Clone, Debug)]
+pub struct StatusInfo {
+    pub version: &'static str,
+    pub interfaces: Vec<AttachedInterface>,
+    pub uptime: Duration,
+    pub counters: Counters,
+    pub model_version: String,
+    pub dry_run: bool,
+    pub sample_every: u32,
+    pub samples_read: u64,
+    pub decisions: u64,
+}
+
+/// Model metadata for GetModel / LoadModel.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub version: String,
+    pub schema_version: u32,
+    pub feature_names: Vec<String>,
+    pub created_at: String,
+    pub training_data_sha256: String,
+    pub metrics: Vec<(String, f64)>,
+    pub path: Option<PathBuf>,
+}
+
+/// A model's version as operators see it: the artifact's file stem (the
+/// registry names them by version) and the training data it came from.
+pub fn model_version(model: &Model, path: Option<&Path>) -> String {
+    let sha = &model.meta.training_data_sha256;
+    let short = &sha[..sha.len().min(12)];
+    match path.and_then(|p| p.file_stem()).and_then(|s| s.to_str()) {
+        Some(stem) => format!("{stem} (data {short})"),
+        None => format!("data {short}"),
+    }
+}
+
+/// Numeric leaves of the training metrics, as dotted names.
+fn flatten_metrics(v: &serde_json::Value) -> Vec<(String, f64)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
+        match v {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    out.push((prefix.to_string(), f));
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&name, v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
+/// The shared state.
+pub struct AgentCore {
+    started: Instant,
+    interfaces: Vec<AttachedInterface>,
+    executor: Mutex<Executor>,
+    detector: Mutex<Option<Detector>>,
+    model: Option<ModelHandle>,
+    model_path: Mutex<Option<PathBuf>>,
+    journal: Journal,
+    events: broadcast::Sender<JournalEvent>,
+    metrics: Arc<Metrics>,
+    samples_read: AtomicU64,
+    decisions: AtomicU64,
+}
+
+pub fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The inputs `AgentCore::new` takes.
+pub struct CoreParts {
+    pub interfaces: Vec<AttachedInterface>,
+    pub executor: Executor,
+    pub detector: Option<Detector>,
+    pub model: Option<ModelHandle>,
+    pub model_path: Option<PathBuf>,
+    pub journal: Journal,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AgentCore {
+    pub fn new(parts: CoreParts) -> AgentCore {
+        let (events, _) = broadcast::channel(4096);
+        AgentCore {
+            started: Instant::now(),
+            interfaces: parts.interfaces,
+            executor: Mutex::new(parts.executor),
+            detector: Mutex::new(parts.detector),
+            model: parts.model,
+            model_path: Mutex::new(parts.model_path),
+            journal: parts.journal,
+            events,
+            metrics: parts.metrics,
+            samples_read: AtomicU64::new(0),
+            decisions: AtomicU64::new(0),
+        }
+    }
+
+    pub fn executor(&self) -> MutexGuard<'_, Executor> {
+        lock(&self.executor)
+    }
+
+    pub fn detector(&self) -> MutexGuard<'_, Option<Detector>> {
+        lock(&self.detector)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn count_samples(&self, n: u64) {
+        self.samples_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn samples_read(&self) -> u64 {
+        self.samples_read.load(Ordering::Relaxed)
+    }
+
+    pub fn count_decisions(&self, n: u64) {
+        self.decisions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Journals events and sends them to watchers.
+    pub fn record(&self, events: Vec<NewEvent>) -> Result<(), CoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let copies = events.clone();
+        let ids = self.journal.append_batch(events)?;
+        for (id, e) in ids.zip(copies) {
+            let _ = self.events.send(JournalEvent {
+                id,
+                time_unix_ns: e.time_unix_ns,
+                source: e.source,
+                action: e.action,
+                verdict: e.verdict,
+                confidence: e.confidence,
+                anomaly: e.anomaly,
+                threat: e.threat,
+                rule: e.rule,
+                reason: e.reason,
+                features: e.features,
+            });
+        }
+        Ok(())
+    }
+
+    /// An operator's action, journaled like a decision (rule "api").
+    fn record_api(&self, source: &Prefix, action: &str, reason: &str) {
+        let event = NewEvent {
+            time_unix_ns: unix_now_ns(),
+            source: source.addr(),
+            action: action.to_string(),
+            verdict: String::new(),
+            confidence: 0.0,
+            anomaly: 0.0,
+            threat: 0.0,
+            rule: "api".to_string(),
+            reason: format!("{source}: {reason}"),
+            features: Vec::new(),
+        };
+        if let Err(e) = self.record(vec![event]) {
+            tracing::warn!(error = %e, "journaling an API action");
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JournalEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn status(&self) -> Result<StatusInfo, CoreError> {
+        let ex = self.executor();
+        let counters = ex.maps().counters()?;
+        let cfg = ex.maps().config()?;
+        Ok(StatusInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            interfaces: self.interfaces.clone(),
+            uptime: self.started.elapsed(),
+            counters,
+            model_version: self
+                .model
+                .as_ref()
+                .map(|m| model_version(&m.current(), lock(&self.model_path).as_deref()))
+                .unwrap_or_default(),
+            dry_run: ex.dry_run(),
+            sample_every: cfg.sample_every,
+            samples_read: self.samples_read.load(Ordering::Relaxed),
+            decisions: self.decisions.load(Ordering::Relaxed),
+        })
+    }
+
+    fn ttl_or(&self, ttl: Option<Duration>, action: Action) -> Duration {
+        ttl.unwrap_or_else(|| self.executor().policy().ttl(action))
+    }
+
+    pub fn block(
+        &self,
+        p: &Prefix,
+        ttl: Option<Duration>,
+        reason: &str,
+    ) -> Result<Rule, CoreError> {
+        let ttl = self.ttl_or(ttl, Action::Block);
+        let rule = self
+            .executor()
+            .block(p, Some(ttl), ReasonCode::Api, reason)?;
+        self.record_api(p, "BLOCK", reason);
+        Ok(rule)
+    }
+
+    pub fn unblock(&self, p: &Prefix) -> Result<(), CoreError> {
+        self.executor().unblock(p)?;
+        self.record_api(p, "UNBLOCK", "");
+        Ok(())
+    }
+
+    pub fn throttle(
+        &self,
+        p: &Prefix,
+        ttl: Option<Duration>,
+        rate: Option<u32>,
+        burst: Option<u32>,
+        reason: &str,
+    ) -> Result<Rule, CoreError> {
+        let ttl = self.ttl_or(ttl, Action::Throttle);
+        let mut ex = self.executor();
+        let policy = *ex.policy();
+        let rule = ex.throttle(
+            p,
+            ThrottleParams {
+                rate_pps: rate.unwrap_or(policy.throttle_rate_pps),
+                burst: Some(burst.unwrap_or(policy.throttle_burst)),
+                ttl: Some(ttl),
+            },
+        )?;
+        drop(ex);
+        self.record_api(p, "THROTTLE", reason);
+        Ok(rule)
+    }
+
+    pub fn unthrottle(&self, p: &Prefix) -> Result<(), CoreError> {
+        self.executor().unthrottle(p)?;
+        self.record_api(p, "UNTHROTTLE", "");
+        Ok(())
+    }
+
+    pub fn allow(&self, p: &Prefix) -> Result<Rule, CoreError> {
+        let rule = self.executor().allow(p)?;
+        self.record_api(p, "ALLOW", "");
+        Ok(rule)
+    }
+
+    pub fn disallow(&self, p: &Prefix) -> Result<(), CoreError> {
+        self.executor().disallow(p)?;
+        self.record_api(p, "DISALLOW", "");
+        Ok(())
+    }
+
+    pub fn deceive(
+        &self,
+        p: &Prefix,
+        ttl: Option<Duration>,
+        reason: &str,
+    ) -> Result<Duration, CoreError> {
+        let ttl = self.executor().deceive(p, ttl)?;
+        self.record_api(p, "DECEIVE", reason);
+        Ok(ttl)
+    }
+
+    pub fn undeceive(&self, p: &Prefix) -> Result<(), CoreError> {
+        self.executor().undeceive(p)?;
+        self.record_api(p, "UNDECEIVE", "");
+        Ok(())
+    }
+
+    /// Every rule: allowlist, block and throttle entries from the maps, and
+    /// the sources nftables deceives. An unavailable nft only hides the latter.
+    pub fn rules(&self) -> Result<Vec<RuleView>, CoreError> {
+        let ex = self.executor();
+        let mut out: Vec<RuleView> = ex
+            .maps()
+            .rules()?
+            .into_iter()
+            .map(|r| RuleView {
+                action: match r.kind {
+                    RuleKind::Block => Action::Block,
+                    RuleKind::Throttle => Action::Throttle,
+                    RuleKind::Allow => Action::Log,
+                },
+                allow: r.kind == RuleKind::Allow,
+                prefix: r.prefix.to_string(),
+                remaining: r.remaining,
+                reason: r
+                    .reason
+                    .map(|(code, text)| {
+                        if text.is_empty() {
+                            code.name().to_string()
+                        } else {
+                            format!("{}: {text}", code.name())
+                        }
+                    })
+                    .unwrap_or_default(),
+                hits: r.hits,
+                rate_pps: r.rate_pps,
+                burst: r.burst,
+            })
+            .collect();
+        let deceived: Vec<Deceived> = ex.deceived().unwrap_or_default();
+        for d in deceived {
+            out.push(RuleView {
+                action: Action::Deceive,
+                allow: false,
+                prefix: if d.source.contains('/') {
+                    d.source
+                } else if d.source.contains(':') {
+                    format!("{}/128", d.source)
+                } else {
+                    format!("{}/32", d.source)
+                },
+                remaining: d.remaining,
+                reason: String::new(),
+                hits: 0,
+                rate_pps: 0,
+                burst: 0,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn events(&self, q: &EventQuery) -> Result<(Vec<JournalEvent>, Option<u64>), CoreError> {
+        Ok(self.journal.query(q)?)
+    }
+
+    pub fn analyze(
+        &self,
+        source: Option<IpAddr>,
+        features: FeatureVector,
+        payload: &[u8],
+    ) -> Result<Analysis, CoreError> {
+        let det = self.detector();
+        let det = det
+            .as_ref()
+            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
+        Ok(det.analyze(source, features, payload))
+    }
+
+    fn info(model: &Model, path: Option<PathBuf>) -> ModelInfo {
+        let m = &model.meta;
+        ModelInfo {
+            version: model_version(model, path.as_deref()),
+            schema_version: m.schema_version,
+            feature_names: m.feature_names.clone(),
+            created_at: m.created_at.clone(),
+            training_data_sha256: m.training_data_sha256.clone(),
+            metrics: flatten_metrics(&m.metrics),
+            path,
+        }
+    }
+
+    pub fn model_info(&self) -> Result<ModelInfo, CoreError> {
+        let handle = self
+            .model
+            .as_ref()
+            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
+        Ok(Self::info(
+            &handle.current(),
+            lock(&self.model_path).clone(),
+        ))
+    }
+
+    /// Validates the file and swaps it in; on any error the running model stays.
+    pub fn load_model(&self, path: &Path) -> Result<ModelInfo, CoreError> {
+        let handle = self.model.as_ref().ok_or_else(|| {
+            CoreError::FailedPrecondition("the agent runs without detection".into())
+        })?;
+        let model = handle.load_validated(path).map_err(|e| match e {
+            ModelError::Io { .. } => CoreError::NotFound(format!("path: {e}")),
+            other => CoreError::Invalid {
+                field: "path",
+                reason: other.to_string(),
+            },
+        })?;
+        if let Some(det) = self.detector().as_mut() {
+            det.set_model(model.clone());
+        }
+        *lock(&self.model_path) = Some(path.to_path_buf());
+        Ok(Self::info(&model, Some(path.to_path_buf())))
+    }
+
+    pub fn thresholds(&self) -> Result<Thresholds, CoreError> {
+        self.detector()
+            .as_ref()
+            .map(|d| d.thresholds())
+            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))
+    }
+
+    pub fn set_thresholds(&self, t: Thresholds) -> Result<Thresholds, CoreError> {
+        let mut det = self.detector();
+        let det = det
+            .as_mut()
+            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
+        det.set_thresholds(t)
+            .map_err(|e: ThresholdError| CoreError::Invalid {
+                field: "thresholds",
+                reason: e.to_string(),
+            })?;
+        Ok(det.thresholds())
+    }
+
+    /// Dry-run for both the XDP program and the executor, or neither.
+    pub fn set_dry_run(&self, on: bool) -> Result<(), CoreError> {
+        let mut ex = self.executor();
+        ex.maps_mut().set_dry_run(on)?;
+        ex.set_dry_run(on);
+        Ok(())
+    }
+
+    pub fn set_sampling(&self, every: u32) -> Result<u32, CoreError> {
+        let cfg = self.executor().maps_mut().set_sampling(every)?;
+        if let Some(det) = self.detector().as_mut() {
+            det.set_sample_every(every);
+        }
+        Ok(cfg.sample_every)
+    }
+
+    pub fn set_policy(&self, policy: EnforcePolicy) {
+        self.executor().set_policy(policy);
+    }
+}

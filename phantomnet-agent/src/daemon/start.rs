@@ -1,0 +1,456 @@
+//! Starting the agent from its configuration, running its tasks, applying
+//! a SIGHUP reload, and stopping. Exiting never detaches XDP or clears a
+//! rule: enforcement lives in the pins and in nftables.
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use ipnet::IpNet;
+use tokio::{net::UnixListener, sync::watch, task::JoinSet};
+use tracing::{error, info, warn};
+
+use super::{
+    core::{AgentCore, CoreParts},
+    pipeline,
+};
+use crate::{
+    api,
+    capture::CaptureWriter,
+    config::{Config, ConfigError, ConfigHandle},
+    correlate::{Correlator, SignatureSet, ThreatFeed, ThreatFeedHandle},
+    dataplane::{Dataplane, DataplaneError, LoadOptions, Maps, PinDir, Prefix},
+    decide::{ActionTtl, Thresholds},
+    detect::{Detector, DetectorConfig},
+    enforce::{Deceiver, EnforcePolicy, Executor, Honeypot},
+    flow::FlowConfig,
+    journal::Journal,
+    metrics::{ActionLabel, Metrics},
+    models::{ModelHandle, resolve_model_path},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data plane: {0}")]
+    Dataplane(#[from] DataplaneError),
+    #[error("config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("model {path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+    #[error("threat-intel feed {path}: {reason}")]
+    Feed { path: PathBuf, reason: String },
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("thresholds: {0}")]
+    Thresholds(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control API: {0}")]
+    Api(#[from] api::ApiError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// What `run` needs besides the config.
+pub struct RunOptions {
+    pub config: Config,
+    /// Where SIGHUP reloads the config from (none: SIGHUP is ignored).
+    pub config_path: Option<PathBuf>,
+    pub ebpf_log_level: log::LevelFilter,
+    pub capture: Option<PathBuf>,
+    pub stats_every: Duration,
+}
+
+pub fn policy_of(c: &Config) -> EnforcePolicy {
+    let e = &c.enforcement;
+    EnforcePolicy {
+        block_ttl: Duration::from_secs(e.block_ttl_secs),
+        throttle_ttl: Duration::from_secs(e.throttle_ttl_secs),
+        deceive_ttl: Duration::from_secs(e.deceive_ttl_secs),
+        throttle_rate_pps: e.throttle_rate_pps,
+        throttle_burst: e.throttle_burst,
+    }
+}
+
+pub fn thresholds_of(c: &Config) -> Thresholds {
+    let t = &c.thresholds;
+    Thresholds {
+        low: t.low,
+        medium_confidence: t.medium_confidence,
+        medium: t.medium,
+        high_confidence: t.high_confidence,
+        high: t.high,
+    }
+}
+
+fn honeypots_of(c: &Config) -> Vec<Honeypot> {
+    c.honeypots
+        .iter()
+        .map(|h| Honeypot {
+            port: h.port,
+            target: h.target,
+        })
+        .collect()
+}
+
+/// The detector remembers actions in force for as long as the executor
+/// keeps them, so its no-downgrade rule and the executor's agree.
+fn action_ttl(p: &EnforcePolicy) -> ActionTtl {
+    ActionTtl {
+        throttle_s: p.throttle_ttl.as_secs(),
+        deceive_s: p.deceive_ttl.as_secs(),
+        block_s: p.block_ttl.as_secs(),
+    }
+}
+
+fn prefix_of(net: &IpNet) -> Option<Prefix> {
+    Prefix::new(net.network(), net.prefix_len()).ok()
+}
+
+/// Makes the allowlist maps hold `new`; entries of `old` that `new` lacks
+/// are removed (entries added by operators outside the config stay).
+fn sync_allowlist(maps: &mut Maps, old: &[IpNet], new: &[IpNet]) {
+    let new_set: BTreeSet<_> = new.iter().collect();
+    for net in old.iter().filter(|n| !new_set.contains(n)) {
+        if let Some(p) = prefix_of(net)
+            && let Err(e) = maps.disallow(&p)
+        {
+            warn!(prefix = %p, error = %e, "removing a config allowlist entry");
+        }
+    }
+    for net in new {
+        if let Some(p) = prefix_of(net)
+            && let Err(e) = maps.allow(&p)
+        {
+            error!(prefix = %p, error = %e, "adding a config allowlist entry");
+        }
+    }
+}
+
+fn deceiver_of(c: &Config) -> Result<Deceiver, String> {
+    let d = Deceiver::new(honeypots_of(c));
+    if d.honeypots().is_empty() {
+        return Err("no honeypot is configured".into());
+    }
+    d.install().map(|()| d).map_err(|e| e.to_string())
+}
+
+fn load_model(c: &Config) -> Result<Option<(ModelHandle, PathBuf)>, StartError> {
+    let Some(path) = &c.model.path else {
+        return Ok(None);
+    };
+    let bad = |reason: String| StartError::Model {
+        path: path.clone(),
+        reason,
+    };
+    let file = resolve_model_path(path).map_err(|e| bad(e.to_string()))?;
+    let handle = ModelHandle::open(&file).map_err(|e| bad(e.to_string()))?;
+    Ok(Some((handle, file)))
+}
+
+fn load_feed(c: &Config) -> Result<Option<ThreatFeedHandle>, StartError> {
+    c.intel
+        .feed
+        .as_ref()
+        .map(|path| {
+            ThreatFeedHandle::open(path).map_err(|e| StartError::Feed {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Binds the control API's Unix socket: mode 0600 from the start (the umask
+/// is tightened around `bind`), in a directory made if missing. A stale
+/// socket file of an earlier run is replaced; any other file is an error.
+pub fn bind_api_socket(path: &Path) -> Result<UnixListener, StartError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(io(format!("removing stale {}", path.display())))?
+        }
+        Ok(_) => {
+            return Err(StartError::Io {
+                context: format!("{} exists and is not a socket", path.display()),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        Err(_) => {}
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(io(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("chmod 0600 {}", path.display())))?;
+    Ok(listener)
+}
+
+/// Starts everything and runs until `shutdown` resolves.
+pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let cfg = opts.config;
+    let pins = PinDir::new(&cfg.dataplane.pin_dir);
+    let mut dp = Dataplane::load(&LoadOptions {
+        pins: pins.clone(),
+        interfaces: cfg.dataplane.interfaces.clone(),
+        mode: cfg.dataplane.xdp_mode.into(),
+        ebpf_log_level: opts.ebpf_log_level,
+    })?;
+    for i in dp.interfaces() {
+        info!(iface = %i.name, ifindex = i.ifindex, mode = i.mode, adopted = i.adopted, "data plane ready");
+    }
+    let mut maps = Maps::open(&pins)?;
+    maps.set_sampling(cfg.dataplane.sample_every)?;
+    maps.set_dry_run(cfg.dataplane.dry_run)?;
+    sync_allowlist(&mut maps, &[], &cfg.allowlist);
+
+    let deceiver = deceiver_of(&cfg);
+    if let Err(why) = &deceiver {
+        warn!(reason = %why, "DECEIVE is unavailable; BLOCK and THROTTLE work");
+    }
+    let policy = policy_of(&cfg);
+    let mut executor = Executor::new(maps, deceiver, policy);
+    executor.set_dry_run(cfg.dataplane.dry_run);
+
+    let model = load_model(&cfg)?;
+    let feed = load_feed(&cfg)?;
+    let detector = match &model {
+        Some((handle, path)) => {
+            let feed_now = feed
+                .as_ref()
+                .map(|f| f.current())
+                .unwrap_or_else(|| Arc::new(ThreatFeed::empty()));
+            let det = Detector::new(
+                DetectorConfig {
+                    flow: FlowConfig {
+                        sample_every: cfg.dataplane.sample_every.max(1),
+                        ..FlowConfig::default()
+                    },
+                    thresholds: thresholds_of(&cfg),
+                    ttl: action_ttl(&policy),
+                },
+                handle.current(),
+                Correlator::new(SignatureSet::builtin(), feed_now),
+            )
+            .map_err(|e| StartError::Thresholds(e.to_string()))?;
+            info!(model = %path.display(), "detection on");
+            Some(det)
+        }
+        None => {
+            warn!(
+                "no model configured ([model] path): detection is off, the control API and the maps work"
+            );
+            None
+        }
+    };
+
+    let journal = Journal::open(&cfg.journal.path, cfg.journal.retention())?;
+    let metrics = Arc::new(Metrics::new());
+    let core = Arc::new(AgentCore::new(CoreParts {
+        interfaces: dp.interfaces().to_vec(),
+        executor,
+        detector,
+        model_path: model.as_ref().map(|(_, p)| p.clone()),
+        model: model.map(|(h, _)| h),
+        journal,
+        metrics: metrics.clone(),
+    }));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = JoinSet::new();
+
+    let uds = bind_api_socket(&cfg.api.socket)?;
+    info!(socket = %cfg.api.socket.display(), "control API on the Unix socket");
+    tasks.spawn(api::serve_unix(core.clone(), uds, stopped(stop_rx.clone())));
+    if let Some(tcp) = &cfg.api.tcp {
+        let tls = api::tls::server_config(&tcp.cert, &tcp.key, &tcp.client_ca)?;
+        let listener = tokio::net::TcpListener::bind(tcp.listen)
+            .await
+            .map_err(io(format!("binding {}", tcp.listen)))?;
+        info!(listen = %tcp.listen, "control API on TCP with mutual TLS");
+        tasks.spawn(api::serve_tcp(
+            core.clone(),
+            listener,
+            tls,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics.listen)
+        .await
+        .map_err(io(format!("binding metrics {}", cfg.metrics.listen)))?;
+    info!(listen = %cfg.metrics.listen, "metrics on /metrics");
+    {
+        let m = metrics.clone();
+        let s = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            crate::metrics::serve(metrics_listener, m, s)
+                .await
+                .map_err(api::ApiError::from)
+        });
+    }
+
+    let reader = dp.take_samples()?;
+    let capture = match &opts.capture {
+        Some(path) => Some(CaptureWriter::create(path).map_err(|e| StartError::Io {
+            context: format!("creating capture {}", path.display()),
+            source: std::io::Error::other(e.to_string()),
+        })?),
+        None => None,
+    };
+    let pipe = tokio::spawn(pipeline::run(core.clone(), reader, capture));
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(io("SIGHUP handler"))?;
+    let config_handle = ConfigHandle::new(cfg.clone());
+    let mut stats = tokio::time::interval(opts.stats_every);
+    let mut logs = tokio::time::interval(Duration::from_millis(250));
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
+    let ifnames: Vec<String> = dp.interfaces().iter().map(|i| i.name.clone()).collect();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = hup.recv() => match &opts.config_path {
+                Some(path) => reload(&core, &config_handle, path),
+                None => warn!("SIGHUP: no config file to reload"),
+            },
+            _ = stats.tick() => publish_counters(&core, &ifnames),
+            _ = logs.tick() => dp.drain_logs(),
+            _ = housekeeping.tick() => {
+                let mut ex = core.executor();
+                ex.prune();
+                match ex.maps_mut().prune_expired() {
+                    Ok(0) => {}
+                    Ok(n) => info!(pruned = n, "removed expired entries"),
+                    Err(e) => warn!(error = %e, "pruning expired entries"),
+                }
+                drop(ex);
+                if let Err(e) = core.journal().enforce_retention() {
+                    warn!(error = %e, "journal retention");
+                }
+            }
+            Some(done) = tasks.join_next() => match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!(error = %e, "a server stopped"),
+                Err(e) => error!(error = %e, "a server task failed"),
+            },
+        }
+    }
+    let _ = stop_tx.send(true);
+    pipe.abort();
+    while tasks.join_next().await.is_some() {}
+    let _ = std::fs::remove_file(&cfg.api.socket);
+    info!("exiting; XDP stays attached and every entry stays in force");
+    Ok(())
+}
+
+fn publish_counters(core: &AgentCore, ifnames: &[String]) {
+    let ex = core.executor();
+    let Ok(c) = ex.maps().counters() else {
+        return;
+    };
+    // The counters are per outcome for the whole program; with one
+    // interface they are that interface's, otherwise labeled "all".
+    let iface = match ifnames {
+        [one] => one.as_str(),
+        _ => "all",
+    };
+    for o in phantomnet_common::Outcome::ALL {
+        let v = c.get(o);
+        core.metrics().set_xdp_totals(iface, o, v.packets, v.bytes);
+    }
+    core.metrics()
+        .set_samples_lost_total(c.get(phantomnet_common::Outcome::SampleLost).packets);
+    if let Ok(rules) = ex.maps().rules() {
+        let count = |k| {
+            rules
+                .iter()
+                .filter(|r| r.kind == k && r.remaining != Some(Duration::ZERO))
+                .count() as u64
+        };
+        core.metrics()
+            .set_active_rules(ActionLabel::Block, count(crate::dataplane::RuleKind::Block));
+        core.metrics().set_active_rules(
+            ActionLabel::Throttle,
+            count(crate::dataplane::RuleKind::Throttle),
+        );
+    }
+    if let Ok(d) = ex.deceived() {
+        core.metrics()
+            .set_active_rules(ActionLabel::Deceive, d.len() as u64);
+    }
+    info!(
+        passed = c.get(phantomnet_common::Outcome::Passed).packets,
+        block_dropped = c.get(phantomnet_common::Outcome::BlockDropped).packets,
+        throttle_dropped = c.get(phantomnet_common::Outcome::ThrottleDropped).packets,
+        sampled = c.get(phantomnet_common::Outcome::Sampled).packets,
+        sample_lost = c.get(phantomnet_common::Outcome::SampleLost).packets,
+        samples_read = core.samples_read(),
+        "counters"
+    );
+}
+
+/// SIGHUP: a config that fails to parse or validate changes nothing.
+fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path) {
+    let old = handle.current();
+    let new = match handle.reload(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "config reload refused; the running config stays");
+            return;
+        }
+    };
+    if new.dataplane.interfaces != old.dataplane.interfaces
+        || new.dataplane.pin_dir != old.dataplane.pin_dir
+        || new.api != old.api
+        || new.journal != old.journal
+        || new.metrics != old.metrics
+    {
+        warn!("interfaces, pin_dir, [api], [journal] and [metrics] apply at the next start");
+    }
+    if let Err(e) = core.set_thresholds(thresholds_of(&new)) {
+        warn!(error = %e, "thresholds not applied");
+    }
+    core.set_policy(policy_of(&new));
+    if let Err(e) = core.set_sampling(new.dataplane.sample_every) {
+        warn!(error = %e, "sampling not applied");
+    }
+    if let Err(e) = core.set_dry_run(new.dataplane.dry_run) {
+        warn!(error = %e, "mode not applied");
+    }
+    if new.honeypots != old.honeypots {
+        core.executor().set_deceiver(deceiver_of(&new));
+    }
+    sync_allowlist(core.executor().maps_mut(), &old.allowlist, &new.allowlist);
+    if new.intel.feed.is_some() {
+        match load_feed(&new) {
+            Ok(Some(feed)) => {
+                if let Some(det) = core.detector().as_mut() {
+                    det.set_feed(feed.current());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "intel feed not reloaded; the old one stays"),
+        }
+    }
+    info!(path = %path.display(), "config reloaded");
+}
