@@ -5,11 +5,16 @@ pub mod packet;
 
 use std::{
     fs,
-    io::{BufRead, BufReader},
-    net::{IpAddr, SocketAddr, UdpSocket},
+    io::{BufRead, BufReader, Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::AsFd,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::{self, sleep},
     time::{Duration, Instant},
 };
 
@@ -337,6 +342,8 @@ impl AgentProcess {
             journal,
         };
         agent.wait_for_log("data plane ready", Duration::from_secs(30));
+        // Logged once the API and metrics listeners are bound.
+        agent.wait_for_log("metrics on /metrics", Duration::from_secs(30));
         agent
     }
 
@@ -367,6 +374,10 @@ impl AgentProcess {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("running")
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(mut self) {
         if let Some(mut c) = self.child.take() {
@@ -383,4 +394,77 @@ impl Drop for AgentProcess {
             let _ = c.wait();
         }
     }
+}
+
+/// A TCP listener that answers every connection with `banner`, until dropped.
+pub struct Banner {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Banner {
+    pub fn start(t: &TestLab, role: Role, ip: &str, port: u16, banner: &'static [u8]) -> Banner {
+        let ip: IpAddr = ip.parse().unwrap();
+        let l = in_netns(&t.netns(role), || TcpListener::bind((ip, port))).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(banner);
+                    }
+                    Err(_) => sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Banner {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Banner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Connects from `src` (in `role`'s namespace) to `dst` and returns the banner.
+pub fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> String {
+    let src: IpAddr = src.parse().unwrap();
+    in_netns(&t.netns(role), || {
+        let sock = if src.is_ipv4() {
+            nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Stream,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            )
+        } else {
+            nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet6,
+                nix::sys::socket::SockType::Stream,
+                nix::sys::socket::SockFlag::empty(),
+                None,
+            )
+        }
+        .unwrap();
+        let local = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(src, 0));
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &local).unwrap();
+        let mut stream = TcpStream::from(sock);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let remote = nix::sys::socket::SockaddrStorage::from(dst);
+        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &remote).unwrap();
+        let mut banner = String::new();
+        stream.read_to_string(&mut banner).unwrap();
+        banner
+    })
 }

@@ -2,97 +2,14 @@
 //! rules in the gateway namespace (a TCP connection to the protected server
 //! lands on the honeypot), priorities, the allowlist, refresh, dry-run, and
 //! a broken nft that leaves BLOCK working.
-use std::{
-    io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    process::Command,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::{self, sleep},
-    time::Duration,
-};
+use std::{net::IpAddr, net::SocketAddr, process::Command, thread::sleep, time::Duration};
 
 use phantomnet_agent::{
     dataplane::Prefix,
     decide::Action,
     enforce::{Applied, Deceiver, EnforceError, EnforcePolicy, Executor, Honeypot},
 };
-use phantomnet_tests::{Role, TestLab, addr, in_netns, root_or_skip};
-
-/// A TCP listener that answers every connection with `banner`, until dropped.
-struct Banner {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Banner {
-    fn start(t: &TestLab, role: Role, ip: &str, port: u16, banner: &'static [u8]) -> Banner {
-        let ip: IpAddr = ip.parse().unwrap();
-        let l = in_netns(&t.netns(role), || TcpListener::bind((ip, port))).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.write_all(banner);
-                    }
-                    Err(_) => sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Banner {
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for Banner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Connects from `src` (in `role`'s namespace) to `dst` and returns the banner.
-fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> String {
-    let src: IpAddr = src.parse().unwrap();
-    in_netns(&t.netns(role), || {
-        let sock = if src.is_ipv4() {
-            nix::sys::socket::socket(
-                nix::sys::socket::AddressFamily::Inet,
-                nix::sys::socket::SockType::Stream,
-                nix::sys::socket::SockFlag::empty(),
-                None,
-            )
-        } else {
-            nix::sys::socket::socket(
-                nix::sys::socket::AddressFamily::Inet6,
-                nix::sys::socket::SockType::Stream,
-                nix::sys::socket::SockFlag::empty(),
-                None,
-            )
-        }
-        .unwrap();
-        let local = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(src, 0));
-        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &local).unwrap();
-        let mut stream = TcpStream::from(sock);
-        stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let remote = nix::sys::socket::SockaddrStorage::from(dst);
-        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &remote).unwrap();
-        let mut banner = String::new();
-        stream.read_to_string(&mut banner).unwrap();
-        banner
-    })
-}
+use phantomnet_tests::{Banner, Role, TestLab, addr, root_or_skip, who_answers};
 
 fn nft_table(t: &TestLab) -> String {
     let out = Command::new("ip")

@@ -2,6 +2,7 @@
 //! that validates each request, calls into [`crate::daemon::AgentCore`] and
 //! maps errors to precise status codes. Served on a Unix socket, or on TCP
 //! with mutual TLS only; both take a listener and a shutdown future.
+pub mod client;
 mod convert;
 mod service;
 pub mod tls;

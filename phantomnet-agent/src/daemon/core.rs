@@ -287,7 +287,7 @@ impl AgentCore {
             time_unix_ns: unix_now_ns(),
             source: source.addr(),
             action: action.to_string(),
-            verdict: String::new(),
+            verdict: "NONE".to_string(),
             confidence: 0.0,
             anomaly: 0.0,
             threat: 0.0,

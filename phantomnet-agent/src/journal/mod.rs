@@ -39,10 +39,22 @@ pub const RETENTION_EVERY: u64 = 256;
 /// The largest page a query returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
-/// The actions an event may record.
-pub const ACTIONS: [&str; 4] = ["LOG", "THROTTLE", "DECEIVE", "BLOCK"];
-/// The verdicts an event may record.
-pub const VERDICTS: [&str; 4] = ["SAFE", "WARNING", "HIGH", "CRITICAL"];
+/// The actions an event may record: the detector's four, and the
+/// operator's verbs through the control API (rule "api").
+pub const ACTIONS: [&str; 9] = [
+    "LOG",
+    "THROTTLE",
+    "DECEIVE",
+    "BLOCK",
+    "ALLOW",
+    "UNBLOCK",
+    "UNTHROTTLE",
+    "DISALLOW",
+    "UNDECEIVE",
+];
+/// The verdicts an event may record; `NONE` for an operator's action,
+/// which no threat assessment preceded.
+pub const VERDICTS: [&str; 5] = ["SAFE", "WARNING", "HIGH", "CRITICAL", "NONE"];
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -80,9 +92,9 @@ impl Default for Retention {
 pub struct NewEvent {
     pub time_unix_ns: u64,
     pub source: IpAddr,
-    /// `LOG`, `THROTTLE`, `DECEIVE` or `BLOCK`.
+    /// One of [`ACTIONS`].
     pub action: String,
-    /// `SAFE`, `WARNING`, `HIGH` or `CRITICAL`.
+    /// One of [`VERDICTS`].
     pub verdict: String,
     pub confidence: f64,
     pub anomaly: f64,
