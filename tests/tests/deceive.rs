@@ -93,6 +93,9 @@ fn deceived_source_reaches_the_honeypot_until_undeceived_or_expired() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].source, a0);
     assert!(listed[0].remaining.unwrap() > Duration::from_secs(800));
+    assert_eq!(listed[0].connections, 1, "one connection redirected so far");
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
+    assert_eq!(ex.deceived().unwrap()[0].connections, 2);
 
     ex.undeceive(&p(&a0)).unwrap();
     assert_eq!(

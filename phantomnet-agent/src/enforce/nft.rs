@@ -6,8 +6,8 @@
 //!     set deceived_v6 { type ipv6_addr; flags interval,timeout; }
 //!     chain deceive {
 //!         type nat hook prerouting priority dstnat; policy accept;
-//!         ip  saddr @deceived_v4 tcp dport 22 dnat ip  to 203.0.113.130:2222
-//!         ip6 saddr @deceived_v6 tcp dport 80 dnat ip6 to [2001:db8:204::130]:8080
+//!         tcp dport 22 ip  saddr @deceived_v4 dnat ip  to 203.0.113.130:2222
+//!         tcp dport 80 ip6 saddr @deceived_v6 dnat ip6 to [2001:db8:204::130]:8080
 //!     }
 //! }
 //! ```
@@ -19,7 +19,8 @@
 //! which the honeypot sends back through the gateway (its default route).
 //!
 //! The ruleset is built with the `nftables` crate's JSON schema and applied
-//! with `nft -j -f -` in one transaction per change.
+//! with `nft -j -f -` in one transaction per change. Every element carries a
+//! counter: the connections from that source redirected to a honeypot.
 use std::{
     borrow::Cow,
     collections::HashSet,
@@ -37,7 +38,7 @@ use nftables::{
         Chain, Element, FlushObject, NfCmd, NfListObject, Nftables, Rule, Set, SetFlag, SetType,
         SetTypeValue, Table,
     },
-    stmt::{Match, NAT, NATFamily, Operator, Statement},
+    stmt::{Counter, Match, NAT, NATFamily, Operator, Statement},
     types::{NfChainPolicy, NfChainType, NfFamily, NfHook},
 };
 
@@ -76,6 +77,8 @@ pub struct Deceived {
     pub source: String,
     /// Time left before the kernel removes it.
     pub remaining: Option<Duration>,
+    /// Connections from it redirected to a honeypot.
+    pub connections: u64,
 }
 
 /// The DECEIVE backend.
@@ -155,7 +158,10 @@ impl Deceiver {
     /// `apply_ruleset` lets nft's stderr through to ours and returns the
     /// error without it; here the reason nft gives ends up in the error.)
     fn apply(&self, batch: Batch<'_>) -> Result<(), NftError> {
-        let json = serde_json::to_vec(&batch.to_nftables())
+        let mut doc = serde_json::to_value(batch.to_nftables())
+            .map_err(|e| NftError::Nft(format!("encoding the ruleset: {e}")))?;
+        with_element_counters(&mut doc);
+        let json = serde_json::to_vec(&doc)
             .map_err(|e| NftError::Nft(format!("encoding the ruleset: {e}")))?;
         let mut child = self
             .nft()
@@ -368,6 +374,23 @@ impl Deceiver {
     }
 }
 
+/// Declares our sets with a `counter` statement, which gives every element
+/// a counter of its own. Added to the JSON by hand: the nftables crate's
+/// `Set` (0.6) has no field for set statements, and nft ignores a counter
+/// given on an element of a set declared without one.
+fn with_element_counters(doc: &mut serde_json::Value) {
+    let Some(cmds) = doc.get_mut("nftables").and_then(|v| v.as_array_mut()) else {
+        return;
+    };
+    for cmd in cmds {
+        if let Some(set) = cmd.get_mut("add").and_then(|a| a.get_mut("set"))
+            && let Some(obj) = set.as_object_mut()
+        {
+            obj.insert("stmt".into(), serde_json::json!([{ "counter": null }]));
+        }
+    }
+}
+
 fn source_text(e: &Expression<'_>) -> Option<String> {
     match e {
         Expression::String(s) => Some(s.to_string()),
@@ -386,10 +409,15 @@ fn deceived(e: &Expression<'_>) -> Option<Deceived> {
         Expression::Named(NamedExpression::Elem(el)) => Some(Deceived {
             source: source_text(&el.val)?,
             remaining: el.expires.map(|s| Duration::from_secs(u64::from(s))),
+            connections: match &el.counter {
+                Some(Counter::Anonymous(Some(c))) => c.packets.unwrap_or(0) as u64,
+                _ => 0,
+            },
         }),
         other => Some(Deceived {
             source: source_text(other)?,
             remaining: None,
+            connections: 0,
         }),
     }
 }
