@@ -508,3 +508,28 @@ fn the_example_file_parses() {
     assert_eq!(c.dataplane.xdp_mode, XdpMode::Auto);
     assert_eq!(c.dataplane.sample_every, 16);
 }
+
+/// The config embedded in the Kubernetes DaemonSet's ConfigMap parses and
+/// validates (the block under `agent.toml: |`, indented four spaces).
+#[test]
+fn the_daemonset_config_is_valid() {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/kubernetes/phantomnet-daemonset.yaml"),
+    )
+    .unwrap();
+    let block: String = manifest
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("agent.toml: |"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(block.contains("[dataplane]"), "found the block:\n{block}");
+    let cfg = Config::from_toml_str(&block).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.dataplane.interfaces, ["eth1"]);
+    assert_eq!(cfg.allowlist.len(), 1);
+    assert_eq!(cfg.honeypots.len(), 2);
+    assert!(cfg.dataplane.dry_run);
+}
