@@ -136,6 +136,8 @@ pub struct EnforcementConfig {
     pub deceive_ttl_secs: u64,
     pub throttle_rate_pps: u32,
     pub throttle_burst: u32,
+    pub min_evidence: u32,
+    pub evidence_window_secs: u64,
 }
 
 impl Default for EnforcementConfig {
@@ -146,6 +148,8 @@ impl Default for EnforcementConfig {
             deceive_ttl_secs: 900,
             throttle_rate_pps: 100,
             throttle_burst: 20,
+            min_evidence: 3,
+            evidence_window_secs: 10,
         }
     }
 }

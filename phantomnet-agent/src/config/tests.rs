@@ -216,6 +216,16 @@ fn every_validation_error_names_its_key() {
             "greater than 0",
         ),
         (
+            with("[enforcement]\nmin_evidence = 0\n"),
+            "enforcement.min_evidence",
+            "outside 1..=1000",
+        ),
+        (
+            with("[enforcement]\nevidence_window_secs = 0\n"),
+            "enforcement.evidence_window_secs",
+            "outside 1..=3600",
+        ),
+        (
             with("[[honeypot]]\nport = 0\ntarget = \"10.0.0.1:22\"\n"),
             "honeypot[0].port",
             "1..=65535",

@@ -128,6 +128,18 @@ fn enforcement(c: &Config) -> Result<(), Failure> {
     if e.throttle_burst == 0 {
         return fail("enforcement.throttle_burst", "must be greater than 0");
     }
+    if e.min_evidence == 0 || e.min_evidence > 1000 {
+        return fail(
+            "enforcement.min_evidence",
+            format!("{} is outside 1..=1000", e.min_evidence),
+        );
+    }
+    if e.evidence_window_secs == 0 || e.evidence_window_secs > 3600 {
+        return fail(
+            "enforcement.evidence_window_secs",
+            format!("{} is outside 1..=3600", e.evidence_window_secs),
+        );
+    }
     Ok(())
 }
 

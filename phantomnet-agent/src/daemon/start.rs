@@ -81,6 +81,8 @@ pub fn policy_of(c: &Config) -> EnforcePolicy {
         deceive_ttl: Duration::from_secs(e.deceive_ttl_secs),
         throttle_rate_pps: e.throttle_rate_pps,
         throttle_burst: e.throttle_burst,
+        min_evidence: e.min_evidence,
+        evidence_window: Duration::from_secs(e.evidence_window_secs),
     }
 }
 

@@ -27,6 +27,10 @@ pub struct EnforcePolicy {
     pub deceive_ttl: Duration,
     pub throttle_rate_pps: u32,
     pub throttle_burst: u32,
+    /// Attack decisions about a source, within `evidence_window`, before
+    /// the pipeline enforces (1 = every decision acts).
+    pub min_evidence: u32,
+    pub evidence_window: Duration,
 }
 
 impl Default for EnforcePolicy {
@@ -37,6 +41,8 @@ impl Default for EnforcePolicy {
             deceive_ttl: Duration::from_secs(900),
             throttle_rate_pps: 100,
             throttle_burst: 20,
+            min_evidence: 3,
+            evidence_window: Duration::from_secs(10),
         }
     }
 }
