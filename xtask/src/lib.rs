@@ -2,5 +2,7 @@
 //! command helpers) is shared with the root-only end-to-end tests.
 pub mod bench;
 pub mod cmd;
+pub mod dataset;
 pub mod lab;
 pub mod prereq;
+pub mod traffic;

@@ -33,6 +33,12 @@ enum Task {
     },
     /// Per-packet XDP cost (vs xdp-filter) and ring-buffer reader rate, for docs/BENCHMARKS.md.
     BenchXdp,
+    /// Regenerate the shipped default model (models/) from real tool traffic
+    /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.
+    GenModel {
+        #[arg(long)]
+        from_csv: bool,
+    },
     /// Install prerequisites, run the unprivileged tests, then the root-only
     /// tests one at a time.
     Test {
@@ -82,6 +88,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test { unit_only } => test(unit_only),
+        Task::GenModel { from_csv } => {
+            xtask::dataset::gen_model(&workspace_root(), &xtask::dataset::GenOptions { from_csv })
+        }
         Task::BenchXdp => {
             if !prereq::is_root() {
                 bail!("bench-xdp loads XDP programs: run as root");

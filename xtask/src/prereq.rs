@@ -19,6 +19,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "xdp-tools",
     "curl",
     "netcat-openbsd",
+    "python3",
 ];
 
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).

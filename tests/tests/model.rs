@@ -1,0 +1,126 @@
+//! The shipped default model (`models/`, made by `cargo xtask gen-model`)
+//! loads, matches its dataset, and separates attacks from benign traffic on
+//! the rows its training run held out. Needs no root.
+use std::path::{Path, PathBuf};
+
+use phantomnet_agent::features::FeatureVector;
+use phantomnet_agent::models::ModelHandle;
+use phantomnet_agent::train::csvdata::read_csv;
+use phantomnet_agent::train::split::stratified_split;
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+#[test]
+fn shipped_model_separates_held_out_lab_traffic() {
+    let dir = models_dir();
+    let model = ModelHandle::open(&dir)
+        .unwrap_or_else(|e| panic!("load {}: {e}", dir.display()))
+        .current();
+    let ds = read_csv(&dir.join("lab-dataset.csv")).expect("read the shipped dataset");
+    assert_eq!(
+        model.meta.training_rows,
+        ds.len(),
+        "the model was trained on the shipped CSV"
+    );
+
+    // The rows `train` held out: same split function, fraction and seed.
+    let (_, test) = stratified_split(
+        &ds.labels,
+        model.meta.params.test_fraction,
+        model.meta.params.seed,
+    );
+    assert!(test.len() > 1000, "held-out set of {} rows", test.len());
+
+    let mut per_type: Vec<(String, usize, usize)> = Vec::new();
+    let (mut tp, mut fp, mut fn_, mut tn) = (0u64, 0u64, 0u64, 0u64);
+    for &i in &test {
+        let s = model.score(&FeatureVector::new(ds.rows[i]).expect("finite"));
+        assert!((0.0..=1.0).contains(&s.attack_probability));
+        assert!((0.0..=1.0).contains(&s.anomaly));
+        let (truth, pred) = (ds.labels[i], u32::from(s.prediction));
+        match (truth, pred) {
+            (1, 1) => tp += 1,
+            (0, 1) => fp += 1,
+            (1, _) => fn_ += 1,
+            _ => tn += 1,
+        }
+        let t = &ds.attack_types[i];
+        let k = match per_type.iter().position(|(name, _, _)| name == t) {
+            Some(k) => k,
+            None => {
+                per_type.push((t.clone(), 0, 0));
+                per_type.len() - 1
+            }
+        };
+        per_type[k].1 += 1;
+        per_type[k].2 += usize::from(truth == pred);
+    }
+
+    // The same confusion matrix `train` recorded in the artifact.
+    let stored = &model.meta.metrics["test"]["confusion"];
+    assert_eq!(stored["tp"].as_u64(), Some(tp));
+    assert_eq!(stored["fp"].as_u64(), Some(fp));
+    assert_eq!(stored["fn_"].as_u64(), Some(fn_));
+    assert_eq!(stored["tn"].as_u64(), Some(tn));
+
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fn_).max(1) as f64;
+    let f1 = 2.0 * precision * recall / (precision + recall);
+    assert!(
+        f1 >= 0.95,
+        "held-out F1 {f1:.4} (tp {tp} fp {fp} fn {fn_} tn {tn})"
+    );
+
+    // Every scenario of the lab is present and recognised.
+    per_type.sort();
+    let names: Vec<&str> = per_type.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "benign",
+            "http_injection",
+            "icmp_flood",
+            "nmap_connect",
+            "nmap_syn",
+            "ssh_bruteforce",
+            "syn_flood",
+            "udp_flood"
+        ]
+    );
+    for (name, rows, correct) in &per_type {
+        let r = *correct as f64 / *rows as f64;
+        println!("{name:<15} {rows:>6} held-out rows, {r:.4} classified correctly");
+        assert!(*rows >= 20, "{name}: only {rows} held-out rows");
+        assert!(r >= 0.9, "{name}: {correct} of {rows} classified correctly");
+    }
+}
+
+#[test]
+fn a_syn_flood_row_scores_attack_and_a_quiet_web_client_benign() {
+    let dir = models_dir();
+    let model = ModelHandle::open(&dir)
+        .expect("load the shipped model")
+        .current();
+    let ds = read_csv(&dir.join("lab-dataset.csv")).expect("read the shipped dataset");
+    // The last row of the fast SYN flood (its windows full) and a benign row
+    // with payload (a web request): the model's verdicts on real lab rows.
+    let last = |kind: &str, pred: &dyn Fn(&[f64; 15]) -> bool| {
+        ds.rows
+            .iter()
+            .zip(&ds.attack_types)
+            .filter(|(r, t)| t.as_str() == kind && pred(r))
+            .map(|(r, _)| *r)
+            .next_back()
+            .unwrap_or_else(|| panic!("no {kind} row"))
+    };
+    let flood = last("syn_flood", &|r| r[13] == 1.0);
+    let web = last("benign", &|r| r[12] > 0.0 && r[1] == 1.0);
+    let f = model.score(&FeatureVector::new(flood).unwrap());
+    let w = model.score(&FeatureVector::new(web).unwrap());
+    assert_eq!(f.prediction, 1, "{f:?}");
+    assert!(f.attack_probability > 0.9, "{f:?}");
+    assert_eq!(w.prediction, 0, "{w:?}");
+    assert!(w.attack_probability < 0.5, "{w:?}");
+}

@@ -1,0 +1,502 @@
+//! `cargo xtask gen-model`: the shipped default model, regenerated from
+//! scratch.
+//!
+//! 1. Build the agent (release).
+//! 2. Bring up a lab of its own (`pngen-*`, pins in `/sys/fs/bpf/pngen`),
+//!    start the server listeners and `phantomnet-agent run --sample-rate 1
+//!    --capture` in the gateway namespace.
+//! 3. Run every attack scenario of [`crate::traffic`] twice (a fast run and
+//!    a slower, IPv6 where the tool allows it), each from its own source,
+//!    while the three benign scenarios loop from the clients the whole
+//!    time, so benign and attack flows overlap.
+//! 4. Stop the agent (SIGTERM flushes the capture), remove the lab and the
+//!    pins (also on error).
+//! 5. `dataset` with a labels file naming each attack source, `train
+//!    --seed 42`, the held-out report (`phantomnet-tests`' `model_report`
+//!    example: per-attack-type recall on exactly the rows `train` held out)
+//!    and `evaluate` on those held-out rows for the plots in `docs/img/`.
+//!
+//! `--from-csv` skips steps 1–4 and retrains from the shipped
+//! `models/lab-dataset.csv` (no root needed).
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+
+use crate::cmd;
+use crate::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+use crate::traffic::{Bg, Budget, Report, Scenario, Servers};
+
+/// The lab's namespace prefix and pin directory.
+pub const PREFIX: &str = "pngen";
+pub const PIN_DIR: &str = "/sys/fs/bpf/pngen";
+/// The training seed.
+pub const SEED: u64 = 42;
+/// Where the shipped artifacts go, relative to the workspace root.
+pub const MODELS_DIR: &str = "models";
+pub const DATASET_CSV: &str = "models/lab-dataset.csv";
+/// Working files (capture, labels, logs, held-out rows); not shipped.
+pub const WORK_DIR: &str = "target/pngen";
+/// The plots, relative to the workspace root.
+pub const IMG_DIR: &str = "docs/img";
+
+#[derive(Clone, Debug, Default)]
+pub struct GenOptions {
+    /// Retrain from the shipped CSV instead of generating traffic.
+    pub from_csv: bool,
+}
+
+/// One planned attack run: a scenario from one dedicated source.
+#[derive(Clone, Debug)]
+pub struct AttackRun {
+    pub scenario: Scenario,
+    pub source: String,
+    pub budget: Budget,
+    pub pace: f64,
+}
+
+/// Every attack scenario twice: from `atk_src4(k)` at the default pace,
+/// then from source `k + 7` (IPv6 where the tool allows) at a slower pace
+/// with a smaller count.
+pub fn attack_plan() -> Vec<AttackRun> {
+    let mut plan = Vec::new();
+    for (k, s) in Scenario::ATTACKS.into_iter().enumerate() {
+        let k = k as u8;
+        plan.push(AttackRun {
+            scenario: s,
+            source: addr::atk_src4(k),
+            budget: s.default_budget(),
+            pace: 1.0,
+        });
+        let b = s.default_budget();
+        plan.push(AttackRun {
+            scenario: s,
+            source: if s.supports_ipv6() {
+                addr::atk_src6(k + 7)
+            } else {
+                addr::atk_src4(k + 7)
+            },
+            budget: Budget {
+                count: b.count / 2,
+                secs: b.secs,
+            },
+            pace: 2.5,
+        });
+    }
+    plan
+}
+
+/// Benign sources: each IPv4 client address runs one benign scenario; the
+/// client's IPv6 address runs all three.
+pub fn benign_sources(s: Scenario) -> [&'static str; 2] {
+    let v4 = match s {
+        Scenario::BenignHttp => addr::CLI_SRC4[0],
+        Scenario::BenignDns => addr::CLI_SRC4[1],
+        _ => addr::CLI_SRC4[2],
+    };
+    [v4, addr::CLI6]
+}
+
+fn host_prefix(src: &str) -> String {
+    if src.contains(':') {
+        format!("{src}/128")
+    } else {
+        format!("{src}/32")
+    }
+}
+
+/// The labels file `dataset` reads: `CIDR TYPE` per attack source.
+pub fn labels_text(plan: &[AttackRun]) -> String {
+    let mut t = String::from("# cargo xtask gen-model: one source per attack run\n");
+    for r in plan {
+        let _ = writeln!(t, "{} {}", host_prefix(&r.source), r.scenario.name());
+    }
+    t
+}
+
+/// A labels file for counting only: attack sources as above, each benign
+/// source under its own pseudo-type, and catch-alls that must stay empty.
+fn counting_labels_text(plan: &[AttackRun]) -> String {
+    let mut t = labels_text(plan);
+    for s in Scenario::BENIGN {
+        let _ = writeln!(t, "{} {}", host_prefix(benign_sources(s)[0]), s.name());
+    }
+    let _ = writeln!(t, "{} benign_ipv6_all", host_prefix(addr::CLI6));
+    for net in [addr::ATK_NET4, addr::ATK_NET6] {
+        let _ = writeln!(t, "{net} unattributed");
+    }
+    for a in [addr::ATK4, addr::ATK6] {
+        let _ = writeln!(t, "{} unattributed", host_prefix(a));
+    }
+    // Kernel control traffic (MLD reports when interfaces come up): benign.
+    t.push_str("fe80::/10 benign_link_local\n");
+    t.push_str("0.0.0.0/0 unknown_source\n::/0 unknown_source\n");
+    t
+}
+
+fn agent_bin(root: &Path) -> PathBuf {
+    root.join("target/release/phantomnet-agent")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Removes the lab and the pins this task created (and only those), also
+/// when dropped on an error path.
+struct Cleanup {
+    lab: Lab,
+    bin: PathBuf,
+}
+
+impl Cleanup {
+    fn run(&self) {
+        if Path::new(PIN_DIR).exists() {
+            let _ = cmd::output(s(&self.bin), &["--pin-dir", PIN_DIR, "detach"]);
+        }
+        if let Err(e) = self.lab.down() {
+            eprintln!("gen-model: removing lab {PREFIX}: {e:#}");
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
+    let work = root.join(WORK_DIR);
+    fs::create_dir_all(&work)?;
+    let csv = root.join(DATASET_CSV);
+    let bin = agent_bin(root);
+    let t0 = Instant::now();
+    if !opts.from_csv {
+        if !crate::prereq::is_root() {
+            bail!("gen-model runs a namespace lab and loads XDP: run as root (or use --from-csv)");
+        }
+        crate::prereq::setup()?;
+    }
+    cmd::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "phantomnet-agent",
+            "--bins",
+        ],
+    )?;
+    if !opts.from_csv {
+        let capture = work.join("lab.pncap");
+        let plan = attack_plan();
+        let created_at = record(root, &bin, &capture, &plan)?;
+        fs::write(work.join("created_at"), &created_at)?;
+        let labels = work.join("labels.txt");
+        fs::write(&labels, labels_text(&plan))?;
+        fs::write(work.join("labels-count.txt"), counting_labels_text(&plan))?;
+        fs::create_dir_all(root.join(MODELS_DIR))?;
+        cmd::run(
+            s(&bin),
+            &[
+                "dataset",
+                "--quiet",
+                "--capture",
+                s(&capture),
+                "--labels",
+                s(&labels),
+                "--sample-every",
+                "1",
+                "--out",
+                s(&csv),
+            ],
+        )?;
+        count_by_source(&bin, &capture, &work)?;
+        println!(
+            "gen-model: recorded and labeled in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
+    } else if !csv.exists() {
+        bail!(
+            "{} is missing: run `sudo cargo xtask gen-model` first",
+            csv.display()
+        );
+    }
+    train(root, &bin, &csv, &work)?;
+    println!("gen-model: done in {:.0} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Steps 2–4: returns the recording's start time (RFC 3339, UTC), used as
+/// the model's `created_at`.
+fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result<String> {
+    let lab = Lab::new(PREFIX, LabOptions { ipv6: true });
+    let cleanup = Cleanup {
+        lab: lab.clone(),
+        bin: bin.to_path_buf(),
+    };
+    cleanup.run(); // leftovers of an interrupted run
+    lab.up()?;
+    let created_at = cmd::output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])?
+        .trim()
+        .to_string();
+    let servers = Servers::start(&lab)?;
+    let log_path = root.join(WORK_DIR).join("agent.log");
+    let _ = fs::remove_file(capture);
+    let mut agent = start_agent(&lab, bin, capture, &log_path)?;
+    let reports = traffic(&lab, plan);
+    // Let the last samples reach the ring buffer reader.
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = cmd::output(s(bin), &["--pin-dir", PIN_DIR, "stats"]).unwrap_or_default();
+    if !agent.stop_with(Signal::SIGTERM, Duration::from_secs(15)) {
+        bail!(
+            "the agent did not exit on SIGTERM; see {}",
+            log_path.display()
+        );
+    }
+    drop(servers);
+    drop(cleanup);
+    let reports = reports?;
+    println!("gen-model: traffic sent");
+    for r in &reports {
+        println!("  {r}");
+    }
+    let counter = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let records = fs::metadata(capture)
+        .map(|m| m.len().saturating_sub(16) / 128)
+        .unwrap_or(0);
+    println!(
+        "gen-model: data plane passed {} packets, sampled {}, lost {}; capture holds {records} samples",
+        counter("passed"),
+        counter("sampled"),
+        counter("sample_lost")
+    );
+    if counter("sample_lost") > 0 {
+        println!("gen-model: WARNING: the ring buffer overflowed; the capture misses some packets");
+    }
+    Ok(created_at)
+}
+
+fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result<Bg> {
+    let log = fs::File::create(log_path)?;
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", lab.netns_path(Role::Gw).display()))
+        .arg(bin)
+        .args(["--pin-dir", PIN_DIR, "run", "--iface", GW_XDP_IFACE])
+        .args(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
+        .arg(capture)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let mut agent = Bg::spawn(c, "phantomnet-agent run")?;
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(log_path).unwrap_or_default();
+        if text.contains("data plane ready") {
+            return Ok(agent);
+        }
+        if !agent.running() || start.elapsed() > Duration::from_secs(30) {
+            bail!("the agent did not start:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Step 3. Benign loops run on their own threads from the start to the
+/// end; attacks run one after another on this one.
+fn traffic(lab: &Lab, plan: &[AttackRun]) -> Result<Vec<Report>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reports: Arc<Mutex<Vec<Report>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let start = Instant::now();
+    std::thread::scope(|sc| {
+        for s in Scenario::BENIGN {
+            let (stop, reports, errors) = (stop.clone(), reports.clone(), errors.clone());
+            sc.spawn(move || {
+                let mut round = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let src = benign_sources(s)[round % 2];
+                    let budget = s.default_budget();
+                    // The IPv6 client is slower, so it differs from the IPv4 ones.
+                    let pace = if round % 2 == 1 { 1.5 } else { 1.0 };
+                    match s.run(lab, src, budget, pace) {
+                        Ok(r) => reports.lock().unwrap().push(r),
+                        Err(e) => errors.lock().unwrap().push(format!("{e:#}")),
+                    }
+                    if s == Scenario::BenignBulk {
+                        std::thread::sleep(Duration::from_secs(4));
+                    }
+                    round += 1;
+                }
+            });
+        }
+        // Benign traffic alone first, then the attacks with benign around them.
+        std::thread::sleep(Duration::from_secs(8));
+        for run in plan {
+            println!(
+                "gen-model: {:>5.1} s  {} from {}",
+                start.elapsed().as_secs_f64(),
+                run.scenario.name(),
+                run.source
+            );
+            match run.scenario.run(lab, &run.source, run.budget, run.pace) {
+                Ok(r) => reports.lock().unwrap().push(r),
+                Err(e) => errors.lock().unwrap().push(format!("{e:#}")),
+            }
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let errors = errors.lock().unwrap();
+    if !errors.is_empty() {
+        bail!("traffic generation failed:\n  {}", errors.join("\n  "));
+    }
+    let mut r = std::mem::take(&mut *reports.lock().unwrap());
+    r.sort_by_key(|r| (!r.scenario.is_attack(), r.scenario.name(), r.source.clone()));
+    Ok(r)
+}
+
+/// Rows per `attack_type` of a CSV (its last column).
+fn count_types(csv: &Path) -> Result<Vec<(String, u64)>> {
+    let text = fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let t = line.rsplit(',').next().unwrap_or("").to_string();
+        match counts.iter_mut().find(|(k, _)| *k == t) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((t, 1)),
+        }
+    }
+    counts.sort();
+    Ok(counts)
+}
+
+/// Rows per source group (each benign client address separately); fails if
+/// any sample came from a source no scenario owns.
+fn count_by_source(bin: &Path, capture: &Path, work: &Path) -> Result<()> {
+    let out = work.join("by-source.csv");
+    cmd::output(
+        s(bin),
+        &[
+            "dataset",
+            "--quiet",
+            "--capture",
+            s(capture),
+            "--labels",
+            s(&work.join("labels-count.txt")),
+            "--sample-every",
+            "1",
+            "--out",
+            s(&out),
+        ],
+    )?;
+    let counts = count_types(&out)?;
+    println!("gen-model: samples per scenario (by source)");
+    let mut stray = 0;
+    for (t, n) in &counts {
+        println!("  {t:<18} {n:>7}");
+        if t == "unattributed" || t == "unknown_source" {
+            stray += n;
+        }
+    }
+    if stray > 0 {
+        bail!("{stray} samples came from sources no scenario owns");
+    }
+    Ok(())
+}
+
+/// Step 5.
+fn train(root: &Path, bin: &Path, csv: &Path, work: &Path) -> Result<()> {
+    println!("gen-model: rows per attack_type in {}", csv.display());
+    for (t, n) in count_types(csv)? {
+        println!("  {t:<18} {n:>7}");
+    }
+    let models = root.join(MODELS_DIR);
+    // A fresh registry: this task owns model-v*.pnm and registry.json.
+    for e in fs::read_dir(&models)? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "registry.json" || (name.starts_with("model-v") && name.ends_with(".pnm")) {
+            fs::remove_file(&p)?;
+        }
+    }
+    let created_at = fs::read_to_string(work.join("created_at"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "2026-01-01T00:00:00Z".into());
+    let seed = SEED.to_string();
+    cmd::run(
+        s(bin),
+        &[
+            "train",
+            "--quiet",
+            "--data",
+            s(csv),
+            "--out",
+            s(&models),
+            "--seed",
+            &seed,
+            "--created-at",
+            &created_at,
+        ],
+    )?;
+    let heldout = work.join("heldout.csv");
+    cmd::run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "phantomnet-tests",
+            "--example",
+            "model_report",
+            "--",
+            s(&models),
+            s(csv),
+            s(&heldout),
+        ],
+    )?;
+    let eval = work.join("eval");
+    cmd::run(
+        s(bin),
+        &[
+            "evaluate",
+            "--quiet",
+            "--model",
+            s(&models),
+            "--data",
+            s(&heldout),
+            "--out-dir",
+            s(&eval),
+        ],
+    )?;
+    let img = root.join(IMG_DIR);
+    fs::create_dir_all(&img)?;
+    for (from, to) in [
+        ("confusion_matrix.png", "model-confusion-matrix.png"),
+        ("roc_curve.png", "model-roc-curve.png"),
+    ] {
+        fs::copy(eval.join(from), img.join(to))?;
+    }
+    println!("gen-model: plots in {IMG_DIR}/model-confusion-matrix.png and model-roc-curve.png");
+    Ok(())
+}
