@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod cmd;
 pub mod dataset;
+pub mod demo;
 pub mod lab;
 pub mod prereq;
 pub mod traffic;
+pub mod tte;

@@ -33,6 +33,19 @@ enum Task {
     },
     /// Per-packet XDP cost (vs xdp-filter) and ring-buffer reader rate, for docs/BENCHMARKS.md.
     BenchXdp,
+    /// Time from an attacker's first packet to its first dropped packet, p50/p99 over runs.
+    BenchTte {
+        /// Runs, one fresh attacker source each.
+        #[arg(long, default_value_t = 20)]
+        runs: u8,
+    },
+    /// The main job: the lab, the agent with the shipped model, benign
+    /// clients and real attack tools, decisions live, and a table per source.
+    Demo {
+        /// Leave the lab (and the agent's pins) up afterwards.
+        #[arg(long)]
+        keep_lab: bool,
+    },
     /// Regenerate the shipped default model (models/) from real tool traffic
     /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.
     GenModel {
@@ -90,6 +103,22 @@ fn main() -> Result<()> {
         Task::Test { unit_only } => test(unit_only),
         Task::GenModel { from_csv } => {
             xtask::dataset::gen_model(&workspace_root(), &xtask::dataset::GenOptions { from_csv })
+        }
+        Task::BenchTte { runs } => {
+            if !prereq::is_root() {
+                bail!("bench-tte runs the lab: run as root");
+            }
+            prereq::setup()?;
+            xtask::tte::bench_tte(&workspace_root(), runs)
+        }
+        Task::Demo { keep_lab } => {
+            if !prereq::is_root() {
+                bail!(
+                    "the demo runs the namespace lab, XDP and nftables: run it as root (sudo cargo xtask demo)"
+                );
+            }
+            prereq::setup()?;
+            xtask::demo::demo(&workspace_root(), keep_lab)
         }
         Task::BenchXdp => {
             if !prereq::is_root() {

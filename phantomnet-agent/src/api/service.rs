@@ -291,7 +291,10 @@ impl pb::agent_server::Agent for AgentService {
             None
         } else {
             let p = convert::prefix("source_prefix", &r.source_prefix)?;
-            Some(ipnet::IpNet::new(p.addr(), p.len()).map_err(|e| invalid("source_prefix", e))?)
+            Some(
+                ipnet::IpNet::new(p.addr(), p.prefix_len())
+                    .map_err(|e| invalid("source_prefix", e))?,
+            )
         };
         if r.until_unix_ns != 0 && r.since_unix_ns > r.until_unix_ns {
             return Err(invalid("since_unix_ns", "after until_unix_ns"));

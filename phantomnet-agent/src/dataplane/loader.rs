@@ -200,7 +200,7 @@ impl Dataplane {
         };
         let mut loader = EbpfLoader::new();
         for (name, path) in &pin_paths {
-            loader.map_pin_path(*name, path.as_path());
+            loader.map_pin_path(name, path.as_path());
         }
         loader.override_global(aya_log::LEVEL, &level, false);
         let mut ebpf = loader.load(EBPF_OBJECT)?;

@@ -201,12 +201,12 @@ macro_rules! by_family {
     ($self:ident, $prefix:expr, $v4:ident, $v6:ident, |$trie:ident, $key:ident| $body:expr) => {
         match $prefix.addr() {
             IpAddr::V4(a) => {
-                let $key = Prefix::v4_key(a, $prefix.len());
+                let $key = Prefix::v4_key(a, $prefix.prefix_len());
                 let $trie = &mut $self.$v4;
                 $body
             }
             IpAddr::V6(a) => {
-                let $key = Prefix::v6_key(a, $prefix.len());
+                let $key = Prefix::v6_key(a, $prefix.prefix_len());
                 let $trie = &mut $self.$v6;
                 $body
             }
@@ -263,11 +263,11 @@ impl Maps {
         let (addr, len) = match prefix.addr() {
             IpAddr::V4(a) => (
                 IpAddr::V4(a),
-                lookup(&self.allow_v4, &Prefix::v4_key(a, prefix.len()))?.prefix_len,
+                lookup(&self.allow_v4, &Prefix::v4_key(a, prefix.prefix_len()))?.prefix_len,
             ),
             IpAddr::V6(a) => (
                 IpAddr::V6(a),
-                lookup(&self.allow_v6, &Prefix::v6_key(a, prefix.len()))?.prefix_len,
+                lookup(&self.allow_v6, &Prefix::v6_key(a, prefix.prefix_len()))?.prefix_len,
             ),
         };
         let len = u8::try_from(len).ok()?;
@@ -303,7 +303,7 @@ impl Maps {
             created_ns: now,
             hits: 0,
             reason: reason as u32,
-            prefix_len: u32::from(prefix.len()),
+            prefix_len: u32::from(prefix.prefix_len()),
             reason_text,
         };
         let hits = by_family!(self, prefix, block_v4, block_v6, |trie, key| {
@@ -345,7 +345,7 @@ impl Maps {
         params: ThrottleParams,
     ) -> Result<Rule, DataplaneError> {
         let now = monotonic_now_ns();
-        let rule = params.to_rule(prefix.len(), now)?;
+        let rule = params.to_rule(prefix.prefix_len(), now)?;
         by_family!(self, prefix, rule_v4, rule_v6, |trie, key| {
             let name = if prefix.is_ipv4() {
                 maps::THROTTLE_RULE_V4
@@ -405,7 +405,7 @@ impl Maps {
         let now = monotonic_now_ns();
         let entry = AllowEntry {
             created_ns: now,
-            prefix_len: u32::from(prefix.len()),
+            prefix_len: u32::from(prefix.prefix_len()),
             _pad: 0,
         };
         by_family!(self, prefix, allow_v4, allow_v6, |trie, key| {
@@ -485,7 +485,7 @@ impl Maps {
                 burst: r.burst,
             });
         }
-        out.sort_by(|a, b| (a.kind, a.prefix).cmp(&(b.kind, b.prefix)));
+        out.sort_by_key(|r| (r.kind, r.prefix));
         Ok(out)
     }
 

@@ -55,7 +55,7 @@ impl Prefix {
         self.0.addr()
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.0.prefix_len()
     }
 
@@ -133,14 +133,17 @@ mod tests {
     #[test]
     fn parses_addresses_and_prefixes() {
         let p: Prefix = "192.0.2.7".parse().unwrap();
-        assert_eq!((p.to_string().as_str(), p.len()), ("192.0.2.7/32", 32));
+        assert_eq!(
+            (p.to_string().as_str(), p.prefix_len()),
+            ("192.0.2.7/32", 32)
+        );
         let p: Prefix = "2001:db8::1".parse().unwrap();
-        assert_eq!(p.len(), 128);
+        assert_eq!(p.prefix_len(), 128);
         let p: Prefix = " 198.51.100.0/24 ".parse().unwrap();
         assert!(p.contains("198.51.100.9".parse().unwrap()));
         assert!(!p.contains("198.51.101.9".parse().unwrap()));
-        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().len(), 0);
-        assert_eq!("2001:db8::/32".parse::<Prefix>().unwrap().len(), 32);
+        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().prefix_len(), 0);
+        assert_eq!("2001:db8::/32".parse::<Prefix>().unwrap().prefix_len(), 32);
     }
 
     #[test]
@@ -166,7 +169,7 @@ mod tests {
     fn keys_round_trip() {
         let p: Prefix = "203.0.113.0/25".parse().unwrap();
         let IpAddr::V4(a) = p.addr() else { panic!() };
-        let key = Prefix::v4_key(a, p.len());
+        let key = Prefix::v4_key(a, p.prefix_len());
         assert_eq!(key.data(), [203, 0, 113, 0, 0, 0, 0, 0]);
         assert_eq!(Prefix::from_v4_key(&key), Some(p));
         let p: Prefix = "2001:db8:bad::/48".parse().unwrap();

@@ -277,7 +277,7 @@ impl Executor {
 
     fn note(&mut self, prefix: &Prefix, action: Action, ttl: Option<Duration>) {
         let host = if prefix.is_ipv4() { 32 } else { 128 };
-        if prefix.len() == host {
+        if prefix.prefix_len() == host {
             let until_ns = match ttl {
                 Some(t) => monotonic_now_ns().saturating_add(t.as_nanos() as u64),
                 None => u64::MAX,

@@ -114,12 +114,12 @@ fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'stati
 fn element_value(source: &SourcePrefix) -> Expression<'static> {
     let addr = Expression::String(Cow::Owned(source.addr().to_string()));
     let host = if source.is_ipv4() { 32 } else { 128 };
-    if source.len() == host {
+    if source.prefix_len() == host {
         addr
     } else {
         Expression::Named(NamedExpression::Prefix(Prefix {
             addr: Box::new(addr),
-            len: u32::from(source.len()),
+            len: u32::from(source.prefix_len()),
         }))
     }
 }

@@ -1,0 +1,398 @@
+//! End to end over the lab: the agent with the shipped model against real
+//! attack tools (nmap, hping3, curl with injections, SSH-port hammering)
+//! while benign clients run, plus restarts and an orchestrator's commands.
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use phantomnet_agent::api::{
+    client::connect_unix,
+    pb::{self, agent_client::AgentClient},
+};
+use phantomnet_tests::{
+    Role, TestLab, addr, drain, from_src, root_or_skip, send_udp, udp_from, udp_sink, who_answers,
+};
+use tonic::transport::Channel;
+use xtask::{
+    demo::{Paths, read_capture, start_agent, start_honeypot, write_config},
+    traffic::{Bg, Budget, Scenario, Servers},
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A lab with the servers, the honeypot and the agent (shipped model,
+/// every packet sampled and captured).
+struct Rig {
+    /// One runtime for connecting and calling: a channel's worker runs on it.
+    rt: tokio::runtime::Runtime,
+    t: TestLab,
+    paths: Paths,
+    agent: Option<Bg>,
+    _servers: Servers,
+    _honeypot: Bg,
+}
+
+impl Rig {
+    fn up(name: &str, feed: &str) -> Rig {
+        let t = TestLab::up(name);
+        let paths = Paths {
+            dir: std::env::temp_dir().join(format!("pnt-{name}-e2e")),
+            pins: t.pins.path().to_path_buf(),
+        };
+        let _ = std::fs::remove_dir_all(&paths.dir);
+        write_config(&root(), &paths, feed, 1).unwrap();
+        let servers = Servers::start(&t.lab).unwrap();
+        let honeypot = start_honeypot(&t.lab).unwrap();
+        let mut rig = Rig {
+            rt: rt(),
+            t,
+            paths,
+            agent: None,
+            _servers: servers,
+            _honeypot: honeypot,
+        };
+        rig.start_agent();
+        rig
+    }
+
+    fn start_agent(&mut self) {
+        let bin = phantomnet_tests::agent_bin();
+        let agent = start_agent(
+            &self.t.lab,
+            &bin,
+            &self.paths.file("agent.toml"),
+            &self.paths.file(&format!(
+                "capture-{}.pncap",
+                Instant::now().elapsed().as_nanos()
+            )),
+            &self.paths.file("agent.log"),
+        )
+        .unwrap();
+        self.agent = Some(agent);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.stop_with(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(2));
+        }
+    }
+
+    fn client(&self) -> AgentClient<Channel> {
+        self.rt
+            .block_on(connect_unix(self.paths.file("agent.sock")))
+            .unwrap()
+    }
+
+    /// Journal records of the detector's enforcements, per source: actions in order.
+    fn enforced(&self) -> BTreeMap<IpAddr, Vec<(String, String)>> {
+        let mut c = self.client();
+        let events = self
+            .rt
+            .block_on(c.list_events(pb::ListEventsRequest {
+                page_size: 1000,
+                ..Default::default()
+            }))
+            .unwrap()
+            .into_inner()
+            .events;
+        let mut out: BTreeMap<IpAddr, Vec<(String, String)>> = BTreeMap::new();
+        for e in events.iter().rev() {
+            if e.rule != "api" && e.reason.contains("; enforced") {
+                let action = pb::Action::try_from(e.action)
+                    .unwrap()
+                    .as_str_name()
+                    .to_string();
+                out.entry(e.source.parse().unwrap())
+                    .or_default()
+                    .push((action, e.reason.clone()));
+            }
+        }
+        out
+    }
+
+    fn run(&self, sc: Scenario, src: &str) {
+        sc.run(&self.t.lab, src, sc.default_budget(), 1.0).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.paths.dir);
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn actions(e: &BTreeMap<IpAddr, Vec<(String, String)>>, src: &str) -> Vec<String> {
+    e.get(&ip(src))
+        .map(|v| v.iter().map(|(a, _)| a.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_syn_flood_is_throttled_or_blocked() {
+    if !root_or_skip("a_syn_flood_is_throttled_or_blocked") {
+        return;
+    }
+    let rig = Rig::up("synflood", "");
+    let src = addr::atk_src4(0);
+    rig.run(Scenario::SynFlood, &src);
+    let got = actions(&rig.enforced(), &src);
+    assert!(
+        got.iter()
+            .any(|a| a == "ACTION_THROTTLE" || a == "ACTION_BLOCK"),
+        "SYN flood enforced with {got:?}"
+    );
+}
+
+#[test]
+fn a_port_scan_is_deceived_or_blocked_and_a_deceived_scanner_reaches_the_honeypot() {
+    if !root_or_skip(
+        "a_port_scan_is_deceived_or_blocked_and_a_deceived_scanner_reaches_the_honeypot",
+    ) {
+        return;
+    }
+    let rig = Rig::up("scan", "");
+    let src = addr::atk_src4(1);
+    rig.run(Scenario::NmapSyn, &src);
+    let got = actions(&rig.enforced(), &src);
+    assert!(
+        got.iter()
+            .any(|a| a == "ACTION_DECEIVE" || a == "ACTION_BLOCK"),
+        "port scan enforced with {got:?}"
+    );
+    let ssh: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    if got.last().is_some_and(|a| a == "ACTION_DECEIVE") {
+        let banner = who_answers(&rig.t, Role::Atk, &src, ssh);
+        assert!(
+            banner.contains("honeypot"),
+            "a deceived scanner lands on the honeypot: {banner:?}"
+        );
+        // A client nobody deceived still reaches the real server.
+        let banner = who_answers(&rig.t, Role::Cli, addr::CLI4, ssh);
+        assert!(!banner.contains("honeypot"), "{banner:?}");
+    }
+}
+
+#[test]
+fn injection_payloads_are_caught_by_the_signatures() {
+    if !root_or_skip("injection_payloads_are_caught_by_the_signatures") {
+        return;
+    }
+    let rig = Rig::up("inject", "");
+    let src = addr::atk_src4(5);
+    rig.run(Scenario::HttpInjection, &src);
+    let e = rig.enforced();
+    let records = e.get(&ip(&src)).cloned().unwrap_or_default();
+    assert!(!records.is_empty(), "the injector was enforced");
+    assert!(
+        records
+            .iter()
+            .any(|(_, reason)| !reason.contains("signatures none")),
+        "a record names the signatures that matched: {records:?}"
+    );
+}
+
+#[test]
+fn benign_clients_are_never_acted_on() {
+    if !root_or_skip("benign_clients_are_never_acted_on") {
+        return;
+    }
+    let rig = Rig::up("benign", "");
+    // Benign traffic alongside an attack, as in the demo.
+    std::thread::scope(|s| {
+        for (sc, src) in Scenario::BENIGN.iter().zip(addr::CLI_SRC4) {
+            let lab = &rig.t.lab;
+            s.spawn(move || sc.run(lab, src, sc.default_budget(), 1.0).unwrap());
+        }
+        rig.run(Scenario::UdpFlood, &addr::atk_src4(3));
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let e = rig.enforced();
+    for src in addr::CLI_SRC4 {
+        assert!(
+            !e.contains_key(&ip(src)),
+            "{src} was acted on: {:?}",
+            e.get(&ip(src))
+        );
+    }
+    let mut c = rig.client();
+    let rules = rig
+        .rt
+        .block_on(c.list_rules(pb::ListRulesRequest::default()))
+        .unwrap()
+        .into_inner()
+        .rules;
+    for r in &rules {
+        assert!(
+            !r.cidr.starts_with("198.51.100."),
+            "a rule covers a client: {r:?}"
+        );
+    }
+    let traces = read_capture(&rig.paths.file(&latest_capture(&rig.paths.dir))).unwrap();
+    for src in addr::CLI_SRC4 {
+        let t = traces.get(&ip(src)).copied().unwrap_or_default();
+        assert!(t.packets > 0, "{src} sent traffic");
+        assert_eq!(
+            (t.blocked, t.throttled),
+            (0, 0),
+            "{src} lost packets to XDP"
+        );
+    }
+}
+
+fn latest_capture(dir: &Path) -> String {
+    let mut caps: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pncap"))
+        .collect();
+    caps.sort();
+    caps.pop().expect("a capture")
+}
+
+#[test]
+fn enforcement_survives_an_agent_restart_mid_attack() {
+    if !root_or_skip("enforcement_survives_an_agent_restart_mid_attack") {
+        return;
+    }
+    let mut rig = Rig::up("midattack", "");
+    let src = addr::atk_src4(2);
+    let flood = {
+        let lab = rig.t.lab.clone();
+        let src = src.clone();
+        std::thread::spawn(move || {
+            Scenario::SynFlood
+                .run(
+                    &lab,
+                    &src,
+                    Budget {
+                        count: 12_000,
+                        secs: 12.0,
+                    },
+                    1.0,
+                )
+                .unwrap()
+        })
+    };
+    // Wait for the detector to act, then crash the agent mid-attack.
+    let start = Instant::now();
+    while !rig.enforced().contains_key(&ip(&src)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "the flood was never enforced"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut c = rig.client();
+    let before: Vec<String> = rig
+        .rt
+        .block_on(c.list_rules(pb::ListRulesRequest::default()))
+        .unwrap()
+        .into_inner()
+        .rules
+        .iter()
+        .map(|r| r.cidr.clone())
+        .collect();
+    assert!(before.iter().any(|r| r.starts_with(&src)), "{before:?}");
+    drop(c);
+    rig.kill9();
+    // With no agent, XDP keeps dropping the flood.
+    let agent_bin = phantomnet_tests::agent_bin();
+    let pins = rig.t.pins.path().to_path_buf();
+    let dropped = || {
+        let out = std::process::Command::new(&agent_bin)
+            .arg("--pin-dir")
+            .arg(&pins)
+            .arg("stats")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .filter(|l| l.starts_with("block_dropped") || l.starts_with("throttle_dropped"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let d0 = dropped();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(dropped() > d0, "drops continue while the agent is down");
+    rig.start_agent();
+    let mut c = rig.client();
+    let after: Vec<String> = rig
+        .rt
+        .block_on(c.list_rules(pb::ListRulesRequest::default()))
+        .unwrap()
+        .into_inner()
+        .rules
+        .iter()
+        .map(|r| r.cidr.clone())
+        .collect();
+    for r in &before {
+        assert!(after.contains(r), "{r} survived the restart: {after:?}");
+    }
+    let d1 = dropped();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        dropped() > d1,
+        "and the restarted agent's program keeps dropping"
+    );
+    let log = std::fs::read_to_string(rig.paths.file("agent.log")).unwrap();
+    assert!(log.contains("adopted=true"), "the link was adopted");
+    flood.join().unwrap();
+}
+
+#[test]
+fn an_orchestrators_block_and_deceive_are_honoured() {
+    if !root_or_skip("an_orchestrators_block_and_deceive_are_honoured") {
+        return;
+    }
+    let rig = Rig::up("orchestr", "");
+    let mut c = rig.client();
+    let (a, b) = (addr::atk_src4(6), addr::atk_src4(7));
+    rig.rt.block_on(async {
+        c.block(pb::BlockRequest {
+            cidr: a.clone(),
+            ttl_seconds: 60,
+            reason: "orchestrator".into(),
+        })
+        .await
+        .unwrap();
+        c.deceive(pb::DeceiveRequest {
+            cidr: b.clone(),
+            ttl_seconds: 60,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    let sink = udp_sink(&rig.t.netns(Role::Srv), addr::SRV4, 5001);
+    let dst: SocketAddr = format!("{}:5001", addr::SRV4).parse().unwrap();
+    send_udp(&udp_from(&rig.t.netns(Role::Atk), &a), dst, 20, b"x", None);
+    assert_eq!(
+        from_src(&drain(&sink, Duration::from_millis(300)), &a),
+        0,
+        "blocked"
+    );
+    let ssh: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    assert!(
+        who_answers(&rig.t, Role::Atk, &b, ssh).contains("honeypot"),
+        "deceived"
+    );
+}

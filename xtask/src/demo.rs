@@ -1,0 +1,561 @@
+//! `cargo xtask demo`: PhantomNet doing its whole job on real traffic.
+//!
+//! It brings up the namespace lab, starts the agent with the shipped model,
+//! runs benign clients the whole time and real attack tools one after
+//! another, prints decisions live, and ends with one row per source: the
+//! action, the time from the source's first packet to enforcement, and the
+//! packets dropped / throttled and connections redirected. The exit status
+//! is non-zero if a benign client was acted on or an attack went unenforced.
+//!
+//! Times come from the data plane itself: the agent records every sample
+//! (`--capture`, sampling 1 in 1), and a sample carries the kernel's
+//! timestamp and the action XDP took. Time to enforcement is the first
+//! dropped packet's timestamp minus the source's first packet's; for a
+//! deceived source, the journal's enforcement time (converted to the same
+//! clock) minus the first packet's.
+use std::{
+    collections::BTreeMap,
+    fs,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+use phantomnet_common::{PacketSample, action};
+
+use crate::{
+    cmd,
+    lab::{Lab, LabOptions, Role, addr},
+    traffic::{Bg, Scenario, Servers},
+};
+
+pub const LAB: &str = "pn";
+
+/// Where a demo keeps its files (removed at the end unless the lab is kept).
+pub struct Paths {
+    pub dir: PathBuf,
+    pub pins: PathBuf,
+}
+
+impl Paths {
+    pub fn new(name: &str) -> Paths {
+        Paths {
+            dir: PathBuf::from(format!("/tmp/phantomnet-{name}")),
+            pins: PathBuf::from(format!("/sys/fs/bpf/phantomnet-{name}")),
+        }
+    }
+    pub fn file(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// The honeypot's listeners: an SSH-ish banner on 2222 and HTTP on 8080.
+const HONEYPOT_PY: &str = r#"
+import socket, threading
+def serve(port, reply):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(512)
+    while True:
+        c, _ = s.accept()
+        try:
+            c.settimeout(0.5)
+            c.sendall(reply)
+        except OSError:
+            pass
+        finally:
+            c.close()
+for port, reply in [(2222, b"SSH-2.0-OpenSSH_7.4 honeypot\r\n"), (8080, b"HTTP/1.0 200 OK\r\n\r\nhoneypot\n")]:
+    threading.Thread(target=serve, args=(port, reply), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// Starts the honeypot listeners in the `hp` namespace.
+pub fn start_honeypot(lab: &Lab) -> Result<Bg> {
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &lab.ns(Role::Hp),
+        "python3",
+        "-u",
+        "-c",
+        HONEYPOT_PY,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    let bg = Bg::spawn(c, "the honeypot")?;
+    thread::sleep(Duration::from_millis(300));
+    Ok(bg)
+}
+
+/// The agent's config for the lab.
+pub fn write_config(root: &Path, p: &Paths, feed: &str, sample_every: u32) -> Result<PathBuf> {
+    fs::create_dir_all(&p.dir)?;
+    fs::write(p.file("intel.txt"), feed)?;
+    let cfg = format!(
+        r#"# Written by cargo xtask for the namespace lab.
+[dataplane]
+interfaces = ["out0"]
+xdp_mode = "native"
+pin_dir = "{pins}"
+sample_every = {sample_every}
+
+[enforcement]
+block_ttl_secs = 600
+throttle_ttl_secs = 300
+deceive_ttl_secs = 300
+throttle_rate_pps = 50
+throttle_burst = 10
+
+[[honeypot]]
+port = 22
+target = "{hp}:2222"
+
+[[honeypot]]
+port = 80
+target = "{hp}:8080"
+
+[intel]
+feed = "{feed}"
+
+[model]
+path = "{model}"
+
+[api]
+socket = "{socket}"
+
+[journal]
+path = "{journal}"
+"#,
+        pins = s(&p.pins),
+        hp = addr::HP4,
+        feed = s(&p.file("intel.txt")),
+        model = s(&root.join("models")),
+        socket = s(&p.file("agent.sock")),
+        journal = s(&p.file("journal")),
+    );
+    let path = p.file("agent.toml");
+    fs::write(&path, cfg)?;
+    Ok(path)
+}
+
+/// Starts `phantomnet-agent run` in the gateway namespace and waits until it serves.
+pub fn start_agent(lab: &Lab, bin: &Path, config: &Path, capture: &Path, log: &Path) -> Result<Bg> {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", lab.netns_path(Role::Gw).display()))
+        .arg(bin)
+        .args([
+            "run",
+            "--config",
+            s(config),
+            "--stats-interval",
+            "5",
+            "--capture",
+            s(capture),
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log)?);
+    let mut agent = Bg::spawn(c, "the agent")?;
+    let start = Instant::now();
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if text.contains("metrics on /metrics") {
+            return Ok(agent);
+        }
+        if !agent.running() || start.elapsed() > Duration::from_secs(30) {
+            bail!("the agent did not start:\n{text}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (CLOCK_REALTIME - CLOCK_MONOTONIC) in ns, to put journal times on the
+/// data plane's clock.
+pub fn realtime_minus_monotonic() -> i128 {
+    use nix::time::{ClockId, clock_gettime};
+    let ns = |c| {
+        let t = clock_gettime(c).expect("clock");
+        t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128
+    };
+    let m1 = ns(ClockId::CLOCK_MONOTONIC);
+    let r = ns(ClockId::CLOCK_REALTIME);
+    let m2 = ns(ClockId::CLOCK_MONOTONIC);
+    r - (m1 + m2) / 2
+}
+
+/// Per-source facts from a capture file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceTrace {
+    pub first_ns: u64,
+    pub first_drop_ns: Option<u64>,
+    pub packets: u64,
+    pub blocked: u64,
+    pub throttled: u64,
+}
+
+fn sample_src(s: &PacketSample) -> IpAddr {
+    if s.family == 4 {
+        IpAddr::V4(Ipv4Addr::new(
+            s.src_addr[0],
+            s.src_addr[1],
+            s.src_addr[2],
+            s.src_addr[3],
+        ))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(s.src_addr))
+    }
+}
+
+/// Reads an agent capture file (16-byte header, then PacketSample records;
+/// see phantomnet-agent's capture module).
+pub fn read_capture(path: &Path) -> Result<BTreeMap<IpAddr, SourceTrace>> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let rec = size_of::<PacketSample>();
+    if bytes.len() < 16 || &bytes[..8] != b"PNCAP\0\0\x01" {
+        bail!("{} is not a capture file", path.display());
+    }
+    let mut out: BTreeMap<IpAddr, SourceTrace> = BTreeMap::new();
+    for chunk in bytes[16..].chunks_exact(rec) {
+        // SAFETY: exactly one record's bytes; any bit pattern is a valid PacketSample.
+        let smp: PacketSample = unsafe { chunk.as_ptr().cast::<PacketSample>().read_unaligned() };
+        let t = out.entry(sample_src(&smp)).or_default();
+        if t.packets == 0 || smp.timestamp_ns < t.first_ns {
+            t.first_ns = smp.timestamp_ns;
+        }
+        t.packets += 1;
+        let dropped = match smp.action {
+            action::BLOCK => {
+                t.blocked += 1;
+                true
+            }
+            action::THROTTLE => {
+                t.throttled += 1;
+                true
+            }
+            _ => false,
+        };
+        if dropped && t.first_drop_ns.is_none_or(|d| smp.timestamp_ns < d) {
+            t.first_drop_ns = Some(smp.timestamp_ns);
+        }
+    }
+    Ok(out)
+}
+
+/// `phantomctl --json <args>` against the demo agent.
+pub fn ctl_json(ctl: &Path, socket: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    let mut full = vec!["--socket", s(socket), "--json"];
+    full.extend_from_slice(args);
+    let out = cmd::output(s(ctl), &full)?;
+    serde_json::from_str(&out).with_context(|| format!("phantomctl said {out:?}"))
+}
+
+/// The strongest enforcement each source got, with the journal record.
+#[derive(Clone, Debug)]
+pub struct Enforced {
+    pub action: String,
+    pub time_unix_ns: u64,
+    pub rule: String,
+    pub verdict: String,
+}
+
+fn rank(a: &str) -> u8 {
+    match a {
+        "THROTTLE" => 1,
+        "DECEIVE" => 2,
+        "BLOCK" => 3,
+        _ => 0,
+    }
+}
+
+/// From the journal: per source, the strongest action enforced by the
+/// detector and when it was first enforced.
+pub fn enforced_by_source(ctl: &Path, socket: &Path) -> Result<BTreeMap<IpAddr, Enforced>> {
+    let events = ctl_json(ctl, socket, &["events", "--limit", "1000"])?;
+    let mut out: BTreeMap<IpAddr, Enforced> = BTreeMap::new();
+    for e in events.as_array().into_iter().flatten() {
+        let action = e["action"].as_str().unwrap_or_default();
+        let reason = e["reason"].as_str().unwrap_or_default();
+        if e["rule"] == "api" || rank(action) == 0 || !reason.contains("; enforced") {
+            continue;
+        }
+        let Ok(src) = e["source"].as_str().unwrap_or_default().parse::<IpAddr>() else {
+            continue;
+        };
+        let t = e["time_unix_ns"].as_u64().unwrap_or(0);
+        let new = Enforced {
+            action: action.to_string(),
+            time_unix_ns: t,
+            rule: e["rule"].as_str().unwrap_or_default().to_string(),
+            verdict: e["verdict"].as_str().unwrap_or_default().to_string(),
+        };
+        match out.get_mut(&src) {
+            None => {
+                out.insert(src, new);
+            }
+            Some(old) => {
+                let first = old.time_unix_ns.min(t);
+                if rank(action) > rank(&old.action) {
+                    *old = new;
+                }
+                old.time_unix_ns = first;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Connections each deceived source had redirected (nft element counters).
+pub fn redirected(lab: &Lab) -> BTreeMap<IpAddr, u64> {
+    let mut out = BTreeMap::new();
+    for set in ["deceived_v4", "deceived_v6"] {
+        let Ok(text) = cmd::output(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lab.ns(Role::Gw),
+                "nft",
+                "-j",
+                "list",
+                "set",
+                "inet",
+                "phantomnet",
+                set,
+            ],
+        ) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        for obj in v["nftables"].as_array().into_iter().flatten() {
+            for e in obj["set"]["elem"].as_array().into_iter().flatten() {
+                let el = &e["elem"];
+                if let Some(ip) = el["val"].as_str().and_then(|x| x.parse().ok()) {
+                    out.insert(ip, el["counter"]["packets"].as_u64().unwrap_or(0));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Stops and removes what the demo created: the agent, its pins, the lab
+/// (which takes the nft table with the gateway namespace), its files.
+struct Teardown<'a> {
+    lab: &'a Lab,
+    agent_bin: &'a Path,
+    paths: &'a Paths,
+    keep: bool,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            println!(
+                "\nThe lab {} is still up (cargo xtask lab down --name {} removes it; the agent's pins are under {}).",
+                self.lab.prefix(),
+                self.lab.prefix(),
+                self.paths.pins.display()
+            );
+            return;
+        }
+        let _ = cmd::output(
+            s(self.agent_bin),
+            &["--pin-dir", s(&self.paths.pins), "detach"],
+        );
+        let _ = self.lab.down();
+        let _ = fs::remove_dir_all(&self.paths.dir);
+    }
+}
+
+fn ms(ns: i128) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
+}
+
+pub fn demo(root: &Path, keep_lab: bool) -> Result<()> {
+    if !root.join("models/registry.json").exists() {
+        bail!("no shipped model in models/ (cargo xtask gen-model makes one)");
+    }
+    cmd::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "phantomnet-agent",
+            "--bins",
+        ],
+    )?;
+    let agent_bin = root.join("target/release/phantomnet-agent");
+    let ctl = root.join("target/release/phantomctl");
+    let paths = Paths::new("demo");
+    let _ = fs::remove_dir_all(&paths.dir);
+    let lab = Lab::new(LAB, LabOptions::default());
+    let _ = cmd::output(s(&agent_bin), &["--pin-dir", s(&paths.pins), "detach"]);
+    lab.up()?;
+    let _teardown = Teardown {
+        lab: &lab,
+        agent_bin: &agent_bin,
+        paths: &paths,
+        keep: keep_lab,
+    };
+
+    // One attacker is on a threat-intelligence feed: the BLOCK path needs
+    // the feed (0.5 of the threat score) on top of the model.
+    let plan: Vec<(Scenario, String)> = Scenario::ATTACKS
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| (*sc, addr::atk_src4(i as u8)))
+        .collect();
+    let feed_src = plan
+        .iter()
+        .find(|(sc, _)| *sc == Scenario::SynFlood)
+        .map(|(_, src)| src.clone())
+        .unwrap_or_default();
+    let config = write_config(root, &paths, &format!("{feed_src} botnet-c2 0.9\n"), 1)?;
+    let _servers = Servers::start(&lab)?;
+    let _honeypot = start_honeypot(&lab)?;
+    let capture = paths.file("demo.pncap");
+    let mut agent = start_agent(
+        &lab,
+        &agent_bin,
+        &config,
+        &capture,
+        &paths.file("agent.log"),
+    )?;
+    let socket = paths.file("agent.sock");
+    let offset = realtime_minus_monotonic();
+
+    println!(
+        "\n=== PhantomNet demo: the agent runs on {}-gw out0 with the shipped model ===",
+        LAB
+    );
+    println!("(live decisions below: #id time source action verdict scores reason)\n");
+    let mut watcher = {
+        let mut c = Command::new(&ctl);
+        c.args(["--socket", s(&socket), "events", "--follow"])
+            .stdin(Stdio::null());
+        Bg::spawn(c, "phantomctl events --follow")?
+    };
+
+    // Benign clients, the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut benign = Vec::new();
+    for (sc, src) in Scenario::BENIGN.iter().zip(addr::CLI_SRC4) {
+        let (sc, stop, lab) = (*sc, stop.clone(), lab.clone());
+        benign.push(thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = sc.run(&lab, src, sc.default_budget(), 1.0) {
+                    eprintln!("demo: {}: {e:#}", sc.name());
+                    thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }));
+    }
+    thread::sleep(Duration::from_secs(2));
+    for (sc, src) in &plan {
+        println!("\n>>> attack: {} from {src}", sc.name());
+        match sc.run(&lab, src, sc.default_budget(), 1.0) {
+            Ok(r) => println!(">>> done: {r}"),
+            Err(e) => println!(">>> {} failed to run: {e:#}", sc.name()),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for b in benign {
+        let _ = b.join();
+    }
+    thread::sleep(Duration::from_millis(1500));
+    watcher.stop_with(Signal::SIGTERM, Duration::from_secs(2));
+
+    // The table.
+    let enforced = enforced_by_source(&ctl, &socket)?;
+    let redirected = redirected(&lab);
+    agent.stop_with(Signal::SIGTERM, Duration::from_secs(5));
+    let traces = read_capture(&capture)?;
+    let mut rows: Vec<(String, String, bool)> = plan
+        .iter()
+        .map(|(sc, src)| (src.clone(), sc.name().to_string(), true))
+        .collect();
+    for (sc, src) in Scenario::BENIGN.iter().zip(addr::CLI_SRC4) {
+        rows.push((src.to_string(), sc.name().to_string(), false));
+    }
+    println!("\n=== Result: one row per source ===\n");
+    println!(
+        "{:<16} {:<15} {:<9} {:>13} {:>9} {:>8} {:>10} {:>10}  REASON",
+        "SOURCE",
+        "TRAFFIC",
+        "ACTION",
+        "TO ENFORCE",
+        "PACKETS",
+        "DROPPED",
+        "THROTTLED",
+        "REDIRECTED",
+    );
+    let mut failures = Vec::new();
+    for (src, what, attack) in &rows {
+        let ip: IpAddr = src.parse().expect("lab address");
+        let trace = traces.get(&ip).copied().unwrap_or_default();
+        let e = enforced.get(&ip);
+        let action = e.map(|e| e.action.as_str()).unwrap_or("none");
+        let tte = match (e, trace.first_drop_ns) {
+            (_, Some(d)) if trace.packets > 0 => ms(i128::from(d) - i128::from(trace.first_ns)),
+            (Some(e), None) if trace.packets > 0 => {
+                ms(i128::from(e.time_unix_ns) - offset - i128::from(trace.first_ns))
+            }
+            _ => "-".into(),
+        };
+        let reason = e
+            .map(|e| format!("{} ({})", e.rule, e.verdict))
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<15} {:<9} {:>13} {:>9} {:>8} {:>10} {:>10}  {}",
+            src,
+            what,
+            action,
+            tte,
+            trace.packets,
+            trace.blocked,
+            trace.throttled,
+            redirected.get(&ip).copied().unwrap_or(0),
+            reason
+        );
+        if *attack && e.is_none() {
+            failures.push(format!("attack {what} from {src} went unenforced"));
+        }
+        if !*attack && e.is_some() {
+            failures.push(format!("benign {what} from {src} was acted on ({action})"));
+        }
+    }
+    println!(
+        "\n(TO ENFORCE: from the source's first packet at the gateway to its first dropped packet, or to the DNAT rule for a deceived source.)"
+    );
+    if failures.is_empty() {
+        println!("\nPASS: every attack was enforced and no benign client was touched.");
+        Ok(())
+    } else {
+        for f in &failures {
+            println!("FAIL: {f}");
+        }
+        bail!("{} problem(s)", failures.len())
+    }
+}
