@@ -12,6 +12,23 @@ fn render(program: &str, args: &[&str]) -> String {
     s
 }
 
+/// Builds the release agent binaries (`phantomnet-agent`, `phantomctl`) and
+/// returns the path of `phantomnet-agent`; `phantomctl` sits beside it.
+pub fn build_release_agent(root: &std::path::Path) -> Result<std::path::PathBuf> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "phantomnet-agent",
+            "--bins",
+        ],
+    )?;
+    Ok(root.join("target/release/phantomnet-agent"))
+}
+
 /// Runs a command with inherited stdio; fails on a non-zero exit.
 pub fn run(program: &str, args: &[&str]) -> Result<()> {
     run_env(program, args, &[])

@@ -395,19 +395,8 @@ pub fn demo(root: &Path, keep_lab: bool) -> Result<()> {
     if !root.join("models/registry.json").exists() {
         bail!("no shipped model in models/ (cargo xtask gen-model makes one)");
     }
-    cmd::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "phantomnet-agent",
-            "--bins",
-        ],
-    )?;
-    let agent_bin = root.join("target/release/phantomnet-agent");
-    let ctl = root.join("target/release/phantomctl");
+    let agent_bin = cmd::build_release_agent(root)?;
+    let ctl = agent_bin.with_file_name("phantomctl");
     let paths = Paths::new("demo");
     let _ = fs::remove_dir_all(&paths.dir);
     let lab = Lab::new(LAB, LabOptions::default());

@@ -125,18 +125,7 @@ fn main() -> Result<()> {
                 bail!("bench-xdp loads XDP programs: run as root");
             }
             prereq::setup()?;
-            cmd::run(
-                "cargo",
-                &[
-                    "build",
-                    "--release",
-                    "--locked",
-                    "-p",
-                    "phantomnet-agent",
-                    "--bins",
-                ],
-            )?;
-            xtask::bench::bench_xdp(&workspace_root().join("target/release/phantomnet-agent"))
+            xtask::bench::bench_xdp(&cmd::build_release_agent(&workspace_root())?)
         }
     }
 }

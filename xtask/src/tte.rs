@@ -33,18 +33,7 @@ pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
             addr::ATK_SOURCES
         );
     }
-    cmd::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "phantomnet-agent",
-            "--bins",
-        ],
-    )?;
-    let bin = root.join("target/release/phantomnet-agent");
+    let bin = cmd::build_release_agent(root)?;
     let paths = Paths::new("tte");
     let lab = Lab::new("pntte", LabOptions::default());
     let cleanup = |lab: &Lab| {

@@ -184,17 +184,7 @@ pub fn rule(r: &Rule) -> pb::Rule {
             .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
             .unwrap_or(0),
         expired: r.remaining == Some(Duration::ZERO),
-        reason: r
-            .reason
-            .as_ref()
-            .map(|(code, text)| {
-                if text.is_empty() {
-                    code.name().to_string()
-                } else {
-                    format!("{}: {text}", code.name())
-                }
-            })
-            .unwrap_or_default(),
+        reason: r.reason_text(),
         hits: r.hits,
         rate_pps: r.rate_pps,
         burst: r.burst,

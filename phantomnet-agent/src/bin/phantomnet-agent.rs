@@ -382,17 +382,7 @@ fn print_rules(rules: &[Rule]) {
         } else {
             "-".into()
         };
-        let reason = r
-            .reason
-            .as_ref()
-            .map(|(code, text)| {
-                if text.is_empty() {
-                    code.name().to_string()
-                } else {
-                    format!("{}: {text}", code.name())
-                }
-            })
-            .unwrap_or_default();
+        let reason = r.reason_text();
         println!(
             "{:<9} {:<43} {:>12} {:>10} {:>8} {:>6}  {}",
             r.kind.name(),

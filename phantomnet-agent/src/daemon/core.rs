@@ -264,19 +264,7 @@ impl AgentCore {
         let copies = events.clone();
         let ids = self.journal.append_batch(events)?;
         for (id, e) in ids.zip(copies) {
-            let _ = self.events.send(JournalEvent {
-                id,
-                time_unix_ns: e.time_unix_ns,
-                source: e.source,
-                action: e.action,
-                verdict: e.verdict,
-                confidence: e.confidence,
-                anomaly: e.anomaly,
-                threat: e.threat,
-                rule: e.rule,
-                reason: e.reason,
-                features: e.features,
-            });
+            let _ = self.events.send(JournalEvent::from_new(id, e));
         }
         Ok(())
     }
@@ -425,16 +413,7 @@ impl AgentCore {
                 allow: r.kind == RuleKind::Allow,
                 prefix: r.prefix.to_string(),
                 remaining: r.remaining,
-                reason: r
-                    .reason
-                    .map(|(code, text)| {
-                        if text.is_empty() {
-                            code.name().to_string()
-                        } else {
-                            format!("{}: {text}", code.name())
-                        }
-                    })
-                    .unwrap_or_default(),
+                reason: r.reason_text(),
                 hits: r.hits,
                 rate_pps: r.rate_pps,
                 burst: r.burst,

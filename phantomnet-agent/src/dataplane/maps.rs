@@ -53,6 +53,18 @@ pub struct Rule {
     pub burst: u32,
 }
 
+impl Rule {
+    /// The reason as operators read it: `code: text`, or the code alone;
+    /// empty for entries that carry none.
+    pub fn reason_text(&self) -> String {
+        match &self.reason {
+            Some((code, text)) if text.is_empty() => code.name().to_string(),
+            Some((code, text)) => format!("{}: {text}", code.name()),
+            None => String::new(),
+        }
+    }
+}
+
 /// A throttle request: `rate_pps` packets/s per source with a bucket of
 /// `burst` packets (default: a tenth of a second of traffic, at least 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -123,7 +123,8 @@ pub struct JournalEvent {
 }
 
 impl JournalEvent {
-    fn from_new(id: u64, e: NewEvent) -> JournalEvent {
+    /// The event `e` as stored under `id`.
+    pub fn from_new(id: u64, e: NewEvent) -> JournalEvent {
         JournalEvent {
             id,
             time_unix_ns: e.time_unix_ns,
