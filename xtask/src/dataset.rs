@@ -8,7 +8,9 @@
 //! 3. Run every attack scenario of [`crate::traffic`] twice (a fast run and
 //!    a slower, IPv6 where the tool allows it), each from its own source,
 //!    while the three benign scenarios loop from the clients the whole
-//!    time, so benign and attack flows overlap.
+//!    time, so benign and attack flows overlap, and short benign sessions
+//!    run from many fresh client sources ([`fresh_session`]), so the data
+//!    holds young benign sources as well as young attackers.
 //! 4. Stop the agent (SIGTERM flushes the capture), remove the lab and the
 //!    pins (also on error).
 //! 5. `dataset` with a labels file naming each attack source, `train
@@ -22,7 +24,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,6 +105,61 @@ pub fn benign_sources(s: Scenario) -> [&'static str; 2] {
     [v4, addr::CLI6]
 }
 
+/// One short benign session from a fresh client source.
+#[derive(Clone, Debug)]
+pub struct FreshSession {
+    pub scenario: Scenario,
+    pub source: String,
+    pub budget: Budget,
+    pub pace: f64,
+    /// Pause after the session (seconds) before the lane starts its next one.
+    pub pause: f64,
+}
+
+/// Parallel lanes of fresh-source sessions.
+pub const FRESH_LANES: usize = 3;
+
+/// Session `k` of the fresh-client plan: the extra client sources
+/// (`cli_src4`/`cli_src6`) in turn, every fourth session over IPv6, each
+/// source running one short session of a rotating kind and pace, so the
+/// data holds many young benign sources (the window features of a source
+/// seen for a few seconds differ from a long-lived one's).
+pub fn fresh_session(k: usize) -> FreshSession {
+    // (scenario, count, pace): page views, browsing mixes, DNS bursts, small bulk.
+    const MIX: [(Scenario, u32, f64); 10] = [
+        (Scenario::BenignHttp, 12, 1.0),
+        (Scenario::BenignBrowse, 8, 1.0),
+        (Scenario::BenignHttp, 6, 0.6),
+        (Scenario::BenignDns, 25, 0.7),
+        (Scenario::BenignBrowse, 10, 1.4),
+        (Scenario::BenignHttp, 9, 1.6),
+        (Scenario::BenignBulk, 48 * 1024, 1.0),
+        (Scenario::BenignBrowse, 6, 0.7),
+        (Scenario::BenignHttp, 12, 0.8),
+        (Scenario::BenignDns, 12, 2.0),
+    ];
+    let n = usize::from(addr::CLI_SOURCES);
+    let (scenario, count, pace) = MIX[k % MIX.len()];
+    let i = (k % n) as u8;
+    let source = if k % 4 == 3 {
+        addr::cli_src6(i)
+    } else {
+        addr::cli_src4(i)
+    };
+    let secs = match scenario {
+        Scenario::BenignBulk => 6.0,
+        Scenario::BenignDns => 6.0,
+        _ => 12.0,
+    };
+    FreshSession {
+        scenario,
+        source,
+        budget: Budget { count, secs },
+        pace,
+        pause: [0.3, 1.2, 0.6, 2.0, 0.9][k % 5],
+    }
+}
+
 fn host_prefix(src: &str) -> String {
     if src.contains(':') {
         format!("{src}/128")
@@ -128,6 +185,10 @@ fn counting_labels_text(plan: &[AttackRun]) -> String {
         let _ = writeln!(t, "{} {}", host_prefix(benign_sources(s)[0]), s.name());
     }
     let _ = writeln!(t, "{} benign_ipv6_all", host_prefix(addr::CLI6));
+    for i in 0..addr::CLI_SOURCES {
+        let _ = writeln!(t, "{} benign_fresh_v4", host_prefix(&addr::cli_src4(i)));
+        let _ = writeln!(t, "{} benign_fresh_v6", host_prefix(&addr::cli_src6(i)));
+    }
     for net in [addr::ATK_NET4, addr::ATK_NET6] {
         let _ = writeln!(t, "{net} unattributed");
     }
@@ -138,10 +199,6 @@ fn counting_labels_text(plan: &[AttackRun]) -> String {
     t.push_str("fe80::/10 benign_link_local\n");
     t.push_str("0.0.0.0/0 unknown_source\n::/0 unknown_source\n");
     t
-}
-
-fn agent_bin(root: &Path) -> PathBuf {
-    root.join("target/release/phantomnet-agent")
 }
 
 fn s(p: &Path) -> &str {
@@ -176,7 +233,6 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
     let work = root.join(WORK_DIR);
     fs::create_dir_all(&work)?;
     let csv = root.join(DATASET_CSV);
-    let bin = agent_bin(root);
     let t0 = Instant::now();
     if !opts.from_csv {
         if !crate::prereq::is_root() {
@@ -184,17 +240,7 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
         }
         crate::prereq::setup()?;
     }
-    cmd::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "phantomnet-agent",
-            "--bins",
-        ],
-    )?;
+    let bin = cmd::build_release_agent(root)?;
     if !opts.from_csv {
         let capture = work.join("lab.pncap");
         let plan = attack_plan();
@@ -344,6 +390,22 @@ fn traffic(lab: &Lab, plan: &[AttackRun]) -> Result<Vec<Report>> {
                         std::thread::sleep(Duration::from_secs(4));
                     }
                     round += 1;
+                }
+            });
+        }
+        // Short sessions from fresh client sources, interleaved with everything.
+        let next = Arc::new(AtomicUsize::new(0));
+        for _ in 0..FRESH_LANES {
+            let (stop, reports, errors, next) =
+                (stop.clone(), reports.clone(), errors.clone(), next.clone());
+            sc.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let f = fresh_session(next.fetch_add(1, Ordering::Relaxed));
+                    match f.scenario.run(lab, &f.source, f.budget, f.pace) {
+                        Ok(r) => reports.lock().unwrap().push(r),
+                        Err(e) => errors.lock().unwrap().push(format!("{e:#}")),
+                    }
+                    std::thread::sleep(Duration::from_secs_f64(f.pause));
                 }
             });
         }

@@ -3,7 +3,7 @@
 //! attackers in front of it, all on documentation / test-net addresses.
 //!
 //! ```text
-//!   cli (198.51.100.10-12, 2001:db8:100::10)        srv (203.0.113.10, 2001:db8:203::10)
+//!   cli (198.51.100.10-12 and .20-51, 2001:db8:100::10 and ::20-51)  srv (203.0.113.10, 2001:db8:203::10)
 //!        \                                          /
 //!   wan: br0 ─── p-gw ══ out0 [XDP] gw in0 ═══════ eth0
 //!        /                          hp0 ═══════════ hp (203.0.113.130, 2001:db8:204::130)
@@ -101,6 +101,21 @@ pub mod addr {
 
     /// How many extra attacker source addresses the lab configures.
     pub const ATK_SOURCES: u8 = 20;
+
+    /// Extra benign client source `i` (0..32): 198.51.100.(20+i), on-link.
+    pub fn cli_src4(i: u8) -> String {
+        format!("198.51.100.{}", 20 + u32::from(i))
+    }
+
+    /// Extra benign client source `i` (0..32): 2001:db8:100::(20+i) (hex
+    /// digits as decimal text), on-link.
+    pub fn cli_src6(i: u8) -> String {
+        format!("2001:db8:100::{}", 20 + u32::from(i))
+    }
+
+    /// How many extra benign client source addresses the lab configures
+    /// (besides `CLI_SRC4` and `CLI6`).
+    pub const CLI_SOURCES: u8 = 32;
 }
 
 /// Lab options.
@@ -280,6 +295,9 @@ impl Lab {
         for src in CLI_SRC4 {
             a4(Role::Cli, format!("{src}/24"), "eth0")?;
         }
+        for i in 0..CLI_SOURCES {
+            a4(Role::Cli, format!("{}/32", cli_src4(i)), "eth0")?;
+        }
         a4(Role::Atk, format!("{ATK4}/24"), "eth0")?;
         for i in 0..ATK_SOURCES {
             a4(Role::Atk, format!("{}/32", atk_src4(i)), "eth0")?;
@@ -306,6 +324,9 @@ impl Lab {
         a6(Role::Gw, format!("{GW_LAN6}/64"), "in0")?;
         a6(Role::Gw, format!("{GW_HP6}/64"), "hp0")?;
         a6(Role::Cli, format!("{CLI6}/64"), "eth0")?;
+        for i in 0..CLI_SOURCES {
+            a6(Role::Cli, format!("{}/128", cli_src6(i)), "eth0")?;
+        }
         a6(Role::Atk, format!("{ATK6}/64"), "eth0")?;
         for i in 0..ATK_SOURCES {
             a6(Role::Atk, format!("{}/128", atk_src6(i)), "eth0")?;
@@ -327,6 +348,8 @@ impl Lab {
     fn neighbours(&self) -> Result<()> {
         use addr::*;
         let gw_out = mac((Role::Gw, GW_XDP_IFACE));
+        let cli_extra4: Vec<String> = (0..CLI_SOURCES).map(cli_src4).collect();
+        let cli_extra6: Vec<String> = (0..CLI_SOURCES).map(cli_src6).collect();
         let mut entries: Vec<(Role, &str, String, &str)> = vec![
             (Role::Cli, GW_WAN4, gw_out.clone(), "eth0"),
             (Role::Atk, GW_WAN4, gw_out.clone(), "eth0"),
@@ -339,6 +362,14 @@ impl Lab {
         for src in CLI_SRC4 {
             entries.push((Role::Gw, src, mac((Role::Cli, "eth0")), GW_XDP_IFACE));
         }
+        for src in &cli_extra4 {
+            entries.push((
+                Role::Gw,
+                src.as_str(),
+                mac((Role::Cli, "eth0")),
+                GW_XDP_IFACE,
+            ));
+        }
         if self.opts.ipv6 {
             entries.extend([
                 (Role::Cli, GW_WAN6, gw_out.clone(), "eth0"),
@@ -350,6 +381,14 @@ impl Lab {
                 (Role::Gw, SRV6, mac((Role::Srv, "eth0")), "in0"),
                 (Role::Gw, HP6, mac((Role::Hp, "eth0")), "hp0"),
             ]);
+            for src in &cli_extra6 {
+                entries.push((
+                    Role::Gw,
+                    src.as_str(),
+                    mac((Role::Cli, "eth0")),
+                    GW_XDP_IFACE,
+                ));
+            }
         }
         for (role, ip, lladdr, dev) in entries {
             self.ip(

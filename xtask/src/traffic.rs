@@ -345,6 +345,9 @@ pub enum Scenario {
     BenignDns,
     /// A few MB uploaded with `nc` and downloaded with `curl`.
     BenignBulk,
+    /// A short browsing session: pages of different sizes, assets on the
+    /// same or on new (parallel) connections, images, POSTed forms.
+    BenignBrowse,
 }
 
 /// Injection payloads: `GET` paths, or `POST:<form body>` to `/login`.
@@ -419,6 +422,43 @@ while [ "$i" -lt "$n" ] && [ "$(date +%s)" -lt "$end" ]; do
     else
       curl -s -o /dev/null -m 3 --interface "$src" -A "$ua" "$base$p" || true
     fi
+    i=$((i+1))
+    sleep "$t"
+  done
+done
+echo "$i"
+"#;
+
+/// A browsing session. `variant` (the source's last number) rotates which
+/// mix of actions the session starts with, so sessions differ.
+const BENIGN_BROWSE_SH: &str = r#"
+src=$1; base=$2; n=$3; think=$4; limit=$5; variant=$6
+end=$(( $(date +%s) + limit ))
+case $((variant % 3)) in
+  0) ua='Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' ;;
+  1) ua='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36' ;;
+  *) ua='Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148' ;;
+esac
+pages="/ /index.html /about.html /blog/ /news/2024/05/article-17.html /products?page=3 /docs/getting-started.html /contact.html /search?q=opening+hours"
+sizes="3072 8192 17408 40960 6144 90112 12288"
+c() { curl -s -m 3 --interface "$src" -A "$ua" "$@" || true; }
+pick() { eval "echo \${$(( $1 % $2 + 3 ))}"; }
+i=0
+while [ "$i" -lt "$n" ] && [ "$(date +%s)" -lt "$end" ]; do
+  for t in $think; do
+    [ "$i" -ge "$n" ] && break
+    [ "$(date +%s)" -ge "$end" ] && break
+    k=$((i + variant))
+    p=$(pick $k 9 $pages)
+    sz=$(pick $k 7 $sizes)
+    case $((k % 6)) in
+      0) c -o /dev/null -o /dev/null -o /dev/null "$base$p" "$base/static/site.css" "$base/static/site.js" ;;
+      1) c -Z --parallel-max 3 -o /dev/null -o /dev/null -o /dev/null "$base$p" "$base/files/$sz" "$base/static/logo.svg" ;;
+      2) c -o /dev/null -d "name=Alex%20Doe&email=alex$k%40example.org&message=$(head -c $((40 + k * 37 % 400)) /dev/zero | tr '\0' 'a')" "$base/contact" ;;
+      3) c -o /dev/null "$base/files/$sz" ;;
+      4) c -o /dev/null -I "$base$p" ;;
+      *) c -o /dev/null "$base$p" ;;
+    esac
     i=$((i+1))
     sleep "$t"
   done
@@ -505,6 +545,14 @@ impl Scenario {
         Scenario::BenignDns,
         Scenario::BenignBulk,
     ];
+    /// Every benign scenario, [`Scenario::BENIGN`] and the browsing sessions
+    /// the model's training data runs from many fresh client sources.
+    pub const ALL_BENIGN: [Scenario; 4] = [
+        Scenario::BenignHttp,
+        Scenario::BenignDns,
+        Scenario::BenignBulk,
+        Scenario::BenignBrowse,
+    ];
 
     /// The `attack_type` label (`benign_*` for benign traffic).
     pub fn name(self) -> &'static str {
@@ -519,6 +567,7 @@ impl Scenario {
             Scenario::BenignHttp => "benign_http",
             Scenario::BenignDns => "benign_dns",
             Scenario::BenignBulk => "benign_bulk",
+            Scenario::BenignBrowse => "benign_browse",
         }
     }
 
@@ -548,7 +597,7 @@ impl Scenario {
         match self {
             Scenario::NmapSyn | Scenario::NmapConnect => "ports",
             Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => "packets",
-            Scenario::HttpInjection | Scenario::BenignHttp => "requests",
+            Scenario::HttpInjection | Scenario::BenignHttp | Scenario::BenignBrowse => "requests",
             Scenario::SshBruteforce => "connections",
             Scenario::BenignDns => "queries",
             Scenario::BenignBulk => "bytes",
@@ -565,6 +614,7 @@ impl Scenario {
             Scenario::BenignHttp => (12, 15.0),
             Scenario::BenignDns => (80, 12.0),
             Scenario::BenignBulk => (256 * 1024, 10.0),
+            Scenario::BenignBrowse => (10, 12.0),
         };
         Budget { count, secs }
     }
@@ -707,6 +757,34 @@ impl Scenario {
                     .join(",");
                 let limit = format!("{:.1}", secs * 0.85);
                 let argv = ["python3", "-c", DNS_PY, src, dst, &n, &gaps, &limit];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignBrowse => {
+                let think = THINK
+                    .iter()
+                    .map(|t| format!("{:.2}", t.parse::<f64>().unwrap_or(0.5) * pace))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let limit = format!("{:.0}", (secs * 0.8).floor().max(1.0));
+                // The source's last number (decimal or hex text) picks the variant.
+                let variant = src
+                    .rsplit(['.', ':'])
+                    .next()
+                    .and_then(|l| l.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    .to_string();
+                let argv = [
+                    "sh",
+                    "-c",
+                    BENIGN_BROWSE_SH,
+                    "sh",
+                    src,
+                    &base,
+                    &n,
+                    &think,
+                    &limit,
+                    &variant,
+                ];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignBulk => {

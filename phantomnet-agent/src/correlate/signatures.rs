@@ -61,6 +61,11 @@ impl SignatureMatches {
         self.0 == 0
     }
 
+    /// The categories of both.
+    pub fn union(self, other: SignatureMatches) -> SignatureMatches {
+        SignatureMatches(self.0 | other.0)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = SignatureCategory> + '_ {
         SignatureCategory::ALL
             .into_iter()

@@ -30,8 +30,8 @@ use tracing::{info, warn};
 
 use super::core::{AgentCore, unix_now_ns};
 use crate::{
-    capture::CaptureWriter, dataplane::SampleReader, decide::Action, detect::Decision,
-    enforce::Applied, journal::NewEvent, metrics::ActionLabel,
+    capture::CaptureWriter, correlate::SignatureMatches, dataplane::SampleReader, decide::Action,
+    detect::Decision, enforce::Applied, journal::NewEvent, metrics::ActionLabel,
 };
 
 /// At most one repeated (non-enforcing) record per source and action this often.
@@ -49,7 +49,10 @@ fn label(a: Action) -> ActionLabel {
 }
 
 /// Per source, over a window: how many of its samples the tree called an
-/// attack, and how many it saw.
+/// attack, how many it saw, and every signature category that matched.
+/// The sample that completes the evidence is often one without a payload
+/// (an ACK after the request), so the enforcement record names the
+/// signatures seen from the source in the window, not only its own.
 #[derive(Debug, Default)]
 pub struct Evidence {
     seen: HashMap<IpAddr, Window>,
@@ -60,44 +63,55 @@ struct Window {
     start: Instant,
     attacks: u32,
     total: u32,
+    signatures: SignatureMatches,
+}
+
+/// What a source's evidence window holds after one more decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    pub attacks: u32,
+    pub total: u32,
+    pub signatures: SignatureMatches,
 }
 
 impl Evidence {
-    /// Records one decision about `src` at `now`; returns (attack decisions,
-    /// all decisions) in the current window.
+    /// Records one decision about `src` at `now`.
     pub fn observe(
         &mut self,
         src: IpAddr,
         attack: bool,
+        signatures: SignatureMatches,
         now: Instant,
         window: Duration,
-    ) -> (u32, u32) {
+    ) -> Observed {
         if self.seen.len() > GATE_CAP {
             self.seen
                 .retain(|_, w| now.duration_since(w.start) < window);
         }
-        let w = self.seen.entry(src).or_insert(Window {
+        let fresh = Window {
             start: now,
             attacks: 0,
             total: 0,
-        });
+            signatures: SignatureMatches::default(),
+        };
+        let w = self.seen.entry(src).or_insert(fresh);
         if now.duration_since(w.start) >= window {
-            *w = Window {
-                start: now,
-                attacks: 0,
-                total: 0,
-            };
+            *w = fresh;
         }
         w.total += 1;
         w.attacks += u32::from(attack);
-        (w.attacks, w.total)
+        w.signatures = w.signatures.union(signatures);
+        Observed {
+            attacks: w.attacks,
+            total: w.total,
+            signatures: w.signatures,
+        }
     }
 
     /// Enough to act: `need` attack decisions, and more than half of the
     /// source's decisions in the window.
-    pub fn sufficient(counts: (u32, u32), need: u32) -> bool {
-        let (attacks, total) = counts;
-        attacks >= need && attacks * 2 > total
+    pub fn sufficient(o: &Observed, need: u32) -> bool {
+        o.attacks >= need && o.attacks * 2 > o.total
     }
 }
 
@@ -161,8 +175,14 @@ pub fn handle_batch(
     for d in &decisions {
         core.metrics().decision(label(d.proposed));
         let attack = d.proposed != Action::Log;
-        let counts = evidence.observe(d.source, attack, now, policy.evidence_window);
-        if attack && !Evidence::sufficient(counts, policy.min_evidence) {
+        let seen = evidence.observe(
+            d.source,
+            attack,
+            d.threat.signatures,
+            now,
+            policy.evidence_window,
+        );
+        if attack && !Evidence::sufficient(&seen, policy.min_evidence) {
             let key = (d.source, d.proposed);
             if gate
                 .get(&key)
@@ -171,7 +191,7 @@ pub fn handle_batch(
                 gate.insert(key, now);
                 let text = format!(
                     "awaiting evidence ({} of {} samples called attacks; {} and a majority needed)",
-                    counts.0, counts.1, policy.min_evidence
+                    seen.attacks, seen.total, policy.min_evidence
                 );
                 records.push(event_of(d, &text));
             }
@@ -179,10 +199,22 @@ pub fn handle_batch(
         }
         let reason = format!("rule {}", d.rule.number());
         let applied = core.executor().apply(d.source, d.proposed, &reason);
+        let window_sigs = if seen.signatures.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; signatures from this source in the last {}s: {}",
+                policy.evidence_window.as_secs(),
+                seen.signatures
+            )
+        };
         let (text, always) = match &applied {
             Ok(Applied::Enforced { action, ttl }) => {
                 info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
-                (format!("enforced {action} for {}s", ttl.as_secs()), true)
+                (
+                    format!("enforced {action} for {}s{window_sigs}", ttl.as_secs()),
+                    true,
+                )
             }
             Ok(Applied::Refreshed { action, ttl }) => {
                 (format!("refreshed {action} for {}s", ttl.as_secs()), true)
@@ -272,19 +304,37 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let atk: IpAddr = "192.0.2.1".parse().unwrap();
         // An attacker: every sample an attack; the third one is enough.
-        assert_eq!(e.observe(atk, true, at(0), w), (1, 1));
-        assert!(!Evidence::sufficient(e.observe(atk, true, at(1), w), 3));
-        assert!(Evidence::sufficient(e.observe(atk, true, at(2), w), 3));
+        let none = SignatureMatches::default();
+        let o = e.observe(atk, true, none, at(0), w);
+        assert_eq!((o.attacks, o.total), (1, 1));
+        assert!(!Evidence::sufficient(
+            &e.observe(atk, true, none, at(1), w),
+            3
+        ));
+        assert!(Evidence::sufficient(
+            &e.observe(atk, true, none, at(2), w),
+            3
+        ));
         // A busy benign client with a few stray attack calls: never enough.
         let cli: IpAddr = "198.51.100.10".parse().unwrap();
-        let mut worst = (0, 0);
         for i in 0..100u32 {
-            worst = e.observe(cli, i % 25 == 0, at(0), w);
-            assert!(!Evidence::sufficient(worst, 3), "{worst:?}");
+            let o = e.observe(cli, i % 25 == 0, none, at(0), w);
+            assert!(!Evidence::sufficient(&o, 3), "{o:?}");
+            assert_eq!(o.attacks, i / 25 + 1);
         }
-        assert_eq!(worst, (4, 100));
-        // The window restarts once it has passed.
-        assert_eq!(e.observe(atk, false, at(10), w), (0, 1));
-        assert_eq!(e.observe(atk, true, at(11), w), (1, 2));
+        // Signatures accumulate over the window, and the window restarts
+        // once it has passed.
+        let mut sqli = SignatureMatches::default();
+        sqli.insert(crate::correlate::SignatureCategory::SqlInjection);
+        assert_eq!(e.observe(atk, false, sqli, at(3), w).signatures, sqli);
+        assert_eq!(
+            e.observe(atk, true, none, at(4), w).signatures,
+            sqli,
+            "kept"
+        );
+        let o = e.observe(atk, false, none, at(10), w);
+        assert_eq!((o.attacks, o.total, o.signatures), (0, 1, none));
+        let o = e.observe(atk, true, none, at(11), w);
+        assert_eq!((o.attacks, o.total), (1, 2));
     }
 }
