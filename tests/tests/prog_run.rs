@@ -460,3 +460,31 @@ fn headers_are_walked_as_specified() {
     );
     drop(b.dp);
 }
+
+#[test]
+fn a_full_map_is_a_clear_error_and_keeps_its_entries() {
+    if !root_or_skip("a_full_map_is_a_clear_error_and_keeps_its_entries") {
+        return;
+    }
+    let pins = TestPins::new("full");
+    let _dp = pins.load();
+    let mut maps = pins.maps();
+    let cap = phantomnet_common::capacity::ALLOW;
+    let nth = |i: u32| -> Prefix {
+        let [a, b, c, d] = (0x0A00_0000u32 + i).to_be_bytes();
+        format!("{a}.{b}.{c}.{d}").parse().unwrap()
+    };
+    for i in 0..cap {
+        maps.allow(&nth(i)).unwrap_or_else(|e| panic!("entry {i}: {e}"));
+    }
+    let err = maps.allow(&nth(cap)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("map PN_ALLOW_V4 is full ({cap} entries); existing entries are unchanged")
+    );
+    let rules = maps.rules().unwrap();
+    assert_eq!(rules.len(), cap as usize, "every existing entry is still there");
+    assert!(rules.iter().all(|r| r.prefix != nth(cap)));
+    // Replacing an existing entry still works on a full map.
+    maps.allow(&nth(0)).unwrap();
+}
