@@ -478,6 +478,34 @@ fn every_rpc_over_the_unix_socket() {
             "{listed}"
         );
     });
+
+    // The Prometheus endpoint, on the gateway namespace's loopback.
+    std::thread::sleep(Duration::from_millis(1200)); // one counters publication
+    let body = in_netns(&t.netns(Role::Gw), || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9477").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for metric in [
+        "phantomnet_xdp_packets_total{",
+        "outcome=\"passed\"",
+        "interface=\"out0\"",
+        "phantomnet_decisions_total",
+        "phantomnet_active_rules",
+        "phantomnet_inference_seconds",
+        "phantomnet_flow_table_sources",
+        "phantomnet_samples_read_total",
+    ] {
+        assert!(
+            body.contains(metric),
+            "{metric} missing from /metrics:\n{body}"
+        );
+    }
 }
 
 #[test]

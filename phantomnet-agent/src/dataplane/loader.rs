@@ -268,12 +268,6 @@ impl Dataplane {
             l.flush();
         }
     }
-
-    /// The log ring buffer's fd, to wait on.
-    pub fn log_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.logger.as_ref().map(|l| l.as_fd())
-    }
 }
 
 /// Attaches to one interface: re-adopts a live pinned link, else makes and

@@ -269,12 +269,6 @@ impl Executor {
         before - self.active.len()
     }
 
-    /// Sources the executor has under an unexpired action.
-    pub fn in_force(&self) -> usize {
-        let now = monotonic_now_ns();
-        self.active.values().filter(|a| a.until_ns > now).count()
-    }
-
     fn note(&mut self, prefix: &Prefix, action: Action, ttl: Option<Duration>) {
         let host = if prefix.is_ipv4() { 32 } else { 128 };
         if prefix.prefix_len() == host {
