@@ -475,7 +475,8 @@ fn a_full_map_is_a_clear_error_and_keeps_its_entries() {
         format!("{a}.{b}.{c}.{d}").parse().unwrap()
     };
     for i in 0..cap {
-        maps.allow(&nth(i)).unwrap_or_else(|e| panic!("entry {i}: {e}"));
+        maps.allow(&nth(i))
+            .unwrap_or_else(|e| panic!("entry {i}: {e}"));
     }
     let err = maps.allow(&nth(cap)).unwrap_err();
     assert_eq!(
@@ -483,7 +484,11 @@ fn a_full_map_is_a_clear_error_and_keeps_its_entries() {
         format!("map PN_ALLOW_V4 is full ({cap} entries); existing entries are unchanged")
     );
     let rules = maps.rules().unwrap();
-    assert_eq!(rules.len(), cap as usize, "every existing entry is still there");
+    assert_eq!(
+        rules.len(),
+        cap as usize,
+        "every existing entry is still there"
+    );
     assert!(rules.iter().all(|r| r.prefix != nth(cap)));
     // Replacing an existing entry still works on a full map.
     maps.allow(&nth(0)).unwrap();

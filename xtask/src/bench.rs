@@ -84,15 +84,28 @@ fn agent(bin: &Path, args: &[&str]) -> Result<String> {
     cmd::output(bin.to_str().unwrap(), &full)
 }
 
-fn cleanup(bin: &Path) {
+/// Where libxdp pins xdp-filter's maps and its dispatcher.
+const LIBXDP_PINS: [&str; 2] = ["/sys/fs/bpf/xdp-filter", "/sys/fs/bpf/xdp"];
+
+fn cleanup(bin: &Path, libxdp_ours: &[&str]) {
     let _ = agent(bin, &["detach"]);
+    let ns = format!("--net=/run/netns/{NS}");
+    let _ = cmd::output("nsenter", &[&ns, "xdp-filter", "unload", "pnb1"]);
     let _ = cmd::output("ip", &["netns", "del", NS]);
+    // Only the pin directories this run made; never anyone else's.
+    for dir in libxdp_ours {
+        let _ = fs::remove_dir_all(dir);
+    }
 }
 
 pub fn bench_xdp(bin: &Path) -> Result<()> {
-    cleanup(bin);
+    let libxdp_ours: Vec<&str> = LIBXDP_PINS
+        .into_iter()
+        .filter(|d| !Path::new(d).exists())
+        .collect();
+    cleanup(bin, &[]);
     let r = run(bin);
-    cleanup(bin);
+    cleanup(bin, &libxdp_ours);
     r
 }
 
