@@ -40,7 +40,7 @@ pub const MIN_JOURNAL_BYTES: u64 = 1 << 20;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub dataplane: DataplaneConfig,
-    pub thresholds: ThresholdsConfig,
+    pub thresholds: crate::decide::Thresholds,
     pub enforcement: EnforcementConfig,
     /// `[[honeypot]]` entries: where DECEIVE redirects each destination port.
     #[serde(rename = "honeypot")]
@@ -100,29 +100,6 @@ impl From<XdpMode> for crate::dataplane::ModeRequest {
             XdpMode::Auto => crate::dataplane::ModeRequest::Auto,
             XdpMode::Native => crate::dataplane::ModeRequest::Native,
             XdpMode::Generic => crate::dataplane::ModeRequest::Generic,
-        }
-    }
-}
-
-/// `[thresholds]`: the decision tree's thresholds, each in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThresholdsConfig {
-    pub low: f64,
-    pub medium_confidence: f64,
-    pub medium: f64,
-    pub high_confidence: f64,
-    pub high: f64,
-}
-
-impl Default for ThresholdsConfig {
-    fn default() -> Self {
-        ThresholdsConfig {
-            low: 0.3,
-            medium_confidence: 0.6,
-            medium: 0.5,
-            high_confidence: 0.8,
-            high: 0.8,
         }
     }
 }

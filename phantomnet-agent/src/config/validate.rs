@@ -70,42 +70,29 @@ fn dataplane(c: &Config) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The decision tree's own check, reported under the config's key names.
 fn thresholds(c: &Config) -> Result<(), Failure> {
-    let t = &c.thresholds;
-    let all = [
-        ("low", t.low),
-        ("medium_confidence", t.medium_confidence),
-        ("medium", t.medium),
-        ("high_confidence", t.high_confidence),
-        ("high", t.high),
-    ];
-    for (name, value) in all {
-        // NaN fails `contains` too.
-        if !(0.0..=1.0).contains(&value) {
-            return fail(
-                format!("thresholds.{name}"),
-                format!("{value} is outside [0, 1]"),
-            );
+    use crate::decide::ThresholdError;
+    let key = |name: &str| format!("thresholds.{}", name.to_ascii_lowercase());
+    match c.thresholds.validate() {
+        Ok(()) => Ok(()),
+        Err(ThresholdError::OutOfRange { name, value }) => {
+            fail(key(name), format!("{value} is outside [0, 1]"))
         }
-    }
-    for (lower, lv, higher, hv) in [
-        ("low", t.low, "medium", t.medium),
-        ("medium", t.medium, "high", t.high),
-        (
-            "medium_confidence",
-            t.medium_confidence,
-            "high_confidence",
-            t.high_confidence,
+        Err(ThresholdError::Inconsistent {
+            lower,
+            lower_value,
+            higher,
+            higher_value,
+        }) => fail(
+            key(lower),
+            format!(
+                "{} = {lower_value} is above {} = {higher_value}",
+                key(lower),
+                key(higher)
+            ),
         ),
-    ] {
-        if lv > hv {
-            return fail(
-                format!("thresholds.{lower}"),
-                format!("thresholds.{lower} = {lv} is above thresholds.{higher} = {hv}"),
-            );
-        }
     }
-    Ok(())
 }
 
 fn enforcement(c: &Config) -> Result<(), Failure> {

@@ -6,4 +6,4 @@ pub mod pipeline;
 mod start;
 
 pub use core::{AgentCore, CoreError, CoreParts, ModelInfo, RuleView, StatusInfo, unix_now_ns};
-pub use start::{RunOptions, StartError, bind_api_socket, policy_of, run, thresholds_of};
+pub use start::{RunOptions, StartError, bind_api_socket, policy_of, run};

@@ -23,7 +23,7 @@ use crate::{
     config::{Config, ConfigError, ConfigHandle},
     correlate::{Correlator, SignatureSet, ThreatFeed, ThreatFeedHandle},
     dataplane::{Dataplane, DataplaneError, LoadOptions, Maps, PinDir, Prefix},
-    decide::{ActionTtl, Thresholds},
+    decide::ActionTtl,
     detect::{Detector, DetectorConfig},
     enforce::{Deceiver, EnforcePolicy, Executor, Honeypot},
     flow::FlowConfig,
@@ -83,17 +83,6 @@ pub fn policy_of(c: &Config) -> EnforcePolicy {
         throttle_burst: e.throttle_burst,
         min_evidence: e.min_evidence,
         evidence_window: Duration::from_secs(e.evidence_window_secs),
-    }
-}
-
-pub fn thresholds_of(c: &Config) -> Thresholds {
-    let t = &c.thresholds;
-    Thresholds {
-        low: t.low,
-        medium_confidence: t.medium_confidence,
-        medium: t.medium,
-        high_confidence: t.high_confidence,
-        high: t.high,
     }
 }
 
@@ -244,7 +233,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
                         sample_every: cfg.dataplane.sample_every.max(1),
                         ..FlowConfig::default()
                     },
-                    thresholds: thresholds_of(&cfg),
+                    thresholds: cfg.thresholds,
                     ttl: action_ttl(&policy),
                 },
                 handle.current(),
@@ -429,7 +418,7 @@ fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path) {
     {
         warn!("interfaces, pin_dir, [api], [journal] and [metrics] apply at the next start");
     }
-    if let Err(e) = core.set_thresholds(thresholds_of(&new)) {
+    if let Err(e) = core.set_thresholds(new.thresholds) {
         warn!(error = %e, "thresholds not applied");
     }
     core.set_policy(policy_of(&new));

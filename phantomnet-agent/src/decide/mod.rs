@@ -98,7 +98,9 @@ impl fmt::Display for Rule {
 ///
 /// LOW is kept (and validated) for compatibility with the prototype's
 /// configuration; none of the five rules reads it.
+/// Also the `[thresholds]` table of the agent's config (same keys).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     pub low: f64,
     pub medium_confidence: f64,
