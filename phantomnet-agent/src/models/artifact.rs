@@ -237,18 +237,10 @@ impl Model {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::features::FEATURE_COUNT;
-    use crate::models::forest::{fit_smartcore, tests::synthetic};
-
-    /// A small trained model (20 trees) for tests elsewhere in the crate.
-    pub(crate) fn small_model(seed: u64) -> Model {
-        let (rows, labels) = synthetic(400, seed);
-        let scaler = StandardScaler::fit(&rows);
-        let scaled: Vec<[f64; FEATURE_COUNT]> =
-            rows.iter().map(|r| scaler.transformed(r)).collect();
-        let params = ModelParams {
+impl ModelParams {
+    /// Small forests (20 + 30 trees) for fast tests.
+    pub(crate) fn small(seed: u64, test_fraction: f64) -> ModelParams {
+        ModelParams {
             forest: ForestParams {
                 n_trees: 20,
                 trees_per_job: 10,
@@ -260,10 +252,26 @@ pub(crate) mod tests {
                 seed,
                 ..Default::default()
             },
-            test_fraction: 0.2,
+            test_fraction,
             folds: 5,
             seed,
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::features::FEATURE_COUNT;
+    use crate::models::forest::{fit_smartcore, tests::synthetic};
+
+    /// A small trained model (20 trees) for tests elsewhere in the crate.
+    pub(crate) fn small_model(seed: u64) -> Model {
+        let (rows, labels) = synthetic(400, seed);
+        let scaler = StandardScaler::fit(&rows);
+        let scaled: Vec<[f64; FEATURE_COUNT]> =
+            rows.iter().map(|r| scaler.transformed(r)).collect();
+        let params = ModelParams::small(seed, 0.2);
         let parts = fit_smartcore(&scaled, &labels, &params.forest, &|_| {}).unwrap();
         let forest = CompactForest::from_smartcore(&parts).unwrap();
         let isolation = IsolationForest::fit(&scaled, &params.isolation).unwrap();

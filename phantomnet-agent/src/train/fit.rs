@@ -159,7 +159,6 @@ pub fn train_model(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::models::{ForestParams, IsolationParams};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -216,22 +215,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn small_params(seed: u64) -> ModelParams {
-        ModelParams {
-            forest: ForestParams {
-                n_trees: 20,
-                trees_per_job: 10,
-                seed,
-                ..Default::default()
-            },
-            isolation: IsolationParams {
-                n_trees: 30,
-                seed,
-                ..Default::default()
-            },
-            test_fraction: 0.25,
-            folds: 5,
-            seed,
-        }
+        ModelParams::small(seed, 0.25)
     }
 
     #[test]
