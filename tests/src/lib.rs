@@ -67,6 +67,11 @@ impl TestLab {
         let _ = self.pins.remove_ours();
         let _ = fs::remove_file(self.api_socket());
         let _ = fs::remove_file(self.journal());
+        for suffix in ["agent.log", "agent.toml"] {
+            let _ = fs::remove_file(
+                std::env::temp_dir().join(format!("{}-{suffix}", self.lab.prefix())),
+            );
+        }
     }
 
     pub fn netns(&self, role: Role) -> PathBuf {

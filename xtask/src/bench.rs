@@ -21,6 +21,8 @@ use crate::cmd;
 const NS: &str = "pnbench";
 const PINS: &str = "/sys/fs/bpf/pnbench";
 const FRAME: &str = "/tmp/pnbench-frame.bin";
+const BENCH_SOCKET: &str = "/tmp/pnbench-agent.sock";
+const BENCH_JOURNAL: &str = "/tmp/pnbench-journal";
 
 /// A 64-byte Ethernet/IPv4/UDP frame from 192.0.2.10 to 203.0.113.10:5000.
 fn frame() -> Vec<u8> {
@@ -92,6 +94,9 @@ fn cleanup(bin: &Path, libxdp_ours: &[&str]) {
     let ns = format!("--net=/run/netns/{NS}");
     let _ = cmd::output("nsenter", &[&ns, "xdp-filter", "unload", "pnb1"]);
     let _ = cmd::output("ip", &["netns", "del", NS]);
+    for f in [FRAME, BENCH_SOCKET, BENCH_JOURNAL, "/tmp/pnbench-agent.log"] {
+        let _ = fs::remove_file(f);
+    }
     // Only the pin directories this run made; never anyone else's.
     for dir in libxdp_ours {
         let _ = fs::remove_dir_all(dir);
@@ -149,6 +154,8 @@ fn run(bin: &Path) -> Result<()> {
             "--stats-interval",
             "1",
         ])
+        // Its own control socket and journal, never a real agent's.
+        .args(["--api-socket", BENCH_SOCKET, "--journal", BENCH_JOURNAL])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

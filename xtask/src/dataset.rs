@@ -338,6 +338,11 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     Ok(created_at)
 }
 
+/// A file beside the capture, in the work directory.
+fn work_file(capture: &Path, name: &str) -> PathBuf {
+    capture.with_file_name(name)
+}
+
 fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result<Bg> {
     let log = fs::File::create(log_path)?;
     let mut c = Command::new("nsenter");
@@ -346,6 +351,11 @@ fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result
         .args(["--pin-dir", PIN_DIR, "run", "--iface", GW_XDP_IFACE])
         .args(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
         .arg(capture)
+        // Its own control socket and journal, never a real agent's.
+        .arg("--api-socket")
+        .arg(work_file(capture, "agent.sock"))
+        .arg("--journal")
+        .arg(work_file(capture, "journal"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
