@@ -67,6 +67,10 @@ impl TestLab {
         let _ = self.pins.remove_ours();
         let _ = fs::remove_file(self.api_socket());
         let _ = fs::remove_file(self.journal());
+        // The socket directory, once no lab uses it.
+        if let Some(dir) = self.api_socket().parent() {
+            let _ = fs::remove_dir(dir);
+        }
         for suffix in ["agent.log", "agent.toml"] {
             let _ = fs::remove_file(
                 std::env::temp_dir().join(format!("{}-{suffix}", self.lab.prefix())),

@@ -390,6 +390,7 @@ fn every_rpc_over_the_unix_socket() {
             .await,
         );
         assert!(matches!(code_, Code::InvalidArgument | Code::NotFound));
+        let _ = fs::remove_file(&bad);
         assert_eq!(
             c.get_model(pb::GetModelRequest {})
                 .await
