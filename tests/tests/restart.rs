@@ -203,17 +203,20 @@ fn detach_removes_only_what_phantomnet_created() {
         ])
         .output()
         .unwrap());
-    let link = ok(Command::new("ip")
-        .args([
-            "-n",
-            &t.lab.ns(Role::Gw),
-            "-d",
-            "link",
-            "show",
-            GW_XDP_IFACE,
-        ])
-        .output()
-        .unwrap());
+    let gw_link = || {
+        ok(Command::new("ip")
+            .args([
+                "-n",
+                &t.lab.ns(Role::Gw),
+                "-d",
+                "link",
+                "show",
+                GW_XDP_IFACE,
+            ])
+            .output()
+            .unwrap())
+    };
+    let link = gw_link();
     assert!(link.contains("xdp"), "attached before detach: {link}");
 
     let out = ok(t.cli(&["detach"]));
@@ -223,17 +226,7 @@ fn detach_removes_only_what_phantomnet_created() {
     );
     assert!(foreign.exists(), "a pin PhantomNet did not create stays");
     assert!(!t.pins.map("PN_BLOCK_V4").exists());
-    let link = ok(Command::new("ip")
-        .args([
-            "-n",
-            &t.lab.ns(Role::Gw),
-            "-d",
-            "link",
-            "show",
-            GW_XDP_IFACE,
-        ])
-        .output()
-        .unwrap());
+    let link = gw_link();
     assert!(!link.contains("prog/xdp"), "XDP is detached: {link}");
     std::fs::remove_file(&foreign).unwrap();
     // With nothing pinned, map commands fail clearly and change nothing.

@@ -530,6 +530,15 @@ for i in range(n):
 print(done)
 "#;
 
+/// The benign clients' think times between requests, scaled by `pace`.
+fn think_times(pace: f64) -> String {
+    THINK
+        .iter()
+        .map(|t| format!("{:.2}", t.parse::<f64>().unwrap_or(0.5) * pace))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Scenario {
     pub const ATTACKS: [Scenario; 7] = [
         Scenario::NmapSyn,
@@ -729,11 +738,7 @@ impl Scenario {
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignHttp => {
-                let think = THINK
-                    .iter()
-                    .map(|t| format!("{:.2}", t.parse::<f64>().unwrap_or(0.5) * pace))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let think = think_times(pace);
                 let limit = format!("{:.0}", (secs * 0.8).floor().max(1.0));
                 let mut argv = vec![
                     "sh",
@@ -760,11 +765,7 @@ impl Scenario {
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignBrowse => {
-                let think = THINK
-                    .iter()
-                    .map(|t| format!("{:.2}", t.parse::<f64>().unwrap_or(0.5) * pace))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let think = think_times(pace);
                 let limit = format!("{:.0}", (secs * 0.8).floor().max(1.0));
                 // The source's last number (decimal or hex text) picks the variant.
                 let variant = src
