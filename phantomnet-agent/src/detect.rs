@@ -9,9 +9,7 @@ use std::sync::Arc;
 use phantomnet_common::PacketSample;
 
 use crate::correlate::{Correlator, ThreatAssessment, ThreatFeed};
-use crate::decide::{
-    Action, ActionTtl, ActiveAction, DecisionTree, Rule, ThresholdError, Thresholds, apply_priority,
-};
+use crate::decide::{Action, DecisionTree, Rule, ThresholdError, Thresholds};
 use crate::features::{FeatureError, FeatureVector, extract};
 use crate::flow::{FlowConfig, FlowTable, SourceKey};
 use crate::models::{Model, ModelScores};
@@ -21,7 +19,6 @@ use crate::models::{Model, ModelScores};
 pub struct DetectorConfig {
     pub flow: FlowConfig,
     pub thresholds: Thresholds,
-    pub ttl: ActionTtl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +34,12 @@ pub enum DetectError {
 pub struct Decision {
     pub source: IpAddr,
     pub timestamp_ns: u64,
-    /// The action to enforce (after the priority rule).
+    /// What the decision tree proposes for this sample. The detector only
+    /// proposes: the executor alone knows what is in force and applies
+    /// the precedence rule (docs/CONTROL.md).
     pub action: Action,
-    /// What the decision tree chose for this sample.
-    pub proposed: Action,
-    /// The rule that chose `proposed`.
+    /// The rule that chose `action`.
     pub rule: Rule,
-    /// Set when a stronger unexpired action kept `action` above `proposed`.
-    pub held_by: Option<ActiveAction>,
     pub scores: ModelScores,
     pub threat: ThreatAssessment,
     pub features: FeatureVector,
@@ -70,15 +65,7 @@ impl fmt::Display for Decision {
             self.threat.verdict,
             self.threat.signatures,
             self.threat.feed_label.as_deref().unwrap_or("-"),
-        )?;
-        if let Some(h) = self.held_by {
-            write!(
-                f,
-                "; kept {} (stronger, unexpired) over {}",
-                h.action, self.proposed
-            )?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -100,7 +87,6 @@ pub struct Detector {
     model: Arc<Model>,
     correlator: Correlator,
     tree: DecisionTree,
-    ttl: ActionTtl,
 }
 
 impl Detector {
@@ -114,7 +100,6 @@ impl Detector {
             model,
             correlator,
             tree: DecisionTree::new(config.thresholds)?,
-            ttl: config.ttl,
         })
     }
 
@@ -179,7 +164,7 @@ impl Detector {
 
     /// The full per-sample path.
     pub fn process(&mut self, sample: &PacketSample) -> Result<Decision, DetectError> {
-        let (entry, stats) = self.flows.observe(sample);
+        let (_, stats) = self.flows.observe(sample);
         let features = extract(sample, &stats)?;
         let scores = self.model.score(&features);
         let source = SourceKey::of_sample(sample).ip();
@@ -187,39 +172,18 @@ impl Detector {
         let threat = self
             .correlator
             .assess(source, &sample.payload[..valid], scores.anomaly);
-        let (proposed, rule) = self.tree.decide(
+        let (action, rule) = self.tree.decide(
             scores.prediction,
             scores.confidence,
             scores.anomaly,
             threat.score,
         );
 
-        let active = match entry.mark {
-            0 => None,
-            m => Action::from_priority(m - 1).map(|action| ActiveAction {
-                action,
-                until_ns: entry.mark_until_ns,
-            }),
-        };
-        let now = entry.windows.last_ns();
-        let (action, next) = apply_priority(proposed, active, now, &self.ttl);
-        match next {
-            Some(a) => {
-                entry.mark = a.action.priority() + 1;
-                entry.mark_until_ns = a.until_ns;
-            }
-            None => {
-                entry.mark = 0;
-                entry.mark_until_ns = 0;
-            }
-        }
         Ok(Decision {
             source,
             timestamp_ns: sample.timestamp_ns,
             action,
-            proposed,
             rule,
-            held_by: (action != proposed).then_some(next).flatten(),
             scores,
             threat,
             features,
@@ -295,7 +259,7 @@ mod tests {
             dec.scores.anomaly,
             dec.threat.score,
         );
-        assert_eq!((dec.proposed, dec.rule), (a, r));
+        assert_eq!((dec.action, dec.rule), (a, r));
         let text = dec.to_string();
         assert!(text.contains(&format!("rule {}", r.number())), "{text}");
         assert!(
@@ -318,35 +282,6 @@ mod tests {
     }
 
     #[test]
-    fn an_active_block_is_kept_for_later_weaker_decisions() {
-        let model = Arc::new(small_model(33));
-        let mut d = Detector::new(DetectorConfig::default(), model, Correlator::builtin()).unwrap();
-        // Pretend an earlier decision blocked the source until t = 100 s.
-        let s = sample(1_000_000_000, 5, b"hello");
-        let first = d.process(&s).unwrap();
-        let key = SourceKey::of_sample(&s);
-        let idx_mark = Action::Block.priority() + 1;
-        {
-            // Reach into the flow entry the way process() does.
-            let (entry, _) = d.flows.observe(&s);
-            entry.mark = idx_mark;
-            entry.mark_until_ns = 100_000_000_000;
-        }
-        let later = d.process(&sample(2_000_000_000, 5, b"hello")).unwrap();
-        assert_eq!(later.action, Action::Block);
-        if later.proposed != Action::Block {
-            assert_eq!(later.held_by.unwrap().action, Action::Block);
-            assert!(later.to_string().contains("kept BLOCK"));
-        }
-        // After expiry, the tree's own decision applies again.
-        let expired = d.process(&sample(200_000_000_000, 5, b"hello")).unwrap();
-        assert_eq!(expired.action, expired.proposed);
-        assert!(expired.held_by.is_none());
-        assert!(d.flows().get(&key).is_some());
-        let _ = first;
-    }
-
-    #[test]
     fn analyze_matches_process_and_touches_no_flow_state() {
         let model = Arc::new(small_model(32));
         let mut d = Detector::new(
@@ -361,7 +296,7 @@ mod tests {
         let flows_before = d.flows().len();
         let a = d.analyze(Some(dec.source), dec.features, b"GET /?q=' OR 1=1--");
         assert_eq!(d.flows().len(), flows_before);
-        assert_eq!((a.action, a.rule), (dec.proposed, dec.rule));
+        assert_eq!((a.action, a.rule), (dec.action, dec.rule));
         assert_eq!(a.scores, dec.scores);
         assert_eq!(a.threat.score, dec.threat.score);
     }

@@ -168,6 +168,8 @@ pub enum ReasonCode {
     ThreatIntel = 3,
     /// An orchestrator through the control API.
     Api = 4,
+    /// The agent's config file (the allowlist).
+    Config = 5,
 }
 
 impl ReasonCode {
@@ -177,6 +179,7 @@ impl ReasonCode {
             2 => ReasonCode::Detection,
             3 => ReasonCode::ThreatIntel,
             4 => ReasonCode::Api,
+            5 => ReasonCode::Config,
             _ => ReasonCode::Unspecified,
         }
     }
@@ -188,6 +191,7 @@ impl ReasonCode {
             ReasonCode::Detection => "detection",
             ReasonCode::ThreatIntel => "threat-intel",
             ReasonCode::Api => "api",
+            ReasonCode::Config => "config",
         }
     }
 }
@@ -211,7 +215,9 @@ pub struct AllowEntry {
     /// The entry's own prefix length. An LPM lookup returns the longest
     /// covering entry; this tells the agent which one it got.
     pub prefix_len: u32,
-    pub _pad: u32,
+    /// Who added it, a [`ReasonCode`]: `Config` entries are the agent
+    /// config's `allowlist`, which a restart re-syncs; others are operators'.
+    pub reason: u32,
 }
 
 /// Block entry: drop every packet from the prefix until `expires_ns`.
@@ -251,7 +257,8 @@ pub struct ThrottleRule {
     pub burst: u32,
     /// The entry's own prefix length (see [`AllowEntry::prefix_len`]).
     pub prefix_len: u32,
-    pub _pad: u32,
+    /// Who set it, a [`ReasonCode`] (a detection never weakens another's rule).
+    pub reason: u32,
 }
 
 /// Per-source bucket state (LRU hash): GCRA's theoretical arrival time plus

@@ -9,6 +9,7 @@ use phantomnet_agent::{
     decide::Action,
     enforce::{Applied, Deceiver, EnforceError, EnforcePolicy, Executor, Honeypot},
 };
+use phantomnet_common::ReasonCode;
 use phantomnet_tests::{Banner, Role, TestLab, addr, root_or_skip, who_answers};
 
 fn nft_table(t: &TestLab) -> String {
@@ -224,7 +225,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
 
     // Allowlist: never acted on.
     let cli: IpAddr = addr::CLI4.parse().unwrap();
-    ex.allow(&p("198.51.100.0/24")).unwrap();
+    ex.allow(&p("198.51.100.0/24"), ReasonCode::Manual).unwrap();
     assert!(matches!(
         ex.apply(cli, Action::Block, "x").unwrap(),
         Applied::Allowlisted { .. }
@@ -262,52 +263,160 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
 }
 
 #[test]
-fn a_broken_nft_leaves_block_and_throttle_working() {
-    if !root_or_skip("a_broken_nft_leaves_block_and_throttle_working") {
+fn a_deceive_that_cannot_apply_falls_back_to_throttle_and_is_remembered() {
+    if !root_or_skip("a_deceive_that_cannot_apply_falls_back_to_throttle_and_is_remembered") {
         return;
     }
     let t = TestLab::up("nftfail");
     let _dp = t.load();
+    let rules = |ex: &Executor| -> Vec<(&'static str, String)> {
+        ex.maps()
+            .rules()
+            .unwrap()
+            .iter()
+            .map(|r| (r.kind.name(), r.prefix.to_string()))
+            .collect()
+    };
     // The table was never installed in the gateway namespace: nft refuses.
     let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
     let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
     let a0: IpAddr = addr::atk_src4(0).parse().unwrap();
-    let err = ex.apply(a0, Action::Deceive, "x").unwrap_err();
-    assert!(matches!(err, EnforceError::Nft(_)), "{err}");
-    assert!(
-        err.to_string().contains("No such file or directory"),
-        "nft's reason: {err}"
+    match ex.apply(a0, Action::Deceive, "x").unwrap() {
+        Applied::Fallback {
+            wanted: Action::Deceive,
+            enforced: Action::Throttle,
+            why,
+            ..
+        } => assert!(
+            why.contains("No such file or directory"),
+            "nft's reason: {why}"
+        ),
+        other => panic!("expected a fallback to THROTTLE, got {other:?}"),
+    }
+    assert_eq!(rules(&ex), [("throttle", "192.0.2.10/32".to_string())]);
+    // Remembered: the next DECEIVE proposal does not try nft again, and the
+    // THROTTLE in force stays as it is (nothing new to journal).
+    assert_eq!(
+        ex.apply(a0, Action::Deceive, "x").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Throttle
+        }
     );
     assert!(ex.apply(a0, Action::Block, "x").is_ok());
-    // No nft at all.
+
+    // No nft at all: the same fallback, with the reason.
     let mut ex = Executor::new(
         t.maps(),
         Err("nft: not found".into()),
         EnforcePolicy::default(),
     );
     let a1: IpAddr = addr::atk_src4(1).parse().unwrap();
-    let err = ex.apply(a1, Action::Deceive, "x").unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("DECEIVE is unavailable: nft: not found"),
-        "{err}"
-    );
+    match ex.apply(a1, Action::Deceive, "x").unwrap() {
+        Applied::Fallback { why, .. } => {
+            assert!(
+                why.contains("DECEIVE is unavailable: nft: not found"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a fallback, got {other:?}"),
+    }
+    // No honeypot for the family: the same, and the API's deceive is a
+    // precondition error (FAILED_PRECONDITION), not an outage.
+    let v4_only: Vec<Honeypot> = honeypots().into_iter().take(1).collect();
+    let d = Deceiver::new(v4_only).in_netns(t.netns(Role::Gw));
+    d.install().unwrap();
+    let mut ex = Executor::new(t.maps(), Ok(d), EnforcePolicy::default());
+    let a6: IpAddr = addr::atk_src6(0).parse().unwrap();
     assert!(matches!(
-        ex.apply(a1, Action::Throttle, "x").unwrap(),
+        ex.apply(a6, Action::Deceive, "x").unwrap(),
+        Applied::Fallback { .. }
+    ));
+    assert!(matches!(
+        ex.deceive(&Prefix::host(a6), None),
+        Err(EnforceError::DeceiveNotConfigured(_))
+    ));
+    assert_eq!(
+        rules(&ex),
+        [
+            ("block", "192.0.2.10/32".to_string()),
+            ("throttle", "192.0.2.10/32".to_string()),
+            ("throttle", "192.0.2.11/32".to_string()),
+            ("throttle", format!("{}/128", addr::atk_src6(0))),
+        ]
+    );
+}
+
+#[test]
+fn a_detection_never_weakens_or_shortens_an_operators_rule() {
+    if !root_or_skip("a_detection_never_weakens_or_shortens_an_operators_rule") {
+        return;
+    }
+    let t = TestLab::up("precedence");
+    let _dp = t.load();
+    let a0 = addr::atk_src4(0);
+    let a1 = addr::atk_src4(1);
+    // The operator, with the offline CLI (straight into the pins): a
+    // permanent block of a0, and a strict 10 pps throttle of the whole /24.
+    for args in [
+        vec!["block", a0.as_str()],
+        vec!["throttle", "192.0.2.0/24", "--rate", "10"],
+    ] {
+        let out = t.cli(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A freshly started executor (as after a restart) sees them in the pins.
+    let mut ex = Executor::new(t.maps(), Err("none".into()), EnforcePolicy::default());
+    let ip0: IpAddr = a0.parse().unwrap();
+    let ip1: IpAddr = a1.parse().unwrap();
+    assert_eq!(
+        ex.apply(ip0, Action::Block, "rule 3").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Block
+        }
+    );
+    assert_eq!(
+        ex.apply(ip1, Action::Throttle, "rule 5").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Throttle
+        },
+        "the detector's 100 pps must not replace the operator's 10 pps"
+    );
+    let rules = ex.maps().rules().unwrap();
+    let block = rules.iter().find(|r| r.kind.name() == "block").unwrap();
+    assert_eq!(block.remaining, None, "still permanent: {block:?}");
+    assert_eq!(block.reason.as_ref().unwrap().0, ReasonCode::Manual);
+    let thr: Vec<_> = rules
+        .iter()
+        .filter(|r| r.kind.name() == "throttle")
+        .collect();
+    assert_eq!(thr.len(), 1, "no detector /32 inside the /24: {thr:?}");
+    assert_eq!(thr[0].rate_pps, 10);
+    // A stricter detection inside a looser operator rule is added, and
+    // when the operator's rule is shorter, a detector BLOCK adds its own.
+    let out = t.cli(&["throttle", "192.0.2.0/24", "--rate", "1000"]);
+    assert!(out.status.success());
+    assert!(matches!(
+        ex.apply(ip1, Action::Throttle, "rule 5").unwrap(),
         Applied::Enforced { .. }
     ));
-    let kinds: Vec<_> = ex
+    // Only an explicit operator command shortens or removes.
+    let out = t.cli(&["unblock", &a0]);
+    assert!(out.status.success());
+    assert!(matches!(
+        ex.apply(ip0, Action::Block, "rule 3").unwrap(),
+        Applied::Enforced { .. }
+    ));
+    let block = ex
         .maps()
         .rules()
         .unwrap()
-        .iter()
-        .map(|r| (r.kind.name(), r.prefix.to_string()))
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            ("block", "192.0.2.10/32".to_string()),
-            ("throttle", "192.0.2.11/32".to_string())
-        ]
-    );
+        .into_iter()
+        .find(|r| r.kind.name() == "block")
+        .unwrap();
+    assert_eq!(block.reason.as_ref().unwrap().0, ReasonCode::Detection);
+    assert!(block.remaining.is_some());
 }

@@ -50,6 +50,7 @@ impl From<EnforceError> for CoreError {
             EnforceError::Allowlisted { .. } => CoreError::FailedPrecondition(e.to_string()),
             EnforceError::Dataplane(d) => d.into(),
             EnforceError::DeceiveUnavailable(_) => CoreError::Unavailable(e.to_string()),
+            EnforceError::DeceiveNotConfigured(_) => CoreError::FailedPrecondition(e.to_string()),
             EnforceError::Nft(crate::enforce::NftError::NotDeceived(s)) => {
                 CoreError::NotFound(format!("{s} is not deceived"))
             }
@@ -355,6 +356,7 @@ impl AgentCore {
                 burst: Some(burst.unwrap_or(policy.throttle_burst)),
                 ttl: Some(ttl),
             },
+            ReasonCode::Api,
         )?;
         drop(ex);
         self.record_api(p, "THROTTLE", reason);
@@ -368,7 +370,7 @@ impl AgentCore {
     }
 
     pub fn allow(&self, p: &Prefix) -> Result<Rule, CoreError> {
-        let rule = self.executor().allow(p)?;
+        let rule = self.executor().allow(p, ReasonCode::Api)?;
         self.record_api(p, "ALLOW", "");
         Ok(rule)
     }

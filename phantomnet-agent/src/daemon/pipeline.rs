@@ -120,7 +120,7 @@ pub fn event_of(d: &Decision, applied: &str) -> NewEvent {
     NewEvent {
         time_unix_ns: unix_now_ns(),
         source: d.source,
-        action: d.proposed.name().to_string(),
+        action: d.action.name().to_string(),
         verdict: d.threat.verdict.to_string(),
         confidence: d.scores.confidence,
         anomaly: d.scores.anomaly,
@@ -173,8 +173,8 @@ pub fn handle_batch(
         gate.clear();
     }
     for d in &decisions {
-        core.metrics().decision(label(d.proposed));
-        let attack = d.proposed != Action::Log;
+        core.metrics().decision(label(d.action));
+        let attack = d.action != Action::Log;
         let seen = evidence.observe(
             d.source,
             attack,
@@ -183,7 +183,7 @@ pub fn handle_batch(
             policy.evidence_window,
         );
         if attack && !Evidence::sufficient(&seen, policy.min_evidence) {
-            let key = (d.source, d.proposed);
+            let key = (d.source, d.action);
             if gate
                 .get(&key)
                 .is_none_or(|t| now.duration_since(*t) >= JOURNAL_REPEAT)
@@ -198,7 +198,7 @@ pub fn handle_batch(
             continue;
         }
         let reason = format!("rule {}", d.rule.number());
-        let applied = core.executor().apply(d.source, d.proposed, &reason);
+        let applied = core.executor().apply(d.source, d.action, &reason);
         let window_sigs = if seen.signatures.is_empty() {
             String::new()
         } else {
@@ -219,8 +219,22 @@ pub fn handle_batch(
             Ok(Applied::Refreshed { action, ttl }) => {
                 (format!("refreshed {action} for {}s", ttl.as_secs()), true)
             }
-            Ok(Applied::Unchanged { in_force, .. }) => {
-                (format!("{in_force} already in force"), false)
+            Ok(Applied::Unchanged { in_force }) => (format!("{in_force} already in force"), false),
+            Ok(Applied::Fallback {
+                wanted,
+                enforced,
+                ttl,
+                why,
+            }) => {
+                info!(source = %d.source, %wanted, %enforced, %why, "fallback");
+                (
+                    format!(
+                        "{wanted} not applicable ({why}); enforced {enforced} for {}s instead",
+                        ttl.as_secs()
+                    ),
+                    // Journaled once per (source, action) per JOURNAL_REPEAT.
+                    false,
+                )
             }
             Ok(Applied::DryRun { action }) => (format!("dry-run: would enforce {action}"), false),
             Ok(Applied::Allowlisted { by }) => (format!("allowlisted by {by}"), false),
@@ -230,7 +244,7 @@ pub fn handle_batch(
                 (format!("enforcement failed: {e}"), true)
             }
         };
-        let key = (d.source, d.proposed);
+        let key = (d.source, d.action);
         let due = gate
             .get(&key)
             .is_none_or(|t| now.duration_since(*t) >= JOURNAL_REPEAT);

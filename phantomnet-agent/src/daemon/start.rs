@@ -23,7 +23,6 @@ use crate::{
     config::{Config, ConfigError, ConfigHandle},
     correlate::{Correlator, SignatureSet, ThreatFeed, ThreatFeedHandle},
     dataplane::{Dataplane, DataplaneError, LoadOptions, Maps, PinDir, Prefix},
-    decide::ActionTtl,
     detect::{Detector, DetectorConfig},
     enforce::{Deceiver, EnforcePolicy, Executor, Honeypot},
     flow::FlowConfig,
@@ -96,16 +95,6 @@ fn honeypots_of(c: &Config) -> Vec<Honeypot> {
         .collect()
 }
 
-/// The detector remembers actions in force for as long as the executor
-/// keeps them, so its no-downgrade rule and the executor's agree.
-fn action_ttl(p: &EnforcePolicy) -> ActionTtl {
-    ActionTtl {
-        throttle_s: p.throttle_ttl.as_secs(),
-        deceive_s: p.deceive_ttl.as_secs(),
-        block_s: p.block_ttl.as_secs(),
-    }
-}
-
 fn prefix_of(net: &IpNet) -> Option<Prefix> {
     Prefix::new(net.network(), net.prefix_len()).ok()
 }
@@ -123,7 +112,7 @@ fn sync_allowlist(maps: &mut Maps, old: &[IpNet], new: &[IpNet]) {
     }
     for net in new {
         if let Some(p) = prefix_of(net)
-            && let Err(e) = maps.allow(&p)
+            && let Err(e) = maps.allow_as(&p, phantomnet_common::ReasonCode::Config)
         {
             error!(prefix = %p, error = %e, "adding a config allowlist entry");
         }
@@ -133,7 +122,7 @@ fn sync_allowlist(maps: &mut Maps, old: &[IpNet], new: &[IpNet]) {
 fn deceiver_of(c: &Config) -> Result<Deceiver, String> {
     let d = Deceiver::new(honeypots_of(c));
     if d.honeypots().is_empty() {
-        return Err("no honeypot is configured".into());
+        return Err(crate::enforce::NO_HONEYPOT.into());
     }
     d.install().map(|()| d).map_err(|e| e.to_string())
 }
@@ -234,7 +223,6 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
                         ..FlowConfig::default()
                     },
                     thresholds: cfg.thresholds,
-                    ttl: action_ttl(&policy),
                 },
                 handle.current(),
                 Correlator::new(SignatureSet::builtin(), feed_now),

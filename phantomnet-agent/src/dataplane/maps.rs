@@ -15,6 +15,9 @@ use phantomnet_common::{
 
 use super::{DataplaneError, Expiry, PinDir, Prefix, clock::monotonic_now_ns};
 
+mod in_force;
+pub use in_force::Covering;
+
 type Trie<const N: usize, V> = LpmTrie<MapData, [u8; N], V>;
 
 /// What a rule does.
@@ -76,7 +79,12 @@ pub struct ThrottleParams {
 
 impl ThrottleParams {
     /// The rule the kernel runs, or a clear error for a zero rate or burst.
-    fn to_rule(self, prefix_len: u8, now: u64) -> Result<ThrottleRule, DataplaneError> {
+    fn to_rule(
+        self,
+        prefix_len: u8,
+        now: u64,
+        reason: ReasonCode,
+    ) -> Result<ThrottleRule, DataplaneError> {
         let invalid = |field: &'static str, reason: &str| DataplaneError::InvalidArgument {
             field,
             reason: reason.to_string(),
@@ -103,7 +111,7 @@ impl ThrottleParams {
             rate_pps: self.rate_pps,
             burst,
             prefix_len: u32::from(prefix_len),
-            _pad: 0,
+            reason: reason as u32,
         })
     }
 }
@@ -350,14 +358,25 @@ impl Maps {
         ))
     }
 
-    /// Rate-limits every source address inside `prefix` to its own bucket.
+    /// Rate-limits every source address inside `prefix` to its own bucket
+    /// (an operator's rule).
     pub fn throttle(
         &mut self,
         prefix: &Prefix,
         params: ThrottleParams,
     ) -> Result<Rule, DataplaneError> {
+        self.throttle_as(prefix, params, ReasonCode::Manual)
+    }
+
+    /// [`throttle`](Self::throttle), recording who set it.
+    pub fn throttle_as(
+        &mut self,
+        prefix: &Prefix,
+        params: ThrottleParams,
+        reason: ReasonCode,
+    ) -> Result<Rule, DataplaneError> {
         let now = monotonic_now_ns();
-        let rule = params.to_rule(prefix.prefix_len(), now)?;
+        let rule = params.to_rule(prefix.prefix_len(), now, reason)?;
         by_family!(self, prefix, rule_v4, rule_v6, |trie, key| {
             let name = if prefix.is_ipv4() {
                 maps::THROTTLE_RULE_V4
@@ -412,13 +431,23 @@ impl Maps {
         }
     }
 
-    /// Exempts `prefix` from blocks and throttles.
+    /// Exempts `prefix` from blocks and throttles (an operator's entry).
     pub fn allow(&mut self, prefix: &Prefix) -> Result<Rule, DataplaneError> {
+        self.allow_as(prefix, ReasonCode::Manual)
+    }
+
+    /// [`allow`](Self::allow), recording who added it (`Config` for the
+    /// config file's allowlist, which a restart re-syncs).
+    pub fn allow_as(
+        &mut self,
+        prefix: &Prefix,
+        reason: ReasonCode,
+    ) -> Result<Rule, DataplaneError> {
         let now = monotonic_now_ns();
         let entry = AllowEntry {
             created_ns: now,
             prefix_len: u32::from(prefix.prefix_len()),
-            _pad: 0,
+            reason: reason as u32,
         };
         by_family!(self, prefix, allow_v4, allow_v6, |trie, key| {
             let name = if prefix.is_ipv4() {
@@ -583,7 +612,9 @@ mod tests {
 
     #[test]
     fn throttle_rule_is_precomputed_for_the_kernel() {
-        let r = params(200, Some(10)).to_rule(24, 1_000).unwrap();
+        let r = params(200, Some(10))
+            .to_rule(24, 1_000, ReasonCode::Manual)
+            .unwrap();
         assert_eq!(r.interval_ns, 5_000_000);
         assert_eq!(r.tolerance_ns, 50_000_000);
         assert_eq!(
@@ -591,8 +622,20 @@ mod tests {
             (200, 10, 24, 0)
         );
         // Default burst: a tenth of a second, at least one packet.
-        assert_eq!(params(1000, None).to_rule(32, 0).unwrap().burst, 100);
-        assert_eq!(params(5, None).to_rule(32, 0).unwrap().burst, 1);
+        assert_eq!(
+            params(1000, None)
+                .to_rule(32, 0, ReasonCode::Manual)
+                .unwrap()
+                .burst,
+            100
+        );
+        assert_eq!(
+            params(5, None)
+                .to_rule(32, 0, ReasonCode::Manual)
+                .unwrap()
+                .burst,
+            1
+        );
     }
 
     #[test]
@@ -602,18 +645,25 @@ mod tests {
             (params(2_000_000_000, None), "rate: must be at most"),
             (params(10, Some(0)), "burst: must be at least 1"),
         ] {
-            let e = p.to_rule(32, 0).unwrap_err();
+            let e = p.to_rule(32, 0, ReasonCode::Manual).unwrap_err();
             assert!(e.to_string().contains(msg), "{e}");
         }
         // The deepest bucket at the slowest rate still fits the clock.
-        let r = params(1, Some(u32::MAX)).to_rule(32, 0).unwrap();
+        let r = params(1, Some(u32::MAX))
+            .to_rule(32, 0, ReasonCode::Manual)
+            .unwrap();
         assert_eq!(r.tolerance_ns, 1_000_000_000 * u64::from(u32::MAX));
         let p = ThrottleParams {
             rate_pps: 10,
             burst: None,
             ttl: Some(Duration::ZERO),
         };
-        assert!(p.to_rule(32, 0).unwrap_err().to_string().contains("ttl"));
+        assert!(
+            p.to_rule(32, 0, ReasonCode::Manual)
+                .unwrap_err()
+                .to_string()
+                .contains("ttl")
+        );
     }
 
     #[test]

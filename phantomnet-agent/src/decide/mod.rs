@@ -212,62 +212,6 @@ impl DecisionTree {
     }
 }
 
-/// How long an action stays in force once decided (seconds).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ActionTtl {
-    pub throttle_s: u64,
-    pub deceive_s: u64,
-    pub block_s: u64,
-}
-
-impl Default for ActionTtl {
-    fn default() -> Self {
-        ActionTtl {
-            throttle_s: 60,
-            deceive_s: 300,
-            block_s: 600,
-        }
-    }
-}
-
-impl ActionTtl {
-    pub fn ns(&self, a: Action) -> u64 {
-        let s = match a {
-            Action::Log => 0,
-            Action::Throttle => self.throttle_s,
-            Action::Deceive => self.deceive_s,
-            Action::Block => self.block_s,
-        };
-        s.saturating_mul(1_000_000_000)
-    }
-}
-
-/// An action in force on a source until `until_ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ActiveAction {
-    pub action: Action,
-    pub until_ns: u64,
-}
-
-/// The priority rule: a source under a stronger unexpired action keeps it.
-/// Returns the effective action and what is in force afterwards. A decided
-/// action at least as strong as the active one (re)starts its TTL.
-pub fn apply_priority(
-    proposed: Action,
-    active: Option<ActiveAction>,
-    now_ns: u64,
-    ttl: &ActionTtl,
-) -> (Action, Option<ActiveAction>) {
-    if let Some(a) = active.filter(|a| a.until_ns > now_ns && a.action > proposed) {
-        return (a.action, Some(a));
-    }
-    let next = (proposed != Action::Log).then(|| ActiveAction {
-        action: proposed,
-        until_ns: now_ns.saturating_add(ttl.ns(proposed)),
-    });
-    (proposed, next)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,40 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stronger_unexpired_action_is_not_downgraded() {
-        let ttl = ActionTtl::default();
-        let s = 1_000_000_000u64;
-        let (a, active) = apply_priority(Action::Block, None, 10 * s, &ttl);
-        assert_eq!(a, Action::Block);
-        let active = active.unwrap();
-        assert_eq!(active.until_ns, 610 * s);
-        // Within the block's TTL, a THROTTLE or LOG decision keeps BLOCK.
-        assert_eq!(
-            apply_priority(Action::Throttle, Some(active), 20 * s, &ttl).0,
-            Action::Block
-        );
-        assert_eq!(
-            apply_priority(Action::Log, Some(active), 20 * s, &ttl),
-            (Action::Block, Some(active))
-        );
-        // After expiry the weaker action applies.
-        let (a, next) = apply_priority(Action::Throttle, Some(active), 611 * s, &ttl);
-        assert_eq!(a, Action::Throttle);
-        assert_eq!(next.unwrap().until_ns, 671 * s);
-        // An upgrade always applies.
-        let thr = ActiveAction {
-            action: Action::Throttle,
-            until_ns: 100 * s,
-        };
-        assert_eq!(
-            apply_priority(Action::Deceive, Some(thr), 50 * s, &ttl).0,
-            Action::Deceive
-        );
-        // LOG with nothing active leaves nothing active.
-        assert_eq!(
-            apply_priority(Action::Log, None, 0, &ttl),
-            (Action::Log, None)
-        );
+    fn actions_are_ordered_by_strength() {
         assert!(
             Action::Log < Action::Throttle
                 && Action::Throttle < Action::Deceive

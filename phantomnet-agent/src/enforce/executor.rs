@@ -2,22 +2,35 @@
 //! enforcement. BLOCK and THROTTLE go to the pinned maps, DECEIVE to
 //! nftables, LOG nowhere.
 //!
-//! It is idempotent and cheap to call once per sample: a source whose action
-//! is already in force with more than half its TTL left costs a hash lookup
-//! and no syscall; with less left, the action is refreshed (its expiry
-//! extended). A weaker action never replaces a stronger unexpired one, and an
-//! allowlisted source is never acted on. Each backend fails on its own: with
-//! no usable `nft`, DECEIVE is a clear error and BLOCK/THROTTLE still work.
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+//! The executor is the one owner of what is in force. BLOCK and THROTTLE
+//! live in the pinned maps, which it reads on every detection (so entries
+//! written by the offline CLI, or by an earlier agent, count); DECEIVE lives
+//! in nftables, whose elements it indexes at start and keeps up to date.
+//! The detector only proposes; [`precedence::verdict`](super::precedence)
+//! decides what a detection may change. An allowlisted source is never
+//! acted on. Each backend fails on its own: a DECEIVE that cannot be
+//! applied falls back to THROTTLE, and the executor remembers that for the
+//! source, so it is not retried (and journaled) on every sample.
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use phantomnet_common::{REASON_TEXT_LEN, ReasonCode};
 use tracing::{debug, warn};
 
-use super::nft::{Deceived, Deceiver, NftError};
+use super::{
+    nft::{Deceived, Deceiver, NftError},
+    precedence::{InForce, Verdict, verdict},
+};
 use crate::{
-    dataplane::{DataplaneError, Maps, Prefix, Rule, ThrottleParams, monotonic_now_ns},
+    dataplane::{DataplaneError, Maps, Prefix, Rule, ThrottleParams},
     decide::Action,
 };
+
+/// Bound on the DECEIVE index and on the remembered DECEIVE failures.
+const MAX_TRACKED: usize = 65_536;
 
 /// TTLs and throttle parameters for decisions the detector makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +77,10 @@ pub enum EnforceError {
     Allowlisted { prefix: String, by: String },
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
+    /// No honeypot is configured (for this family): an operator's
+    /// precondition, not an outage.
+    #[error("DECEIVE is not configured: {0}")]
+    DeceiveNotConfigured(String),
     #[error("DECEIVE is unavailable: {0}")]
     DeceiveUnavailable(String),
     #[error(transparent)]
@@ -79,21 +96,19 @@ pub enum Applied {
     Enforced { action: Action, ttl: Duration },
     /// The same action was in force with little time left; expiry extended.
     Refreshed { action: Action, ttl: Duration },
-    /// `in_force` stays (the same action with ample time left, or a stronger one).
-    Unchanged {
-        in_force: Action,
-        remaining: Duration,
+    /// DECEIVE could not be applied; THROTTLE was enforced instead.
+    Fallback {
+        wanted: Action,
+        enforced: Action,
+        ttl: Duration,
+        why: String,
     },
+    /// `in_force` stays (at least as strong and as long, or an operator's).
+    Unchanged { in_force: Action },
     /// Dry-run: this is what would have been enforced.
     DryRun { action: Action },
     /// The source is allowlisted.
     Allowlisted { by: Prefix },
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Active {
-    action: Action,
-    until_ns: u64,
 }
 
 /// The executor. One per agent; not shared across threads (wrap it in a
@@ -103,7 +118,10 @@ pub struct Executor {
     deceiver: Result<Deceiver, String>,
     policy: EnforcePolicy,
     dry_run: bool,
-    active: HashMap<IpAddr, Active>,
+    /// Sources under deception → when their element expires (`None`: never).
+    deceived: HashMap<Prefix, Option<Instant>>,
+    /// Sources whose DECEIVE failed → until when THROTTLE stands in for it.
+    deceive_failed: HashMap<IpAddr, Instant>,
 }
 
 /// Cuts operator/detector text to what a block entry keeps, on a char boundary.
@@ -118,14 +136,59 @@ fn reason_text(reason: &str) -> &str {
 impl Executor {
     /// `deceiver` is the DECEIVE backend, already installed, or why it is
     /// unavailable.
+    /// Rebuilds the DECEIVE index from nftables (BLOCK and THROTTLE are
+    /// read from the maps whenever needed).
     pub fn new(maps: Maps, deceiver: Result<Deceiver, String>, policy: EnforcePolicy) -> Executor {
-        Executor {
+        let mut ex = Executor {
             maps,
             deceiver,
             policy,
             dry_run: false,
-            active: HashMap::new(),
+            deceived: HashMap::new(),
+            deceive_failed: HashMap::new(),
+        };
+        ex.adopt_deceived();
+        ex
+    }
+
+    /// Indexes the deceptions nftables holds (an earlier agent's, or ours).
+    fn adopt_deceived(&mut self) {
+        self.deceived.clear();
+        let Ok(d) = self.deceiver.as_ref() else {
+            return;
+        };
+        match d.list() {
+            Ok(list) => {
+                let now = Instant::now();
+                for e in list.into_iter().take(MAX_TRACKED) {
+                    if let Ok(net) = e
+                        .source
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| e.source.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        && let Ok(p) = Prefix::new(net.addr(), net.prefix_len())
+                    {
+                        self.deceived.insert(p, e.remaining.map(|r| now + r));
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "listing deceptions in force"),
         }
+    }
+
+    /// Deceived, by a host or covering element: the time left (`None`: no timeout).
+    fn deceived_left(&mut self, source: IpAddr) -> Option<Option<Duration>> {
+        let now = Instant::now();
+        self.deceived
+            .retain(|_, until| until.is_none_or(|u| u > now));
+        self.deceived
+            .iter()
+            .filter(|(p, _)| p.contains(source))
+            .map(|(_, until)| until.map(|u| u - now))
+            .max_by_key(|left| left.unwrap_or(Duration::MAX))
+    }
+
+    fn is_host(source: IpAddr) -> impl Fn(&crate::dataplane::Covering) -> bool {
+        move |c| c.prefix == Prefix::host(source)
     }
 
     pub fn policy(&self) -> &EnforcePolicy {
@@ -147,8 +210,18 @@ impl Executor {
     }
 
     /// Swaps the DECEIVE backend (a config reload changed the honeypots).
+    /// With no honeypot left, the old table and its DNAT rules are removed:
+    /// nothing may redirect to a honeypot the config no longer names.
     pub fn set_deceiver(&mut self, deceiver: Result<Deceiver, String>) {
+        if deceiver.is_err()
+            && let Ok(old) = &self.deceiver
+            && let Err(e) = old.remove()
+        {
+            warn!(error = %e, "removing the DECEIVE table");
+        }
         self.deceiver = deceiver;
+        self.deceive_failed.clear();
+        self.adopt_deceived();
     }
 
     /// The configured honeypots (none while DECEIVE is unavailable).
@@ -168,12 +241,18 @@ impl Executor {
     }
 
     fn deceiver(&self) -> Result<&Deceiver, EnforceError> {
-        self.deceiver
-            .as_ref()
-            .map_err(|why| EnforceError::DeceiveUnavailable(why.clone()))
+        self.deceiver.as_ref().map_err(|why| {
+            if why.starts_with(super::NO_HONEYPOT) {
+                EnforceError::DeceiveNotConfigured(why.clone())
+            } else {
+                EnforceError::DeceiveUnavailable(why.clone())
+            }
+        })
     }
 
-    /// Enforces a detector's decision on one source.
+    /// Enforces a detector's proposal on one source, under the precedence
+    /// rule: it may add or extend, never weaken, shorten or rewrite an
+    /// operator's rule.
     pub fn apply(
         &mut self,
         source: IpAddr,
@@ -190,33 +269,98 @@ impl Executor {
         if let Some(by) = self.maps.allowlisted_by(&prefix) {
             return Ok(Applied::Allowlisted { by });
         }
-        let now = monotonic_now_ns();
-        let ttl = self.policy.ttl(action);
-        let mut refresh = false;
-        if let Some(a) = self.active.get(&source).filter(|a| a.until_ns > now) {
-            let remaining = Duration::from_nanos(a.until_ns - now);
-            if a.action > action || (a.action == action && remaining > ttl / 2) {
-                return Ok(Applied::Unchanged {
-                    in_force: a.action,
-                    remaining,
-                });
-            }
-            refresh = a.action == action;
-        }
-        self.enforce(&prefix, action, ttl, ReasonCode::Detection, reason)?;
-        self.active.insert(
-            source,
-            Active {
-                action,
-                until_ns: now.saturating_add(ttl.as_nanos() as u64),
+        let now = Instant::now();
+        self.deceive_failed.retain(|_, until| *until > now);
+        // A DECEIVE that failed for this source stands as THROTTLE until then.
+        let (action, fallback_why) = match action {
+            Action::Deceive if self.deceive_failed.contains_key(&source) => (
+                Action::Throttle,
+                Some("DECEIVE failed earlier for this source".to_string()),
+            ),
+            Action::Deceive => match self.deceivable(&prefix) {
+                Ok(()) => (Action::Deceive, None),
+                Err(e) => (Action::Throttle, Some(e.to_string())),
             },
-        );
+            a => (a, None),
+        };
+        let in_force = InForce {
+            block: self.maps.block_in_force(source),
+            throttle: self.maps.throttle_in_force(source),
+            deceive: self.deceived_left(source),
+        };
+        let ttl = self.policy.ttl(action);
+        let refresh = match action {
+            Action::Block => in_force.block.is_some_and(|b| b.prefix == prefix),
+            Action::Throttle => in_force.throttle.is_some_and(|t| t.prefix == prefix),
+            _ => in_force.deceive.is_some(),
+        };
+        let rate = self.policy.throttle_rate_pps;
+        if let Verdict::Keep { in_force } =
+            verdict(action, ttl, rate, &in_force, Self::is_host(source))
+        {
+            return Ok(Applied::Unchanged { in_force });
+        }
+        let result = self.enforce(&prefix, action, ttl, ReasonCode::Detection, reason);
+        let result = match (result, action) {
+            (
+                Err(
+                    e @ (EnforceError::Nft(_)
+                    | EnforceError::DeceiveUnavailable(_)
+                    | EnforceError::DeceiveNotConfigured(_)),
+                ),
+                Action::Deceive,
+            ) => {
+                self.remember_deceive_failure(source, now);
+                self.enforce(
+                    &prefix,
+                    Action::Throttle,
+                    self.policy.throttle_ttl,
+                    ReasonCode::Detection,
+                    reason,
+                )
+                .map(|()| Some(e.to_string()))
+            }
+            (r, _) => r.map(|()| None),
+        }?;
+        let why = result.or(fallback_why);
         debug!(%source, %action, refresh, "enforced");
-        Ok(if refresh {
-            Applied::Refreshed { action, ttl }
-        } else {
-            Applied::Enforced { action, ttl }
+        Ok(match why {
+            Some(why) => {
+                self.remember_deceive_failure(source, now);
+                Applied::Fallback {
+                    wanted: Action::Deceive,
+                    enforced: Action::Throttle,
+                    ttl: self.policy.throttle_ttl,
+                    why,
+                }
+            }
+            None if refresh => Applied::Refreshed { action, ttl },
+            None => Applied::Enforced { action, ttl },
         })
+    }
+
+    /// Whether DECEIVE can be applied to `prefix` at all, without nft calls.
+    fn deceivable(&self, prefix: &Prefix) -> Result<(), EnforceError> {
+        let d = self.deceiver()?;
+        if !d
+            .honeypots()
+            .iter()
+            .any(|h| h.target.is_ipv4() == prefix.is_ipv4())
+        {
+            return Err(EnforceError::DeceiveNotConfigured(format!(
+                "no {} honeypot is configured",
+                if prefix.is_ipv4() { "IPv4" } else { "IPv6" }
+            )));
+        }
+        Ok(())
+    }
+
+    fn remember_deceive_failure(&mut self, source: IpAddr, now: Instant) {
+        if self.deceive_failed.len() >= MAX_TRACKED {
+            self.deceive_failed.clear();
+        }
+        self.deceive_failed
+            .insert(source, now + self.policy.throttle_ttl);
     }
 
     fn enforce(
@@ -236,59 +380,45 @@ impl Executor {
                 .map_err(Into::into),
             Action::Throttle => self
                 .maps
-                .throttle(
+                .throttle_as(
                     prefix,
                     ThrottleParams {
                         rate_pps: self.policy.throttle_rate_pps,
                         burst: Some(self.policy.throttle_burst),
                         ttl: Some(ttl),
                     },
+                    code,
                 )
                 .map(drop)
                 .map_err(Into::into),
             Action::Deceive => {
                 self.deceiver()?.deceive(prefix, ttl)?;
-                // The XDP program must let a deceived source through.
-                match self.maps.unthrottle(prefix) {
-                    Ok(()) | Err(DataplaneError::NotFound { .. }) => Ok(()),
-                    Err(e) => {
-                        warn!(%prefix, error = %e, "deceived, but its throttle entry stays");
-                        Ok(())
-                    }
+                if self.deceived.len() < MAX_TRACKED {
+                    self.deceived.insert(*prefix, Some(Instant::now() + ttl));
                 }
+                // The XDP program must let a deceived source through: the
+                // detector's own throttle on it goes; an operator's stays.
+                if let Some(t) = self.maps.throttle_in_force(prefix.addr())
+                    && t.prefix == *prefix
+                    && t.reason == ReasonCode::Detection
+                    && let Err(e) = self.maps.unthrottle(prefix)
+                {
+                    warn!(%prefix, error = %e, "deceived, but its throttle entry stays");
+                }
+                Ok(())
             }
         }
     }
 
-    /// Forgets expired entries of the in-force cache (the kernel and nft
-    /// expire the rules themselves).
+    /// Forgets expired entries of the DECEIVE index and of the remembered
+    /// DECEIVE failures (the kernel and nft expire the rules themselves).
     pub fn prune(&mut self) -> usize {
-        let now = monotonic_now_ns();
-        let before = self.active.len();
-        self.active.retain(|_, a| a.until_ns > now);
-        before - self.active.len()
-    }
-
-    fn note(&mut self, prefix: &Prefix, action: Action, ttl: Option<Duration>) {
-        let host = if prefix.is_ipv4() { 32 } else { 128 };
-        if prefix.prefix_len() == host {
-            let until_ns = match ttl {
-                Some(t) => monotonic_now_ns().saturating_add(t.as_nanos() as u64),
-                None => u64::MAX,
-            };
-            self.active
-                .insert(prefix.addr(), Active { action, until_ns });
-        }
-    }
-
-    fn forget(&mut self, prefix: &Prefix, action: Action) {
-        if self
-            .active
-            .get(&prefix.addr())
-            .is_some_and(|a| a.action == action)
-        {
-            self.active.remove(&prefix.addr());
-        }
+        let now = Instant::now();
+        let before = self.deceived.len() + self.deceive_failed.len();
+        self.deceived
+            .retain(|_, until| until.is_none_or(|u| u > now));
+        self.deceive_failed.retain(|_, until| *until > now);
+        before - self.deceived.len() - self.deceive_failed.len()
     }
 
     // ---- operator / API commands: explicit, always written ----------------
@@ -300,21 +430,18 @@ impl Executor {
         code: ReasonCode,
         reason: &str,
     ) -> Result<Rule, EnforceError> {
-        let rule = self.maps.block(prefix, ttl, code, reason)?;
-        self.note(prefix, Action::Block, ttl);
-        Ok(rule)
+        Ok(self.maps.block(prefix, ttl, code, reason)?)
     }
 
     pub fn unblock(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        self.maps.unblock(prefix)?;
-        self.forget(prefix, Action::Block);
-        Ok(())
+        Ok(self.maps.unblock(prefix)?)
     }
 
     pub fn throttle(
         &mut self,
         prefix: &Prefix,
         params: ThrottleParams,
+        code: ReasonCode,
     ) -> Result<Rule, EnforceError> {
         if let Some(by) = self.maps.allowlisted_by(prefix) {
             return Err(EnforceError::Allowlisted {
@@ -322,15 +449,11 @@ impl Executor {
                 by: by.to_string(),
             });
         }
-        let rule = self.maps.throttle(prefix, params)?;
-        self.note(prefix, Action::Throttle, params.ttl);
-        Ok(rule)
+        Ok(self.maps.throttle_as(prefix, params, code)?)
     }
 
     pub fn unthrottle(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        self.maps.unthrottle(prefix)?;
-        self.forget(prefix, Action::Throttle);
-        Ok(())
+        Ok(self.maps.unthrottle(prefix)?)
     }
 
     pub fn deceive(
@@ -345,14 +468,14 @@ impl Executor {
             });
         }
         let ttl = ttl.unwrap_or(self.policy.deceive_ttl);
+        self.deceivable(prefix)?;
         self.enforce(prefix, Action::Deceive, ttl, ReasonCode::Api, "")?;
-        self.note(prefix, Action::Deceive, Some(ttl));
         Ok(ttl)
     }
 
     pub fn undeceive(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
         self.deceiver()?.undeceive(prefix)?;
-        self.forget(prefix, Action::Deceive);
+        self.deceived.remove(prefix);
         Ok(())
     }
 
@@ -360,8 +483,25 @@ impl Executor {
         Ok(self.deceiver()?.list()?)
     }
 
-    pub fn allow(&mut self, prefix: &Prefix) -> Result<Rule, EnforceError> {
-        Ok(self.maps.allow(prefix)?)
+    /// Exempts `prefix`. A deception of a source inside it ends: an
+    /// allowlisted source is never acted on.
+    pub fn allow(&mut self, prefix: &Prefix, code: ReasonCode) -> Result<Rule, EnforceError> {
+        let rule = self.maps.allow_as(prefix, code)?;
+        let inside: Vec<Prefix> = self
+            .deceived
+            .keys()
+            .filter(|p| prefix.contains(p.addr()) && p.prefix_len() >= prefix.prefix_len())
+            .copied()
+            .collect();
+        for p in inside {
+            if let Ok(d) = self.deceiver()
+                && let Err(e) = d.undeceive(&p)
+            {
+                warn!(prefix = %p, error = %e, "ending the deception of an allowlisted source");
+            }
+            self.deceived.remove(&p);
+        }
+        Ok(rule)
     }
 
     pub fn disallow(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {

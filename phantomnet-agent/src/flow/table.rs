@@ -6,24 +6,17 @@ use super::{FlowConfig, SourceKey, SourceWindows, WindowStats};
 
 const NIL: u32 = u32::MAX;
 
-/// What the table keeps for one source: its windows plus a small slot the
-/// later pipeline stages use to remember the action in force on the source
-/// (the flow module never interprets it).
+/// What the table keeps for one source: its windows. (What is in force on
+/// a source is the executor's alone to know.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowEntry {
     pub windows: SourceWindows,
-    /// Opaque action code set by the decision stage (0 = none).
-    pub mark: u8,
-    /// Monotonic ns at which `mark` expires.
-    pub mark_until_ns: u64,
 }
 
 impl FlowEntry {
     fn new() -> Self {
         FlowEntry {
             windows: SourceWindows::new(),
-            mark: 0,
-            mark_until_ns: 0,
         }
     }
 }

@@ -1,0 +1,134 @@
+//! What is in force on one source address, read from the pinned maps: the
+//! live block and throttle entries that cover it. The executor's
+//! precedence rule reads these on every detection, so the pins (which the
+//! offline CLI and restarts share) are the one record of what is in force.
+//!
+//! An LPM lookup returns the longest covering entry even when it has
+//! expired. Expiry must never mask a covering rule, so an expired match is
+//! deleted (the kernel already ignores it) and the lookup repeated, a
+//! bounded number of times — the same thing the XDP program does.
+use std::{net::IpAddr, time::Duration};
+
+use aya::{Pod, maps::lpm_trie::Key};
+use phantomnet_common::{BlockEntry, ReasonCode, ThrottleRule, V4_KEY_LEN, V6_KEY_LEN};
+
+use super::{Maps, Trie, lookup};
+use crate::dataplane::{Expiry, Prefix, clock::monotonic_now_ns};
+
+/// Most expired entries one lookup deletes before giving up (a chain of
+/// nested expired prefixes longer than this is left to housekeeping).
+const MAX_EXPIRED_PER_LOOKUP: usize = 8;
+
+/// A live entry covering a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Covering {
+    /// The entry's own prefix (the source's host prefix for a host entry).
+    pub prefix: Prefix,
+    /// Who set it.
+    pub reason: ReasonCode,
+    /// Time left; `None` = never expires.
+    pub remaining: Option<Duration>,
+    /// Throttle only: the rule's rate.
+    pub rate_pps: u32,
+}
+
+trait Entry: Pod {
+    fn expires_ns(&self) -> u64;
+    fn prefix_len(&self) -> u32;
+    fn reason(&self) -> u32;
+    fn rate_pps(&self) -> u32 {
+        0
+    }
+}
+
+impl Entry for BlockEntry {
+    fn expires_ns(&self) -> u64 {
+        self.expires_ns
+    }
+    fn prefix_len(&self) -> u32 {
+        self.prefix_len
+    }
+    fn reason(&self) -> u32 {
+        self.reason
+    }
+}
+
+impl Entry for ThrottleRule {
+    fn expires_ns(&self) -> u64 {
+        self.expires_ns
+    }
+    fn prefix_len(&self) -> u32 {
+        self.prefix_len
+    }
+    fn reason(&self) -> u32 {
+        self.reason
+    }
+    fn rate_pps(&self) -> u32 {
+        self.rate_pps
+    }
+}
+
+fn live_covering<const N: usize, V: Entry>(
+    trie: &mut Trie<N, V>,
+    addr: IpAddr,
+    key_of: impl Fn(IpAddr, u8) -> Option<Key<[u8; N]>>,
+) -> Option<Covering> {
+    let host = if addr.is_ipv4() { 32 } else { 128 };
+    let now = monotonic_now_ns();
+    for _ in 0..MAX_EXPIRED_PER_LOOKUP {
+        let e = lookup(trie, &key_of(addr, host)?)?;
+        let len = u8::try_from(e.prefix_len()).ok()?;
+        let prefix = Prefix::new(ipnet_network(addr, len)?, len).ok()?;
+        let expiry = Expiry(e.expires_ns());
+        if expiry.is_live(now) {
+            return Some(Covering {
+                prefix,
+                reason: ReasonCode::from_u32(e.reason()),
+                remaining: expiry.remaining(now),
+                rate_pps: e.rate_pps(),
+            });
+        }
+        // Expired: the kernel ignores it; remove it so the covering entry shows.
+        if trie.remove(&key_of(prefix.addr(), len)?).is_err() {
+            return None;
+        }
+    }
+    None
+}
+
+fn ipnet_network(addr: IpAddr, len: u8) -> Option<IpAddr> {
+    ipnet::IpNet::new(addr, len).ok().map(|n| n.trunc().addr())
+}
+
+fn v4_key(addr: IpAddr, len: u8) -> Option<Key<[u8; V4_KEY_LEN]>> {
+    match addr {
+        IpAddr::V4(a) => Some(Prefix::v4_key(a, len)),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn v6_key(addr: IpAddr, len: u8) -> Option<Key<[u8; V6_KEY_LEN]>> {
+    match addr {
+        IpAddr::V6(a) => Some(Prefix::v6_key(a, len)),
+        IpAddr::V4(_) => None,
+    }
+}
+
+impl Maps {
+    /// The live block entry that applies to `addr` (its longest live
+    /// covering entry), deleting expired entries that would hide it.
+    pub fn block_in_force(&mut self, addr: IpAddr) -> Option<Covering> {
+        match addr {
+            IpAddr::V4(_) => live_covering(&mut self.block_v4, addr, v4_key),
+            IpAddr::V6(_) => live_covering(&mut self.block_v6, addr, v6_key),
+        }
+    }
+
+    /// The live throttle rule that applies to `addr`, likewise.
+    pub fn throttle_in_force(&mut self, addr: IpAddr) -> Option<Covering> {
+        match addr {
+            IpAddr::V4(_) => live_covering(&mut self.rule_v4, addr, v4_key),
+            IpAddr::V6(_) => live_covering(&mut self.rule_v6, addr, v6_key),
+        }
+    }
+}
