@@ -320,7 +320,15 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
+    /// Starts the agent and waits until its API and metrics are up.
     pub fn start(t: &TestLab, extra: &[&str]) -> AgentProcess {
+        let mut agent = AgentProcess::spawn(t, extra);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Starts the agent without waiting for it.
+    pub fn spawn(t: &TestLab, extra: &[&str]) -> AgentProcess {
         let log = std::env::temp_dir().join(format!("{}-agent.log", t.lab.prefix()));
         let _ = fs::remove_file(&log);
         let socket = t.api_socket();
@@ -344,16 +352,26 @@ impl AgentProcess {
             .stderr(file)
             .spawn()
             .expect("spawn agent");
-        let mut agent = AgentProcess {
+        AgentProcess {
             child: Some(child),
             log,
             socket,
             journal,
-        };
-        agent.wait_for_log("data plane ready", Duration::from_secs(30));
+        }
+    }
+
+    /// Waits until the data plane, the API and metrics are up.
+    pub fn wait_ready(&mut self) {
+        self.wait_for_log("data plane ready", Duration::from_secs(30));
         // Logged once the API and metrics listeners are bound.
-        agent.wait_for_log("metrics on /metrics", Duration::from_secs(30));
-        agent
+        self.wait_for_log("metrics on /metrics", Duration::from_secs(30));
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Waits until the agent's log has a line containing `needle`; panics

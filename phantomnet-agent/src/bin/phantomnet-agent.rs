@@ -186,43 +186,62 @@ fn run(cli: Cli) -> Result<()> {
             ebpf_log_level,
             capture,
         } => {
+            // Until the agent's own SIGHUP handler is in place (the first
+            // thing daemon::run does), a reload request must not kill it.
+            // SAFETY: SIG_IGN installs no handler code; no other thread runs yet.
+            unsafe {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGHUP,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+            }
+            .context("ignoring SIGHUP during start-up")?;
+            tracing::info!(
+                pid = std::process::id(),
+                "agent starting; SIGHUP is safe from here on"
+            );
             let default_path = PathBuf::from(DEFAULT_CONFIG);
             let config_path = config.or_else(|| default_path.exists().then_some(default_path));
             let mut cfg = match &config_path {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
-            if !ifaces.is_empty() {
-                cfg.dataplane.interfaces = ifaces;
-            }
-            if let Some(m) = xdp_mode {
-                cfg.dataplane.xdp_mode = match m {
-                    XdpModeArg::Auto => XdpMode::Auto,
-                    XdpModeArg::Native => XdpMode::Native,
-                    XdpModeArg::Generic => XdpMode::Generic,
-                };
-            }
-            if let Some(n) = sample_rate {
-                cfg.dataplane.sample_every = n;
-            }
-            if dry_run {
-                cfg.dataplane.dry_run = true;
-            }
-            if let Some(p) = cli.pin_dir {
-                cfg.dataplane.pin_dir = p;
-            }
-            if let Some(p) = model {
-                cfg.model.path = Some(p);
-            }
-            if let Some(p) = api_socket {
-                cfg.api.socket = p;
-            }
-            if let Some(p) = journal {
-                cfg.journal.path = p;
-            }
-            if let Some(a) = metrics_listen {
-                cfg.metrics.listen = a;
-            }
+            let pin_dir = cli.pin_dir.clone();
+            // Every command-line value, applied now and again at each reload.
+            let overrides = move |cfg: &mut Config| {
+                if !ifaces.is_empty() {
+                    cfg.dataplane.interfaces = ifaces.clone();
+                }
+                if let Some(m) = xdp_mode {
+                    cfg.dataplane.xdp_mode = match m {
+                        XdpModeArg::Auto => XdpMode::Auto,
+                        XdpModeArg::Native => XdpMode::Native,
+                        XdpModeArg::Generic => XdpMode::Generic,
+                    };
+                }
+                if let Some(n) = sample_rate {
+                    cfg.dataplane.sample_every = n;
+                }
+                if dry_run {
+                    cfg.dataplane.dry_run = true;
+                }
+                if let Some(p) = &pin_dir {
+                    cfg.dataplane.pin_dir = p.clone();
+                }
+                if let Some(p) = &model {
+                    cfg.model.path = Some(p.clone());
+                }
+                if let Some(p) = &api_socket {
+                    cfg.api.socket = p.clone();
+                }
+                if let Some(p) = &journal {
+                    cfg.journal.path = p.clone();
+                }
+                if let Some(a) = metrics_listen {
+                    cfg.metrics.listen = a;
+                }
+            };
+            overrides(&mut cfg);
             cfg.validate()?;
             let opts = RunOptions {
                 config: cfg,
@@ -230,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
                 ebpf_log_level,
                 capture,
                 stats_every: Duration::from_secs(stats_interval.max(1)),
+                overrides: std::sync::Arc::new(overrides),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -344,6 +364,16 @@ fn run(cli: Cli) -> Result<()> {
             let removed = pins.remove_ours()?;
             if removed.is_empty() {
                 println!("nothing to remove under {}", pins.path().display());
+            }
+            // DECEIVE's table is ours too: without the agent nothing keeps
+            // its DNAT rules meaningful. Only `inet phantomnet` is touched.
+            match phantomnet_agent::enforce::Deceiver::new(Vec::new()).remove() {
+                Ok(()) => println!(
+                    "removed nft table inet {}",
+                    phantomnet_agent::enforce::nft::TABLE
+                ),
+                Err(e) if e.to_string().contains("No such file") => {}
+                Err(e) => eprintln!("warning: removing the nft table: {e}"),
             }
             for p in removed {
                 println!("removed {}", p.display());

@@ -34,6 +34,13 @@ impl ConfigHandle {
         self.current.load_full()
     }
 
+    /// Replaces the running configuration with one already validated.
+    pub fn replace(&self, config: Config) -> Arc<Config> {
+        let config = Arc::new(config);
+        self.current.store(Arc::clone(&config));
+        config
+    }
+
     /// Re-reads `path`. On success the new configuration replaces the old
     /// one and is returned; on any error the running configuration stays and
     /// the error is returned (and logged).

@@ -10,6 +10,7 @@ use std::{
 };
 
 use ipnet::IpNet;
+use phantomnet_common::ReasonCode;
 use tokio::{net::UnixListener, sync::watch, task::JoinSet};
 use tracing::{error, info, warn};
 
@@ -70,7 +71,13 @@ pub struct RunOptions {
     pub ebpf_log_level: log::LevelFilter,
     pub capture: Option<PathBuf>,
     pub stats_every: Duration,
+    /// Command-line overrides: applied on top of the file at start and
+    /// again at every reload, so a reload never loses them.
+    pub overrides: Overrides,
 }
+
+/// Rewrites a config loaded from the file with the command line's values.
+pub type Overrides = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 pub fn policy_of(c: &Config) -> EnforcePolicy {
     let e = &c.enforcement;
@@ -99,21 +106,36 @@ fn prefix_of(net: &IpNet) -> Option<Prefix> {
     Prefix::new(net.network(), net.prefix_len()).ok()
 }
 
-/// Makes the allowlist maps hold `new`; entries of `old` that `new` lacks
-/// are removed (entries added by operators outside the config stay).
-fn sync_allowlist(maps: &mut Maps, old: &[IpNet], new: &[IpNet]) {
-    let new_set: BTreeSet<_> = new.iter().collect();
-    for net in old.iter().filter(|n| !new_set.contains(n)) {
-        if let Some(p) = prefix_of(net)
-            && let Err(e) = maps.disallow(&p)
-        {
-            warn!(prefix = %p, error = %e, "removing a config allowlist entry");
+/// Makes the pinned allowlist's config entries (reason `Config`) exactly
+/// the config's `allowlist`, at start and at every reload: an entry removed
+/// from the file is removed from the kernel even across restarts. Entries
+/// that operators added with `allow` are theirs and stay.
+fn sync_allowlist(ex: &mut Executor, new: &[IpNet]) {
+    let wanted: BTreeSet<Prefix> = new.iter().filter_map(prefix_of).collect();
+    let pinned: Vec<Prefix> = match ex.maps().rules() {
+        Ok(rules) => rules
+            .into_iter()
+            .filter(|r| {
+                r.kind == crate::dataplane::RuleKind::Allow
+                    && r.reason
+                        .as_ref()
+                        .is_some_and(|(c, _)| *c == ReasonCode::Config)
+            })
+            .map(|r| r.prefix)
+            .collect(),
+        Err(e) => {
+            error!(error = %e, "reading the pinned allowlist");
+            return;
+        }
+    };
+    for p in pinned.iter().filter(|p| !wanted.contains(p)) {
+        match ex.disallow(p) {
+            Ok(()) => info!(prefix = %p, "removed an allowlist entry the config no longer has"),
+            Err(e) => warn!(prefix = %p, error = %e, "removing a config allowlist entry"),
         }
     }
-    for net in new {
-        if let Some(p) = prefix_of(net)
-            && let Err(e) = maps.allow_as(&p, phantomnet_common::ReasonCode::Config)
-        {
+    for p in &wanted {
+        if let Err(e) = ex.allow(p, ReasonCode::Config) {
             error!(prefix = %p, error = %e, "adding a config allowlist entry");
         }
     }
@@ -182,23 +204,63 @@ pub fn bind_api_socket(path: &Path) -> Result<UnixListener, StartError> {
     Ok(listener)
 }
 
+/// SIGHUP blocked on the current thread while it lives.
+struct SighupMasked(Option<nix::sys::signal::SigSet>);
+
+impl SighupMasked {
+    fn new() -> SighupMasked {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGHUP);
+        let mut old = SigSet::empty();
+        match pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)) {
+            Ok(()) => SighupMasked(Some(old)),
+            Err(e) => {
+                warn!(error = %e, "blocking SIGHUP during the program load");
+                SighupMasked(None)
+            }
+        }
+    }
+}
+
+impl Drop for SighupMasked {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            let _ = nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&old),
+                None,
+            );
+        }
+    }
+}
+
 /// Starts everything and runs until `shutdown` resolves.
 pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    // First, before the slow start-up: a SIGHUP that arrives early is
+    // queued and handled once running, never the default (exit).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(io("SIGHUP handler"))?;
     let cfg = opts.config;
     let pins = PinDir::new(&cfg.dataplane.pin_dir);
-    let mut dp = Dataplane::load(&LoadOptions {
-        pins: pins.clone(),
-        interfaces: cfg.dataplane.interfaces.clone(),
-        mode: cfg.dataplane.xdp_mode.into(),
-        ebpf_log_level: opts.ebpf_log_level,
-    })?;
+    let mut dp = {
+        // The verifier aborts a program load with EAGAIN when a signal is
+        // pending on the loading thread. Blocked here, a SIGHUP goes to a
+        // runtime worker (tokio's handler queues it) and the load completes.
+        let _masked = SighupMasked::new();
+        Dataplane::load(&LoadOptions {
+            pins: pins.clone(),
+            interfaces: cfg.dataplane.interfaces.clone(),
+            mode: cfg.dataplane.xdp_mode.into(),
+            ebpf_log_level: opts.ebpf_log_level,
+        })?
+    };
     for i in dp.interfaces() {
         info!(iface = %i.name, ifindex = i.ifindex, mode = i.mode, adopted = i.adopted, "data plane ready");
     }
     let mut maps = Maps::open(&pins)?;
     maps.set_sampling(cfg.dataplane.sample_every)?;
     maps.set_dry_run(cfg.dataplane.dry_run)?;
-    sync_allowlist(&mut maps, &[], &cfg.allowlist);
 
     let deceiver = deceiver_of(&cfg);
     if let Err(why) = &deceiver {
@@ -207,6 +269,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     let policy = policy_of(&cfg);
     let mut executor = Executor::new(maps, deceiver, policy);
     executor.set_dry_run(cfg.dataplane.dry_run);
+    sync_allowlist(&mut executor, &cfg.allowlist);
 
     let model = load_model(&cfg)?;
     let feed = load_feed(&cfg)?;
@@ -297,8 +360,6 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     };
     let pipe = tokio::spawn(pipeline::run(core.clone(), reader, capture));
 
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(io("SIGHUP handler"))?;
     let config_handle = ConfigHandle::new(cfg.clone());
     let mut stats = tokio::time::interval(opts.stats_every);
     let mut logs = tokio::time::interval(Duration::from_millis(250));
@@ -309,7 +370,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
         tokio::select! {
             () = &mut shutdown => break,
             _ = hup.recv() => match &opts.config_path {
-                Some(path) => reload(&core, &config_handle, path),
+                Some(path) => reload(&core, &config_handle, path, &opts.overrides),
                 None => warn!("SIGHUP: no config file to reload"),
             },
             _ = stats.tick() => publish_counters(&core, &ifnames),
@@ -389,10 +450,19 @@ fn publish_counters(core: &AgentCore, ifnames: &[String]) {
 }
 
 /// SIGHUP: a config that fails to parse or validate changes nothing.
-fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path) {
+///
+/// Precedence (docs/CONTROL.md, "Reload"): command-line overrides are
+/// re-applied on top of the file. For the keys the API can also change at
+/// run time (dry-run, sampling, thresholds), the last writer wins: a reload
+/// applies the file's value only where the file changed it since it was
+/// last applied; otherwise the run-time value stays, and the log says so.
+fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path, overrides: &Overrides) {
     let old = handle.current();
-    let new = match handle.reload(path) {
-        Ok(c) => c,
+    let new = match Config::load(path).and_then(|mut c| {
+        overrides(&mut c);
+        c.validate().map(|()| c)
+    }) {
+        Ok(c) => handle.replace(c),
         Err(e) => {
             error!(error = %e, "config reload refused; the running config stays");
             return;
@@ -406,20 +476,41 @@ fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path) {
     {
         warn!("interfaces, pin_dir, [api], [journal] and [metrics] apply at the next start");
     }
-    if let Err(e) = core.set_thresholds(new.thresholds) {
-        warn!(error = %e, "thresholds not applied");
+    let kept = |key: &str| {
+        info!(
+            key,
+            "the file did not change it: keeping the run-time value"
+        )
+    };
+    if new.thresholds != old.thresholds {
+        if let Err(e) = core.set_thresholds(new.thresholds) {
+            warn!(error = %e, "thresholds not applied");
+        }
+    } else if core.thresholds().is_ok_and(|t| t != new.thresholds) {
+        kept("thresholds");
     }
     core.set_policy(policy_of(&new));
-    if let Err(e) = core.set_sampling(new.dataplane.sample_every) {
-        warn!(error = %e, "sampling not applied");
+    let running = core.executor().maps().config().ok();
+    if new.dataplane.sample_every != old.dataplane.sample_every {
+        if let Err(e) = core.set_sampling(new.dataplane.sample_every) {
+            warn!(error = %e, "sampling not applied");
+        }
+    } else if running.is_some_and(|c| c.sample_every != new.dataplane.sample_every) {
+        kept("dataplane.sample_every");
     }
-    if let Err(e) = core.set_dry_run(new.dataplane.dry_run) {
-        warn!(error = %e, "mode not applied");
+    if new.dataplane.dry_run != old.dataplane.dry_run {
+        if let Err(e) = core.set_dry_run(new.dataplane.dry_run) {
+            warn!(error = %e, "mode not applied");
+        }
+    } else if running.is_some_and(|c| {
+        (c.flags & phantomnet_common::config_flags::DRY_RUN != 0) != new.dataplane.dry_run
+    }) {
+        kept("dataplane.dry_run");
     }
     if new.honeypots != old.honeypots {
         core.executor().set_deceiver(deceiver_of(&new));
     }
-    sync_allowlist(core.executor().maps_mut(), &old.allowlist, &new.allowlist);
+    sync_allowlist(&mut core.executor(), &new.allowlist);
     if new.intel.feed.is_some() {
         match load_feed(&new) {
             Ok(Some(feed)) => {

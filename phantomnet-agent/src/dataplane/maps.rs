@@ -391,7 +391,7 @@ impl Maps {
             prefix: *prefix,
             expires,
             remaining: expires.remaining(now),
-            reason: None,
+            reason: Some((reason, String::new())),
             hits: 0,
             rate_pps: rule.rate_pps,
             burst: rule.burst,
@@ -462,7 +462,7 @@ impl Maps {
             prefix: *prefix,
             expires: Expiry::NEVER,
             remaining: None,
-            reason: None,
+            reason: Some((reason, String::new())),
             hits: 0,
             rate_pps: 0,
             burst: 0,
@@ -482,13 +482,13 @@ impl Maps {
         let allow = entries(&self.allow_v4, Prefix::from_v4_key)?
             .into_iter()
             .chain(entries(&self.allow_v6, Prefix::from_v6_key)?);
-        for (prefix, _) in allow {
+        for (prefix, e) in allow {
             out.push(Rule {
                 kind: RuleKind::Allow,
                 prefix,
                 expires: Expiry::NEVER,
                 remaining: None,
-                reason: None,
+                reason: Some((ReasonCode::from_u32(e.reason), String::new())),
                 hits: 0,
                 rate_pps: 0,
                 burst: 0,
@@ -520,7 +520,7 @@ impl Maps {
                 prefix,
                 expires,
                 remaining: expires.remaining(now),
-                reason: None,
+                reason: Some((ReasonCode::from_u32(r.reason), String::new())),
                 hits: 0,
                 rate_pps: r.rate_pps,
                 burst: r.burst,
