@@ -380,7 +380,7 @@ fn every_rpc_over_the_unix_socket() {
         );
         assert_eq!(code_, Code::InvalidArgument, "{msg}");
         assert!(
-            msg.starts_with("path: ") && msg.contains("not a PhantomNet model"),
+            msg.starts_with("path: ") && msg.contains("outside the model directory"),
             "{msg}"
         );
         let (code_, _) = code(

@@ -289,3 +289,108 @@ fn deceive_tables_go_with_their_honeypots_and_with_detach() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed nft table inet phantomnet"));
     assert_eq!(nft_table(&t), None, "detach left the DNAT rules");
 }
+
+#[test]
+fn load_model_reads_only_bounded_files_in_the_model_directory() {
+    if !root_or_skip("load_model_reads_only_bounded_files_in_the_model_directory") {
+        return;
+    }
+    let t = TestLab::up("loadmodel");
+    let dir = std::env::temp_dir().join(format!("{}-models", t.lab.prefix()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
+    let model = dir.join("current.pnm");
+    fs::copy(&shipped, &model).unwrap();
+    let len = fs::metadata(&model).unwrap().len();
+    // A sparse file over the limit, and a symlink out of the directory.
+    let big = dir.join("big.pnm");
+    fs::File::create(&big).unwrap().set_len(len + 1).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.pnm")).unwrap();
+    let cfg = write_config(
+        &t,
+        "",
+        &format!(
+            "[model]\npath = \"{}\"\nmax_bytes = {len}\n",
+            model.display()
+        ),
+    );
+    let mut agent = AgentProcess::start(&t, &["--config", cfg.to_str().unwrap()]);
+    // nsenter execs the agent: the child's pid is the agent's.
+    let pid = agent.pid();
+    let rss = || -> u64 {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = rss();
+    for (path, needle) in [
+        ("/dev/zero".to_string(), "outside the model directory"),
+        (
+            dir.join("zero.pnm").display().to_string(),
+            "outside the model directory",
+        ),
+        (big.display().to_string(), "limit"),
+        ("/etc/passwd".to_string(), "outside the model directory"),
+    ] {
+        let out = ctl(&t, &["model", "--load", &path]);
+        assert!(!out.status.success(), "{path} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("InvalidArgument") && err.contains(needle),
+            "{path}: {err}"
+        );
+    }
+    assert!(agent.alive());
+    assert!(
+        rss() < before + 64 * 1024,
+        "memory grew: {before} kB -> {} kB",
+        rss()
+    );
+    // The model in the directory still loads.
+    let out = ctl(&t, &["model", "--load", model.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(agent);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn csv_errors_name_the_right_line_with_windows_line_endings() {
+    if !root_or_skip("csv_errors_name_the_right_line_with_windows_line_endings") {
+        return;
+    }
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/lab-dataset.csv");
+    let text = fs::read_to_string(shipped).unwrap();
+    let mut lines: Vec<&str> = text.lines().take(50).collect();
+    // Line 7 (1-based) gets a non-number, as an Excel user might.
+    let bad = format!("x{}", lines[6]);
+    lines[6] = &bad;
+    let dir = tempfile_dir("csvcrlf");
+    let csv = dir.join("data.csv");
+    fs::write(&csv, lines.join("\r\n") + "\r\n").unwrap();
+    let out = Command::new(agent_bin())
+        .args(["train", "--data"])
+        .arg(&csv)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data.csv:7: "), "{err}");
+}
+
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pnt-{name}-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -423,8 +423,7 @@ impl pb::agent_server::Agent for AgentService {
             return Err(invalid("path", "required"));
         }
         let path = PathBuf::from(path);
-        let file = crate::models::resolve_model_path(&path).map_err(|e| invalid("path", e))?;
-        let m = self.blocking(move |c| c.load_model(&file)).await?;
+        let m = self.blocking(move |c| c.load_model(&path)).await?;
         Ok(Response::new(model_info(m)))
     }
 

@@ -151,11 +151,43 @@ pub struct IntelConfig {
 }
 
 /// `[model]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// A trained model file; none means the built-in model.
     pub path: Option<PathBuf>,
+    /// The only directory the control API's LoadModel reads from (default:
+    /// `path` if it is a registry directory, else the directory holding it).
+    pub dir: Option<PathBuf>,
+    /// The largest model file LoadModel reads, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: None,
+            dir: None,
+            max_bytes: DEFAULT_MODEL_MAX_BYTES,
+        }
+    }
+}
+
+/// 64 MiB: the shipped model is 0.25 MiB.
+pub const DEFAULT_MODEL_MAX_BYTES: u64 = 64 << 20;
+
+impl ModelConfig {
+    /// The directory LoadModel is confined to, if any.
+    pub fn load_dir(&self) -> Option<PathBuf> {
+        self.dir.clone().or_else(|| {
+            let p = self.path.as_ref()?;
+            if p.is_dir() {
+                Some(p.clone())
+            } else {
+                p.parent().map(Path::to_path_buf)
+            }
+        })
+    }
 }
 
 /// `[api]`.

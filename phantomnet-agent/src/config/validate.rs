@@ -19,6 +19,10 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     honeypots(c)?;
     optional_path("intel.feed", c.intel.feed.as_deref())?;
     optional_path("model.path", c.model.path.as_deref())?;
+    optional_path("model.dir", c.model.dir.as_deref())?;
+    if !(1..=1 << 30).contains(&c.model.max_bytes) {
+        return fail("model.max_bytes", "must be 1 .. 1073741824 (1 GiB)");
+    }
     api(c)?;
     metrics(c)?;
     journal(c)?;

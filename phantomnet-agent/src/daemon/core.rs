@@ -139,7 +139,8 @@ pub struct ModelInfo {
 /// registry names them by version) and the training data it came from.
 pub fn model_version(model: &Model, path: Option<&Path>) -> String {
     let sha = &model.meta.training_data_sha256;
-    let short = &sha[..sha.len().min(12)];
+    // The hash is the artifact's own text: cut on a char, never a byte.
+    let short: String = sha.chars().take(12).collect();
     match path.and_then(|p| p.file_stem()).and_then(|s| s.to_str()) {
         Some(stem) => format!("{stem} (data {short})"),
         None => format!("data {short}"),
@@ -181,6 +182,8 @@ pub struct AgentCore {
     detector: Mutex<Option<Detector>>,
     model: Option<ModelHandle>,
     model_path: Mutex<Option<PathBuf>>,
+    model_dir: Option<PathBuf>,
+    model_max_bytes: u64,
     journal: Journal,
     events: broadcast::Sender<JournalEvent>,
     metrics: Arc<Metrics>,
@@ -207,6 +210,9 @@ pub struct CoreParts {
     pub detector: Option<Detector>,
     pub model: Option<ModelHandle>,
     pub model_path: Option<PathBuf>,
+    /// Where LoadModel may read from, and how much.
+    pub model_dir: Option<PathBuf>,
+    pub model_max_bytes: u64,
     pub journal: Journal,
     pub metrics: Arc<Metrics>,
 }
@@ -221,6 +227,8 @@ impl AgentCore {
             detector: Mutex::new(parts.detector),
             model: parts.model,
             model_path: Mutex::new(parts.model_path),
+            model_dir: parts.model_dir,
+            model_max_bytes: parts.model_max_bytes,
             journal: parts.journal,
             events,
             metrics: parts.metrics,
@@ -485,17 +493,50 @@ impl AgentCore {
     }
 
     /// Validates the file and swaps it in; on any error the running model stays.
+    /// Loads a model file (or registry directory) from inside the model
+    /// directory only: the path is resolved (symlinks too) and must stay in
+    /// it, and the file must be regular and at most `[model] max_bytes`.
     pub fn load_model(&self, path: &Path) -> Result<ModelInfo, CoreError> {
         let handle = self.model.as_ref().ok_or_else(|| {
             CoreError::FailedPrecondition("the agent runs without detection".into())
         })?;
-        let model = handle.load_validated(path).map_err(|e| match e {
-            ModelError::Io { .. } => CoreError::NotFound(format!("path: {e}")),
-            other => CoreError::Invalid {
-                field: "path",
-                reason: other.to_string(),
-            },
+        let invalid = |reason: String| CoreError::Invalid {
+            field: "path",
+            reason,
+        };
+        let dir = self.model_dir.as_ref().ok_or_else(|| {
+            CoreError::FailedPrecondition("no model directory is configured ([model] dir)".into())
         })?;
+        let dir = dir.canonicalize().map_err(|e| {
+            CoreError::FailedPrecondition(format!("model directory {}: {e}", dir.display()))
+        })?;
+        let inside = |p: &Path| -> Result<PathBuf, CoreError> {
+            let real = p
+                .canonicalize()
+                .map_err(|e| CoreError::NotFound(format!("path: {}: {e}", p.display())))?;
+            if !real.starts_with(&dir) {
+                return Err(invalid(format!(
+                    "{} is outside the model directory {}",
+                    p.display(),
+                    dir.display()
+                )));
+            }
+            Ok(real)
+        };
+        let requested = inside(path)?;
+        let path = inside(
+            &crate::models::resolve_model_path(&requested).map_err(|e| invalid(e.to_string()))?,
+        )?;
+        let path = path.as_path();
+        let model = handle
+            .load_validated_bounded(path, self.model_max_bytes)
+            .map_err(|e| match e {
+                ModelError::Io { .. } => CoreError::NotFound(format!("path: {e}")),
+                other => CoreError::Invalid {
+                    field: "path",
+                    reason: other.to_string(),
+                },
+            })?;
         if let Some(det) = self.detector().as_mut() {
             det.set_model(model.clone());
         }
@@ -541,5 +582,17 @@ impl AgentCore {
 
     pub fn set_policy(&self, policy: EnforcePolicy) {
         self.executor().set_policy(policy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_model_version_never_cuts_inside_a_character() {
+        let mut m = crate::models::artifact::tests::small_model(5);
+        // A hostile or odd artifact: its recorded hash is not ASCII.
+        m.meta.training_data_sha256 = "é".repeat(20);
+        let v = super::model_version(&m, None);
+        assert_eq!(v, format!("data {}", "é".repeat(12)));
     }
 }

@@ -309,6 +309,8 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
         executor,
         detector,
         model_path: model.as_ref().map(|(_, p)| p.clone()),
+        model_dir: cfg.model.load_dir(),
+        model_max_bytes: cfg.model.max_bytes,
         model: model.map(|(h, _)| h),
         journal,
         metrics: metrics.clone(),

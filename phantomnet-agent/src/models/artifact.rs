@@ -225,13 +225,43 @@ impl Model {
             path: path.to_path_buf(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_FILE_LEN {
+        Model::load_bounded(path, MAX_FILE_LEN)
+    }
+
+    /// Reads the artifact at `path` if it is a regular file of at most
+    /// `max_bytes` (a device, a FIFO or an endless file is refused, never
+    /// read into memory), and validates it.
+    pub fn load_bounded(path: &Path, max_bytes: u64) -> Result<Model, ModelError> {
+        use std::io::Read;
+        let max_bytes = max_bytes.min(MAX_FILE_LEN);
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
             return Err(ModelError::Invalid(format!(
-                "{len} bytes is larger than any model"
+                "{} is not a regular file",
+                path.display()
             )));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        if meta.len() > max_bytes {
+            return Err(ModelError::Invalid(format!(
+                "{} bytes is over the {max_bytes}-byte limit for a model",
+                meta.len()
+            )));
+        }
+        // The length may change under us: read at most one byte past the limit.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(ModelError::Invalid(format!(
+                "over the {max_bytes}-byte limit for a model"
+            )));
+        }
         Model::from_bytes(&bytes)
     }
 }
@@ -264,6 +294,20 @@ pub(crate) mod tests {
     use super::*;
     use crate::features::FEATURE_COUNT;
     use crate::models::forest::{fit_smartcore, tests::synthetic};
+
+    #[test]
+    fn load_reads_only_bounded_regular_files() {
+        let err = Model::load_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pnm");
+        let m = small_model(5);
+        m.save(&path).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(Model::load_bounded(&path, len).is_ok());
+        let err = Model::load_bounded(&path, len - 1).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
 
     /// A small trained model (20 trees) for tests elsewhere in the crate.
     pub(crate) fn small_model(seed: u64) -> Model {

@@ -2,7 +2,7 @@
 //! smartcore, run in a compact form of our own), the isolation forest, the
 //! single-file model artifact and the registry of trained versions.
 
-mod artifact;
+pub(crate) mod artifact;
 pub mod forest;
 pub mod iforest;
 mod registry;

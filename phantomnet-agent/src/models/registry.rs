@@ -167,7 +167,17 @@ impl ModelHandle {
     /// Loads `path` (file or registry directory) and, only if it is a
     /// valid model, makes it current. On error the old model stays.
     pub fn load_validated(&self, path: &Path) -> Result<Arc<Model>, ModelError> {
-        let model = match resolve_model_path(path).and_then(|p| Model::load(&p)) {
+        self.load_validated_bounded(path, u64::MAX)
+    }
+
+    /// [`load_validated`](Self::load_validated) of a file of at most `max_bytes`.
+    pub fn load_validated_bounded(
+        &self,
+        path: &Path,
+        max_bytes: u64,
+    ) -> Result<Arc<Model>, ModelError> {
+        let model = match resolve_model_path(path).and_then(|p| Model::load_bounded(&p, max_bytes))
+        {
             Ok(m) => Arc::new(m),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "model load refused; keeping the current model");

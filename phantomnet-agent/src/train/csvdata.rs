@@ -54,7 +54,63 @@ pub fn read_csv(path: &Path) -> Result<Dataset, TrainError> {
     read_csv_from(path, file)
 }
 
+/// Turns CRLF line endings into LF as the bytes stream through.
+///
+/// The csv crate ends a record at the `\r` of a CRLF and counts the `\n`
+/// into the next record's start, so with Windows line endings every
+/// position it reports is one line early. Hand-written because no
+/// maintained crate offers this as a `Read` adapter, and it is a dozen
+/// lines. A lone `\r` (old Mac endings) is kept; the csv reader ends the
+/// record there, as before.
+struct CrlfToLf<R> {
+    inner: R,
+    /// A `\r` held back at the end of the last read: its `\n` may follow.
+    pending_cr: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for CrlfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let start = usize::from(self.pending_cr);
+        let n = self.inner.read(&mut buf[start..])?;
+        if self.pending_cr {
+            buf[0] = b'\r';
+            self.pending_cr = false;
+            if n == 0 {
+                return Ok(1);
+            }
+        } else if n == 0 {
+            return Ok(0);
+        }
+        let len = start + n;
+        let mut out = 0;
+        for i in 0..len {
+            let b = buf[i];
+            if b == b'\r' && i + 1 == len {
+                self.pending_cr = true;
+                break;
+            }
+            if b == b'\r' && buf[i + 1] == b'\n' {
+                continue;
+            }
+            buf[out] = b;
+            out += 1;
+        }
+        if out == 0 && self.pending_cr {
+            // Only the held-back `\r` so far: read on rather than signal EOF.
+            return self.read(buf);
+        }
+        Ok(out)
+    }
+}
+
 pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, TrainError> {
+    let input = CrlfToLf {
+        inner: input,
+        pending_cr: false,
+    };
     let row_err = |line: u64, message: String| TrainError::Csv {
         path: path.to_path_buf(),
         line,
@@ -276,15 +332,45 @@ mod tests {
             ),
         ];
         for (text, line, needle) in cases {
-            match parse(&text) {
-                Err(TrainError::Csv {
-                    line: l, message, ..
-                }) => {
-                    assert_eq!(l, line, "{message}");
-                    assert!(message.contains(needle), "{message} / {needle}");
+            // The same line numbers with Windows line endings (Excel, Python's csv).
+            for text in [text.clone(), text.replace('\n', "\r\n")] {
+                match parse(&text) {
+                    Err(TrainError::Csv {
+                        line: l, message, ..
+                    }) => {
+                        assert_eq!(l, line, "{text:?}: {message}");
+                        assert!(message.contains(needle), "{message} / {needle}");
+                    }
+                    other => panic!("expected a CSV error, got {other:?}"),
                 }
-                other => panic!("expected a CSV error, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn crlf_is_read_as_lf_across_read_boundaries() {
+        use std::io::Read;
+        // One byte per read: every CR lands at the end of a buffer.
+        struct Dribble<'a>(&'a [u8]);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        for text in ["a\r\nb\r\n", "a\rb\r", "\r\n\r\n", "x\r"] {
+            let mut out = String::new();
+            CrlfToLf {
+                inner: Dribble(text.as_bytes()),
+                pending_cr: false,
+            }
+            .read_to_string(&mut out)
+            .unwrap();
+            assert_eq!(out, text.replace("\r\n", "\n"), "{text:?}");
         }
     }
 
