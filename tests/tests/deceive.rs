@@ -420,3 +420,53 @@ fn a_detection_never_weakens_or_shortens_an_operators_rule() {
     assert_eq!(block.reason.as_ref().unwrap().0, ReasonCode::Detection);
     assert!(block.remaining.is_some());
 }
+
+#[test]
+fn allowlisted_sources_are_never_deceived() {
+    if !root_or_skip("allowlisted_sources_are_never_deceived") {
+        return;
+    }
+    let t = TestLab::up("deceiveallow");
+    let _dp = t.load();
+    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
+    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    deceiver.install().unwrap();
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
+    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    let a0 = addr::atk_src4(0);
+    let a1 = addr::atk_src4(1);
+    // The attacker's /24 is deceived, but one address inside it is allowlisted.
+    ex.allow(&p(&format!("{a1}/32")), ReasonCode::Manual)
+        .unwrap();
+    ex.deceive(&p("192.0.2.0/24"), None).unwrap();
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
+    assert_eq!(
+        who_answers(&t, Role::Atk, &a1, ssh4),
+        "server",
+        "an allowlisted source inside a deceived prefix was redirected"
+    );
+    // Allowing a source that is deceived ends its deception.
+    let a2 = addr::atk_src4(2);
+    // A detection inside the deceived prefix keeps it (no overlapping element).
+    assert_eq!(
+        ex.apply(a2.parse().unwrap(), Action::Deceive, "r4")
+            .unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Deceive
+        }
+    );
+    ex.undeceive(&p("192.0.2.0/24")).unwrap();
+    ex.deceive(&p(&a2), None).unwrap();
+    assert_eq!(who_answers(&t, Role::Atk, &a2, ssh4), "honeypot");
+    ex.allow(&p(&a2), ReasonCode::Manual).unwrap();
+    assert_eq!(who_answers(&t, Role::Atk, &a2, ssh4), "server");
+    assert!(
+        !ex.deceived().unwrap().iter().any(|d| d.source == a2),
+        "the deception of an allowlisted source stays listed"
+    );
+    // Removed from the allowlist, it is deceivable again.
+    ex.disallow(&p(&format!("{a1}/32"))).unwrap();
+    ex.deceive(&p(&a1), None).unwrap();
+    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
+}

@@ -148,7 +148,30 @@ impl Executor {
             deceive_failed: HashMap::new(),
         };
         ex.adopt_deceived();
+        ex.mirror_allowlist();
         ex
+    }
+
+    /// Copies the allowlist into DECEIVE's table, so an allowlisted source
+    /// inside a deceived prefix is never redirected.
+    fn mirror_allowlist(&self) {
+        let Ok(d) = self.deceiver.as_ref() else {
+            return;
+        };
+        let allowed: Vec<Prefix> = match self.maps.rules() {
+            Ok(r) => r
+                .into_iter()
+                .filter(|r| r.kind == crate::dataplane::RuleKind::Allow)
+                .map(|r| r.prefix)
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "reading the allowlist for DECEIVE");
+                return;
+            }
+        };
+        if let Err(e) = d.set_allowed(&allowed) {
+            warn!(error = %e, "mirroring the allowlist into DECEIVE's table");
+        }
     }
 
     /// Indexes the deceptions nftables holds (an earlier agent's, or ours).
@@ -180,10 +203,19 @@ impl Executor {
         let now = Instant::now();
         self.deceived
             .retain(|_, until| until.is_none_or(|u| u > now));
+        let host = Prefix::host(source);
         self.deceived
             .iter()
             .filter(|(p, _)| p.contains(source))
-            .map(|(_, until)| until.map(|u| u - now))
+            // A covering prefix cannot be extended by a host element (nft's
+            // interval sets refuse the overlap): it counts as never stale.
+            .map(|(p, until)| {
+                if *p == host {
+                    until.map(|u| u - now)
+                } else {
+                    None
+                }
+            })
             .max_by_key(|left| left.unwrap_or(Duration::MAX))
     }
 
@@ -222,6 +254,7 @@ impl Executor {
         self.deceiver = deceiver;
         self.deceive_failed.clear();
         self.adopt_deceived();
+        self.mirror_allowlist();
     }
 
     /// The configured honeypots (none while DECEIVE is unavailable).
@@ -501,11 +534,14 @@ impl Executor {
             }
             self.deceived.remove(&p);
         }
+        self.mirror_allowlist();
         Ok(rule)
     }
 
     pub fn disallow(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        Ok(self.maps.disallow(prefix)?)
+        self.maps.disallow(prefix)?;
+        self.mirror_allowlist();
+        Ok(())
     }
 }
 

@@ -45,6 +45,9 @@ use nftables::{
 use crate::dataplane::Prefix as SourcePrefix;
 
 pub const TABLE: &str = "phantomnet";
+/// The allowlist's mirror in the table, per family.
+const ALLOW_V4: &str = "allow4";
+const ALLOW_V6: &str = "allow6";
 pub const CHAIN: &str = "deceive";
 pub const SET_V4: &str = "deceived_v4";
 pub const SET_V6: &str = "deceived_v6";
@@ -207,6 +210,20 @@ impl Deceiver {
 
     fn set(v4: bool) -> Set<'static> {
         let (_, name) = family_name(v4);
+        Self::set_named(v4, name, true)
+    }
+
+    /// The allowlist's mirror: sources inside a deceived prefix that are
+    /// allowlisted are never redirected.
+    fn allow_set(v4: bool) -> Set<'static> {
+        Self::set_named(v4, if v4 { ALLOW_V4 } else { ALLOW_V6 }, false)
+    }
+
+    fn set_named(v4: bool, name: &'static str, timeout: bool) -> Set<'static> {
+        let mut flags = HashSet::from([SetFlag::Interval]);
+        if timeout {
+            flags.insert(SetFlag::Timeout);
+        }
         Set {
             family: NfFamily::INet,
             table: TABLE.into(),
@@ -218,7 +235,7 @@ impl Deceiver {
                 SetType::Ipv6Addr
             }),
             policy: None,
-            flags: Some(HashSet::from([SetFlag::Interval, SetFlag::Timeout])),
+            flags: Some(flags),
             elem: None,
             timeout: None,
             gc_interval: None,
@@ -238,6 +255,50 @@ impl Deceiver {
             policy: Some(NfChainPolicy::Accept),
             ..Default::default()
         }
+    }
+
+    fn allow_rule(v4: bool) -> Rule<'static> {
+        let proto = if v4 { "ip" } else { "ip6" };
+        let set = if v4 { ALLOW_V4 } else { ALLOW_V6 };
+        Rule {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            chain: CHAIN.into(),
+            expr: Cow::Owned(vec![
+                eq(
+                    payload(proto, "saddr"),
+                    Expression::String(format!("@{set}").into()),
+                ),
+                Statement::Return(None),
+            ]),
+            handle: None,
+            index: None,
+            comment: Some("phantomnet: allowlisted sources are never deceived".into()),
+        }
+    }
+
+    /// Makes the allowlist mirror hold exactly `allowed`, in one transaction.
+    pub fn set_allowed(&self, allowed: &[SourcePrefix]) -> Result<(), NftError> {
+        let mut b = Batch::new();
+        for v4 in [true, false] {
+            b.add_cmd(NfCmd::Flush(FlushObject::Set(Box::new(Self::allow_set(
+                v4,
+            )))));
+            let elems: Vec<Expression<'static>> = allowed
+                .iter()
+                .filter(|p| p.is_ipv4() == v4)
+                .map(element_value)
+                .collect();
+            if !elems.is_empty() {
+                b.add(NfListObject::Element(Element {
+                    family: NfFamily::INet,
+                    table: TABLE.into(),
+                    name: (if v4 { ALLOW_V4 } else { ALLOW_V6 }).into(),
+                    elem: Cow::Owned(elems),
+                }));
+            }
+        }
+        self.apply(b)
     }
 
     fn rule(hp: &Honeypot) -> Rule<'static> {
@@ -281,8 +342,14 @@ impl Deceiver {
         }));
         b.add(NfListObject::Set(Box::new(Self::set(true))));
         b.add(NfListObject::Set(Box::new(Self::set(false))));
+        b.add(NfListObject::Set(Box::new(Self::allow_set(true))));
+        b.add(NfListObject::Set(Box::new(Self::allow_set(false))));
         b.add(NfListObject::Chain(Self::chain()));
         b.add_cmd(NfCmd::Flush(FlushObject::Chain(Self::chain())));
+        // Allowlisted sources first: never redirected, whatever is deceived.
+        for v4 in [true, false] {
+            b.add(NfListObject::Rule(Self::allow_rule(v4)));
+        }
         for hp in &self.honeypots {
             b.add(NfListObject::Rule(Self::rule(hp)));
         }
