@@ -221,10 +221,6 @@ impl Model {
 
     /// Reads and validates the artifact at `path`.
     pub fn load(path: &Path) -> Result<Model, ModelError> {
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         Model::load_bounded(path, MAX_FILE_LEN)
     }
 
