@@ -228,7 +228,8 @@ pub struct BlockEntry {
     pub expires_ns: u64,
     /// When it was added (monotonic ns).
     pub created_ns: u64,
-    /// Packets dropped by this entry (atomically incremented by XDP).
+    /// Packets dropped by this entry: an approximate count, bumped by XDP
+    /// without an atomic (see docs/DATAPLANE.md); `PN_COUNTERS` is exact.
     pub hits: u64,
     /// A [`ReasonCode`].
     pub reason: u32,
@@ -267,6 +268,9 @@ pub struct ThrottleRule {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThrottleState {
     pub tat_ns: u64,
+    /// The `created_ns` of the rule this bucket was charged under. A rule
+    /// replaced or re-created has a new one, and the bucket starts fresh.
+    pub rule_created_ns: u64,
     pub passed: u64,
     pub dropped: u64,
 }
@@ -342,7 +346,7 @@ pub const IPPROTO_ICMPV6: u8 = 58;
 const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 * 2 + REASON_TEXT_LEN);
 const _: () = assert!(core::mem::size_of::<ThrottleRule>() == 8 * 4 + 4 * 4);
-const _: () = assert!(core::mem::size_of::<ThrottleState>() == 24);
+const _: () = assert!(core::mem::size_of::<ThrottleState>() == 32);
 const _: () = assert!(core::mem::size_of::<Config>() == 8);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(

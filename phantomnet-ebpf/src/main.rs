@@ -264,13 +264,15 @@ fn parse_ipv6(ctx: &XdpContext, off: usize, meta: &mut Meta) -> Option<(Option<u
                     meta.flags |= sample_flags::L4_INCOMPLETE;
                     return Some((None, 0));
                 };
-                next = eh[0];
-                if next == NEXTHDR_AUTH {
-                    // AH counts its length in 4-byte units, minus 2.
+                // The length format is the CURRENT header's: AH counts
+                // 4-byte units minus 2, the others 8-byte units minus 1.
+                let len = if next == NEXTHDR_AUTH {
                     (eh[1] as usize + 2) * 4
                 } else {
                     (eh[1] as usize + 1) * 8
-                }
+                };
+                next = eh[0];
+                len
             }
             NEXTHDR_FRAGMENT => {
                 let Some(fh) = load::<[u8; 8]>(ctx, off) else {
@@ -388,6 +390,35 @@ fn enforce(meta: &Meta, now: u64) -> (Outcome, u8) {
     }
 }
 
+/// Expired entries a lookup deletes before it gives up (and passes); the
+/// agent's housekeeping removes any deeper chain.
+const MAX_EXPIRED_PER_LOOKUP: u32 = 4;
+
+/// The longest LIVE entry covering `key`. An expired longest match must not
+/// mask a covering rule (nor unmask one): it is deleted — the kernel
+/// already ignores it — and the trie asked again.
+#[inline(always)]
+fn live_match<'a, const K: usize, V, const N: usize>(
+    trie: &'a LpmTrie<[u8; K], V, N>,
+    key: &Key<[u8; K]>,
+    now: u64,
+    expiry_and_len: impl Fn(&V) -> (u64, u32),
+) -> Option<&'a V> {
+    for _ in 0..MAX_EXPIRED_PER_LOOKUP {
+        let v = trie.get(key)?;
+        let (expires, len) = expiry_and_len(v);
+        if live(expires, now) {
+            return Some(v);
+        }
+        // The kernel's trie delete compares only the first `len` bits of
+        // the key, so the packet's full address with the entry's length
+        // names the entry. (Key is packed: copy its data out.) A failed
+        // delete (a racing CPU deleted it first) is harmless.
+        let _ = trie.remove(&Key::new(len, key.data));
+    }
+    None
+}
+
 #[inline(always)]
 fn decide<const K: usize, const A: usize, const B: usize, const R: usize, const S: usize>(
     key: &Key<[u8; K]>,
@@ -401,9 +432,7 @@ fn decide<const K: usize, const A: usize, const B: usize, const R: usize, const 
     if allow.get(key).is_some() {
         return (Outcome::Allowlisted, action::ALLOW);
     }
-    if let Some(entry) = block.get(key)
-        && live(entry.expires_ns, now)
-    {
+    if let Some(entry) = live_match(block, key, now, |e| (e.expires_ns, e.prefix_len)) {
         // A statistic for operators, bumped without an atomic (the BPF
         // target has no fetch-add in stable core): concurrent CPUs may lose
         // an increment. The exact per-CPU totals are in PN_COUNTERS.
@@ -415,8 +444,7 @@ fn decide<const K: usize, const A: usize, const B: usize, const R: usize, const 
         }
         return (Outcome::BlockDropped, action::BLOCK);
     }
-    if let Some(rule) = rules.get(key)
-        && live(rule.expires_ns, now)
+    if let Some(rule) = live_match(rules, key, now, |r| (r.expires_ns, r.prefix_len))
         && !admit(states, addr, rule, now)
     {
         return (Outcome::ThrottleDropped, action::THROTTLE);
@@ -442,6 +470,12 @@ fn admit<const S: usize>(
         Some(state) => {
             // SAFETY: a live map value pointer for this key.
             let state = unsafe { &mut *state };
+            if state.rule_created_ns != rule.created_ns {
+                // The rule was replaced (or re-created): a fresh bucket, so
+                // an old rate's debt never locks the source out.
+                state.rule_created_ns = rule.created_ns;
+                state.tat_ns = now;
+            }
             let start = if state.tat_ns > now {
                 state.tat_ns
             } else {
@@ -460,6 +494,7 @@ fn admit<const S: usize>(
         None => {
             let fresh = ThrottleState {
                 tat_ns: now + rule.interval_ns,
+                rule_created_ns: rule.created_ns,
                 passed: 1,
                 dropped: 0,
             };

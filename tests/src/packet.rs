@@ -146,6 +146,18 @@ pub fn frag_header(offset: u16, more: bool) -> Vec<u8> {
     v
 }
 
+/// An IPv6 Authentication Header with an `icv_len`-byte ICV (a multiple
+/// of 4). Its length field counts 4-byte units minus 2 (RFC 4302), unlike
+/// the other extension headers. The first byte is filled in by [`Frame::ipv6`].
+pub fn ah_header(icv_len: usize) -> Vec<u8> {
+    let total = 12 + icv_len;
+    let mut v = vec![0u8; total];
+    v[1] = (total / 4 - 2) as u8;
+    v[4..8].copy_from_slice(&0x1234_u32.to_be_bytes());
+    v
+}
+
+pub const NH_AUTH: u8 = 51;
 pub const NH_HOP: u8 = 0;
 pub const NH_ROUTING: u8 = 43;
 pub const NH_FRAGMENT: u8 = 44;

@@ -394,3 +394,38 @@ fn tempfile_dir(name: &str) -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn a_pin_dir_never_mounts_bpffs_over_an_existing_directory() {
+    if !root_or_skip("a_pin_dir_never_mounts_bpffs_over_an_existing_directory") {
+        return;
+    }
+    let fs_type = |p: &std::path::Path| {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let base = tempfile_dir("pinroot");
+    let keep = base.join("keep.txt");
+    fs::write(&keep, b"operator data").unwrap();
+    // A pin directory inside it, as `pin_dir = "/var/lib/phantomnet/bpf"`
+    // would be: the bpffs goes on the new directory only.
+    let pins = phantomnet_agent::dataplane::PinDir::new(base.join("bpf"));
+    pins.prepare().unwrap();
+    assert!(keep.exists(), "the parent's files were hidden");
+    assert_eq!(fs_type(pins.path()), "bpf_fs");
+    assert_ne!(fs_type(&base), "bpf_fs");
+    pins.prepare().unwrap();
+    nix::mount::umount(pins.path()).unwrap();
+    // The non-empty directory itself is refused, with the reason.
+    let err = phantomnet_agent::dataplane::PinDir::new(&base)
+        .prepare()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not empty"), "{err}");
+    assert!(keep.exists());
+    let _ = fs::remove_dir_all(&base);
+}

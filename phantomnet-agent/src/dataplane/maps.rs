@@ -398,29 +398,13 @@ impl Maps {
         })
     }
 
-    /// Removes the rule and the buckets of the sources inside it.
+    /// Removes the rule. The buckets of the sources inside it are not
+    /// scanned for: each records the rule it was charged under, so a new
+    /// rule starts them fresh, and the LRU map ages them out.
     pub fn unthrottle(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
         by_family!(self, prefix, rule_v4, rule_v6, |trie, key| remove(
             trie, "throttle", prefix, &key
-        ))?;
-        if prefix.is_ipv4() {
-            let keys: Vec<[u8; 4]> = self.state_v4.keys().filter_map(Result::ok).collect();
-            for k in keys
-                .into_iter()
-                .filter(|k| prefix.contains(IpAddr::from(*k)))
-            {
-                let _ = self.state_v4.remove(&k);
-            }
-        } else {
-            let keys: Vec<[u8; 16]> = self.state_v6.keys().filter_map(Result::ok).collect();
-            for k in keys
-                .into_iter()
-                .filter(|k| prefix.contains(IpAddr::from(*k)))
-            {
-                let _ = self.state_v6.remove(&k);
-            }
-        }
-        Ok(())
+        ))
     }
 
     /// The bucket state of one source address, if it has one.

@@ -41,10 +41,29 @@ impl PinDir {
         self.links().join(mode).join(iface)
     }
 
-    /// Mounts bpffs on the pin directory's bpffs root if needed, and creates
-    /// the directories.
+    /// Makes sure the pin directory is on a bpffs, and creates the
+    /// directories. Below `/sys/fs/bpf` (the kernel's mount point for
+    /// bpffs) that one is mounted if needed. Elsewhere, a directory already
+    /// on a bpffs is used as it is; otherwise a bpffs is mounted on the pin
+    /// directory itself, and only if it is new or empty: never over an
+    /// existing directory, which would hide its files.
     pub fn prepare(&self) -> Result<(), DataplaneError> {
-        mount_bpffs_if_needed(bpffs_root(&self.0))?;
+        let standard = Path::new("/sys/fs/bpf");
+        if self.0.starts_with(standard) {
+            mount_bpffs_if_needed(standard)?;
+        } else if !is_bpffs(nearest_existing(&self.0))? {
+            let not_empty = fs::read_dir(&self.0)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if not_empty {
+                return Err(DataplaneError::Bpffs(format!(
+                    "{} is not on a bpffs and is not empty: refusing to mount a bpffs over it \
+                     (use a directory under /sys/fs/bpf, or a new one)",
+                    self.0.display()
+                )));
+            }
+            mount_bpffs_if_needed(&self.0)?;
+        }
         fs::create_dir_all(self.links())
             .map_err(|e| DataplaneError::io(format!("creating {}", self.links().display()), e))
     }
@@ -106,13 +125,8 @@ fn remove_file_if_exists(path: &Path, removed: &mut Vec<PathBuf>) -> Result<(), 
     }
 }
 
-/// The mount point to check: `/sys/fs/bpf` for anything below it, else the
-/// directory's first existing ancestor.
-fn bpffs_root(dir: &Path) -> &Path {
-    let standard = Path::new("/sys/fs/bpf");
-    if dir.starts_with(standard) {
-        return standard;
-    }
+/// `dir`, or its nearest ancestor that exists.
+fn nearest_existing(dir: &Path) -> &Path {
     let mut p = dir;
     while !p.exists() {
         match p.parent() {
@@ -123,11 +137,17 @@ fn bpffs_root(dir: &Path) -> &Path {
     p
 }
 
+fn is_bpffs(path: &Path) -> Result<bool, DataplaneError> {
+    let stat = nix::sys::statfs::statfs(path)
+        .map_err(|e| DataplaneError::Bpffs(format!("statfs {}: {e}", path.display())))?;
+    Ok(stat.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+}
+
 /// Mounts bpffs at `root` unless it already is one.
 pub fn mount_bpffs_if_needed(root: &Path) -> Result<(), DataplaneError> {
-    let stat = nix::sys::statfs::statfs(root)
-        .map_err(|e| DataplaneError::Bpffs(format!("statfs {}: {e}", root.display())))?;
-    if stat.filesystem_type().0 as i64 == BPF_FS_MAGIC {
+    fs::create_dir_all(root)
+        .map_err(|e| DataplaneError::io(format!("creating {}", root.display()), e))?;
+    if is_bpffs(root)? {
         return Ok(());
     }
     fs::create_dir_all(root)

@@ -44,6 +44,17 @@ impl Prefix {
                 net.trunc()
             )));
         }
+        // The XDP program sees an IPv4 packet as IPv4: an entry in the IPv6
+        // maps for ::ffff:a.b.c.d would never match anything.
+        if let IpAddr::V6(a) = addr
+            && len >= 96
+            && let Some(v4) = a.to_ipv4_mapped()
+        {
+            return Err(invalid(format!(
+                "an IPv4-mapped IPv6 prefix never matches (the data plane sees IPv4 packets as IPv4); use {v4}/{}",
+                len - 96
+            )));
+        }
         Ok(Prefix(net))
     }
 
@@ -106,7 +117,7 @@ impl FromStr for Prefix {
             .parse()
             .map_err(|_| invalid("not an IPv4 or IPv6 address"))?;
         match len {
-            None => Ok(Prefix::host(addr)),
+            None => Prefix::new(addr, if addr.is_ipv4() { 32 } else { 128 }),
             Some(l) => {
                 let len: u8 = l
                     .parse()
@@ -129,6 +140,24 @@ impl fmt::Display for Prefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_mapped_ipv6_prefixes_are_refused_with_the_ipv4_form() {
+        for (input, hint) in [
+            ("::ffff:192.0.2.7", "use 192.0.2.7/32"),
+            ("::ffff:192.0.2.0/120", "use 192.0.2.0/24"),
+            ("::ffff:0.0.0.0/96", "use 0.0.0.0/0"),
+        ] {
+            let err = input.parse::<Prefix>().unwrap_err().to_string();
+            assert!(
+                err.contains("IPv4-mapped") && err.contains(hint),
+                "{input}: {err}"
+            );
+        }
+        // Neighbours of the mapped range are ordinary IPv6.
+        assert!("::fffe:c000:207/128".parse::<Prefix>().is_ok());
+        assert!("::/64".parse::<Prefix>().is_ok());
+    }
 
     #[test]
     fn parses_addresses_and_prefixes() {
