@@ -486,7 +486,7 @@ pub fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> Strin
         nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&sock), &local).unwrap();
         let mut stream = TcpStream::from(sock);
         stream
-            .set_read_timeout(Some(Duration::from_secs(2)))
+            .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let remote = nix::sys::socket::SockaddrStorage::from(dst);
         nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &remote).unwrap();
@@ -494,4 +494,51 @@ pub fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> Strin
         stream.read_to_string(&mut banner).unwrap();
         banner
     })
+}
+
+/// PEM files for a CA, a server (`localhost`), a client it signed
+/// (`client.crt`/`.key`), and a client signed by another CA (`untrusted`).
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!("phantomnet-pki-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let good = ca("PhantomNet test CA");
+        let other = ca("Someone else's CA");
+        let leaf = |names: Vec<String>, issuer: &CertifiedIssuer<'_, KeyPair>, stem: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, issuer)
+                .unwrap();
+            fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
+            fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+        };
+        fs::write(dir.join("ca.crt"), good.pem()).unwrap();
+        leaf(vec!["localhost".into()], &good, "server");
+        leaf(vec!["orchestrator".into()], &good, "client");
+        leaf(vec!["intruder".into()], &other, "untrusted");
+        Pki { dir }
+    }
+
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }

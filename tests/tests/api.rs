@@ -15,8 +15,8 @@ use phantomnet_agent::api::{
     pb::{self, agent_client::AgentClient},
 };
 use phantomnet_tests::{
-    AgentProcess, Banner, Role, TestLab, addr, drain, from_src, in_netns, root_or_skip, send_udp,
-    udp_from, udp_sink, who_answers,
+    AgentProcess, Banner, Pki, Role, TestLab, addr, drain, from_src, in_netns, root_or_skip,
+    send_udp, udp_from, udp_sink, who_answers,
 };
 use tonic::{Code, transport::Channel};
 
@@ -861,53 +861,6 @@ fn the_unix_socket_is_for_root_only() {
     );
     let v: serde_json::Value = serde_json::from_slice(&as_root.stdout).unwrap();
     assert_eq!(v["interfaces"][0]["name"], "out0");
-}
-
-/// PEM files for a CA, a server, a client it signed, and a client signed by
-/// another CA.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("phantomnet-pki-{name}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let ca = |cn: &str| {
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p.distinguished_name.push(DnType::CommonName, cn);
-            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
-        };
-        let good = ca("PhantomNet test CA");
-        let other = ca("Someone else's CA");
-        let leaf = |names: Vec<String>, issuer: &CertifiedIssuer<'_, KeyPair>, stem: &str| {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, issuer)
-                .unwrap();
-            fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
-            fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-        };
-        fs::write(dir.join("ca.crt"), good.pem()).unwrap();
-        leaf(vec!["localhost".into()], &good, "server");
-        leaf(vec!["orchestrator".into()], &good, "client");
-        leaf(vec!["intruder".into()], &other, "untrusted");
-        Pki { dir }
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.join(f)
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "curl",
     "netcat-openbsd",
     "python3",
+    "python3-venv",
 ];
 
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).
@@ -106,10 +107,35 @@ fn bpf_linker() -> Result<()> {
     .context("installing bpf-linker")
 }
 
+/// The virtualenv with Python grpcio from PyPI, for the gRPC interop test
+/// (tests/tests/grpc_interop.rs); project-owned, outside the system Python.
+pub const GRPCIO_VENV: &str = "/var/lib/phantomnet-ci/grpc-venv";
+const GRPCIO_PACKAGES: &[&str] = &[
+    "grpcio",
+    "grpcio-tools",
+    "grpcio-reflection",
+    "grpcio-health-checking",
+];
+
+fn grpcio_venv() -> Result<()> {
+    let python = format!("{GRPCIO_VENV}/bin/python");
+    let probe = "import grpc, grpc_tools, grpc_reflection, grpc_health";
+    if cmd::output(&python, &["-c", probe]).is_ok() {
+        println!("prereq: grpcio virtualenv present ({GRPCIO_VENV})");
+        return Ok(());
+    }
+    println!("prereq: installing grpcio into {GRPCIO_VENV}");
+    cmd::run("python3", &["-m", "venv", GRPCIO_VENV])?;
+    let mut args = vec!["-m", "pip", "install", "-q"];
+    args.extend(GRPCIO_PACKAGES);
+    cmd::run(&python, &args).context("installing grpcio from PyPI")
+}
+
 /// Everything, in dependency order.
 pub fn setup() -> Result<()> {
     apt()?;
     rust_nightly()?;
     bpf_linker()?;
+    grpcio_venv()?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! that validates each request, calls into [`crate::daemon::AgentCore`] and
 //! maps errors to precise status codes. Served on a Unix socket, or on TCP
 //! with mutual TLS only; both take a listener and a shutdown future.
+mod authority;
 pub mod client;
 mod convert;
 mod service;
@@ -10,7 +11,10 @@ pub mod tls;
 use std::{future::Future, sync::Arc};
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::{
+    StreamExt,
+    wrappers::{TcpListenerStream, UnixListenerStream},
+};
 use tonic::transport::{Server, ServerTlsConfig};
 
 pub use service::AgentService;
@@ -44,10 +48,15 @@ fn router(
 ) -> Result<tonic::transport::server::Router, ApiError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let agent = pb::agent_server::AgentServer::new(AgentService::new(core));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha for the clients (grpcurl
+    // before 1.9, grpcio's reflection module, Postman) that still ask it.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     // The reporter sets the status synchronously through a watch channel.
     let reporter = health_reporter.clone();
     tokio::spawn(async move {
@@ -58,18 +67,32 @@ fn router(
     Ok(builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(agent))
 }
 
-/// Serves on a Unix socket until `shutdown`.
+/// Serves on a Unix socket until `shutdown`. Each connection goes through
+/// [`authority::relay`], so that clients which send the socket's path as
+/// the `:authority` (gRPC's C core, grpc-java) work on their defaults.
 pub async fn serve_unix(
     core: Arc<AgentCore>,
     listener: UnixListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
+    let incoming = UnixListenerStream::new(listener).map(|conn| {
+        conn.map(|client| {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(async move {
+                if let Err(e) = authority::relay(client, ours).await {
+                    tracing::debug!(error = %e, "control API connection closed");
+                }
+            });
+            theirs
+        })
+    });
     let mut builder = Server::builder();
     router(core, &mut builder)?
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
 }
