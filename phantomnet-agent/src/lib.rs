@@ -10,6 +10,7 @@
 //! - [`daemon`]: the running agent (core state, live pipeline, start-up and
 //!   reload), with [`config`], [`journal`] and [`metrics`].
 //! - [`api`]: the gRPC control API, which calls into the daemon's core.
+//! - [`docgen`]: man pages and completions from the binaries' clap definitions.
 pub mod dataplane;
 
 pub mod capture;
@@ -30,3 +31,5 @@ pub mod metrics;
 pub mod daemon;
 
 pub mod api;
+
+pub mod docgen;

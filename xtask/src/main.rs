@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use xtask::{
     cmd,
     lab::{Lab, LabOptions},
-    prereq,
+    prereq, privilege,
 };
 
 #[derive(Parser)]
@@ -52,6 +52,16 @@ enum Task {
         #[arg(long)]
         from_csv: bool,
     },
+    /// Install the release binaries, their man pages and shell completions,
+    /// the config, the models and the systemd unit (root for the default prefix).
+    Install {
+        /// Where binaries, man pages and completions go.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Stage everything under this directory instead of `/` (packaging).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+    },
     /// Install prerequisites, run the unprivileged tests, then the root-only
     /// tests one at a time.
     Test {
@@ -74,9 +84,30 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs `f` as root. As a normal user: builds what the task needs as that
+/// user (so `target/` stays theirs), then re-runs this task through sudo.
+fn as_root(
+    task_args: &[&str],
+    prebuild: impl FnOnce() -> Result<()>,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if privilege::is_root() {
+        return f();
+    }
+    privilege::ensure_root_available()?;
+    prereq::setup()?;
+    prebuild()?;
+    privilege::reexec_as_root(task_args)
+}
+
+fn release_agent() -> Result<()> {
+    cmd::build_release_agent(&workspace_root()).map(|_| ())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     std::env::set_current_dir(workspace_root())?;
+    let root = workspace_root();
     match cli.task {
         Task::Setup => prereq::setup(),
         Task::Lab {
@@ -84,63 +115,84 @@ fn main() -> Result<()> {
             name,
             no_ipv6,
         } => {
-            if !prereq::is_root() {
-                bail!("the lab creates network namespaces: run as root");
+            let verb = match action {
+                LabAction::Up => "up",
+                LabAction::Down => "down",
+            };
+            let mut args = vec!["lab", verb, "--name", name.as_str()];
+            if no_ipv6 {
+                args.push("--no-ipv6");
             }
-            let lab = Lab::new(&name, LabOptions { ipv6: !no_ipv6 });
-            match action {
-                LabAction::Up => {
-                    lab.up()?;
-                    println!("lab {name} is up (namespaces {name}-{{wan,gw,srv,hp,cli,atk}})");
-                }
-                LabAction::Down => {
-                    lab.down()?;
-                    println!("lab {name} is down");
-                }
-            }
-            Ok(())
+            as_root(
+                &args,
+                || Ok(()),
+                || {
+                    let lab = Lab::new(&name, LabOptions { ipv6: !no_ipv6 });
+                    match action {
+                        LabAction::Up => {
+                            lab.up()?;
+                            println!(
+                                "lab {name} is up (namespaces {name}-{{wan,gw,srv,hp,cli,atk}})"
+                            );
+                        }
+                        LabAction::Down => {
+                            lab.down()?;
+                            println!("lab {name} is down");
+                        }
+                    }
+                    Ok(())
+                },
+            )
         }
         Task::Test { unit_only } => test(unit_only),
         Task::GenModel { from_csv } => {
-            xtask::dataset::gen_model(&workspace_root(), &xtask::dataset::GenOptions { from_csv })
+            let opts = xtask::dataset::GenOptions { from_csv };
+            if from_csv {
+                return xtask::dataset::gen_model(&root, &opts);
+            }
+            as_root(&["gen-model"], release_agent, || {
+                prereq::setup()?;
+                xtask::dataset::gen_model(&root, &opts)
+            })
         }
         Task::BenchTte { runs } => {
-            if !prereq::is_root() {
-                bail!("bench-tte runs the lab: run as root");
-            }
-            prereq::setup()?;
-            xtask::tte::bench_tte(&workspace_root(), runs)
+            let runs_s = runs.to_string();
+            as_root(&["bench-tte", "--runs", &runs_s], release_agent, || {
+                prereq::setup()?;
+                xtask::tte::bench_tte(&root, runs)
+            })
         }
         Task::Demo { keep_lab } => {
-            if !prereq::is_root() {
-                bail!(
-                    "the demo runs the namespace lab, XDP and nftables: run it as root (sudo cargo xtask demo)"
-                );
+            let mut args = vec!["demo"];
+            if keep_lab {
+                args.push("--keep-lab");
             }
-            prereq::setup()?;
-            xtask::demo::demo(&workspace_root(), keep_lab)
+            as_root(&args, release_agent, || {
+                prereq::setup()?;
+                xtask::demo::demo(&root, keep_lab)
+            })
         }
-        Task::BenchXdp => {
-            if !prereq::is_root() {
-                bail!("bench-xdp loads XDP programs: run as root");
-            }
+        Task::BenchXdp => as_root(&["bench-xdp"], release_agent, || {
             prereq::setup()?;
-            xtask::bench::bench_xdp(&cmd::build_release_agent(&workspace_root())?)
+            xtask::bench::bench_xdp(&cmd::build_release_agent(&root)?)
+        }),
+        Task::Install { prefix, destdir } => {
+            xtask::install::install(&root, &prefix, destdir.as_deref())
         }
     }
 }
 
+/// The unprivileged tests as the invoking user; then the root-only test
+/// binaries, built as that user and run one at a time as root (directly,
+/// or through sudo), each with one test thread.
 fn test(unit_only: bool) -> Result<()> {
+    if !unit_only {
+        privilege::ensure_root_available()?;
+    }
     prereq::setup()?;
     // The default members: everything but the eBPF crate and the root-only tests.
     cmd::run("cargo", &["test", "--locked"])?;
     if unit_only {
-        return Ok(());
-    }
-    if !prereq::is_root() {
-        println!(
-            "SKIP root-only tests: they need root (namespaces, XDP, bpffs); run `sudo cargo xtask test`"
-        );
         return Ok(());
     }
     cmd::run(
@@ -149,16 +201,25 @@ fn test(unit_only: bool) -> Result<()> {
     )?;
     let bin = workspace_root().join("target/debug/phantomnet-agent");
     let bin = bin.to_string_lossy().into_owned();
-    cmd::run_env(
-        "cargo",
-        &[
-            "test",
-            "--locked",
-            "-p",
-            "phantomnet-tests",
-            "--",
-            "--test-threads=1",
-        ],
-        &[("PHANTOMNET_AGENT_BIN", &bin)],
-    )
+    let tests = cmd::test_executables(&["-p", "phantomnet-tests"])?;
+    let dir = workspace_root().join("tests");
+    let mut failed = Vec::new();
+    for (name, exe) in &tests {
+        println!("\n== root-only tests: {name} ==");
+        let exe = exe.to_string_lossy();
+        if let Err(e) = privilege::run_as_root_in(
+            &exe,
+            &["--test-threads=1"],
+            &[("PHANTOMNET_AGENT_BIN", &bin)],
+            Some(&dir),
+        ) {
+            println!("FAILED: {name}: {e:#}");
+            failed.push(name.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("root-only test binaries failed: {}", failed.join(", "));
+    }
+    println!("\nall {} root-only test binaries passed", tests.len());
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Installs what building and testing PhantomNet needs, idempotently:
 //! every step first checks whether its result is already there.
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::cmd;
 
@@ -26,9 +26,8 @@ pub const APT_PACKAGES: &[&str] = &[
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+pub use crate::privilege::is_root;
+use crate::privilege::{run_as_root, run_as_root_in};
 
 fn apt_installed(pkg: &str) -> bool {
     cmd::output("dpkg-query", &["-W", "-f=${Status}", pkg])
@@ -46,16 +45,11 @@ fn apt() -> Result<()> {
         println!("prereq: apt packages present");
         return Ok(());
     }
-    if !is_root() {
-        bail!(
-            "missing Debian packages {missing:?}; run `cargo xtask setup` as root to install them"
-        );
-    }
     println!("prereq: installing {missing:?}");
-    cmd::run("apt-get", &["update", "-qq"])?;
+    run_as_root("apt-get", &["update", "-qq"], &[])?;
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend(&missing);
-    cmd::run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+    run_as_root("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 
 fn rust_nightly() -> Result<()> {
@@ -125,10 +119,42 @@ fn grpcio_venv() -> Result<()> {
         return Ok(());
     }
     println!("prereq: installing grpcio into {GRPCIO_VENV}");
-    cmd::run("python3", &["-m", "venv", GRPCIO_VENV])?;
+    run_as_root("python3", &["-m", "venv", GRPCIO_VENV], &[])?;
     let mut args = vec!["-m", "pip", "install", "-q"];
     args.extend(GRPCIO_PACKAGES);
-    cmd::run(&python, &args).context("installing grpcio from PyPI")
+    run_as_root(&python, &args, &[]).context("installing grpcio from PyPI")
+}
+
+/// Where `crowdsec()` extracts Debian's CrowdSec package; the CrowdSec tests
+/// run its `usr/bin/crowdsec` and `usr/bin/cscli` from here.
+pub const CROWDSEC_DIR: &str = "/var/lib/phantomnet-ci/crowdsec";
+
+/// CrowdSec's Local API for the CrowdSec tests. The package is extracted,
+/// not installed: its post-install step registers with CrowdSec's online
+/// service, which fails (and fails the install) without network.
+fn crowdsec() -> Result<()> {
+    let dir = std::path::Path::new(CROWDSEC_DIR);
+    if dir.join("usr/bin/crowdsec").exists() && dir.join("usr/bin/cscli").exists() {
+        println!("prereq: crowdsec extracted in {CROWDSEC_DIR}");
+        return Ok(());
+    }
+    let debs = dir.join("deb");
+    println!("prereq: downloading and extracting crowdsec into {CROWDSEC_DIR}");
+    let debs_s = debs.to_str().context("non-UTF-8 path")?;
+    run_as_root("mkdir", &["-p", debs_s], &[])?;
+    // `apt-get download` writes into its working directory.
+    run_as_root_in(
+        "apt-get",
+        &["download", "-qq", "crowdsec"],
+        &[],
+        Some(&debs),
+    )?;
+    let deb = std::fs::read_dir(&debs)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    let deb = deb.to_str().context("non-UTF-8 .deb path")?;
+    run_as_root("dpkg-deb", &["-x", deb, CROWDSEC_DIR], &[])
 }
 
 /// Everything, in dependency order.
@@ -137,5 +163,6 @@ pub fn setup() -> Result<()> {
     rust_nightly()?;
     bpf_linker()?;
     grpcio_venv()?;
+    crowdsec()?;
     Ok(())
 }

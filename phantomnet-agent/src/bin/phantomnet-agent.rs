@@ -38,6 +38,12 @@ enum ModeArg {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write man pages and shell completions under --out (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the agent: attach the data plane, detect, enforce, and serve the
     /// control API and metrics until SIGINT/SIGTERM (SIGHUP reloads the
     /// config). Exiting leaves enforcement in force.
@@ -172,6 +178,11 @@ fn run(cli: Cli) -> Result<()> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
     );
     match cli.command {
+        Command::GenerateDocs { out } => {
+            use clap::CommandFactory;
+            phantomnet_agent::docgen::write_all(Cli::command(), &out)?;
+            Ok(())
+        }
         Command::Run {
             config,
             ifaces,

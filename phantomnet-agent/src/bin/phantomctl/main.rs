@@ -1,10 +1,10 @@
 //! `phantomctl`: the operator's and scripts' client for a running agent's
 //! control API. Human-readable output, or `--json` (one JSON document per
 //! reply; one per line for `events --follow`).
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use phantomnet_agent::api::{
     client::{ClientTls, connect_tls, connect_unix},
     pb::{self, agent_client::AgentClient},
@@ -12,143 +12,8 @@ use phantomnet_agent::api::{
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-#[derive(Parser)]
-#[command(name = "phantomctl", version, about = "Control a PhantomNet agent")]
-struct Cli {
-    /// The agent's Unix socket.
-    #[arg(
-        long,
-        global = true,
-        default_value = "/run/phantomnet/agent.sock",
-        env = "PHANTOMCTL_SOCKET"
-    )]
-    socket: PathBuf,
-    /// A TCP endpoint (https://host:port) instead of the socket; needs --ca,
-    /// --cert and --key (the agent requires a client certificate).
-    #[arg(long, global = true)]
-    endpoint: Option<String>,
-    #[arg(long, global = true)]
-    ca: Option<PathBuf>,
-    #[arg(long, global = true)]
-    cert: Option<PathBuf>,
-    #[arg(long, global = true)]
-    key: Option<PathBuf>,
-    /// The server name in the agent's certificate (default: the endpoint's host).
-    #[arg(long, global = true)]
-    domain: Option<String>,
-    /// Machine-readable output.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ActionArg {
-    Log,
-    Throttle,
-    Deceive,
-    Block,
-    Allow,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Enforce,
-    DryRun,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Version, interfaces, uptime, counters, model, mode.
-    Status,
-    Block {
-        cidr: String,
-        #[arg(long, default_value_t = 0)]
-        ttl: u64,
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    Unblock {
-        cidr: String,
-    },
-    Throttle {
-        cidr: String,
-        #[arg(long, default_value_t = 0)]
-        rate: u32,
-        #[arg(long, default_value_t = 0)]
-        burst: u32,
-        #[arg(long, default_value_t = 0)]
-        ttl: u64,
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    Unthrottle {
-        cidr: String,
-    },
-    Allow {
-        cidr: String,
-    },
-    Disallow {
-        cidr: String,
-    },
-    Deceive {
-        cidr: String,
-        #[arg(long, default_value_t = 0)]
-        ttl: u64,
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// One of the agent's configured honeypot targets (ip:port).
-        #[arg(long, default_value = "")]
-        honeypot: String,
-    },
-    Undeceive {
-        cidr: String,
-    },
-    /// Rules in force (all pages).
-    Rules {
-        #[arg(long, value_enum)]
-        action: Option<ActionArg>,
-    },
-    /// Journaled decisions, newest first; --follow streams new ones.
-    Events {
-        #[arg(long)]
-        source: Option<String>,
-        #[arg(long, value_enum)]
-        action: Option<ActionArg>,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-        #[arg(long)]
-        follow: bool,
-    },
-    /// The running model; `--load PATH` validates and swaps in another.
-    Model {
-        #[arg(long)]
-        load: Option<String>,
-    },
-    /// The decision thresholds; any option given sets them (others unchanged).
-    Thresholds {
-        #[arg(long)]
-        low: Option<f64>,
-        #[arg(long)]
-        medium_confidence: Option<f64>,
-        #[arg(long)]
-        medium: Option<f64>,
-        #[arg(long)]
-        high_confidence: Option<f64>,
-        #[arg(long)]
-        high: Option<f64>,
-    },
-    /// Enforce, or only record what would be enforced.
-    Mode {
-        #[arg(value_enum)]
-        mode: ModeArg,
-    },
-    /// Sample 1 packet in N (0 = off).
-    Sampling {
-        every: u32,
-    },
-}
+mod cli;
+use cli::{ActionArg, Cli, Command, ModeArg};
 
 fn action(a: ActionArg) -> pb::Action {
     match a {
@@ -274,6 +139,11 @@ async fn connect(cli: &Cli) -> Result<AgentClient<Channel>> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::GenerateDocs { out } = &cli.command {
+        use clap::CommandFactory;
+        phantomnet_agent::docgen::write_all(Cli::command(), out)?;
+        return Ok(());
+    }
     let mut c = connect(&cli).await?;
     let out = |v: Value, human: &dyn Fn()| {
         if cli.json {
@@ -283,6 +153,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
     };
     match &cli.command {
+        // Answered above, before connecting.
+        Command::GenerateDocs { .. } => {}
         Command::Status => {
             let s = c.status(pb::StatusRequest {}).await?.into_inner();
             let counters: serde_json::Map<String, Value> = s

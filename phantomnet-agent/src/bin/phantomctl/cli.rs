@@ -1,0 +1,177 @@
+//! `phantomctl`'s command line: every verb, its arguments and their help,
+//! which are also the man pages and completions (`generate-docs`).
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "phantomctl", version, about = "Control a PhantomNet agent")]
+pub(crate) struct Cli {
+    /// The agent's Unix socket.
+    #[arg(
+        long,
+        global = true,
+        default_value = "/run/phantomnet/agent.sock",
+        env = "PHANTOMCTL_SOCKET"
+    )]
+    pub(crate) socket: PathBuf,
+    /// A TCP endpoint (https://host:port) instead of the socket; needs --ca,
+    /// --cert and --key (the agent requires a client certificate).
+    #[arg(long, global = true)]
+    pub(crate) endpoint: Option<String>,
+    #[arg(long, global = true)]
+    pub(crate) ca: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub(crate) cert: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub(crate) key: Option<PathBuf>,
+    /// The server name in the agent's certificate (default: the endpoint's host).
+    #[arg(long, global = true)]
+    pub(crate) domain: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ActionArg {
+    Log,
+    Throttle,
+    Deceive,
+    Block,
+    Allow,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ModeArg {
+    Enforce,
+    DryRun,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Write man pages and shell completions under --out (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Version, interfaces, uptime, counters, model, mode.
+    Status,
+    /// Drop every packet from a prefix (IPv4 or IPv6 CIDR, or an address).
+    Block {
+        /// The source prefix, e.g. 203.0.113.0/24 or 2001:db8::/48.
+        cidr: String,
+        /// Seconds until the block expires; 0 uses the agent's default.
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+        /// Free text (at most 32 bytes) kept with the rule and journaled.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove a block.
+    Unblock {
+        /// The prefix as it was blocked.
+        cidr: String,
+    },
+    /// Rate-limit a prefix per source (token bucket in XDP).
+    Throttle {
+        /// The source prefix.
+        cidr: String,
+        /// Packets per second per source; 0 uses the agent's default.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// Bucket depth in packets; 0 uses the agent's default.
+        #[arg(long, default_value_t = 0)]
+        burst: u32,
+        /// Seconds until the throttle expires; 0 uses the agent's default.
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+        /// Free text (at most 32 bytes) kept with the rule and journaled.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove a throttle.
+    Unthrottle {
+        /// The prefix as it was throttled.
+        cidr: String,
+    },
+    /// Exempt a prefix from every action (XDP and DECEIVE).
+    Allow {
+        /// The source prefix.
+        cidr: String,
+    },
+    /// Remove an allowlist entry.
+    Disallow {
+        /// The prefix as it was allowed.
+        cidr: String,
+    },
+    /// Redirect a prefix's connections to a honeypot (nftables DNAT).
+    Deceive {
+        /// The source prefix.
+        cidr: String,
+        /// Seconds until the deception ends; 0 uses the agent's default.
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+        /// Free text (at most 32 bytes) kept with the rule and journaled.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// One of the agent's configured honeypot targets (ip:port).
+        #[arg(long, default_value = "")]
+        honeypot: String,
+    },
+    /// End a deception.
+    Undeceive {
+        /// The prefix as it was deceived.
+        cidr: String,
+    },
+    /// Rules in force (all pages).
+    Rules {
+        /// Only rules of this kind.
+        #[arg(long, value_enum)]
+        action: Option<ActionArg>,
+    },
+    /// Journaled decisions, newest first; --follow streams new ones.
+    Events {
+        /// Only events about this source address.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events with this action.
+        #[arg(long, value_enum)]
+        action: Option<ActionArg>,
+        /// How many past events to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Keep streaming new events (one JSON line each with --json).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// The running model; `--load PATH` validates and swaps in another.
+    Model {
+        /// A model file inside the agent's [model] dir to validate and load.
+        #[arg(long)]
+        load: Option<String>,
+    },
+    /// The decision thresholds; any option given sets them (others unchanged).
+    Thresholds {
+        #[arg(long)]
+        low: Option<f64>,
+        #[arg(long)]
+        medium_confidence: Option<f64>,
+        #[arg(long)]
+        medium: Option<f64>,
+        #[arg(long)]
+        high_confidence: Option<f64>,
+        #[arg(long)]
+        high: Option<f64>,
+    },
+    /// Enforce, or only record what would be enforced.
+    Mode {
+        #[arg(value_enum)]
+        mode: ModeArg,
+    },
+    /// Sample 1 packet in N (0 = off).
+    Sampling { every: u32 },
+}
