@@ -24,6 +24,10 @@ pub mod train;
 
 pub mod enforce;
 
+pub mod crowdsec;
+pub mod feeds;
+pub mod http;
+
 pub mod config;
 pub mod journal;
 pub mod metrics;

@@ -170,6 +170,8 @@ pub enum ReasonCode {
     Api = 4,
     /// The agent's config file (the allowlist).
     Config = 5,
+    /// A CrowdSec Local API's decision stream (the agent as a bouncer).
+    CrowdSec = 6,
 }
 
 impl ReasonCode {
@@ -180,6 +182,7 @@ impl ReasonCode {
             3 => ReasonCode::ThreatIntel,
             4 => ReasonCode::Api,
             5 => ReasonCode::Config,
+            6 => ReasonCode::CrowdSec,
             _ => ReasonCode::Unspecified,
         }
     }
@@ -192,6 +195,7 @@ impl ReasonCode {
             ReasonCode::ThreatIntel => "threat-intel",
             ReasonCode::Api => "api",
             ReasonCode::Config => "config",
+            ReasonCode::CrowdSec => "crowdsec",
         }
     }
 }

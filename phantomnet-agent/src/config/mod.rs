@@ -13,7 +13,9 @@
 //! The keys, defaults and rules are listed in `docs/CONTROL.md`; a commented
 //! example is `config/agent.example.toml`.
 
+mod crowdsec;
 mod handle;
+mod intel;
 mod validate;
 
 #[cfg(test)]
@@ -25,7 +27,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crowdsec::{BouncerConfig, CrowdSecConfig, WatcherConfig};
 pub use handle::ConfigHandle;
+pub use intel::{FeedSource, FeedSpec, IntelConfig};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_PATH: &str = "/etc/phantomnet/agent.toml";
@@ -50,6 +54,8 @@ pub struct Config {
     #[serde(deserialize_with = "deserialize_allowlist")]
     pub allowlist: Vec<IpNet>,
     pub intel: IntelConfig,
+    /// `[crowdsec]`: none by default.
+    pub crowdsec: Option<CrowdSecConfig>,
     pub model: ModelConfig,
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
@@ -140,14 +146,6 @@ pub struct Honeypot {
     pub port: u16,
     /// The honeypot's `ip:port` (`[v6]:port` for IPv6).
     pub target: SocketAddr,
-}
-
-/// `[intel]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IntelConfig {
-    /// A threat-intelligence feed file; none by default.
-    pub feed: Option<PathBuf>,
 }
 
 /// `[model]`.

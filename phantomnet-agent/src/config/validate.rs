@@ -17,7 +17,10 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     thresholds(c)?;
     enforcement(c)?;
     honeypots(c)?;
-    optional_path("intel.feed", c.intel.feed.as_deref())?;
+    super::intel::validate(&c.intel)?;
+    if let Some(cs) = &c.crowdsec {
+        super::crowdsec::validate(cs)?;
+    }
     optional_path("model.path", c.model.path.as_deref())?;
     optional_path("model.dir", c.model.dir.as_deref())?;
     if !(1..=1 << 30).contains(&c.model.max_bytes) {

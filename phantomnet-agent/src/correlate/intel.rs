@@ -32,6 +32,8 @@ pub enum FeedError {
     },
     #[error("threat feed line {line}: {message}")]
     Line { line: usize, message: String },
+    #[error("threat feed truncated: its metadata says {expected} records, {found} arrived")]
+    Truncated { expected: u64, found: u64 },
 }
 
 /// What the feed says about a listed address.
@@ -72,7 +74,13 @@ impl ThreatFeed {
     }
 
     pub fn parse(text: &str) -> Result<ThreatFeed, FeedError> {
+        Self::parse_labeled(text, "listed")
+    }
+
+    /// The plain format, with `default_label` for lines that give none.
+    pub fn parse_labeled(text: &str, default_label: &str) -> Result<ThreatFeed, FeedError> {
         let mut feed = ThreatFeed::default();
+        let default_label: Arc<str> = Arc::from(default_label);
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |message: String| FeedError::Line { line, message };
@@ -83,8 +91,13 @@ impl ThreatFeed {
             let mut fields = content
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|f| !f.is_empty());
-            let addr = fields.next().expect("non-empty line has a field");
-            let label = fields.next().unwrap_or("listed");
+            let Some(addr) = fields.next() else {
+                continue;
+            };
+            let label = match fields.next() {
+                Some(l) => Arc::from(l),
+                None => default_label.clone(),
+            };
             let confidence = match fields.next() {
                 None => 1.0,
                 Some(c) => c
@@ -98,41 +111,56 @@ impl ThreatFeed {
                     "unexpected field {extra:?} (expected: ip-or-cidr [label] [confidence])"
                 )));
             }
-            let prefix = if addr.contains('/') {
-                let net: IpNet = addr
-                    .parse()
-                    .map_err(|_| err(format!("{addr:?} is not an IP address or CIDR prefix")))?;
-                if net.trunc() != net {
-                    return Err(err(format!(
-                        "{addr} has host bits set; did you mean {}?",
-                        net.trunc()
-                    )));
-                }
-                net
-            } else {
-                let ip: IpAddr = addr
-                    .parse()
-                    .map_err(|_| err(format!("{addr:?} is not an IP address or CIDR prefix")))?;
-                IpNet::from(ip)
-            };
+            let prefix = super::feed_format::parse_prefix(addr).map_err(err)?;
             feed.insert(FeedEntry {
                 prefix,
-                label: Arc::from(label),
+                label,
                 confidence,
             });
         }
         Ok(feed)
     }
 
-    fn insert(&mut self, e: FeedEntry) {
+    /// Multiplies every entry's confidence by `weight` (a feed's weight).
+    pub fn scale_confidence(&mut self, weight: f64) {
+        for e in self.entries_mut() {
+            e.confidence *= weight;
+        }
+    }
+
+    fn entries_mut(&mut self) -> impl Iterator<Item = &mut FeedEntry> {
+        self.v4
+            .iter_mut()
+            .flat_map(|(_, t)| t.values_mut())
+            .chain(self.v6.iter_mut().flat_map(|(_, t)| t.values_mut()))
+    }
+
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &FeedEntry> {
+        self.v4
+            .iter()
+            .flat_map(|(_, t)| t.values())
+            .chain(self.v6.iter().flat_map(|(_, t)| t.values()))
+    }
+
+    /// One feed of all of `feeds`' entries; where two list the same prefix,
+    /// the higher confidence (and its label) is kept.
+    pub fn merge<'a>(feeds: impl IntoIterator<Item = &'a ThreatFeed>) -> ThreatFeed {
+        let mut out = ThreatFeed::default();
+        for f in feeds {
+            for e in f.entries() {
+                out.insert(e.clone());
+            }
+        }
+        out
+    }
+
+    /// Adds an entry; a prefix already listed keeps the higher confidence.
+    pub(crate) fn insert(&mut self, e: FeedEntry) {
         let len = e.prefix.prefix_len();
         let fresh = match e.prefix {
-            IpNet::V4(n) => table(&mut self.v4, len)
-                .insert(u32::from(n.network()), e)
-                .is_none(),
-            IpNet::V6(n) => table(&mut self.v6, len)
-                .insert(u128::from(n.network()), e)
-                .is_none(),
+            IpNet::V4(n) => keep_stronger(table(&mut self.v4, len), u32::from(n.network()), e),
+            IpNet::V6(n) => keep_stronger(table(&mut self.v6, len), u128::from(n.network()), e),
         };
         if fresh {
             self.len += 1;
@@ -160,6 +188,27 @@ impl ThreatFeed {
                     t.get(&(a & mask))
                 })
             }
+        }
+    }
+}
+
+/// Inserts `e` at `key` unless a stronger entry is there; true if `key` was new.
+fn keep_stronger<K: std::hash::Hash + Eq>(
+    t: &mut HashMap<K, FeedEntry>,
+    key: K,
+    e: FeedEntry,
+) -> bool {
+    use std::collections::hash_map::Entry;
+    match t.entry(key) {
+        Entry::Vacant(v) => {
+            v.insert(e);
+            true
+        }
+        Entry::Occupied(mut o) => {
+            if e.confidence > o.get().confidence {
+                o.insert(e);
+            }
+            false
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The threat correlator: payload signatures, the threat-intel feed and the
 //! anomaly score, weighted into one `threat_score` in [0, 1] with a verdict.
 
+pub mod feed_format;
 pub mod intel;
 pub mod signatures;
 
+pub use feed_format::FeedFormat;
 pub use intel::{FeedEntry, FeedError, ThreatFeed, ThreatFeedHandle};
 pub use signatures::{SignatureCategory, SignatureMatches, SignatureSet};
 

@@ -186,6 +186,7 @@ pub struct AgentCore {
     model_max_bytes: u64,
     journal: Journal,
     events: broadcast::Sender<JournalEvent>,
+    enforced: broadcast::Sender<crate::enforce::Enforced>,
     metrics: Arc<Metrics>,
     samples_read: AtomicU64,
     decisions: AtomicU64,
@@ -220,6 +221,7 @@ pub struct CoreParts {
 impl AgentCore {
     pub fn new(parts: CoreParts) -> AgentCore {
         let (events, _) = broadcast::channel(4096);
+        let (enforced, _) = broadcast::channel(1024);
         AgentCore {
             started: Instant::now(),
             interfaces: parts.interfaces,
@@ -231,6 +233,7 @@ impl AgentCore {
             model_max_bytes: parts.model_max_bytes,
             journal: parts.journal,
             events,
+            enforced,
             metrics: parts.metrics,
             samples_read: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
@@ -299,6 +302,24 @@ impl AgentCore {
 
     pub fn subscribe(&self) -> broadcast::Receiver<JournalEvent> {
         self.events.subscribe()
+    }
+
+    /// The detector's new enforcements (bounded: a slow reader loses the
+    /// oldest and is told how many).
+    pub fn subscribe_enforced(&self) -> broadcast::Receiver<crate::enforce::Enforced> {
+        self.enforced.subscribe()
+    }
+
+    /// Swaps the correlator's threat feed (no-op without detection).
+    pub fn set_feed(&self, feed: Arc<crate::correlate::ThreatFeed>) {
+        if let Some(det) = self.detector().as_mut() {
+            det.set_feed(feed);
+        }
+    }
+
+    /// Announces a new enforcement; nobody listening is fine.
+    pub fn announce(&self, e: crate::enforce::Enforced) {
+        let _ = self.enforced.send(e);
     }
 
     pub fn status(&self) -> Result<StatusInfo, CoreError> {

@@ -3,6 +3,7 @@
 //! stages never call the API.
 mod core;
 pub mod pipeline;
+mod sinks;
 mod start;
 
 pub use core::{AgentCore, CoreError, CoreParts, ModelInfo, RuleView, StatusInfo, unix_now_ns};

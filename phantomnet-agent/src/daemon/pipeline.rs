@@ -29,6 +29,7 @@ use phantomnet_common::PacketSample;
 use tracing::{info, warn};
 
 use super::core::{AgentCore, unix_now_ns};
+use crate::enforce::Enforced;
 use crate::{
     capture::CaptureWriter, correlate::SignatureMatches, dataplane::SampleReader, decide::Action,
     detect::Decision, enforce::Applied, journal::NewEvent, metrics::ActionLabel,
@@ -211,6 +212,15 @@ pub fn handle_batch(
         let (text, always) = match &applied {
             Ok(Applied::Enforced { action, ttl }) => {
                 info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
+                core.metrics().enforced(label(*action));
+                core.announce(Enforced {
+                    source: d.source,
+                    action: *action,
+                    ttl: *ttl,
+                    rule: d.rule.number(),
+                    signatures: seen.signatures.to_string(),
+                    time_unix_ns: unix_now_ns(),
+                });
                 (
                     format!("enforced {action} for {}s{window_sigs}", ttl.as_secs()),
                     true,

@@ -26,6 +26,7 @@ use crate::{
     dataplane::{Dataplane, DataplaneError, LoadOptions, Maps, PinDir, Prefix},
     detect::{Detector, DetectorConfig},
     enforce::{Deceiver, EnforcePolicy, Executor, Honeypot},
+    feeds::FeedPlan,
     flow::FlowConfig,
     journal::Journal,
     metrics::{ActionLabel, Metrics},
@@ -272,6 +273,8 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     sync_allowlist(&mut executor, &cfg.allowlist);
 
     let model = load_model(&cfg)?;
+    // The plain `[intel] feed` file must load at start (as before); the
+    // `[[intel.feeds]]` are fetched by the feed runner in the background.
     let feed = load_feed(&cfg)?;
     let detector = match &model {
         Some((handle, path)) => {
@@ -362,6 +365,33 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     };
     let pipe = tokio::spawn(pipeline::run(core.clone(), reader, capture));
 
+    let (feed_plan, feed_plan_rx) = watch::channel(FeedPlan {
+        legacy: feed.as_ref().map(|f| f.current()),
+        specs: cfg.intel.feeds.clone(),
+    });
+    tasks.spawn({
+        let core = core.clone();
+        let s = stopped(stop_rx.clone());
+        async move {
+            crate::feeds::run(core, feed_plan_rx, s).await;
+            Ok(())
+        }
+    });
+
+    if let Some(cs) = &cfg.crowdsec {
+        for bouncer in [true, false] {
+            let (core, cs, s) = (core.clone(), cs.clone(), stopped(stop_rx.clone()));
+            tasks.spawn(async move {
+                if bouncer {
+                    crate::crowdsec::bouncer::run(core, cs, s).await;
+                } else {
+                    crate::crowdsec::watcher::run(core, cs, s).await;
+                }
+                Ok(())
+            });
+        }
+    }
+
     let config_handle = ConfigHandle::new(cfg.clone());
     let mut stats = tokio::time::interval(opts.stats_every);
     let mut logs = tokio::time::interval(Duration::from_millis(250));
@@ -372,7 +402,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
         tokio::select! {
             () = &mut shutdown => break,
             _ = hup.recv() => match &opts.config_path {
-                Some(path) => reload(&core, &config_handle, path, &opts.overrides),
+                Some(path) => reload(&core, &config_handle, path, &opts.overrides, &feed_plan),
                 None => warn!("SIGHUP: no config file to reload"),
             },
             _ = stats.tick() => publish_counters(&core, &ifnames),
@@ -431,6 +461,14 @@ fn publish_counters(core: &AgentCore, ifnames: &[String]) {
         };
         core.metrics()
             .set_active_rules(ActionLabel::Block, count(crate::dataplane::RuleKind::Block));
+        let mut top: Vec<(String, String, u64)> = rules
+            .iter()
+            .filter(|r| r.kind == crate::dataplane::RuleKind::Block && r.hits > 0)
+            .map(|r| (r.prefix.to_string(), r.reason_text(), r.hits))
+            .collect();
+        top.sort_by(|a, b| b.2.cmp(&a.2));
+        top.truncate(crate::metrics::TOP_BLOCKED);
+        core.metrics().set_top_blocked(&top);
         core.metrics().set_active_rules(
             ActionLabel::Throttle,
             count(crate::dataplane::RuleKind::Throttle),
@@ -458,7 +496,13 @@ fn publish_counters(core: &AgentCore, ifnames: &[String]) {
 /// run time (dry-run, sampling, thresholds), the last writer wins: a reload
 /// applies the file's value only where the file changed it since it was
 /// last applied; otherwise the run-time value stays, and the log says so.
-fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path, overrides: &Overrides) {
+fn reload(
+    core: &AgentCore,
+    handle: &ConfigHandle,
+    path: &Path,
+    overrides: &Overrides,
+    feed_plan: &watch::Sender<FeedPlan>,
+) {
     let old = handle.current();
     let new = match Config::load(path).and_then(|mut c| {
         overrides(&mut c);
@@ -475,8 +519,11 @@ fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path, overrides: &Over
         || new.api != old.api
         || new.journal != old.journal
         || new.metrics != old.metrics
+        || new.crowdsec != old.crowdsec
     {
-        warn!("interfaces, pin_dir, [api], [journal] and [metrics] apply at the next start");
+        warn!(
+            "interfaces, pin_dir, [api], [journal], [metrics] and [crowdsec] apply at the next start"
+        );
     }
     let kept = |key: &str| {
         info!(
@@ -513,16 +560,18 @@ fn reload(core: &AgentCore, handle: &ConfigHandle, path: &Path, overrides: &Over
         core.executor().set_deceiver(deceiver_of(&new));
     }
     sync_allowlist(&mut core.executor(), &new.allowlist);
-    if new.intel.feed.is_some() {
-        match load_feed(&new) {
-            Ok(Some(feed)) => {
-                if let Some(det) = core.detector().as_mut() {
-                    det.set_feed(feed.current());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "intel feed not reloaded; the old one stays"),
+    let legacy = match load_feed(&new) {
+        Ok(feed) => feed.map(|f| f.current()),
+        Err(e) => {
+            warn!(error = %e, "intel feed not reloaded; the old one stays");
+            feed_plan.borrow().legacy.clone()
         }
+    };
+    if new.intel != old.intel || legacy.is_some() {
+        feed_plan.send_replace(FeedPlan {
+            legacy,
+            specs: new.intel.feeds.clone(),
+        });
     }
     info!(path = %path.display(), "config reloaded");
 }

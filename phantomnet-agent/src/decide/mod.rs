@@ -28,6 +28,21 @@ impl Action {
         }
     }
 
+    /// Every action, in priority order.
+    pub const ALL: [Action; 4] = [
+        Action::Log,
+        Action::Throttle,
+        Action::Deceive,
+        Action::Block,
+    ];
+
+    /// The action named `s` (its [`Action::name`], any case).
+    pub fn from_name(s: &str) -> Option<Action> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+    }
+
     pub const fn from_priority(p: u8) -> Option<Action> {
         match p {
             0 => Some(Action::Log),

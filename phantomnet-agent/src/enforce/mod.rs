@@ -11,3 +11,17 @@ pub use precedence::{InForce, Verdict};
 /// Why DECEIVE is off when the config names no honeypot (a precondition
 /// an operator can fix, not an outage).
 pub const NO_HONEYPOT: &str = "no honeypot is configured";
+
+/// A new enforcement by the detector, for those who share it (the CrowdSec
+/// watcher). Sent only for a source's new action, not for refreshes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enforced {
+    pub source: std::net::IpAddr,
+    pub action: crate::decide::Action,
+    pub ttl: std::time::Duration,
+    /// The decision tree's rule number.
+    pub rule: u8,
+    /// The signatures seen from the source in its evidence window ("" if none).
+    pub signatures: String,
+    pub time_unix_ns: u64,
+}

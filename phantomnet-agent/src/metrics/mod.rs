@@ -11,6 +11,15 @@
 //! | `phantomnet_active_rules` | gauge | `action` |
 //! | `phantomnet_inference_seconds` | histogram, 1 µs … 10 ms | |
 //! | `phantomnet_flow_table_sources` | gauge | |
+//! | `phantomnet_enforcements_total` | counter: the detector's new enforcements | `action` |
+//! | `phantomnet_feed_entries` | gauge: entries in each feed's last good list (`feed="all"`: merged) | `feed` |
+//! | `phantomnet_feed_checks_total` | counter | `feed`, `result` (`updated`, `not_modified`, `failed`) |
+//! | `phantomnet_feed_last_success_timestamp_seconds` | gauge | `feed` |
+//! | `phantomnet_feed_blocked` | gauge: BLOCK entries a `block = true` feed holds | `feed` |
+//! | `phantomnet_crowdsec_decisions_total` | counter: LAPI decisions applied | `op` (`block`, `unblock`, `skipped`) |
+//! | `phantomnet_crowdsec_polls_total` | counter: decision-stream polls | `result` (`ok`, `failed`) |
+//! | `phantomnet_crowdsec_alerts_total` | counter: alerts pushed to the LAPI | `result` (`pushed`, `failed`, `dropped`) |
+//! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //!
 //! The exposition is OpenMetrics text (`application/openmetrics-text;
 //! version=1.0.0`), which Prometheus scrapes natively. Every update on the
@@ -84,6 +93,37 @@ struct ActionLabels {
     action: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedLabels {
+    feed: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedCheckLabels {
+    feed: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopLabels {
+    prefix: String,
+    reason: String,
+}
+
+/// How many BLOCK entries `phantomnet_top_blocked_hits` shows (its series
+/// are bounded by this, whatever an attacker does).
+pub const TOP_BLOCKED: usize = 10;
+
 /// Errors from the metrics endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -111,6 +151,15 @@ pub struct Metrics {
     active_rules: [Gauge; 4],
     inference: Histogram,
     flow_table_sources: Gauge,
+    enforcements: [Counter; 4],
+    feed_entries: Family<FeedLabels, Gauge>,
+    feed_checks: Family<FeedCheckLabels, Counter>,
+    feed_last_success: Family<FeedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    feed_blocked: Family<FeedLabels, Gauge>,
+    crowdsec_decisions: Family<OpLabels, Counter>,
+    crowdsec_polls: Family<ResultLabels, Counter>,
+    crowdsec_alerts: Family<ResultLabels, Counter>,
+    top_blocked: Family<TopLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -187,8 +236,87 @@ impl Metrics {
             flow_table_sources.clone(),
         );
 
+        let enforcements_family = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "phantomnet_enforcements",
+            "New enforcements by the detector (not refreshes), by action",
+            enforcements_family.clone(),
+        );
+        let enforcements = ActionLabel::ALL.map(|a| {
+            enforcements_family
+                .get_or_create(&ActionLabels { action: a.name() })
+                .clone()
+        });
+        let feed_entries = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "phantomnet_feed_entries",
+            "Entries in each threat feed's last good list (feed=\"all\": the merged list the correlator reads)",
+            feed_entries.clone(),
+        );
+        let feed_checks = Family::<FeedCheckLabels, Counter>::default();
+        registry.register(
+            "phantomnet_feed_checks",
+            "Threat feed checks, by feed and result",
+            feed_checks.clone(),
+        );
+        let feed_last_success =
+            Family::<FeedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "phantomnet_feed_last_success_timestamp_seconds",
+            "Unix time of each threat feed's last successful check",
+            feed_last_success.clone(),
+        );
+        let feed_blocked = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "phantomnet_feed_blocked",
+            "BLOCK entries held by each block = true threat feed",
+            feed_blocked.clone(),
+        );
+        let crowdsec_decisions = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "phantomnet_crowdsec_decisions",
+            "CrowdSec LAPI decisions applied, by operation",
+            crowdsec_decisions.clone(),
+        );
+        let crowdsec_polls = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "phantomnet_crowdsec_polls",
+            "CrowdSec decision-stream polls, by result",
+            crowdsec_polls.clone(),
+        );
+        let crowdsec_alerts = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "phantomnet_crowdsec_alerts",
+            "Alerts pushed to the CrowdSec LAPI, by result",
+            crowdsec_alerts.clone(),
+        );
+        for r in ["ok", "failed"] {
+            let _ = crowdsec_polls.get_or_create(&ResultLabels { result: r });
+        }
+        for r in ["pushed", "failed", "dropped"] {
+            let _ = crowdsec_alerts.get_or_create(&ResultLabels { result: r });
+        }
+        for o in ["block", "unblock", "skipped"] {
+            let _ = crowdsec_decisions.get_or_create(&OpLabels { op: o });
+        }
+        let top_blocked = Family::<TopLabels, Gauge>::default();
+        registry.register(
+            "phantomnet_top_blocked_hits",
+            "Packets dropped by the busiest BLOCK entries (at most 10 series)",
+            top_blocked.clone(),
+        );
+
         Metrics {
             registry,
+            enforcements,
+            feed_entries,
+            feed_checks,
+            feed_last_success,
+            feed_blocked,
+            crowdsec_decisions,
+            crowdsec_polls,
+            crowdsec_alerts,
+            top_blocked,
             xdp_packets,
             xdp_bytes,
             samples_read,
@@ -266,6 +394,95 @@ impl Metrics {
     pub fn set_flow_table_sources(&self, n: u64) {
         self.flow_table_sources
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The detector newly enforced `action` on a source.
+    pub fn enforced(&self, action: ActionLabel) {
+        self.enforcements[action.index()].inc();
+    }
+
+    pub fn set_feed_entries(&self, feed: &str, n: u64) {
+        self.feed_entries
+            .get_or_create(&FeedLabels {
+                feed: feed.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn feed_checked(&self, feed: &str, result: crate::feeds::CheckResult) {
+        self.feed_checks
+            .get_or_create(&FeedCheckLabels {
+                feed: feed.to_string(),
+                result: result.name(),
+            })
+            .inc();
+    }
+
+    pub fn set_feed_last_success(&self, feed: &str, unix_secs: f64) {
+        self.feed_last_success
+            .get_or_create(&FeedLabels {
+                feed: feed.to_string(),
+            })
+            .set(unix_secs);
+    }
+
+    pub fn set_feed_blocked(&self, feed: &str, n: u64) {
+        self.feed_blocked
+            .get_or_create(&FeedLabels {
+                feed: feed.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Drops the series of a feed no longer configured.
+    pub fn remove_feed(&self, feed: &str) {
+        let l = FeedLabels {
+            feed: feed.to_string(),
+        };
+        self.feed_entries.remove(&l);
+        self.feed_last_success.remove(&l);
+        self.feed_blocked.remove(&l);
+        for r in crate::feeds::CheckResult::ALL {
+            self.feed_checks.remove(&FeedCheckLabels {
+                feed: feed.to_string(),
+                result: r.name(),
+            });
+        }
+    }
+
+    /// `op` is `block`, `unblock` or `skipped`.
+    pub fn crowdsec_decisions(&self, op: &'static str, n: u64) {
+        self.crowdsec_decisions
+            .get_or_create(&OpLabels { op })
+            .inc_by(n);
+    }
+
+    pub fn crowdsec_poll(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.crowdsec_polls
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// `result` is `pushed`, `failed` or `dropped`.
+    pub fn crowdsec_alerts(&self, result: &'static str, n: u64) {
+        self.crowdsec_alerts
+            .get_or_create(&ResultLabels { result })
+            .inc_by(n);
+    }
+
+    /// Replaces the top-BLOCK series with `top` (prefix, reason, hits),
+    /// keeping at most [`TOP_BLOCKED`].
+    pub fn set_top_blocked(&self, top: &[(String, String, u64)]) {
+        self.top_blocked.clear();
+        for (prefix, reason, hits) in top.iter().take(TOP_BLOCKED) {
+            self.top_blocked
+                .get_or_create(&TopLabels {
+                    prefix: prefix.clone(),
+                    reason: reason.clone(),
+                })
+                .set(i64::try_from(*hits).unwrap_or(i64::MAX));
+        }
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -12,7 +12,7 @@ use std::{net::IpAddr, time::Duration};
 use aya::{Pod, maps::lpm_trie::Key};
 use phantomnet_common::{BlockEntry, ReasonCode, ThrottleRule, V4_KEY_LEN, V6_KEY_LEN};
 
-use super::{Maps, Trie, lookup};
+use super::{Maps, Trie, lookup, reason_text};
 use crate::dataplane::{Expiry, Prefix, clock::monotonic_now_ns};
 
 /// Most expired entries one lookup deletes before giving up (a chain of
@@ -122,6 +122,19 @@ impl Maps {
             IpAddr::V4(_) => live_covering(&mut self.block_v4, addr, v4_key),
             IpAddr::V6(_) => live_covering(&mut self.block_v6, addr, v6_key),
         }
+    }
+
+    /// Who set the block entry at exactly `prefix` (not a covering one),
+    /// live or expired: its reason code and text. Sources that manage their
+    /// own entries (feeds, CrowdSec) touch only the ones they set.
+    pub fn block_at(&self, prefix: &Prefix) -> Option<(ReasonCode, String)> {
+        let len = u32::from(prefix.prefix_len());
+        let e = match prefix.addr() {
+            IpAddr::V4(a) => lookup(&self.block_v4, &Prefix::v4_key(a, prefix.prefix_len())),
+            IpAddr::V6(a) => lookup(&self.block_v6, &Prefix::v6_key(a, prefix.prefix_len())),
+        }
+        .filter(|e: &BlockEntry| e.prefix_len == len)?;
+        Some((ReasonCode::from_u32(e.reason), reason_text(&e.reason_text)))
     }
 
     /// The live throttle rule that applies to `addr`, likewise.
