@@ -1,6 +1,9 @@
 //! Support for PhantomNet's root-only end-to-end tests: a lab per test
 //! (its own namespaces and pin directory, removed on drop), sockets inside
 //! a namespace, the agent as a real process, and crafted packets.
+pub mod crowdsec;
+pub mod nginx;
+pub mod observe;
 pub mod packet;
 
 use std::{

@@ -21,6 +21,12 @@ pub const APT_PACKAGES: &[&str] = &[
     "netcat-openbsd",
     "python3",
     "python3-venv",
+    // A real HTTPS server with ETag / If-Modified-Since for the threat-feed
+    // tests, and Prometheus (promtool, a server querying the dashboard's
+    // expressions) for the dashboard test. Services are not started: see
+    // `apt()`.
+    "nginx",
+    "prometheus",
 ];
 
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).
@@ -46,9 +52,34 @@ fn apt() -> Result<()> {
         return Ok(());
     }
     println!("prereq: installing {missing:?}");
+    // Debian starts a package's service on install (nginx on :80,
+    // Prometheus on :9090). Nothing here should listen outside the tests'
+    // namespaces, so while installing, `policy-rc.d` answers 101 ("action
+    // forbidden"), the interface Debian defines for this; one already in
+    // place (containers ship one) is left as it is.
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists();
+    if ours {
+        run_as_root(
+            "sh",
+            &[
+                "-c",
+                "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d",
+            ],
+            &[],
+        )?;
+    }
+    let installed = install_packages(&missing);
+    if ours {
+        run_as_root("rm", &["-f", "/usr/sbin/policy-rc.d"], &[])?;
+    }
+    installed
+}
+
+fn install_packages(missing: &[&str]) -> Result<()> {
     run_as_root("apt-get", &["update", "-qq"], &[])?;
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend(&missing);
+    args.extend(missing);
     run_as_root("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 

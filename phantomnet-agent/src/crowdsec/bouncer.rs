@@ -256,7 +256,7 @@ pub async fn run<S: CrowdSecSink>(
             Err(e) => {
                 m.crowdsec_poll(false);
                 failures += 1;
-                if failures == 1 || failures % 60 == 0 {
+                if failures == 1 || failures.is_multiple_of(60) {
                     warn!(error = %e, failures, "CrowdSec LAPI poll failed; what is in force stays until it expires");
                 }
             }

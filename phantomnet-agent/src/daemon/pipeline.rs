@@ -212,7 +212,7 @@ pub fn handle_batch(
         let (text, always) = match &applied {
             Ok(Applied::Enforced { action, ttl }) => {
                 info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
-                core.metrics().enforced(label(*action));
+                core.metrics().enforced(label(*action), d.rule.number());
                 core.announce(Enforced {
                     source: d.source,
                     action: *action,

@@ -466,7 +466,7 @@ fn publish_counters(core: &AgentCore, ifnames: &[String]) {
             .filter(|r| r.kind == crate::dataplane::RuleKind::Block && r.hits > 0)
             .map(|r| (r.prefix.to_string(), r.reason_text(), r.hits))
             .collect();
-        top.sort_by(|a, b| b.2.cmp(&a.2));
+        top.sort_by_key(|t| std::cmp::Reverse(t.2));
         top.truncate(crate::metrics::TOP_BLOCKED);
         core.metrics().set_top_blocked(&top);
         core.metrics().set_active_rules(

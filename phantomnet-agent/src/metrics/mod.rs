@@ -11,7 +11,7 @@
 //! | `phantomnet_active_rules` | gauge | `action` |
 //! | `phantomnet_inference_seconds` | histogram, 1 µs … 10 ms | |
 //! | `phantomnet_flow_table_sources` | gauge | |
-//! | `phantomnet_enforcements_total` | counter: the detector's new enforcements | `action` |
+//! | `phantomnet_enforcements_total` | counter: the detector's new enforcements | `action`, `rule` (`rule-1` … the decision tree's rule) |
 //! | `phantomnet_feed_entries` | gauge: entries in each feed's last good list (`feed="all"`: merged) | `feed` |
 //! | `phantomnet_feed_checks_total` | counter | `feed`, `result` (`updated`, `not_modified`, `failed`) |
 //! | `phantomnet_feed_last_success_timestamp_seconds` | gauge | `feed` |
@@ -94,6 +94,12 @@ struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnforceLabels {
+    action: &'static str,
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeedLabels {
     feed: String,
 }
@@ -151,7 +157,7 @@ pub struct Metrics {
     active_rules: [Gauge; 4],
     inference: Histogram,
     flow_table_sources: Gauge,
-    enforcements: [Counter; 4],
+    enforcements: Family<EnforceLabels, Counter>,
     feed_entries: Family<FeedLabels, Gauge>,
     feed_checks: Family<FeedCheckLabels, Counter>,
     feed_last_success: Family<FeedLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -236,17 +242,12 @@ impl Metrics {
             flow_table_sources.clone(),
         );
 
-        let enforcements_family = Family::<ActionLabels, Counter>::default();
+        let enforcements = Family::<EnforceLabels, Counter>::default();
         registry.register(
             "phantomnet_enforcements",
-            "New enforcements by the detector (not refreshes), by action",
-            enforcements_family.clone(),
+            "New enforcements by the detector (not refreshes), by action and decision-tree rule",
+            enforcements.clone(),
         );
-        let enforcements = ActionLabel::ALL.map(|a| {
-            enforcements_family
-                .get_or_create(&ActionLabels { action: a.name() })
-                .clone()
-        });
         let feed_entries = Family::<FeedLabels, Gauge>::default();
         registry.register(
             "phantomnet_feed_entries",
@@ -396,9 +397,15 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The detector newly enforced `action` on a source.
-    pub fn enforced(&self, action: ActionLabel) {
-        self.enforcements[action.index()].inc();
+    /// The detector newly enforced `action` on a source, by tree rule
+    /// `rule` (a handful of values: the series stay bounded).
+    pub fn enforced(&self, action: ActionLabel, rule: u8) {
+        self.enforcements
+            .get_or_create(&EnforceLabels {
+                action: action.name(),
+                rule: format!("rule-{rule}"),
+            })
+            .inc();
     }
 
     pub fn set_feed_entries(&self, feed: &str, n: u64) {
