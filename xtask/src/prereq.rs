@@ -145,12 +145,19 @@ const GRPCIO_PACKAGES: &[&str] = &[
 fn grpcio_venv() -> Result<()> {
     let python = format!("{GRPCIO_VENV}/bin/python");
     let probe = "import grpc, grpc_tools, grpc_reflection, grpc_health";
-    if cmd::output(&python, &["-c", probe]).is_ok() {
+    // The tests use it as root: probe it as root.
+    if crate::privilege::succeeds_as_root(&python, &["-c", probe]) {
         println!("prereq: grpcio virtualenv present ({GRPCIO_VENV})");
         return Ok(());
     }
     println!("prereq: installing grpcio into {GRPCIO_VENV}");
-    run_as_root("python3", &["-m", "venv", GRPCIO_VENV], &[])?;
+    // Debian's interpreter (python3, python3-venv above), whatever else is
+    // on PATH; --clear replaces a broken or foreign virtualenv.
+    run_as_root(
+        "/usr/bin/python3",
+        &["-m", "venv", "--clear", GRPCIO_VENV],
+        &[],
+    )?;
     let mut args = vec!["-m", "pip", "install", "-q"];
     args.extend(GRPCIO_PACKAGES);
     run_as_root(&python, &args, &[]).context("installing grpcio from PyPI")

@@ -107,6 +107,19 @@ pub fn run_as_root_in(
     Ok(())
 }
 
+/// True if `program args` exits 0 when run as root (quietly).
+pub fn succeeds_as_root(program: &str, args: &[&str]) -> bool {
+    root_command(Path::new(program), args, &[])
+        .map(|mut c| {
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .unwrap_or(false)
+}
+
 /// Re-runs this xtask, with `args`, as root through sudo, and returns its
 /// success. Call only when not root, after building as the user whatever
 /// the task builds, so that root's cargo finds it fresh and writes nothing.

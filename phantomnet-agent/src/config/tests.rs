@@ -7,11 +7,11 @@ const MINIMAL: &str = "[dataplane]\ninterfaces = [\"eth0\"]\n";
 
 /// `MINIMAL` plus `extra` appended (which may reopen `[dataplane]` keys only
 /// via a full table of its own, so tests put dataplane keys inline).
-fn with(extra: &str) -> String {
+pub(super) fn with(extra: &str) -> String {
     format!("{MINIMAL}{extra}")
 }
 
-fn err(text: &str) -> ConfigError {
+pub(super) fn err(text: &str) -> ConfigError {
     match Config::from_toml_str(text) {
         Ok(c) => panic!("expected an error for:\n{text}\ngot {c:?}"),
         Err(e) => e,

@@ -341,4 +341,24 @@ mod tests {
         assert!(handle.reload().is_err());
         assert_eq!(handle.current().len(), 2);
     }
+
+    #[test]
+    fn merging_keeps_the_stronger_entry_for_a_prefix_listed_twice() {
+        let a = ThreatFeed::parse_labeled("192.0.2.0/24 a 0.4\n198.51.100.1\n", "a").unwrap();
+        let b = ThreatFeed::parse_labeled(
+            "192.0.2.0/24 b 0.9\n198.51.100.1 b 0.2\n2001:db8::/32\n",
+            "b",
+        )
+        .unwrap();
+        let m = ThreatFeed::merge([&a, &b]);
+        assert_eq!(m.len(), 3);
+        let hit = |s: &str| {
+            m.lookup(s.parse().unwrap())
+                .map(|e| (e.label.to_string(), e.confidence))
+        };
+        assert_eq!(hit("192.0.2.9"), Some(("b".into(), 0.9)));
+        assert_eq!(hit("198.51.100.1"), Some(("a".into(), 1.0)));
+        assert_eq!(hit("2001:db8::1"), Some(("b".into(), 1.0)));
+        assert_eq!(m.entries().count(), 3);
+    }
 }

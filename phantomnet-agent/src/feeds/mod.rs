@@ -183,7 +183,15 @@ fn publish(
         .into_iter()
         .chain(feeds.values().filter_map(|f| f.list.as_deref()))
         .collect();
-    let merged = Arc::new(ThreatFeed::merge(lists));
+    // One list is used as it is: no second copy of a large feed.
+    let merged = match (legacy, lists.as_slice()) {
+        (Some(l), [_]) => l.clone(),
+        (None, [_]) => feeds
+            .values()
+            .find_map(|f| f.list.clone())
+            .unwrap_or_default(),
+        _ => Arc::new(ThreatFeed::merge(lists)),
+    };
     let n = merged.len();
     core.set_feed(merged);
     core.metrics().set_feed_entries("all", n as u64);
