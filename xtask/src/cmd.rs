@@ -15,6 +15,13 @@ fn render(program: &str, args: &[&str]) -> String {
 /// Builds the release agent binaries (`phantomnet-agent`, `phantomctl`) and
 /// returns the path of `phantomnet-agent`; `phantomctl` sits beside it.
 pub fn build_release_agent(root: &std::path::Path) -> Result<std::path::PathBuf> {
+    let bin = root.join("target/release/phantomnet-agent");
+    if std::env::var_os(crate::privilege::PREBUILT_ENV).is_some() {
+        if !bin.is_file() || !bin.with_file_name("phantomctl").is_file() {
+            bail!("{} is not built", bin.display());
+        }
+        return Ok(bin);
+    }
     run(
         "cargo",
         &[
@@ -26,7 +33,7 @@ pub fn build_release_agent(root: &std::path::Path) -> Result<std::path::PathBuf>
             "--bins",
         ],
     )?;
-    Ok(root.join("target/release/phantomnet-agent"))
+    Ok(bin)
 }
 
 /// Runs a command with inherited stdio; fails on a non-zero exit.

@@ -22,7 +22,17 @@ pub fn toolchain_env() -> Vec<(String, String)> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut env = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
-        env.push(("PATH".to_string(), path.to_string_lossy().into_owned()));
+        // A user's PATH often lacks the sbin directories root's tools
+        // (ip, sysctl, nft, bpftool) live in: append them.
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        for sbin in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+            if !dirs.iter().any(|d| d == Path::new(sbin)) {
+                dirs.push(PathBuf::from(sbin));
+            }
+        }
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            env.push(("PATH".to_string(), joined.to_string_lossy().into_owned()));
+        }
     }
     for (var, default) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
         let value = std::env::var_os(var)
@@ -106,6 +116,9 @@ pub fn run_as_root_in(
     }
     Ok(())
 }
+
+/// Set for a re-executed task: the binaries are built, do not run cargo.
+pub const PREBUILT_ENV: &str = "PHANTOMNET_XTASK_PREBUILT";
 
 /// True if `program args` exits 0 when run as root (quietly).
 pub fn succeeds_as_root(program: &str, args: &[&str]) -> bool {
