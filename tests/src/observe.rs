@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Role, TestLab, in_netns};
+use crate::{Role, TestLab, addr, drain, in_netns, send_udp, udp_from, udp_sink};
 
 /// The default metrics address, on the gateway namespace's loopback.
 pub const METRICS_ADDR: &str = "127.0.0.1:9477";
@@ -82,4 +82,14 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .ok()
         })
         .expect("VmRSS")
+}
+
+/// How many of 20 UDP datagrams from attacker address `src` reach the
+/// server's port 5000 (0 when XDP drops the source).
+pub fn delivered(t: &TestLab, src: &str) -> usize {
+    let sink = udp_sink(&t.netns(Role::Srv), addr::SRV4, 5000);
+    let from = udp_from(&t.netns(Role::Atk), src);
+    let dst: std::net::SocketAddr = format!("{}:5000", addr::SRV4).parse().unwrap();
+    send_udp(&from, dst, 20, b"delivery probe", None);
+    drain(&sink, Duration::from_millis(300)).len()
 }

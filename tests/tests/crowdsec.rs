@@ -9,7 +9,6 @@
 //!   2. The propagation time is printed.
 use std::{
     fs,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -21,19 +20,10 @@ use phantomnet_common::ReasonCode;
 use phantomnet_tests::{
     AgentProcess, Role, TestLab, addr,
     crowdsec::Lapi,
-    drain,
-    observe::{wait_metric, write_agent_config},
-    root_or_skip, send_udp, udp_from, udp_sink,
+    observe::{delivered, wait_metric, write_agent_config},
+    root_or_skip,
 };
 use xtask::traffic::Scenario;
-
-fn delivered(t: &TestLab, src: &str) -> usize {
-    let sink = udp_sink(&t.netns(Role::Srv), addr::SRV4, 5000);
-    let from = udp_from(&t.netns(Role::Atk), src);
-    let dst: SocketAddr = format!("{}:5000", addr::SRV4).parse().unwrap();
-    send_udp(&from, dst, 20, b"crowdsec test", None);
-    drain(&sink, Duration::from_millis(300)).len()
-}
 
 fn block_at(t: &TestLab, cidr: &str) -> Option<Rule> {
     t.maps().rules().unwrap().into_iter().find(|r| {

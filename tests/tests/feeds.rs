@@ -5,7 +5,6 @@
 //! good list, and a 300,000-entry feed loads (time and memory printed).
 use std::{
     fs,
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -13,10 +12,10 @@ use std::{
 use phantomnet_agent::api::{client::connect_unix, pb};
 use phantomnet_common::ReasonCode;
 use phantomnet_tests::{
-    AgentProcess, Pki, Role, TestLab, addr, drain,
+    AgentProcess, Pki, Role, TestLab, addr,
     nginx::Nginx,
-    observe::{metric, rss_kib, scrape, wait_metric, write_agent_config},
-    root_or_skip, send_udp, udp_from, udp_sink,
+    observe::{delivered, metric, rss_kib, scrape, wait_metric, write_agent_config},
+    root_or_skip,
 };
 
 fn models() -> PathBuf {
@@ -45,15 +44,6 @@ fn feed_label(t: &TestLab, source: &str) -> String {
         .into_inner()
         .feed_label
     })
-}
-
-/// UDP datagrams from `src` (an attacker address) that reach the server.
-fn delivered(t: &TestLab, src: &str) -> usize {
-    let sink = udp_sink(&t.netns(Role::Srv), addr::SRV4, 5000);
-    let from = udp_from(&t.netns(Role::Atk), src);
-    let dst: SocketAddr = format!("{}:5000", addr::SRV4).parse().unwrap();
-    send_udp(&from, dst, 20, b"feed test", None);
-    drain(&sink, Duration::from_millis(300)).len()
 }
 
 fn feed_blocks(t: &TestLab) -> Vec<String> {
