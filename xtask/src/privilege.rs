@@ -143,7 +143,9 @@ pub fn reexec_as_root(args: &[&str]) -> Result<()> {
         "xtask: running `xtask {}` as root through sudo",
         args.join(" ")
     );
-    run_as_root(&exe, args, &[])
+    // The user has just built what the task runs: root's run must not
+    // rebuild it (that would leave root-owned files in the user's target/).
+    run_as_root(&exe, args, &[(PREBUILT_ENV, "1")])
 }
 
 #[cfg(test)]
