@@ -4,10 +4,14 @@
 //! padding (every struct's size is checked at compile time below), so the
 //! kernel and userspace agree on every byte and BTF describes every field.
 //!
-//! Addresses and ports are stored in network byte order exactly as they
-//! appear on the wire; times are `CLOCK_MONOTONIC` nanoseconds, the clock
+//! Addresses are stored in network byte order exactly as they appear on the
+//! wire; the ports of a [`PacketSample`] are in host byte order (the parser
+//! converts them); times are `CLOCK_MONOTONIC` nanoseconds, the clock
 //! `bpf_ktime_get_ns()` reads.
 #![no_std]
+
+mod vocab;
+pub use vocab::{Action, EventAction, RuleKind};
 
 /// Map names. They are the BTF map symbols in the eBPF object, the names
 /// `bpftool map show` prints, and the file names of the pins.
@@ -204,8 +208,8 @@ impl ReasonCode {
 ///
 /// Bytes of address data in an IPv4 LPM key: the 4 address bytes and 4 zero
 /// bytes. The kernel stores a trie value right after the key data, so 8 bytes
-/// keep the `u64` fields of the values naturally aligned (BPF atomics on
-/// `BlockEntry::hits` require it). Prefix lengths stay 0..=32.
+/// keep the `u64` fields of the values naturally aligned (the XDP program's
+/// volatile `BlockEntry::hits` update and the agent's reads rely on it). Prefix lengths stay 0..=32.
 pub const V4_KEY_LEN: usize = 8;
 /// Bytes of address data in an IPv6 LPM key.
 pub const V6_KEY_LEN: usize = 16;
@@ -356,6 +360,27 @@ const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(
     core::mem::size_of::<PacketSample>() == 8 + 4 + 4 + 16 + 16 + 2 * 4 + 8 + SAMPLE_PAYLOAD_LEN
 );
+
+#[cfg(feature = "user")]
+impl PacketSample {
+    fn ip(&self, raw: &[u8; 16]) -> core::net::IpAddr {
+        if self.family == 6 {
+            core::net::Ipv6Addr::from(*raw).into()
+        } else {
+            core::net::Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).into()
+        }
+    }
+
+    /// The source address (IPv4 from the first 4 bytes unless `family` is 6).
+    pub fn src_ip(&self) -> core::net::IpAddr {
+        self.ip(&self.src_addr)
+    }
+
+    /// The destination address, as [`PacketSample::src_ip`].
+    pub fn dst_ip(&self) -> core::net::IpAddr {
+        self.ip(&self.dst_addr)
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {

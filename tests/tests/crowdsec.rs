@@ -26,9 +26,11 @@ use phantomnet_tests::{
 use xtask::traffic::Scenario;
 
 fn block_at(t: &TestLab, cidr: &str) -> Option<Rule> {
-    t.maps().rules().unwrap().into_iter().find(|r| {
-        r.prefix.to_string() == cidr && r.kind == phantomnet_agent::dataplane::RuleKind::Block
-    })
+    t.maps()
+        .rules()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.prefix.to_string() == cidr && r.kind == phantomnet_common::RuleKind::Block)
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {

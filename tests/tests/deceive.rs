@@ -9,7 +9,7 @@ use phantomnet_agent::{
     decide::Action,
     enforce::{Applied, Deceiver, EnforceError, EnforcePolicy, Executor, Honeypot},
 };
-use phantomnet_common::ReasonCode;
+use phantomnet_common::{ReasonCode, RuleKind};
 use phantomnet_tests::{Banner, Role, TestLab, addr, root_or_skip, who_answers};
 
 fn nft_table(t: &TestLab) -> String {
@@ -164,7 +164,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
             ..
         }
     ));
-    assert_eq!(kinds(&ex), ["throttle 192.0.2.10/32"]);
+    assert_eq!(kinds(&ex), ["THROTTLE 192.0.2.10/32"]);
     let r = &ex.maps().rules().unwrap()[0];
     assert_eq!((r.rate_pps, r.burst), (100, 20));
     assert!(matches!(
@@ -174,7 +174,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
             ..
         }
     ));
-    assert!(kinds(&ex).contains(&"block 192.0.2.10/32".to_string()));
+    assert!(kinds(&ex).contains(&"BLOCK 192.0.2.10/32".to_string()));
     assert!(
         matches!(
             ex.apply(a0, Action::Throttle, "r5").unwrap(),
@@ -197,7 +197,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
         .rules()
         .unwrap()
         .into_iter()
-        .find(|r| r.kind.name() == "block")
+        .find(|r| r.kind == RuleKind::Block)
         .unwrap();
     assert_eq!(block.reason.as_ref().unwrap().1, "rule 3");
 
@@ -216,7 +216,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
         .rules()
         .unwrap()
         .into_iter()
-        .find(|r| r.kind.name() == "block")
+        .find(|r| r.kind == RuleKind::Block)
         .unwrap();
     assert!(
         block.expires.0 > first_expiry + 2_000_000_000,
@@ -259,7 +259,7 @@ fn executor_keeps_priorities_the_allowlist_and_refreshes() {
             ..
         }
     ));
-    assert!(!kinds(&ex).contains(&"throttle 192.0.2.12/32".to_string()));
+    assert!(!kinds(&ex).contains(&"THROTTLE 192.0.2.12/32".to_string()));
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn a_deceive_that_cannot_apply_falls_back_to_throttle_and_is_remembered() {
         ),
         other => panic!("expected a fallback to THROTTLE, got {other:?}"),
     }
-    assert_eq!(rules(&ex), [("throttle", "192.0.2.10/32".to_string())]);
+    assert_eq!(rules(&ex), [("THROTTLE", "192.0.2.10/32".to_string())]);
     // Remembered: the next DECEIVE proposal does not try nft again, and the
     // THROTTLE in force stays as it is (nothing new to journal).
     assert_eq!(
@@ -338,10 +338,10 @@ fn a_deceive_that_cannot_apply_falls_back_to_throttle_and_is_remembered() {
     assert_eq!(
         rules(&ex),
         [
-            ("block", "192.0.2.10/32".to_string()),
-            ("throttle", "192.0.2.10/32".to_string()),
-            ("throttle", "192.0.2.11/32".to_string()),
-            ("throttle", format!("{}/128", addr::atk_src6(0))),
+            ("BLOCK", "192.0.2.10/32".to_string()),
+            ("THROTTLE", "192.0.2.10/32".to_string()),
+            ("THROTTLE", "192.0.2.11/32".to_string()),
+            ("THROTTLE", format!("{}/128", addr::atk_src6(0))),
         ]
     );
 }
@@ -386,12 +386,12 @@ fn a_detection_never_weakens_or_shortens_an_operators_rule() {
         "the detector's 100 pps must not replace the operator's 10 pps"
     );
     let rules = ex.maps().rules().unwrap();
-    let block = rules.iter().find(|r| r.kind.name() == "block").unwrap();
+    let block = rules.iter().find(|r| r.kind == RuleKind::Block).unwrap();
     assert_eq!(block.remaining, None, "still permanent: {block:?}");
     assert_eq!(block.reason.as_ref().unwrap().0, ReasonCode::Manual);
     let thr: Vec<_> = rules
         .iter()
-        .filter(|r| r.kind.name() == "throttle")
+        .filter(|r| r.kind == RuleKind::Throttle)
         .collect();
     assert_eq!(thr.len(), 1, "no detector /32 inside the /24: {thr:?}");
     assert_eq!(thr[0].rate_pps, 10);
@@ -415,7 +415,7 @@ fn a_detection_never_weakens_or_shortens_an_operators_rule() {
         .rules()
         .unwrap()
         .into_iter()
-        .find(|r| r.kind.name() == "block")
+        .find(|r| r.kind == RuleKind::Block)
         .unwrap();
     assert_eq!(block.reason.as_ref().unwrap().0, ReasonCode::Detection);
     assert!(block.remaining.is_some());

@@ -5,7 +5,7 @@
 use std::{thread::sleep, time::Duration};
 
 use phantomnet_agent::dataplane::{Maps, Prefix, ThrottleParams};
-use phantomnet_common::{IPPROTO_TCP, Outcome, ReasonCode, TCP_SYN};
+use phantomnet_common::{IPPROTO_TCP, Outcome, ReasonCode, RuleKind, TCP_SYN};
 use phantomnet_tests::{
     TestPins,
     packet::{self, ETH_IP, ETH_IPV6, Frame},
@@ -73,7 +73,7 @@ fn an_expired_entry_never_masks_a_covering_one() {
         .rules()
         .unwrap()
         .iter()
-        .filter(|r| r.kind.name() == "block")
+        .filter(|r| r.kind == RuleKind::Block)
         .map(|r| r.prefix.to_string())
         .collect();
     assert_eq!(blocks, ["192.0.2.0/24"], "the expired entry was deleted");

@@ -13,7 +13,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use phantomnet_common::config_flags;
+use phantomnet_common::{RuleKind, config_flags};
 use phantomnet_tests::{AgentProcess, Role, TestLab, addr, agent_bin, root_or_skip};
 
 /// A config of this lab's own; `extra` is appended (tables, or top-level
@@ -206,7 +206,7 @@ fn the_config_allowlist_is_synced_across_restarts() {
             .rules()
             .unwrap()
             .into_iter()
-            .filter(|r| r.kind.name() == "allow")
+            .filter(|r| r.kind == RuleKind::Allow)
             .map(|r| r.prefix.to_string())
             .collect()
     };

@@ -29,7 +29,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
-use phantomnet_common::{PacketSample, action};
+use phantomnet_common::{Action, PacketSample, action};
 
 use crate::{
     cmd,
@@ -270,19 +270,10 @@ pub fn ctl_json(ctl: &Path, socket: &Path, args: &[&str]) -> Result<serde_json::
 /// The strongest enforcement each source got, with the journal record.
 #[derive(Clone, Debug)]
 pub struct Enforced {
-    pub action: String,
+    pub action: Action,
     pub time_unix_ns: u64,
     pub rule: String,
     pub verdict: String,
-}
-
-fn rank(a: &str) -> u8 {
-    match a {
-        "THROTTLE" => 1,
-        "DECEIVE" => 2,
-        "BLOCK" => 3,
-        _ => 0,
-    }
 }
 
 /// From the journal: per source, the strongest action enforced by the
@@ -291,9 +282,12 @@ pub fn enforced_by_source(ctl: &Path, socket: &Path) -> Result<BTreeMap<IpAddr, 
     let events = ctl_json(ctl, socket, &["events", "--limit", "1000"])?;
     let mut out: BTreeMap<IpAddr, Enforced> = BTreeMap::new();
     for e in events.as_array().into_iter().flatten() {
-        let action = e["action"].as_str().unwrap_or_default();
+        let action = Action::from_name(e["action"].as_str().unwrap_or_default());
         let reason = e["reason"].as_str().unwrap_or_default();
-        if e["rule"] == "api" || rank(action) == 0 || !reason.contains("; enforced") {
+        let Some(action) = action.filter(|a| a.rule_kind().is_some()) else {
+            continue;
+        };
+        if e["rule"] == "api" || !reason.contains("; enforced") {
             continue;
         }
         let Ok(src) = e["source"].as_str().unwrap_or_default().parse::<IpAddr>() else {
@@ -301,7 +295,7 @@ pub fn enforced_by_source(ctl: &Path, socket: &Path) -> Result<BTreeMap<IpAddr, 
         };
         let t = e["time_unix_ns"].as_u64().unwrap_or(0);
         let new = Enforced {
-            action: action.to_string(),
+            action,
             time_unix_ns: t,
             rule: e["rule"].as_str().unwrap_or_default().to_string(),
             verdict: e["verdict"].as_str().unwrap_or_default().to_string(),
@@ -312,7 +306,7 @@ pub fn enforced_by_source(ctl: &Path, socket: &Path) -> Result<BTreeMap<IpAddr, 
             }
             Some(old) => {
                 let first = old.time_unix_ns.min(t);
-                if rank(action) > rank(&old.action) {
+                if action > old.action {
                     *old = new;
                 }
                 old.time_unix_ns = first;
@@ -505,7 +499,7 @@ pub fn demo(root: &Path, keep_lab: bool) -> Result<()> {
         let ip: IpAddr = src.parse().expect("lab address");
         let trace = traces.get(&ip).copied().unwrap_or_default();
         let e = enforced.get(&ip);
-        let action = e.map(|e| e.action.as_str()).unwrap_or("none");
+        let action = e.map_or("none", |e| e.action.name());
         let tte = match (e, trace.first_drop_ns) {
             (_, Some(d)) if trace.packets > 0 => ms(i128::from(d) - i128::from(trace.first_ns)),
             (Some(e), None) if trace.packets > 0 => {

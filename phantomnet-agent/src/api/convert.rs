@@ -4,12 +4,14 @@ use std::{net::IpAddr, time::Duration};
 
 use tonic::Status;
 
+use phantomnet_common::{Action, EventAction, RuleKind};
+
 use super::pb;
 use crate::{
     correlate::Verdict,
     daemon::{CoreError, RuleView},
-    dataplane::{Prefix, Rule, RuleKind},
-    decide::{Action, Thresholds},
+    dataplane::{Prefix, Rule},
+    decide::Thresholds,
     journal::JournalEvent,
 };
 
@@ -93,13 +95,25 @@ pub fn page_token(s: &str) -> Result<Option<u64>, Status> {
         .map_err(|_| invalid("page_token", "not a token this server issued"))
 }
 
-/// An optional action filter; `ACTION_UNSPECIFIED` = all.
-pub fn action_filter(v: i32) -> Result<Option<pb::Action>, Status> {
-    match pb::Action::try_from(v) {
-        Ok(pb::Action::Unspecified) => Ok(None),
-        Ok(a) => Ok(Some(a)),
-        Err(_) => Err(invalid("action", format!("{v} is not an Action"))),
+/// An optional rule-kind filter (ListRules); `ACTION_UNSPECIFIED` = all.
+pub fn rule_kind_filter(v: i32) -> Result<Option<RuleKind>, Status> {
+    match action_filter(v)? {
+        None => Ok(None),
+        Some(EventAction::Apply(a)) => a
+            .rule_kind()
+            .map(Some)
+            .ok_or_else(|| invalid("action", format!("{a} puts no rule in force"))),
+        Some(EventAction::Allow) => Ok(Some(RuleKind::Allow)),
+        Some(a @ EventAction::Remove(_)) => Err(invalid("action", format!("{a} is not a rule"))),
     }
+}
+
+/// An optional event-action filter (ListEvents, WatchEvents);
+/// `ACTION_UNSPECIFIED` = all.
+pub fn action_filter(v: i32) -> Result<Option<EventAction>, Status> {
+    pb::Action::try_from(v)
+        .map(event_action)
+        .map_err(|_| invalid("action", format!("{v} is not an Action")))
 }
 
 pub fn verdict_filter(v: i32) -> Result<Option<pb::Verdict>, Status> {
@@ -119,15 +133,50 @@ pub fn pb_action(a: Action) -> pb::Action {
     }
 }
 
-pub fn action_name(a: pb::Action) -> &'static str {
-    match a {
-        pb::Action::Unspecified => "",
-        pb::Action::Log => "LOG",
-        pb::Action::Throttle => "THROTTLE",
-        pb::Action::Deceive => "DECEIVE",
-        pb::Action::Block => "BLOCK",
-        pb::Action::Allow => "ALLOW",
+pub fn pb_rule_kind(k: RuleKind) -> pb::Action {
+    match k {
+        RuleKind::Allow => pb::Action::Allow,
+        RuleKind::Throttle => pb::Action::Throttle,
+        RuleKind::Deceive => pb::Action::Deceive,
+        RuleKind::Block => pb::Action::Block,
     }
+}
+
+pub fn pb_event_action(a: EventAction) -> pb::Action {
+    match a {
+        EventAction::Apply(a) => pb_action(a),
+        EventAction::Allow => pb::Action::Allow,
+        EventAction::Remove(RuleKind::Block) => pb::Action::Unblock,
+        EventAction::Remove(RuleKind::Throttle) => pb::Action::Unthrottle,
+        EventAction::Remove(RuleKind::Allow) => pb::Action::Disallow,
+        EventAction::Remove(RuleKind::Deceive) => pb::Action::Undeceive,
+    }
+}
+
+/// The domain action a wire value names; `None` for `ACTION_UNSPECIFIED`.
+/// The inverse of [`pb_event_action`], and the only reading of `pb::Action`
+/// (phantomctl prints names through it too).
+pub fn event_action(a: pb::Action) -> Option<EventAction> {
+    Some(match a {
+        pb::Action::Unspecified => return None,
+        pb::Action::Log => EventAction::Apply(Action::Log),
+        pb::Action::Throttle => EventAction::Apply(Action::Throttle),
+        pb::Action::Deceive => EventAction::Apply(Action::Deceive),
+        pb::Action::Block => EventAction::Apply(Action::Block),
+        pb::Action::Allow => EventAction::Allow,
+        pb::Action::Unblock => EventAction::Remove(RuleKind::Block),
+        pb::Action::Unthrottle => EventAction::Remove(RuleKind::Throttle),
+        pb::Action::Disallow => EventAction::Remove(RuleKind::Allow),
+        pb::Action::Undeceive => EventAction::Remove(RuleKind::Deceive),
+    })
+}
+
+/// The name of a wire action value ("" for unspecified or unknown).
+pub fn action_name(v: i32) -> &'static str {
+    pb::Action::try_from(v)
+        .ok()
+        .and_then(event_action)
+        .map_or("", EventAction::name)
 }
 
 pub fn pb_verdict(v: Verdict) -> pb::Verdict {
@@ -159,25 +208,9 @@ fn verdict_from_name(s: &str) -> pb::Verdict {
     }
 }
 
-fn action_from_name(s: &str) -> pb::Action {
-    match s {
-        "LOG" => pb::Action::Log,
-        "THROTTLE" => pb::Action::Throttle,
-        "DECEIVE" => pb::Action::Deceive,
-        "BLOCK" => pb::Action::Block,
-        "ALLOW" => pb::Action::Allow,
-        _ => pb::Action::Unspecified,
-    }
-}
-
 pub fn rule(r: &Rule) -> pb::Rule {
-    let action = match r.kind {
-        RuleKind::Allow => pb::Action::Allow,
-        RuleKind::Block => pb::Action::Block,
-        RuleKind::Throttle => pb::Action::Throttle,
-    };
     pb::Rule {
-        action: action as i32,
+        action: pb_rule_kind(r.kind) as i32,
         cidr: r.prefix.to_string(),
         expires_in_seconds: r
             .remaining
@@ -193,11 +226,7 @@ pub fn rule(r: &Rule) -> pb::Rule {
 
 pub fn rule_view(r: &RuleView) -> pb::Rule {
     pb::Rule {
-        action: if r.allow {
-            pb::Action::Allow
-        } else {
-            pb_action(r.action)
-        } as i32,
+        action: pb_rule_kind(r.kind) as i32,
         cidr: r.prefix.clone(),
         expires_in_seconds: r
             .remaining
@@ -216,7 +245,7 @@ pub fn event(e: &JournalEvent) -> pb::Event {
         id: e.id,
         time_unix_ns: e.time_unix_ns,
         source: e.source.to_string(),
-        action: action_from_name(&e.action) as i32,
+        action: pb_event_action(e.action) as i32,
         verdict: verdict_from_name(&e.verdict) as i32,
         confidence: e.confidence,
         anomaly: e.anomaly,

@@ -4,7 +4,7 @@
 //! with mutual TLS only; both take a listener and a shutdown future.
 mod authority;
 pub mod client;
-mod convert;
+pub mod convert;
 mod service;
 pub mod tls;
 

@@ -259,14 +259,14 @@ impl pb::agent_server::Agent for AgentService {
         req: Request<pb::ListRulesRequest>,
     ) -> Result<Response<pb::ListRulesReply>, Status> {
         let r = req.into_inner();
-        let filter = convert::action_filter(r.action)?;
+        let filter = convert::rule_kind_filter(r.action)?;
         let size = convert::page_size(r.page_size)?;
         let start = convert::page_token(&r.page_token)?.unwrap_or(0) as usize;
         let rules = self.blocking(|c| c.rules()).await?;
         let matching: Vec<pb::Rule> = rules
             .iter()
+            .filter(|r| filter.is_none_or(|k| r.kind == k))
             .map(convert::rule_view)
-            .filter(|r| filter.is_none_or(|a| r.action == a as i32))
             .collect();
         if start > matching.len() {
             return Err(invalid("page_token", "past the end of the list"));
@@ -303,7 +303,7 @@ impl pb::agent_server::Agent for AgentService {
             since: (r.since_unix_ns != 0).then_some(r.since_unix_ns),
             until: (r.until_unix_ns != 0).then_some(r.until_unix_ns),
             source,
-            action: convert::action_filter(r.action)?.map(|a| convert::action_name(a).to_string()),
+            action: convert::action_filter(r.action)?,
             verdict: convert::verdict_filter(r.verdict)?
                 .map(|v| convert::verdict_name(v).to_string()),
             page_size: convert::page_size(r.page_size)?,
@@ -328,14 +328,14 @@ impl pb::agent_server::Agent for AgentService {
         } else {
             Some(convert::prefix("source_prefix", &r.source_prefix)?)
         };
-        let action = convert::action_filter(r.action)?.map(|a| convert::action_name(a).to_string());
+        let action = convert::action_filter(r.action)?;
         let stream = BroadcastStream::new(self.core.subscribe()).filter_map(move |item| {
             // A watcher too slow to keep up skips what it missed.
             let e = item.ok()?;
             if source.is_some_and(|p| !p.contains(e.source)) {
                 return None;
             }
-            if action.as_deref().is_some_and(|a| a != e.action) {
+            if action.is_some_and(|a| a != e.action) {
                 return None;
             }
             Some(Ok(convert::event(&e)))

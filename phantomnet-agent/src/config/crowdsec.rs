@@ -63,7 +63,11 @@ fn ten() -> u64 {
 }
 
 fn all_enforcing() -> Vec<String> {
-    ["BLOCK", "THROTTLE", "DECEIVE"].map(String::from).to_vec()
+    Action::ALL
+        .into_iter()
+        .filter(|a| a.rule_kind().is_some())
+        .map(|a| a.name().to_string())
+        .collect()
 }
 
 impl WatcherConfig {

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use phantomnet_common::ReasonCode;
+use phantomnet_common::{Action, EventAction, ReasonCode};
 use tracing::{info, warn};
 
 use super::decision::{Op, Plan, plan_stream};
@@ -31,6 +31,8 @@ use crate::journal::NewEvent;
 /// Largest stream body accepted (a community blocklist is ~15 k decisions,
 /// about 4 MiB).
 pub const MAX_STREAM_BYTES: u64 = 64 << 20;
+/// The journal's `rule` for what the bouncer does.
+const RULE: &str = ReasonCode::CrowdSec.name();
 /// Journal records per poll, at most.
 pub const JOURNAL_PER_POLL: usize = 100;
 
@@ -125,29 +127,23 @@ fn journal_events(a: &Applied, dry: bool) -> Vec<NewEvent> {
             v.to_string()
         }
     };
-    let blocks = a.blocked.iter().map(|(p, ttl, reason)| NewEvent {
-        time_unix_ns: now,
-        source: p.addr(),
-        action: "BLOCK".into(),
-        verdict: "NONE".into(),
-        confidence: 0.0,
-        anomaly: 0.0,
-        threat: 0.0,
-        rule: "crowdsec".into(),
-        reason: format!("{p}: {} for {}s ({reason})", verb("block"), ttl.as_secs()),
-        features: Vec::new(),
+    let blocks = a.blocked.iter().map(|(p, ttl, reason)| {
+        NewEvent::unassessed(
+            now,
+            p.addr(),
+            EventAction::Apply(Action::Block),
+            RULE,
+            format!("{p}: {} for {}s ({reason})", verb("block"), ttl.as_secs()),
+        )
     });
-    let unblocks = a.unblocked.iter().map(|p| NewEvent {
-        time_unix_ns: now,
-        source: p.addr(),
-        action: "UNBLOCK".into(),
-        verdict: "NONE".into(),
-        confidence: 0.0,
-        anomaly: 0.0,
-        threat: 0.0,
-        rule: "crowdsec".into(),
-        reason: format!("{p}: {} (decision deleted)", verb("unblock")),
-        features: Vec::new(),
+    let unblocks = a.unblocked.iter().map(|p| {
+        NewEvent::unassessed(
+            now,
+            p.addr(),
+            EventAction::Remove(RuleKind::Block),
+            RULE,
+            format!("{p}: {} (decision deleted)", verb("unblock")),
+        )
     });
     blocks.chain(unblocks).take(JOURNAL_PER_POLL).collect()
 }

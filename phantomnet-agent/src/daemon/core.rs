@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use phantomnet_common::ReasonCode;
+use phantomnet_common::{EventAction, ReasonCode};
 use tokio::sync::broadcast;
 
 use crate::{
@@ -98,9 +98,7 @@ impl From<JournalError> for CoreError {
 /// A rule as the API lists it: map entries and nft deceptions alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleView {
-    pub action: Action,
-    /// True for an allowlist entry (`action` is then meaningless).
-    pub allow: bool,
+    pub kind: RuleKind,
     pub prefix: String,
     pub remaining: Option<Duration>,
     pub reason: String,
@@ -282,19 +280,14 @@ impl AgentCore {
     }
 
     /// An operator's action, journaled like a decision (rule "api").
-    fn record_api(&self, source: &Prefix, action: &str, reason: &str) {
-        let event = NewEvent {
-            time_unix_ns: unix_now_ns(),
-            source: source.addr(),
-            action: action.to_string(),
-            verdict: "NONE".to_string(),
-            confidence: 0.0,
-            anomaly: 0.0,
-            threat: 0.0,
-            rule: "api".to_string(),
-            reason: format!("{source}: {reason}"),
-            features: Vec::new(),
-        };
+    fn record_api(&self, source: &Prefix, action: EventAction, reason: &str) {
+        let event = NewEvent::unassessed(
+            unix_now_ns(),
+            source.addr(),
+            action,
+            ReasonCode::Api.name(),
+            format!("{source}: {reason}"),
+        );
         if let Err(e) = self.record(vec![event]) {
             tracing::warn!(error = %e, "journaling an API action");
         }
@@ -357,13 +350,13 @@ impl AgentCore {
         let rule = self
             .executor()
             .block(p, Some(ttl), ReasonCode::Api, reason)?;
-        self.record_api(p, "BLOCK", reason);
+        self.record_api(p, EventAction::set(RuleKind::Block), reason);
         Ok(rule)
     }
 
     pub fn unblock(&self, p: &Prefix) -> Result<(), CoreError> {
         self.executor().unblock(p)?;
-        self.record_api(p, "UNBLOCK", "");
+        self.record_api(p, EventAction::Remove(RuleKind::Block), "");
         Ok(())
     }
 
@@ -388,25 +381,25 @@ impl AgentCore {
             ReasonCode::Api,
         )?;
         drop(ex);
-        self.record_api(p, "THROTTLE", reason);
+        self.record_api(p, EventAction::set(RuleKind::Throttle), reason);
         Ok(rule)
     }
 
     pub fn unthrottle(&self, p: &Prefix) -> Result<(), CoreError> {
         self.executor().unthrottle(p)?;
-        self.record_api(p, "UNTHROTTLE", "");
+        self.record_api(p, EventAction::Remove(RuleKind::Throttle), "");
         Ok(())
     }
 
     pub fn allow(&self, p: &Prefix) -> Result<Rule, CoreError> {
         let rule = self.executor().allow(p, ReasonCode::Api)?;
-        self.record_api(p, "ALLOW", "");
+        self.record_api(p, EventAction::set(RuleKind::Allow), "");
         Ok(rule)
     }
 
     pub fn disallow(&self, p: &Prefix) -> Result<(), CoreError> {
         self.executor().disallow(p)?;
-        self.record_api(p, "DISALLOW", "");
+        self.record_api(p, EventAction::Remove(RuleKind::Allow), "");
         Ok(())
     }
 
@@ -417,13 +410,13 @@ impl AgentCore {
         reason: &str,
     ) -> Result<Duration, CoreError> {
         let ttl = self.executor().deceive(p, ttl)?;
-        self.record_api(p, "DECEIVE", reason);
+        self.record_api(p, EventAction::set(RuleKind::Deceive), reason);
         Ok(ttl)
     }
 
     pub fn undeceive(&self, p: &Prefix) -> Result<(), CoreError> {
         self.executor().undeceive(p)?;
-        self.record_api(p, "UNDECEIVE", "");
+        self.record_api(p, EventAction::Remove(RuleKind::Deceive), "");
         Ok(())
     }
 
@@ -436,12 +429,7 @@ impl AgentCore {
             .rules()?
             .into_iter()
             .map(|r| RuleView {
-                action: match r.kind {
-                    RuleKind::Block => Action::Block,
-                    RuleKind::Throttle => Action::Throttle,
-                    RuleKind::Allow => Action::Log,
-                },
-                allow: r.kind == RuleKind::Allow,
+                kind: r.kind,
                 prefix: r.prefix.to_string(),
                 remaining: r.remaining,
                 reason: r.reason_text(),
@@ -453,8 +441,7 @@ impl AgentCore {
         let deceived: Vec<Deceived> = ex.deceived().unwrap_or_default();
         for d in deceived {
             out.push(RuleView {
-                action: Action::Deceive,
-                allow: false,
+                kind: RuleKind::Deceive,
                 prefix: if d.source.contains('/') {
                     d.source
                 } else if d.source.contains(':') {

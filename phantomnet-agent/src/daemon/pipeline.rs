@@ -25,29 +25,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use phantomnet_common::PacketSample;
+use phantomnet_common::{EventAction, PacketSample};
 use tracing::{info, warn};
 
 use super::core::{AgentCore, unix_now_ns};
 use crate::enforce::Enforced;
 use crate::{
     capture::CaptureWriter, correlate::SignatureMatches, dataplane::SampleReader, decide::Action,
-    detect::Decision, enforce::Applied, journal::NewEvent, metrics::ActionLabel,
+    detect::Decision, enforce::Applied, journal::NewEvent,
 };
 
 /// At most one repeated (non-enforcing) record per source and action this often.
 const JOURNAL_REPEAT: Duration = Duration::from_secs(60);
 /// Bound on the repeat filter's memory; it is cleared when it grows past it.
 const GATE_CAP: usize = 100_000;
-
-fn label(a: Action) -> ActionLabel {
-    match a {
-        Action::Log => ActionLabel::Log,
-        Action::Throttle => ActionLabel::Throttle,
-        Action::Deceive => ActionLabel::Deceive,
-        Action::Block => ActionLabel::Block,
-    }
-}
 
 /// Per source, over a window: how many of its samples the tree called an
 /// attack, how many it saw, and every signature category that matched.
@@ -121,7 +112,7 @@ pub fn event_of(d: &Decision, applied: &str) -> NewEvent {
     NewEvent {
         time_unix_ns: unix_now_ns(),
         source: d.source,
-        action: d.action.name().to_string(),
+        action: EventAction::Apply(d.action),
         verdict: d.threat.verdict.to_string(),
         confidence: d.scores.confidence,
         anomaly: d.scores.anomaly,
@@ -174,7 +165,7 @@ pub fn handle_batch(
         gate.clear();
     }
     for d in &decisions {
-        core.metrics().decision(label(d.action));
+        core.metrics().decision(d.action);
         let attack = d.action != Action::Log;
         let seen = evidence.observe(
             d.source,
@@ -212,7 +203,7 @@ pub fn handle_batch(
         let (text, always) = match &applied {
             Ok(Applied::Enforced { action, ttl }) => {
                 info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
-                core.metrics().enforced(label(*action), d.rule.number());
+                core.metrics().enforced(*action, d.rule.number());
                 core.announce(Enforced {
                     source: d.source,
                     action: *action,

@@ -10,7 +10,7 @@ use std::{
 };
 
 use ipnet::IpNet;
-use phantomnet_common::ReasonCode;
+use phantomnet_common::{ReasonCode, RuleKind};
 use tokio::{net::UnixListener, sync::watch, task::JoinSet};
 use tracing::{error, info, warn};
 
@@ -29,7 +29,7 @@ use crate::{
     feeds::FeedPlan,
     flow::FlowConfig,
     journal::Journal,
-    metrics::{ActionLabel, Metrics},
+    metrics::Metrics,
     models::{ModelHandle, resolve_model_path},
 };
 
@@ -117,7 +117,7 @@ fn sync_allowlist(ex: &mut Executor, new: &[IpNet]) {
         Ok(rules) => rules
             .into_iter()
             .filter(|r| {
-                r.kind == crate::dataplane::RuleKind::Allow
+                r.kind == RuleKind::Allow
                     && r.reason
                         .as_ref()
                         .is_some_and(|(c, _)| *c == ReasonCode::Config)
@@ -459,24 +459,21 @@ fn publish_counters(core: &AgentCore, ifnames: &[String]) {
                 .filter(|r| r.kind == k && r.remaining != Some(Duration::ZERO))
                 .count() as u64
         };
-        core.metrics()
-            .set_active_rules(ActionLabel::Block, count(crate::dataplane::RuleKind::Block));
+        for kind in [RuleKind::Allow, RuleKind::Block, RuleKind::Throttle] {
+            core.metrics().set_active_rules(kind, count(kind));
+        }
         let mut top: Vec<(String, String, u64)> = rules
             .iter()
-            .filter(|r| r.kind == crate::dataplane::RuleKind::Block && r.hits > 0)
+            .filter(|r| r.kind == RuleKind::Block && r.hits > 0)
             .map(|r| (r.prefix.to_string(), r.reason_text(), r.hits))
             .collect();
         top.sort_by_key(|t| std::cmp::Reverse(t.2));
         top.truncate(crate::metrics::TOP_BLOCKED);
         core.metrics().set_top_blocked(&top);
-        core.metrics().set_active_rules(
-            ActionLabel::Throttle,
-            count(crate::dataplane::RuleKind::Throttle),
-        );
     }
     if let Ok(d) = ex.deceived() {
         core.metrics()
-            .set_active_rules(ActionLabel::Deceive, d.len() as u64);
+            .set_active_rules(RuleKind::Deceive, d.len() as u64);
     }
     info!(
         passed = c.get(phantomnet_common::Outcome::Passed).packets,

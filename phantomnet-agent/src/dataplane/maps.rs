@@ -20,23 +20,9 @@ pub use in_force::Covering;
 
 type Trie<const N: usize, V> = LpmTrie<MapData, [u8; N], V>;
 
-/// What a rule does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RuleKind {
-    Allow,
-    Block,
-    Throttle,
-}
-
-impl RuleKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RuleKind::Allow => "allow",
-            RuleKind::Block => "block",
-            RuleKind::Throttle => "throttle",
-        }
-    }
-}
+/// What a map entry does: `Allow`, `Block` or `Throttle` (a `Deceive` is
+/// an nftables rule, never a map entry).
+pub use phantomnet_common::RuleKind;
 
 /// One entry of the allow, block or throttle maps, as operators see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -520,10 +506,12 @@ impl Maps {
         let now = monotonic_now_ns();
         let mut pruned = 0;
         for rule in self.rules()? {
-            if rule.kind != RuleKind::Allow && !rule.expires.is_live(now) {
+            if !rule.expires.is_live(now) {
                 let removed = match rule.kind {
                     RuleKind::Block => self.unblock(&rule.prefix),
-                    _ => self.unthrottle(&rule.prefix),
+                    RuleKind::Throttle => self.unthrottle(&rule.prefix),
+                    // Allow entries never expire; deceptions are not map entries.
+                    RuleKind::Allow | RuleKind::Deceive => continue,
                 };
                 if removed.is_ok() {
                     pruned += 1;

@@ -4,61 +4,7 @@
 
 use std::fmt;
 
-/// An action, in priority order: LOG 0 < THROTTLE 1 < DECEIVE 2 < BLOCK 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum Action {
-    Log = 0,
-    Throttle = 1,
-    Deceive = 2,
-    Block = 3,
-}
-
-impl Action {
-    pub const fn priority(self) -> u8 {
-        self as u8
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Action::Log => "LOG",
-            Action::Throttle => "THROTTLE",
-            Action::Deceive => "DECEIVE",
-            Action::Block => "BLOCK",
-        }
-    }
-
-    /// Every action, in priority order.
-    pub const ALL: [Action; 4] = [
-        Action::Log,
-        Action::Throttle,
-        Action::Deceive,
-        Action::Block,
-    ];
-
-    /// The action named `s` (its [`Action::name`], any case).
-    pub fn from_name(s: &str) -> Option<Action> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(s))
-    }
-
-    pub const fn from_priority(p: u8) -> Option<Action> {
-        match p {
-            0 => Some(Action::Log),
-            1 => Some(Action::Throttle),
-            2 => Some(Action::Deceive),
-            3 => Some(Action::Block),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use phantomnet_common::Action;
 
 /// The rule of the tree that fired, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

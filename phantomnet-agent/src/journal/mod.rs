@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
+use phantomnet_common::EventAction;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -39,19 +40,6 @@ pub const RETENTION_EVERY: u64 = 256;
 /// The largest page a query returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
-/// The actions an event may record: the detector's four, and the
-/// operator's verbs through the control API (rule "api").
-pub const ACTIONS: [&str; 9] = [
-    "LOG",
-    "THROTTLE",
-    "DECEIVE",
-    "BLOCK",
-    "ALLOW",
-    "UNBLOCK",
-    "UNTHROTTLE",
-    "DISALLOW",
-    "UNDECEIVE",
-];
 /// The verdicts an event may record; `NONE` for an operator's action,
 /// which no threat assessment preceded.
 pub const VERDICTS: [&str; 5] = ["SAFE", "WARNING", "HIGH", "CRITICAL", "NONE"];
@@ -92,8 +80,8 @@ impl Default for Retention {
 pub struct NewEvent {
     pub time_unix_ns: u64,
     pub source: IpAddr,
-    /// One of [`ACTIONS`].
-    pub action: String,
+    #[serde(with = "action_by_name")]
+    pub action: EventAction,
     /// One of [`VERDICTS`].
     pub verdict: String,
     pub confidence: f64,
@@ -105,6 +93,32 @@ pub struct NewEvent {
     pub features: Vec<f64>,
 }
 
+impl NewEvent {
+    /// An action no threat assessment preceded (verdict `NONE`, zero scores,
+    /// no features): an operator's, or an integration's, named by `rule`
+    /// ("api", "crowdsec", a feed's label).
+    pub fn unassessed(
+        time_unix_ns: u64,
+        source: IpAddr,
+        action: EventAction,
+        rule: &str,
+        reason: String,
+    ) -> NewEvent {
+        NewEvent {
+            time_unix_ns,
+            source,
+            action,
+            verdict: "NONE".to_string(),
+            confidence: 0.0,
+            anomaly: 0.0,
+            threat: 0.0,
+            rule: rule.to_string(),
+            reason,
+            features: Vec::new(),
+        }
+    }
+}
+
 /// A journaled event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEvent {
@@ -112,7 +126,8 @@ pub struct JournalEvent {
     pub id: u64,
     pub time_unix_ns: u64,
     pub source: IpAddr,
-    pub action: String,
+    #[serde(with = "action_by_name")]
+    pub action: EventAction,
     pub verdict: String,
     pub confidence: f64,
     pub anomaly: f64,
@@ -154,8 +169,8 @@ pub struct EventQuery {
     pub until: Option<u64>,
     /// Only sources inside this prefix.
     pub source: Option<IpNet>,
-    /// Only this action (case-insensitive).
-    pub action: Option<String>,
+    /// Only this action.
+    pub action: Option<EventAction>,
     /// Only this verdict (case-insensitive).
     pub verdict: Option<String>,
     /// 1..=[`MAX_PAGE_SIZE`].
@@ -583,18 +598,29 @@ fn decode(id: u64, bytes: &[u8]) -> Result<JournalEvent> {
     Ok(JournalEvent::from_new(id, event))
 }
 
+/// An [`EventAction`] is stored as its name (the journal's format since
+/// version 1, when actions were strings).
+mod action_by_name {
+    use phantomnet_common::EventAction;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(a: &EventAction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventAction, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        EventAction::from_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown action {name:?}")))
+    }
+}
+
 fn validate_event(index: usize, e: &NewEvent) -> Result<()> {
     let bad = |field, reason: String| JournalError::InvalidEvent {
         index,
         field,
         reason,
     };
-    if !ACTIONS.contains(&e.action.as_str()) {
-        return Err(bad(
-            "action",
-            format!("{:?} is not one of {ACTIONS:?}", e.action),
-        ));
-    }
     if !VERDICTS.contains(&e.verdict.as_str()) {
         return Err(bad(
             "verdict",
@@ -608,7 +634,7 @@ struct Filter {
     since: u64,
     until: Option<u64>,
     source: Option<IpNet>,
-    action: Option<String>,
+    action: Option<EventAction>,
     verdict: Option<String>,
 }
 
@@ -646,7 +672,7 @@ impl Filter {
             since,
             until,
             source: q.source,
-            action: known("action", &q.action, &ACTIONS)?,
+            action: q.action,
             verdict: known("verdict", &q.verdict, &VERDICTS)?,
         })
     }
@@ -655,7 +681,7 @@ impl Filter {
         e.time_unix_ns >= self.since
             && self.until.is_none_or(|u| e.time_unix_ns < u)
             && self.source.is_none_or(|n| n.contains(&e.source))
-            && self.action.as_ref().is_none_or(|a| *a == e.action)
+            && self.action.is_none_or(|a| a == e.action)
             && self.verdict.as_ref().is_none_or(|v| *v == e.verdict)
     }
 }

@@ -34,7 +34,7 @@ mod tests;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use phantomnet_common::Outcome;
+use phantomnet_common::{Action, Outcome, RuleKind};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -49,38 +49,6 @@ pub use server::{OPENMETRICS_CONTENT_TYPE, bind, serve};
 pub const INFERENCE_BUCKETS: [f64; 13] = [
     1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2,
 ];
-
-/// The action label of `phantomnet_decisions_total` and
-/// `phantomnet_active_rules`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActionLabel {
-    Log,
-    Throttle,
-    Deceive,
-    Block,
-}
-
-impl ActionLabel {
-    pub const ALL: [ActionLabel; 4] = [
-        ActionLabel::Log,
-        ActionLabel::Throttle,
-        ActionLabel::Deceive,
-        ActionLabel::Block,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            ActionLabel::Log => "LOG",
-            ActionLabel::Throttle => "THROTTLE",
-            ActionLabel::Deceive => "DECEIVE",
-            ActionLabel::Block => "BLOCK",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct XdpLabels {
@@ -210,7 +178,7 @@ impl Metrics {
             "Decisions taken, by action",
             decisions_family.clone(),
         );
-        let decisions = ActionLabel::ALL.map(|a| {
+        let decisions = Action::ALL.map(|a| {
             decisions_family
                 .get_or_create(&ActionLabels { action: a.name() })
                 .clone()
@@ -219,10 +187,10 @@ impl Metrics {
         let rules_family = Family::<ActionLabels, Gauge>::default();
         registry.register(
             "phantomnet_active_rules",
-            "Enforcement rules currently installed in the data plane, by action",
+            "Rules in force (allow, block and throttle map entries, deceptions), by kind",
             rules_family.clone(),
         );
-        let active_rules = ActionLabel::ALL.map(|a| {
+        let active_rules = RuleKind::ALL.map(|a| {
             rules_family
                 .get_or_create(&ActionLabels { action: a.name() })
                 .clone()
@@ -377,13 +345,13 @@ impl Metrics {
     }
 
     /// One decision with `action` was taken.
-    pub fn decision(&self, action: ActionLabel) {
-        self.decisions[action.index()].inc();
+    pub fn decision(&self, action: Action) {
+        self.decisions[usize::from(action.priority())].inc();
     }
 
-    /// `n` rules with `action` are installed.
-    pub fn set_active_rules(&self, action: ActionLabel, n: u64) {
-        self.active_rules[action.index()].set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// `n` rules of `kind` are in force.
+    pub fn set_active_rules(&self, kind: RuleKind, n: u64) {
+        self.active_rules[kind as usize].set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// One inference took `d`.
@@ -399,7 +367,7 @@ impl Metrics {
 
     /// The detector newly enforced `action` on a source, by tree rule
     /// `rule` (a handful of values: the series stay bounded).
-    pub fn enforced(&self, action: ActionLabel, rule: u8) {
+    pub fn enforced(&self, action: Action, rule: u8) {
         self.enforcements
             .get_or_create(&EnforceLabels {
                 action: action.name(),

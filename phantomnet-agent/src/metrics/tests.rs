@@ -24,10 +24,10 @@ fn render_has_every_metric_with_labels_and_values() {
     m.samples_read(5);
     m.samples_read(3);
     m.samples_lost(2);
-    m.decision(ActionLabel::Block);
-    m.decision(ActionLabel::Block);
-    m.decision(ActionLabel::Deceive);
-    m.set_active_rules(ActionLabel::Throttle, 9);
+    m.decision(Action::Block);
+    m.decision(Action::Block);
+    m.decision(Action::Deceive);
+    m.set_active_rules(RuleKind::Throttle, 9);
     m.inference(Duration::from_micros(3));
     m.inference(Duration::from_micros(700));
     m.set_flow_table_sources(1234);
@@ -150,7 +150,7 @@ async fn http_endpoint_serves_metrics_404s_and_shuts_down() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let metrics = Arc::new(Metrics::new());
-    metrics.decision(ActionLabel::Throttle);
+    metrics.decision(Action::Throttle);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, Arc::clone(&metrics), async {
         let _ = rx.await;
@@ -169,7 +169,7 @@ async fn http_endpoint_serves_metrics_404s_and_shuts_down() {
     assert!(body.ends_with("# EOF\n"));
 
     // Later updates show up in the next scrape.
-    metrics.decision(ActionLabel::Throttle);
+    metrics.decision(Action::Throttle);
     let (_, _, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(
         sample(&body, "phantomnet_decisions_total{action=\"THROTTLE\"}"),

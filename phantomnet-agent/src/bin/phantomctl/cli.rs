@@ -2,7 +2,9 @@
 //! which are also the man pages and completions (`generate-docs`).
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use phantomnet_common::{EventAction, RuleKind};
 
 #[derive(Parser)]
 #[command(name = "phantomctl", version, about = "Control a PhantomNet agent")]
@@ -35,13 +37,23 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum ActionArg {
-    Log,
-    Throttle,
-    Deceive,
-    Block,
-    Allow,
+/// Parses a name from the agent's vocabulary (any case); the accepted
+/// names are the help's, the man page's and the completions' values.
+fn vocabulary<T: Copy + Send + Sync + 'static, const N: usize>(
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    clap::builder::PossibleValuesParser::new(all.map(name))
+        .try_map(move |s: String| parse(&s).ok_or_else(|| format!("{s:?} is not a known name")))
+}
+
+fn rule_kind() -> impl clap::builder::TypedValueParser<Value = RuleKind> {
+    vocabulary(RuleKind::ALL, RuleKind::name, RuleKind::from_name)
+}
+
+fn event_action() -> impl clap::builder::TypedValueParser<Value = EventAction> {
+    vocabulary(EventAction::ALL, EventAction::name, EventAction::from_name)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,8 +142,8 @@ pub(crate) enum Command {
     /// Rules in force (all pages).
     Rules {
         /// Only rules of this kind.
-        #[arg(long, value_enum)]
-        action: Option<ActionArg>,
+        #[arg(long, ignore_case = true, value_parser = rule_kind())]
+        action: Option<RuleKind>,
     },
     /// Journaled decisions, newest first; --follow streams new ones.
     Events {
@@ -139,8 +151,8 @@ pub(crate) enum Command {
         #[arg(long)]
         source: Option<String>,
         /// Only events with this action.
-        #[arg(long, value_enum)]
-        action: Option<ActionArg>,
+        #[arg(long, ignore_case = true, value_parser = event_action())]
+        action: Option<EventAction>,
         /// How many past events to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,

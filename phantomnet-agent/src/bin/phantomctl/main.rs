@@ -7,42 +7,28 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use phantomnet_agent::api::{
     client::{ClientTls, connect_tls, connect_unix},
+    convert,
     pb::{self, agent_client::AgentClient},
 };
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 mod cli;
-use cli::{ActionArg, Cli, Command, ModeArg};
+use cli::{Cli, Command, ModeArg};
 
-fn action(a: ActionArg) -> pb::Action {
-    match a {
-        ActionArg::Log => pb::Action::Log,
-        ActionArg::Throttle => pb::Action::Throttle,
-        ActionArg::Deceive => pb::Action::Deceive,
-        ActionArg::Block => pb::Action::Block,
-        ActionArg::Allow => pb::Action::Allow,
-    }
-}
-
+/// A wire action's name ("-" if unspecified or unknown to this build).
 fn action_name(v: i32) -> &'static str {
-    match pb::Action::try_from(v) {
-        Ok(pb::Action::Log) => "LOG",
-        Ok(pb::Action::Throttle) => "THROTTLE",
-        Ok(pb::Action::Deceive) => "DECEIVE",
-        Ok(pb::Action::Block) => "BLOCK",
-        Ok(pb::Action::Allow) => "ALLOW",
-        _ => "?",
+    match convert::action_name(v) {
+        "" => "-",
+        name => name,
     }
 }
 
+/// A wire verdict's name ("-" if unspecified or unknown to this build).
 fn verdict_name(v: i32) -> &'static str {
-    match pb::Verdict::try_from(v) {
-        Ok(pb::Verdict::Safe) => "SAFE",
-        Ok(pb::Verdict::Warning) => "WARNING",
-        Ok(pb::Verdict::High) => "HIGH",
-        Ok(pb::Verdict::Critical) => "CRITICAL",
-        _ => "-",
+    match pb::Verdict::try_from(v).map(convert::verdict_name) {
+        Ok("") | Err(_) => "-",
+        Ok(name) => name,
     }
 }
 
@@ -293,7 +279,7 @@ async fn run(cli: Cli) -> Result<()> {
             loop {
                 let r = c
                     .list_rules(pb::ListRulesRequest {
-                        action: a.map(action).unwrap_or(pb::Action::Unspecified) as i32,
+                        action: a.map_or(pb::Action::Unspecified, convert::pb_rule_kind) as i32,
                         page_size: 1000,
                         page_token: token,
                     })
@@ -318,7 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
             follow,
         } => {
             let source = source.clone().unwrap_or_default();
-            let act = a.map(action).unwrap_or(pb::Action::Unspecified) as i32;
+            let act = a.map_or(pb::Action::Unspecified, convert::pb_event_action) as i32;
             if *follow {
                 let mut stream = c
                     .watch_events(pb::WatchEventsRequest {
