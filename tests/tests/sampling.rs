@@ -1,33 +1,17 @@
 //! Samples carry correct field values for real TCP, UDP and ICMP traffic.
 use std::{
     io::Write,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
     process::Command,
     time::Duration,
 };
 
 use phantomnet_agent::dataplane::monotonic_now_ns;
-use phantomnet_common::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_SYN, action};
+use phantomnet_common::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, action};
 use phantomnet_tests::{
     GW_XDP_IFACE, Role, TestLab, addr, drain, from_src, in_netns, root_or_skip, send_udp, udp_from,
     udp_sink,
 };
-
-fn src_of(s: &PacketSample) -> IpAddr {
-    if s.family == 4 {
-        Ipv4Addr::new(s.src_addr[0], s.src_addr[1], s.src_addr[2], s.src_addr[3]).into()
-    } else {
-        Ipv6Addr::from(s.src_addr).into()
-    }
-}
-
-fn dst_of(s: &PacketSample) -> IpAddr {
-    if s.family == 4 {
-        Ipv4Addr::new(s.dst_addr[0], s.dst_addr[1], s.dst_addr[2], s.dst_addr[3]).into()
-    } else {
-        Ipv6Addr::from(s.dst_addr).into()
-    }
-}
 
 #[test]
 fn traffic_passes_and_is_sampled_with_correct_fields() {
@@ -141,8 +125,8 @@ fn traffic_passes_and_is_sampled_with_correct_fields() {
         .collect();
     assert_eq!(udp4.len(), 10);
     for s in &udp4 {
-        assert_eq!(src_of(s), addr::CLI4.parse::<IpAddr>().unwrap());
-        assert_eq!(dst_of(s), addr::SRV4.parse::<IpAddr>().unwrap());
+        assert_eq!(s.src_ip(), addr::CLI4.parse::<IpAddr>().unwrap());
+        assert_eq!(s.dst_ip(), addr::SRV4.parse::<IpAddr>().unwrap());
         assert_eq!(s.src_port, tx4.local_addr().unwrap().port());
         assert_eq!(s.dst_port, 5000);
         assert_eq!(s.ttl, 64, "TTL as it arrives at the gateway");
@@ -163,8 +147,8 @@ fn traffic_passes_and_is_sampled_with_correct_fields() {
         .collect();
     assert_eq!(udp6.len(), 10);
     for s in &udp6 {
-        assert_eq!(src_of(s), addr::CLI6.parse::<IpAddr>().unwrap());
-        assert_eq!(dst_of(s), addr::SRV6.parse::<IpAddr>().unwrap());
+        assert_eq!(s.src_ip(), addr::CLI6.parse::<IpAddr>().unwrap());
+        assert_eq!(s.dst_ip(), addr::SRV6.parse::<IpAddr>().unwrap());
         assert_eq!(s.ttl, 64, "hop limit");
         assert_eq!(s.packet_len as usize, 14 + 40 + 8 + payload.len());
         assert_eq!(&s.payload[..payload.len()], payload);

@@ -16,7 +16,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{
@@ -211,19 +211,6 @@ pub struct SourceTrace {
     pub throttled: u64,
 }
 
-fn sample_src(s: &PacketSample) -> IpAddr {
-    if s.family == 4 {
-        IpAddr::V4(Ipv4Addr::new(
-            s.src_addr[0],
-            s.src_addr[1],
-            s.src_addr[2],
-            s.src_addr[3],
-        ))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(s.src_addr))
-    }
-}
-
 /// Reads an agent capture file (16-byte header, then PacketSample records;
 /// see phantomnet-agent's capture module).
 pub fn read_capture(path: &Path) -> Result<BTreeMap<IpAddr, SourceTrace>> {
@@ -236,7 +223,7 @@ pub fn read_capture(path: &Path) -> Result<BTreeMap<IpAddr, SourceTrace>> {
     for chunk in bytes[16..].chunks_exact(rec) {
         // SAFETY: exactly one record's bytes; any bit pattern is a valid PacketSample.
         let smp: PacketSample = unsafe { chunk.as_ptr().cast::<PacketSample>().read_unaligned() };
-        let t = out.entry(sample_src(&smp)).or_default();
+        let t = out.entry(smp.src_ip()).or_default();
         if t.packets == 0 || smp.timestamp_ns < t.first_ns {
             t.first_ns = smp.timestamp_ns;
         }
