@@ -79,6 +79,14 @@ pub struct Analysis {
     pub features: FeatureVector,
 }
 
+/// The features of one packet taken on its own, against a fresh flow state
+/// (the control API's Analyze of a single sample).
+pub fn packet_features(sample: &PacketSample) -> Result<FeatureVector, FeatureError> {
+    let mut flows = FlowTable::new(FlowConfig::default());
+    let (_, stats) = flows.observe(sample);
+    extract(sample, &stats)
+}
+
 /// Owns the flow table, the model, the correlator and the decision
 /// settings; turns one sample into one decision.
 #[derive(Debug)]

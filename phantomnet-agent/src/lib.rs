@@ -7,9 +7,12 @@
 //!   detection, composed per sample by [`detect`]; [`train`] builds models.
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
 //!   for DECEIVE).
-//! - [`daemon`]: the running agent (core state, live pipeline, start-up and
-//!   reload), with [`config`], [`journal`] and [`metrics`].
+//! - [`daemon`]: the running agent's core state and live pipeline, with
+//!   [`config`], [`journal`] and [`metrics`]; [`feeds`] and [`crowdsec`]
+//!   act on it through traits of their own.
 //! - [`api`]: the gRPC control API, which calls into the daemon's core.
+//! - [`agent`]: the composition root (start-up, reload, housekeeping), on
+//!   top of everything; only the binary imports it.
 //! - [`docgen`]: man pages and completions from the binaries' clap definitions.
 pub mod dataplane;
 
@@ -35,5 +38,7 @@ pub mod metrics;
 pub mod daemon;
 
 pub mod api;
+
+pub mod agent;
 
 pub mod docgen;

@@ -603,26 +603,6 @@ fn invalid_requests_name_the_field_and_change_nothing() {
                 .map(drop),
             ),
             (
-                "honeypot",
-                c.deceive(pb::DeceiveRequest {
-                    cidr: "192.0.2.1".into(),
-                    honeypot: "203.0.113.99:22".into(),
-                    ..Default::default()
-                })
-                .await
-                .map(drop),
-            ),
-            (
-                "honeypot",
-                c.deceive(pb::DeceiveRequest {
-                    cidr: "192.0.2.1".into(),
-                    honeypot: "nonsense".into(),
-                    ..Default::default()
-                })
-                .await
-                .map(drop),
-            ),
-            (
                 "action",
                 c.list_rules(pb::ListRulesRequest {
                     action: 42,

@@ -4,15 +4,18 @@ use std::{net::IpAddr, time::Duration};
 
 use tonic::Status;
 
-use phantomnet_common::{Action, EventAction, RuleKind};
+use phantomnet_common::{Action, EventAction, PacketSample, RuleKind, SAMPLE_PAYLOAD_LEN};
 
 use super::pb;
 use crate::{
     correlate::Verdict,
-    daemon::{CoreError, RuleView},
+    daemon::{CoreError, ModelInfo, RuleView},
+    dataplane::DataplaneError,
     dataplane::{Prefix, Rule},
     decide::Thresholds,
+    enforce::{EnforceError, NftError},
     journal::JournalEvent,
+    models::ModelError,
 };
 
 /// TTLs above ten years are a typo, not a policy.
@@ -24,14 +27,61 @@ pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {reason}"))
 }
 
+/// The status for a core error: its code, and for a bad value the request
+/// field it came from (the proto's name for it).
 pub fn status(e: CoreError) -> Status {
+    let msg = e.to_string();
     match e {
-        CoreError::Invalid { field, reason } => invalid(field, reason),
-        CoreError::FailedPrecondition(m) => Status::failed_precondition(m),
-        CoreError::NotFound(m) => Status::not_found(m),
-        CoreError::Unavailable(m) => Status::unavailable(m),
-        CoreError::ResourceExhausted(m) => Status::resource_exhausted(m),
-        CoreError::Internal(m) => Status::internal(m),
+        CoreError::Enforce(e) => enforce_status(e),
+        CoreError::Dataplane(e) => dataplane_status(e),
+        CoreError::Journal(_) => Status::internal(msg),
+        CoreError::NoModel
+        | CoreError::NoDetection
+        | CoreError::NoModelDir
+        | CoreError::ModelDir { .. } => Status::failed_precondition(msg),
+        CoreError::ModelMissing { .. } | CoreError::Model(ModelError::Io { .. }) => {
+            Status::not_found(format!("path: {msg}"))
+        }
+        CoreError::OutsideModelDir { .. } | CoreError::Model(_) => invalid("path", msg),
+        CoreError::Thresholds(_) => invalid("thresholds", msg),
+    }
+}
+
+fn enforce_status(e: EnforceError) -> Status {
+    let msg = e.to_string();
+    match e {
+        EnforceError::Dataplane(d) => dataplane_status(d),
+        EnforceError::Allowlisted { .. } | EnforceError::DeceiveNotConfigured(_) => {
+            Status::failed_precondition(msg)
+        }
+        EnforceError::DeceiveUnavailable(_) => Status::unavailable(msg),
+        EnforceError::Nft(NftError::NotDeceived(_)) => Status::not_found(msg),
+        EnforceError::Nft(NftError::Ttl(reason)) => invalid("ttl_seconds", reason),
+        EnforceError::Nft(NftError::NoHoneypot(family)) => {
+            Status::failed_precondition(format!("no {family} honeypot is configured"))
+        }
+        EnforceError::Nft(NftError::Nft(_)) => Status::unavailable(msg),
+    }
+}
+
+fn dataplane_status(e: DataplaneError) -> Status {
+    let msg = e.to_string();
+    match e {
+        DataplaneError::InvalidPrefix { .. } => invalid("cidr", msg),
+        DataplaneError::InvalidArgument { field, reason } => invalid(proto_field(field), reason),
+        DataplaneError::Allowlisted { .. } => Status::failed_precondition(msg),
+        DataplaneError::NotFound { .. } => Status::not_found(msg),
+        DataplaneError::MapFull { .. } => Status::resource_exhausted(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// The request field a domain argument comes from.
+fn proto_field(domain: &'static str) -> &'static str {
+    match domain {
+        "ttl" => "ttl_seconds",
+        "rate" => "rate_pps",
+        other => other,
     }
 }
 
@@ -313,4 +363,66 @@ pub fn u16_field(field: &str, v: u32) -> Result<u16, Status> {
 
 pub fn u8_field(field: &str, v: u32) -> Result<u8, Status> {
     u8::try_from(v).map_err(|_| invalid(field, format!("{v} is more than 255")))
+}
+
+/// One packet of an Analyze request, as the data plane would sample it.
+pub fn sample(s: &pb::Sample) -> Result<PacketSample, Status> {
+    let src = ip("sample.src", &s.src)?;
+    let dst = ip("sample.dst", &s.dst)?;
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(invalid(
+            "sample.dst",
+            "not the same address family as sample.src",
+        ));
+    }
+    if s.payload.len() > u16::MAX as usize {
+        return Err(invalid("sample.payload", "longer than 65535 bytes"));
+    }
+    let addr16 = |a: std::net::IpAddr| -> [u8; 16] {
+        let mut out = [0u8; 16];
+        match a {
+            std::net::IpAddr::V4(v4) => out[..4].copy_from_slice(&v4.octets()),
+            std::net::IpAddr::V6(v6) => out = v6.octets(),
+        }
+        out
+    };
+    let valid = s.payload.len().min(SAMPLE_PAYLOAD_LEN);
+    let mut payload = [0u8; SAMPLE_PAYLOAD_LEN];
+    payload[..valid].copy_from_slice(&s.payload[..valid]);
+    Ok(PacketSample {
+        timestamp_ns: crate::dataplane::monotonic_now_ns(),
+        ifindex: 0,
+        packet_len: s.packet_length,
+        src_addr: addr16(src),
+        dst_addr: addr16(dst),
+        src_port: u16_field("sample.src_port", s.src_port)?,
+        dst_port: u16_field("sample.dst_port", s.dst_port)?,
+        payload_len: s.payload.len() as u16,
+        vlan_id: 0,
+        family: if src.is_ipv4() { 4 } else { 6 },
+        protocol: u8_field("sample.protocol", s.protocol)?,
+        tcp_flags: u8_field("sample.tcp_flags", s.tcp_flags)?,
+        ttl: u8_field("sample.ttl", s.ttl)?,
+        action: 0,
+        payload_valid: valid as u8,
+        flags: 0,
+        icmp_type: 0,
+        payload,
+    })
+}
+
+pub fn model_info(m: ModelInfo) -> pb::ModelInfo {
+    pb::ModelInfo {
+        version: m.version,
+        schema_version: m.schema_version,
+        feature_names: m.feature_names,
+        created_at: m.created_at,
+        training_data_sha256: m.training_data_sha256,
+        metrics: m
+            .metrics
+            .into_iter()
+            .map(|(name, value)| pb::Metric { name, value })
+            .collect(),
+        path: m.path.map(|p| p.display().to_string()).unwrap_or_default(),
+    }
 }

@@ -37,8 +37,6 @@ pub enum ApiError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("TLS material {path}: {reason}")]
     Tls { path: String, reason: String },
-    #[error("metrics server: {0}")]
-    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// The agent service with the standard health service and server reflection.

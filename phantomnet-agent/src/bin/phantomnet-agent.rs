@@ -5,8 +5,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use phantomnet_agent::{
+    agent::{self, RunOptions},
     config::{Config, XdpMode},
-    daemon::{self, RunOptions},
     dataplane::{Maps, PinDir, Prefix, Rule, RuleKind, ThrottleParams},
 };
 use phantomnet_common::{DEFAULT_PIN_DIR, Outcome, ReasonCode};
@@ -198,7 +198,7 @@ fn run(cli: Cli) -> Result<()> {
             capture,
         } => {
             // Until the agent's own SIGHUP handler is in place (the first
-            // thing daemon::run does), a reload request must not kill it.
+            // thing agent::run does), a reload request must not kill it.
             // SAFETY: SIG_IGN installs no handler code; no other thread runs yet.
             unsafe {
                 nix::sys::signal::signal(
@@ -275,7 +275,7 @@ fn run(cli: Cli) -> Result<()> {
                         _ = term.recv() => {}
                     }
                 };
-                daemon::run(opts, shutdown)
+                agent::run(opts, shutdown)
                     .await
                     .context("running the agent")
             })

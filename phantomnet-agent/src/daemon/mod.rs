@@ -1,10 +1,8 @@
-//! The running agent: the shared core, the live sample pipeline, and
-//! start-up / reload / shutdown. The control API calls into the core; the
-//! stages never call the API.
+//! The running agent's state and its packet path: the shared core (which the
+//! control API, the feeds and CrowdSec act on) and the live sample pipeline.
+//! Start-up, reload and housekeeping are the composition root's
+//! ([`crate::agent`]).
 mod core;
 pub mod pipeline;
-mod sinks;
-mod start;
 
 pub use core::{AgentCore, CoreError, CoreParts, ModelInfo, RuleView, StatusInfo, unix_now_ns};
-pub use start::{RunOptions, StartError, bind_api_socket, policy_of, run};

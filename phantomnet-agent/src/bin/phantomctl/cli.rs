@@ -130,9 +130,6 @@ pub(crate) enum Command {
         /// Free text (at most 32 bytes) kept with the rule and journaled.
         #[arg(long, default_value = "")]
         reason: String,
-        /// One of the agent's configured honeypot targets (ip:port).
-        #[arg(long, default_value = "")]
-        honeypot: String,
     },
     /// End a deception.
     Undeceive {

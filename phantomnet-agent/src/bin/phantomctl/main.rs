@@ -231,18 +231,12 @@ async fn run(cli: Cli) -> Result<()> {
             let rule = r.rule.unwrap_or_default();
             out(rule_json(&rule), &|| print_rule(&rule));
         }
-        Command::Deceive {
-            cidr,
-            ttl,
-            reason,
-            honeypot,
-        } => {
+        Command::Deceive { cidr, ttl, reason } => {
             let r = c
                 .deceive(pb::DeceiveRequest {
                     cidr: cidr.clone(),
                     ttl_seconds: *ttl,
                     reason: reason.clone(),
-                    honeypot: honeypot.clone(),
                 })
                 .await?
                 .into_inner();

@@ -1,6 +1,10 @@
 //! The agent's shared state: what the sample pipeline and the control API
 //! both work on. Every method is a short critical section; nothing here
 //! blocks on the network.
+mod error;
+mod views;
+
+pub use error::CoreError;
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -10,167 +14,21 @@ use std::{
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+pub use views::{ModelInfo, RuleView, StatusInfo, model_version};
 
 use phantomnet_common::{EventAction, ReasonCode};
 use tokio::sync::broadcast;
 
 use crate::{
-    dataplane::{
-        AttachedInterface, Counters, DataplaneError, Prefix, Rule, RuleKind, ThrottleParams,
-    },
-    decide::{Action, ThresholdError, Thresholds},
+    dataplane::{AttachedInterface, Prefix, Rule, RuleKind, ThrottleParams},
+    decide::{Action, Thresholds},
     detect::{Analysis, Detector},
-    enforce::{Deceived, EnforceError, EnforcePolicy, Executor},
+    enforce::{Deceived, EnforcePolicy, Executor},
     features::FeatureVector,
-    journal::{EventQuery, Journal, JournalError, JournalEvent, NewEvent},
+    journal::{EventQuery, Journal, JournalEvent, NewEvent},
     metrics::Metrics,
-    models::{Model, ModelError, ModelHandle},
+    models::ModelHandle,
 };
-
-/// Why a core operation failed. The API maps each to a status code.
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    ResourceExhausted(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<EnforceError> for CoreError {
-    fn from(e: EnforceError) -> Self {
-        match e {
-            EnforceError::Allowlisted { .. } => CoreError::FailedPrecondition(e.to_string()),
-            EnforceError::Dataplane(d) => d.into(),
-            EnforceError::DeceiveUnavailable(_) => CoreError::Unavailable(e.to_string()),
-            EnforceError::DeceiveNotConfigured(_) => CoreError::FailedPrecondition(e.to_string()),
-            EnforceError::Nft(crate::enforce::NftError::NotDeceived(s)) => {
-                CoreError::NotFound(format!("{s} is not deceived"))
-            }
-            EnforceError::Nft(crate::enforce::NftError::Ttl(r)) => CoreError::Invalid {
-                field: "ttl_seconds",
-                reason: r,
-            },
-            EnforceError::Nft(crate::enforce::NftError::NoHoneypot(f)) => {
-                CoreError::FailedPrecondition(format!("no {f} honeypot is configured"))
-            }
-            EnforceError::Nft(n) => CoreError::Unavailable(n.to_string()),
-        }
-    }
-}
-
-impl From<DataplaneError> for CoreError {
-    fn from(e: DataplaneError) -> Self {
-        match e {
-            DataplaneError::InvalidPrefix { .. } => CoreError::Invalid {
-                field: "cidr",
-                reason: e.to_string(),
-            },
-            DataplaneError::InvalidArgument { field, reason } => CoreError::Invalid {
-                field: match field {
-                    "ttl" => "ttl_seconds",
-                    "rate" => "rate_pps",
-                    other => other,
-                },
-                reason,
-            },
-            DataplaneError::Allowlisted { .. } => CoreError::FailedPrecondition(e.to_string()),
-            DataplaneError::NotFound { .. } => CoreError::NotFound(e.to_string()),
-            DataplaneError::MapFull { .. } => CoreError::ResourceExhausted(e.to_string()),
-            other => CoreError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<JournalError> for CoreError {
-    fn from(e: JournalError) -> Self {
-        CoreError::Internal(e.to_string())
-    }
-}
-
-/// A rule as the API lists it: map entries and nft deceptions alike.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleView {
-    pub kind: RuleKind,
-    pub prefix: String,
-    pub remaining: Option<Duration>,
-    pub reason: String,
-    pub hits: u64,
-    pub rate_pps: u32,
-    pub burst: u32,
-}
-
-/// Status numbers.
-#[derive(Clone, Debug)]
-pub struct StatusInfo {
-    pub version: &'static str,
-    pub interfaces: Vec<AttachedInterface>,
-    pub uptime: Duration,
-    pub counters: Counters,
-    pub model_version: String,
-    pub dry_run: bool,
-    pub sample_every: u32,
-    pub samples_read: u64,
-    pub decisions: u64,
-}
-
-/// Model metadata for GetModel / LoadModel.
-#[derive(Clone, Debug)]
-pub struct ModelInfo {
-    pub version: String,
-    pub schema_version: u32,
-    pub feature_names: Vec<String>,
-    pub created_at: String,
-    pub training_data_sha256: String,
-    pub metrics: Vec<(String, f64)>,
-    pub path: Option<PathBuf>,
-}
-
-/// A model's version as operators see it: the artifact's file stem (the
-/// registry names them by version) and the training data it came from.
-pub fn model_version(model: &Model, path: Option<&Path>) -> String {
-    let sha = &model.meta.training_data_sha256;
-    // The hash is the artifact's own text: cut on a char, never a byte.
-    let short: String = sha.chars().take(12).collect();
-    match path.and_then(|p| p.file_stem()).and_then(|s| s.to_str()) {
-        Some(stem) => format!("{stem} (data {short})"),
-        None => format!("data {short}"),
-    }
-}
-
-/// Numeric leaves of the training metrics, as dotted names.
-fn flatten_metrics(v: &serde_json::Value) -> Vec<(String, f64)> {
-    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
-        match v {
-            serde_json::Value::Number(n) => {
-                if let Some(f) = n.as_f64() {
-                    out.push((prefix.to_string(), f));
-                }
-            }
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let name = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&name, v, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk("", v, &mut out);
-    out
-}
 
 /// The shared state.
 pub struct AgentCore {
@@ -470,31 +328,13 @@ impl AgentCore {
         payload: &[u8],
     ) -> Result<Analysis, CoreError> {
         let det = self.detector();
-        let det = det
-            .as_ref()
-            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
+        let det = det.as_ref().ok_or_else(|| CoreError::NoModel)?;
         Ok(det.analyze(source, features, payload))
     }
 
-    fn info(model: &Model, path: Option<PathBuf>) -> ModelInfo {
-        let m = &model.meta;
-        ModelInfo {
-            version: model_version(model, path.as_deref()),
-            schema_version: m.schema_version,
-            feature_names: m.feature_names.clone(),
-            created_at: m.created_at.clone(),
-            training_data_sha256: m.training_data_sha256.clone(),
-            metrics: flatten_metrics(&m.metrics),
-            path,
-        }
-    }
-
     pub fn model_info(&self) -> Result<ModelInfo, CoreError> {
-        let handle = self
-            .model
-            .as_ref()
-            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
-        Ok(Self::info(
+        let handle = self.model.as_ref().ok_or_else(|| CoreError::NoModel)?;
+        Ok(ModelInfo::of(
             &handle.current(),
             lock(&self.model_path).clone(),
         ))
@@ -505,70 +345,47 @@ impl AgentCore {
     /// directory only: the path is resolved (symlinks too) and must stay in
     /// it, and the file must be regular and at most `[model] max_bytes`.
     pub fn load_model(&self, path: &Path) -> Result<ModelInfo, CoreError> {
-        let handle = self.model.as_ref().ok_or_else(|| {
-            CoreError::FailedPrecondition("the agent runs without detection".into())
-        })?;
-        let invalid = |reason: String| CoreError::Invalid {
-            field: "path",
-            reason,
-        };
-        let dir = self.model_dir.as_ref().ok_or_else(|| {
-            CoreError::FailedPrecondition("no model directory is configured ([model] dir)".into())
-        })?;
-        let dir = dir.canonicalize().map_err(|e| {
-            CoreError::FailedPrecondition(format!("model directory {}: {e}", dir.display()))
+        let handle = self.model.as_ref().ok_or(CoreError::NoDetection)?;
+        let dir = self.model_dir.as_ref().ok_or(CoreError::NoModelDir)?;
+        let dir = dir.canonicalize().map_err(|source| CoreError::ModelDir {
+            dir: dir.clone(),
+            source,
         })?;
         let inside = |p: &Path| -> Result<PathBuf, CoreError> {
-            let real = p
-                .canonicalize()
-                .map_err(|e| CoreError::NotFound(format!("path: {}: {e}", p.display())))?;
+            let real = p.canonicalize().map_err(|source| CoreError::ModelMissing {
+                path: p.to_path_buf(),
+                source,
+            })?;
             if !real.starts_with(&dir) {
-                return Err(invalid(format!(
-                    "{} is outside the model directory {}",
-                    p.display(),
-                    dir.display()
-                )));
+                return Err(CoreError::OutsideModelDir {
+                    path: p.to_path_buf(),
+                    dir: dir.clone(),
+                });
             }
             Ok(real)
         };
         let requested = inside(path)?;
-        let path = inside(
-            &crate::models::resolve_model_path(&requested).map_err(|e| invalid(e.to_string()))?,
-        )?;
+        let path = inside(&crate::models::resolve_model_path(&requested)?)?;
         let path = path.as_path();
-        let model = handle
-            .load_validated_bounded(path, self.model_max_bytes)
-            .map_err(|e| match e {
-                ModelError::Io { .. } => CoreError::NotFound(format!("path: {e}")),
-                other => CoreError::Invalid {
-                    field: "path",
-                    reason: other.to_string(),
-                },
-            })?;
+        let model = handle.load_validated_bounded(path, self.model_max_bytes)?;
         if let Some(det) = self.detector().as_mut() {
             det.set_model(model.clone());
         }
         *lock(&self.model_path) = Some(path.to_path_buf());
-        Ok(Self::info(&model, Some(path.to_path_buf())))
+        Ok(ModelInfo::of(&model, Some(path.to_path_buf())))
     }
 
     pub fn thresholds(&self) -> Result<Thresholds, CoreError> {
         self.detector()
             .as_ref()
             .map(|d| d.thresholds())
-            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))
+            .ok_or_else(|| CoreError::NoModel)
     }
 
     pub fn set_thresholds(&self, t: Thresholds) -> Result<Thresholds, CoreError> {
         let mut det = self.detector();
-        let det = det
-            .as_mut()
-            .ok_or_else(|| CoreError::FailedPrecondition("no model is loaded".into()))?;
-        det.set_thresholds(t)
-            .map_err(|e: ThresholdError| CoreError::Invalid {
-                field: "thresholds",
-                reason: e.to_string(),
-            })?;
+        let det = det.as_mut().ok_or_else(|| CoreError::NoModel)?;
+        det.set_thresholds(t)?;
         Ok(det.thresholds())
     }
 
@@ -590,17 +407,5 @@ impl AgentCore {
 
     pub fn set_policy(&self, policy: EnforcePolicy) {
         self.executor().set_policy(policy);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_model_version_never_cuts_inside_a_character() {
-        let mut m = crate::models::artifact::tests::small_model(5);
-        // A hostile or odd artifact: its recorded hash is not ASCII.
-        m.meta.training_data_sha256 = "é".repeat(20);
-        let v = super::model_version(&m, None);
-        assert_eq!(v, format!("data {}", "é".repeat(12)));
     }
 }

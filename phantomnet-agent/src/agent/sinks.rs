@@ -1,9 +1,10 @@
 //! What the daemon's core offers the modules that act on the agent from
 //! outside the packet path (threat feeds, CrowdSec): the traits they define
-//! are implemented here, so they never import the daemon.
+//! are implemented here, in the composition root, so neither they nor the
+//! daemon import each other.
 use std::sync::{Arc, MutexGuard};
 
-use super::core::AgentCore;
+use crate::daemon::AgentCore;
 use crate::enforce::Executor;
 use crate::metrics::Metrics;
 
