@@ -5,7 +5,7 @@
 //!
 //! - [`start`]: start-up, the servers and tasks, the main loop, shutdown;
 //! - [`setup`]: what the config makes (policy, deceiver, allowlist, model, feed);
-//! - [`reload`]: SIGHUP;
+//! - [`reload`] applies a SIGHUP;
 //! - [`housekeeping`]: periodic counters, pruning and retention;
 //! - [`socket`]: the control API's Unix socket;
 //! - `sinks`: the core seen by the feed and CrowdSec modules.

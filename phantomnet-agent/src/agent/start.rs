@@ -28,10 +28,10 @@ use crate::{
 /// How a task ended: its error, whatever module it came from.
 type TaskResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-fn boxed<E: std::error::Error + Send + Sync + 'static>(
-    task: impl Future<Output = Result<(), E>> + Send + 'static,
-) -> impl Future<Output = TaskResult> + Send + 'static {
-    async move { task.await.map_err(Into::into) }
+async fn boxed<E: std::error::Error + Send + Sync + 'static>(
+    task: impl Future<Output = Result<(), E>>,
+) -> TaskResult {
+    task.await.map_err(Into::into)
 }
 
 /// What `run` needs besides the config.

@@ -18,10 +18,10 @@ use crate::{
     models::ModelError,
 };
 
-/// TTLs above ten years are a typo, not a policy.
-const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+use crate::enforce::MAX_TTL_SECS;
 pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 1000;
+/// The largest page of rules or events (the journal's own limit).
+pub const MAX_PAGE: u32 = crate::journal::MAX_PAGE_SIZE as u32;
 
 pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {reason}"))
@@ -97,7 +97,7 @@ pub fn ttl(secs: u64) -> Result<Option<Duration>, Status> {
         0 => Ok(None),
         s if s > MAX_TTL_SECS => Err(invalid(
             "ttl_seconds",
-            format!("{s} is more than ten years"),
+            format!("{s} is more than {MAX_TTL_SECS} (30 days); 0 = the configured default"),
         )),
         s => Ok(Some(Duration::from_secs(s))),
     }

@@ -169,7 +169,6 @@ fn ttl(secs: Option<u64>) -> Option<Duration> {
 }
 
 /// The config file `run` reads when none is named and it exists.
-const DEFAULT_CONFIG: &str = "/etc/phantomnet/agent.toml";
 
 fn run(cli: Cli) -> Result<()> {
     let pins = PinDir::new(
@@ -211,7 +210,7 @@ fn run(cli: Cli) -> Result<()> {
                 pid = std::process::id(),
                 "agent starting; SIGHUP is safe from here on"
             );
-            let default_path = PathBuf::from(DEFAULT_CONFIG);
+            let default_path = PathBuf::from(phantomnet_agent::config::DEFAULT_PATH);
             let config_path = config.or_else(|| default_path.exists().then_some(default_path));
             let mut cfg = match &config_path {
                 Some(p) => Config::load(p)?,

@@ -36,8 +36,7 @@ pub use intel::{FeedSource, FeedSpec, IntelConfig};
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_PATH: &str = "/etc/phantomnet/agent.toml";
 
-/// The longest TTL any enforcement action may have: 30 days.
-pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+pub use crate::enforce::MAX_TTL_SECS;
 /// The smallest journal size budget: 1 MiB.
 pub const MIN_JOURNAL_BYTES: u64 = 1 << 20;
 

@@ -8,6 +8,10 @@ pub use executor::{Applied, EnforceError, EnforcePolicy, Executor};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
 pub use precedence::{InForce, Verdict};
 
+/// The longest TTL any rule may have, from the config, the API, a feed or
+/// CrowdSec: 30 days (0 / none means "never expires" where allowed).
+pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+
 /// Why DECEIVE is off when the config names no honeypot (a precondition
 /// an operator can fix, not an outage).
 pub const NO_HONEYPOT: &str = "no honeypot is configured";
