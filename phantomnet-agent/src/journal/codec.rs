@@ -60,4 +60,3 @@ pub(super) fn validate_event(index: usize, e: &NewEvent) -> Result<()> {
     }
     Ok(())
 }
-

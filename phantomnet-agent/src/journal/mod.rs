@@ -26,8 +26,8 @@ mod retention;
 #[cfg(test)]
 mod tests;
 
-pub use event::{EventQuery, JournalEvent, NewEvent, Retention};
 use codec::{decode, encode, record_bytes, validate_event};
+pub use event::{EventQuery, JournalEvent, NewEvent, Retention};
 use query::Filter;
 
 use std::path::{Path, PathBuf};

@@ -59,4 +59,3 @@ impl Filter {
             && self.verdict.as_ref().is_none_or(|v| *v == e.verdict)
     }
 }
-

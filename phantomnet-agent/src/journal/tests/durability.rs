@@ -148,4 +148,3 @@ fn sigkill_mid_append_loses_nothing() {
         eprintln!("crash round {round}: acked {last_ack}, found {len}");
     }
 }
-

@@ -343,4 +343,3 @@ fn actions_are_stored_by_name_and_an_unknown_name_is_corrupt() {
         "{err:?}"
     );
 }
-

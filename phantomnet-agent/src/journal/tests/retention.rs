@@ -154,4 +154,3 @@ fn retention_deletes_more_when_compaction_is_not_enough() {
     assert_eq!(j.get(n - len).unwrap().unwrap().id, n - len);
     assert_eq!(j.get(n - len - 1).unwrap(), None);
 }
-

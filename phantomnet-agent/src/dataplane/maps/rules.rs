@@ -1,0 +1,261 @@
+//! Rules in the maps: block, throttle and allow entries, listed and pruned.
+use super::*;
+
+impl Maps {
+    /// The allowlist entry that covers all of `prefix`, if any.
+    pub fn allowlisted_by(&self, prefix: &Prefix) -> Option<Prefix> {
+        let (addr, len) = match prefix.addr() {
+            IpAddr::V4(a) => (
+                IpAddr::V4(a),
+                lookup(&self.allow_v4, &Prefix::v4_key(a, prefix.prefix_len()))?.prefix_len,
+            ),
+            IpAddr::V6(a) => (
+                IpAddr::V6(a),
+                lookup(&self.allow_v6, &Prefix::v6_key(a, prefix.prefix_len()))?.prefix_len,
+            ),
+        };
+        let len = u8::try_from(len).ok()?;
+        let covering = match addr {
+            IpAddr::V4(a) => ipnet::Ipv4Net::new(a, len).ok()?.trunc().network().into(),
+            IpAddr::V6(a) => ipnet::Ipv6Net::new(a, len).ok()?.trunc().network().into(),
+        };
+        Prefix::new(covering, len).ok()
+    }
+
+    /// Drops every packet from `prefix` until the TTL runs out (`None`:
+    /// never). Blocking an existing prefix again replaces its expiry and
+    /// reason and keeps its hit count. A prefix the allowlist covers whole
+    /// is refused: the block could never apply.
+    pub fn block(
+        &mut self,
+        prefix: &Prefix,
+        ttl: Option<Duration>,
+        reason: ReasonCode,
+        text: &str,
+    ) -> Result<Rule, DataplaneError> {
+        let reason_text = reason_bytes(text)?;
+        let now = monotonic_now_ns();
+        let expires = Expiry::after(ttl, now)?;
+        if let Some(by) = self.allowlisted_by(prefix) {
+            return Err(DataplaneError::Allowlisted {
+                prefix: prefix.to_string(),
+                by: by.to_string(),
+            });
+        }
+        let mut entry = BlockEntry {
+            expires_ns: expires.0,
+            created_ns: now,
+            hits: 0,
+            reason: reason as u32,
+            prefix_len: u32::from(prefix.prefix_len()),
+            reason_text,
+        };
+        let hits = by_family!(self, prefix, block_v4, block_v6, |trie, key| {
+            let old = lookup(trie, &key).filter(|o| o.prefix_len == entry.prefix_len);
+            if let Some(old) = old {
+                entry.created_ns = old.created_ns;
+                entry.hits = old.hits;
+            }
+            let name = if prefix.is_ipv4() {
+                maps::BLOCK_V4
+            } else {
+                maps::BLOCK_V6
+            };
+            insert(trie, name, capacity::BLOCK, &key, entry)?;
+            entry.hits
+        });
+        Ok(Rule {
+            kind: RuleKind::Block,
+            prefix: *prefix,
+            expires,
+            remaining: expires.remaining(now),
+            reason: Some((reason, text.to_string())),
+            hits,
+            rate_pps: 0,
+            burst: 0,
+        })
+    }
+
+    pub fn unblock(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
+        by_family!(self, prefix, block_v4, block_v6, |trie, key| remove(
+            trie, "block", prefix, &key
+        ))
+    }
+
+    /// Rate-limits every source address inside `prefix` to its own bucket
+    /// (an operator's rule).
+    pub fn throttle(
+        &mut self,
+        prefix: &Prefix,
+        params: ThrottleParams,
+    ) -> Result<Rule, DataplaneError> {
+        self.throttle_as(prefix, params, ReasonCode::Manual)
+    }
+
+    /// [`throttle`](Self::throttle), recording who set it.
+    pub fn throttle_as(
+        &mut self,
+        prefix: &Prefix,
+        params: ThrottleParams,
+        reason: ReasonCode,
+    ) -> Result<Rule, DataplaneError> {
+        let now = monotonic_now_ns();
+        let rule = params.to_rule(prefix.prefix_len(), now, reason)?;
+        by_family!(self, prefix, rule_v4, rule_v6, |trie, key| {
+            let name = if prefix.is_ipv4() {
+                maps::THROTTLE_RULE_V4
+            } else {
+                maps::THROTTLE_RULE_V6
+            };
+            insert(trie, name, capacity::THROTTLE_RULE, &key, rule)
+        })?;
+        let expires = Expiry(rule.expires_ns);
+        Ok(Rule {
+            kind: RuleKind::Throttle,
+            prefix: *prefix,
+            expires,
+            remaining: expires.remaining(now),
+            reason: Some((reason, String::new())),
+            hits: 0,
+            rate_pps: rule.rate_pps,
+            burst: rule.burst,
+        })
+    }
+
+    /// Removes the rule. The buckets of the sources inside it are not
+    /// scanned for: each records the rule it was charged under, so a new
+    /// rule starts them fresh, and the LRU map ages them out.
+    pub fn unthrottle(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
+        by_family!(self, prefix, rule_v4, rule_v6, |trie, key| remove(
+            trie, "throttle", prefix, &key
+        ))
+    }
+
+    /// The bucket state of one source address, if it has one.
+    pub fn throttle_state(&self, addr: IpAddr) -> Option<ThrottleState> {
+        match addr {
+            IpAddr::V4(a) => self.state_v4.get(&a.octets(), 0).ok(),
+            IpAddr::V6(a) => self.state_v6.get(&a.octets(), 0).ok(),
+        }
+    }
+
+    /// Exempts `prefix` from blocks and throttles (an operator's entry).
+    pub fn allow(&mut self, prefix: &Prefix) -> Result<Rule, DataplaneError> {
+        self.allow_as(prefix, ReasonCode::Manual)
+    }
+
+    /// [`allow`](Self::allow), recording who added it (`Config` for the
+    /// config file's allowlist, which a restart re-syncs).
+    pub fn allow_as(
+        &mut self,
+        prefix: &Prefix,
+        reason: ReasonCode,
+    ) -> Result<Rule, DataplaneError> {
+        let now = monotonic_now_ns();
+        let entry = AllowEntry {
+            created_ns: now,
+            prefix_len: u32::from(prefix.prefix_len()),
+            reason: reason as u32,
+        };
+        by_family!(self, prefix, allow_v4, allow_v6, |trie, key| {
+            let name = if prefix.is_ipv4() {
+                maps::ALLOW_V4
+            } else {
+                maps::ALLOW_V6
+            };
+            insert(trie, name, capacity::ALLOW, &key, entry)
+        })?;
+        Ok(Rule {
+            kind: RuleKind::Allow,
+            prefix: *prefix,
+            expires: Expiry::NEVER,
+            remaining: None,
+            reason: Some((reason, String::new())),
+            hits: 0,
+            rate_pps: 0,
+            burst: 0,
+        })
+    }
+
+    pub fn disallow(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
+        by_family!(self, prefix, allow_v4, allow_v6, |trie, key| remove(
+            trie, "allow", prefix, &key
+        ))
+    }
+
+    /// Every rule, allow first, then block, then throttle, each sorted by prefix.
+    pub fn rules(&self) -> Result<Vec<Rule>, DataplaneError> {
+        let now = monotonic_now_ns();
+        let mut out = Vec::new();
+        let allow = entries(&self.allow_v4, Prefix::from_v4_key)?
+            .into_iter()
+            .chain(entries(&self.allow_v6, Prefix::from_v6_key)?);
+        for (prefix, e) in allow {
+            out.push(Rule {
+                kind: RuleKind::Allow,
+                prefix,
+                expires: Expiry::NEVER,
+                remaining: None,
+                reason: Some((ReasonCode::from_u32(e.reason), String::new())),
+                hits: 0,
+                rate_pps: 0,
+                burst: 0,
+            });
+        }
+        let block = entries(&self.block_v4, Prefix::from_v4_key)?
+            .into_iter()
+            .chain(entries(&self.block_v6, Prefix::from_v6_key)?);
+        for (prefix, e) in block {
+            let expires = Expiry(e.expires_ns);
+            out.push(Rule {
+                kind: RuleKind::Block,
+                prefix,
+                expires,
+                remaining: expires.remaining(now),
+                reason: Some((ReasonCode::from_u32(e.reason), reason_text(&e.reason_text))),
+                hits: e.hits,
+                rate_pps: 0,
+                burst: 0,
+            });
+        }
+        let throttle = entries(&self.rule_v4, Prefix::from_v4_key)?
+            .into_iter()
+            .chain(entries(&self.rule_v6, Prefix::from_v6_key)?);
+        for (prefix, r) in throttle {
+            let expires = Expiry(r.expires_ns);
+            out.push(Rule {
+                kind: RuleKind::Throttle,
+                prefix,
+                expires,
+                remaining: expires.remaining(now),
+                reason: Some((ReasonCode::from_u32(r.reason), String::new())),
+                hits: 0,
+                rate_pps: r.rate_pps,
+                burst: r.burst,
+            });
+        }
+        out.sort_by_key(|r| (r.kind, r.prefix));
+        Ok(out)
+    }
+
+    /// Deletes block and throttle entries whose expiry has passed. The
+    /// kernel already ignores them; this only frees their slots.
+    pub fn prune_expired(&mut self) -> Result<usize, DataplaneError> {
+        let now = monotonic_now_ns();
+        let mut pruned = 0;
+        for rule in self.rules()? {
+            if !rule.expires.is_live(now) {
+                let removed = match rule.kind {
+                    RuleKind::Block => self.unblock(&rule.prefix),
+                    RuleKind::Throttle => self.unthrottle(&rule.prefix),
+                    // Allow entries never expire; deceptions are not map entries.
+                    RuleKind::Allow | RuleKind::Deceive => continue,
+                };
+                if removed.is_ok() {
+                    pruned += 1;
+                }
+            }
+        }
+        Ok(pruned)
+    }
+}
