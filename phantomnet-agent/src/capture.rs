@@ -1,35 +1,19 @@
 //! The capture file: recorded [`PacketSample`]s, written by the data plane's
 //! sample reader and read by `phantomnet-agent dataset`.
 //!
-//! Layout (all integers little-endian):
-//!
-//! | offset | size | field |
-//! |-------:|-----:|-------|
-//! | 0 | 8 | magic `b"PNCAP\0\0\x01"` |
-//! | 8 | 4 | record size, `size_of::<PacketSample>()` (128) |
-//! | 12 | 4 | reserved, 0 |
-//! | 16 | 128 × n | raw `PacketSample` records back to back |
-//!
-//! The records are the in-memory `repr(C)` layout on a little-endian host,
-//! which is what the ring buffer hands the agent.
+//! The format (header, record layout) is `phantomnet_common::capture`'s;
+//! this module adds files, buffering and errors that name the file.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::mem::size_of;
 use std::path::{Path, PathBuf};
 
 use phantomnet_common::PacketSample;
 
-/// The file's first 8 bytes.
-pub const CAPTURE_MAGIC: [u8; 8] = *b"PNCAP\0\0\x01";
+use phantomnet_common::capture::{self as format, HeaderError};
+pub use phantomnet_common::capture::{MAGIC as CAPTURE_MAGIC, RECORD_LEN};
 /// Bytes in the header.
-pub const HEADER_LEN: u64 = 16;
-/// Bytes in one record.
-pub const RECORD_LEN: usize = size_of::<PacketSample>();
-
-const _: () = assert!(RECORD_LEN == 128);
-#[cfg(not(target_endian = "little"))]
-compile_error!("the capture format stores little-endian PacketSample records");
+pub const HEADER_LEN: u64 = format::HEADER_LEN as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -79,10 +63,7 @@ impl CaptureWriter {
         };
         let file = File::create(&path).map_err(io_err)?;
         let mut out = BufWriter::new(file);
-        let mut header = [0u8; HEADER_LEN as usize];
-        header[..8].copy_from_slice(&CAPTURE_MAGIC);
-        header[8..12].copy_from_slice(&(RECORD_LEN as u32).to_le_bytes());
-        out.write_all(&header).map_err(io_err)?;
+        out.write_all(&format::header()).map_err(io_err)?;
         Ok(CaptureWriter {
             path,
             out,
@@ -92,14 +73,8 @@ impl CaptureWriter {
 
     /// Appends one record.
     pub fn write(&mut self, sample: &PacketSample) -> Result<(), CaptureError> {
-        // SAFETY: PacketSample is repr(C), made only of integers and byte
-        // arrays with no padding (asserted in phantomnet-common), so all
-        // RECORD_LEN bytes are initialised and viewing them as bytes is sound.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((sample as *const PacketSample).cast::<u8>(), RECORD_LEN)
-        };
         self.out
-            .write_all(bytes)
+            .write_all(format::encode(sample))
             .map_err(|source| CaptureError::Io {
                 path: self.path.clone(),
                 source,
@@ -159,21 +134,19 @@ impl<R: Read> CaptureReader<R> {
             path: path.clone(),
             source,
         })?;
-        if len >= 8 && header[..8] != CAPTURE_MAGIC
-            || len < 8 && header[..len] != CAPTURE_MAGIC[..len]
-        {
-            return Err(CaptureError::BadMagic { path });
-        }
-        if len < header.len() {
-            return Err(CaptureError::TruncatedHeader { path, len });
-        }
-        let found = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if found as usize != RECORD_LEN {
-            return Err(CaptureError::RecordSize {
-                path,
-                found,
-                expected: RECORD_LEN,
-            });
+        match format::check_header(&header[..len]) {
+            Ok(()) => {}
+            Err(HeaderError::BadMagic) => return Err(CaptureError::BadMagic { path }),
+            Err(HeaderError::Truncated { len }) => {
+                return Err(CaptureError::TruncatedHeader { path, len });
+            }
+            Err(HeaderError::RecordSize { found }) => {
+                return Err(CaptureError::RecordSize {
+                    path,
+                    found,
+                    expected: RECORD_LEN,
+                });
+            }
         }
         Ok(CaptureReader {
             path,
@@ -221,11 +194,7 @@ impl<R: Read> Iterator for CaptureReader<R> {
             }));
         }
         self.index += 1;
-        // SAFETY: `buf` holds exactly size_of::<PacketSample>() initialised
-        // bytes, PacketSample is plain old data (any bit pattern is valid) and
-        // read_unaligned does not require the buffer's alignment.
-        let sample = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<PacketSample>()) };
-        Some(Ok(sample))
+        Some(Ok(format::decode(&buf)))
     }
 }
 

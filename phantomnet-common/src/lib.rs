@@ -10,6 +10,7 @@
 //! `bpf_ktime_get_ns()` reads.
 #![no_std]
 
+pub mod capture;
 mod vocab;
 pub use vocab::{Action, EventAction, RuleKind};
 

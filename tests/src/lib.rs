@@ -4,15 +4,14 @@
 pub mod crowdsec;
 pub mod nginx;
 pub mod observe;
-pub mod packet;
 
 use std::{
     fs,
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::AsFd,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -22,7 +21,9 @@ use std::{
 };
 
 use phantomnet_agent::dataplane::{Dataplane, LoadOptions, Maps, ModeRequest, PinDir};
-pub use xtask::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+use phantomnet_lab::agent::{AgentRun, AgentSpec};
+pub use phantomnet_lab::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+pub use phantomnet_lab::{packet, traffic};
 
 /// True if running as root; otherwise prints why the test is skipped.
 pub fn root_or_skip(test: &str) -> bool {
@@ -153,31 +154,12 @@ impl Drop for TestPins {
     }
 }
 
-/// `bpftool prog run id <id> data_in <frame> repeat <n>`: the program's
-/// return value and the mean ns per run, or bpftool's error.
+/// `bpftool prog run` once per call: the program's return value and the
+/// mean ns per run, or why the run was refused.
 pub fn prog_run(prog_id: u32, frame: &[u8], repeat: u32) -> Result<(u32, u64), String> {
-    let path = std::env::temp_dir().join(format!("phantomnet-frame-{}.bin", std::process::id()));
-    fs::write(&path, frame).expect("write frame");
-    let out = Command::new("bpftool")
-        .args(["-j", "prog", "run", "id", &prog_id.to_string(), "data_in"])
-        .arg(&path)
-        .args(["repeat", &repeat.to_string()])
-        .output()
-        .expect("run bpftool");
-    let _ = fs::remove_file(&path);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "bpftool said {:?}: {e}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
-    if let Some(err) = v.get("error") {
-        return Err(err.to_string());
-    }
-    Ok((
-        v["retval"].as_u64().expect("retval") as u32,
-        v["duration"].as_u64().expect("duration"),
-    ))
+    phantomnet_lab::bpf::prog_run(prog_id, frame, repeat)
+        .map(|r| (r.retval, r.duration_ns))
+        .map_err(|e| e.to_string())
 }
 
 /// The agent binary: `PHANTOMNET_AGENT_BIN` (set by `cargo xtask test`),
@@ -312,11 +294,12 @@ pub fn from_src(received: &[(SocketAddr, Vec<u8>)], src: &str) -> usize {
     received.iter().filter(|(a, _)| a.ip() == src).count()
 }
 
-/// `phantomnet-agent run` as a real process inside the gateway namespace
-/// (`nsenter --net`, so the pins stay visible), with its own control
-/// socket and journal. Killed on drop.
+/// `phantomnet-agent run` as a real process inside the test's gateway
+/// namespace ([`AgentRun`], the lab's one launcher), with the test's own
+/// pins, control socket and journal. Killed on drop; panics with the log
+/// when it does not come up.
 pub struct AgentProcess {
-    child: Option<Child>,
+    run: Option<AgentRun>,
     pub log: PathBuf,
     pub socket: PathBuf,
     pub journal: PathBuf,
@@ -333,95 +316,64 @@ impl AgentProcess {
     /// Starts the agent without waiting for it.
     pub fn spawn(t: &TestLab, extra: &[&str]) -> AgentProcess {
         let log = std::env::temp_dir().join(format!("{}-agent.log", t.lab.prefix()));
-        let _ = fs::remove_file(&log);
         let socket = t.api_socket();
         let journal = t.journal();
-        let file = fs::File::create(&log).expect("agent log");
-        let netns = format!("--net={}", t.netns(Role::Gw).display());
-        let child = Command::new("nsenter")
-            .arg(netns)
-            .arg(agent_bin())
-            .arg("--pin-dir")
-            .arg(t.pins.path())
-            .args(["run", "--iface", GW_XDP_IFACE, "--stats-interval", "1"])
-            .arg("--api-socket")
-            .arg(&socket)
-            .arg("--journal")
-            .arg(&journal)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn agent");
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let mut args = vec!["--pin-dir".to_string(), path(t.pins.path())];
+        for a in ["run", "--iface", GW_XDP_IFACE, "--stats-interval", "1"] {
+            args.push(a.to_string());
+        }
+        args.extend(["--api-socket".into(), path(&socket)]);
+        args.extend(["--journal".into(), path(&journal)]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let run = AgentRun::spawn(AgentSpec {
+            netns: &t.netns(Role::Gw),
+            bin: &agent_bin(),
+            args,
+            log: &log,
+            cpu: None,
+        })
+        .expect("spawn agent");
         AgentProcess {
-            child: Some(child),
+            run: Some(run),
             log,
             socket,
             journal,
         }
     }
 
+    fn run(&mut self) -> &mut AgentRun {
+        self.run.as_mut().expect("running")
+    }
+
     /// Waits until the data plane, the API and metrics are up.
     pub fn wait_ready(&mut self) {
-        self.wait_for_log("data plane ready", Duration::from_secs(30));
-        // Logged once the API and metrics listeners are bound.
-        self.wait_for_log("metrics on /metrics", Duration::from_secs(30));
+        if let Err(e) = self.run().wait_serving() {
+            panic!("{e:#}");
+        }
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.run.as_mut().is_some_and(AgentRun::running)
     }
 
     /// Waits until the agent's log has a line containing `needle`; panics
     /// with the log if it exits or the time runs out.
     pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            if let Ok(f) = fs::File::open(&self.log)
-                && let Some(line) = BufReader::new(f)
-                    .lines()
-                    .map_while(Result::ok)
-                    .find(|l| l.contains(needle))
-            {
-                return line;
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || start.elapsed() > limit {
-                panic!(
-                    "agent log never said {needle:?} (exit: {exited:?}):\n{}",
-                    fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.run()
+            .wait_for_log(needle, limit)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).expect("running")
+        self.run.as_ref().map(AgentRun::pid).expect("running")
     }
 
     /// SIGKILL, as a crash would.
     pub fn kill9(mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill -9");
-            c.wait().expect("reap");
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(r) = self.run.take() {
+            r.kill9();
         }
     }
 }

@@ -17,13 +17,13 @@ use phantomnet_agent::{
     dataplane::Rule,
 };
 use phantomnet_common::ReasonCode;
+use phantomnet_lab::traffic::Scenario;
 use phantomnet_tests::{
     AgentProcess, Role, TestLab, addr,
     crowdsec::Lapi,
     observe::{delivered, wait_metric, write_agent_config},
     root_or_skip,
 };
-use xtask::traffic::Scenario;
 
 fn block_at(t: &TestLab, cidr: &str) -> Option<Rule> {
     t.maps()

@@ -12,14 +12,16 @@ use phantomnet_agent::api::{
     client::connect_unix,
     pb::{self, agent_client::AgentClient},
 };
+use phantomnet_lab::{
+    agent::AgentRun,
+    proc::Bg,
+    traffic::{Budget, Scenario, Servers},
+};
 use phantomnet_tests::{
     Role, TestLab, addr, drain, from_src, root_or_skip, send_udp, udp_from, udp_sink, who_answers,
 };
 use tonic::transport::Channel;
-use xtask::{
-    demo::{Paths, read_capture, start_agent, start_honeypot, write_config},
-    traffic::{Bg, Budget, Scenario, Servers},
-};
+use xtask::demo::{Paths, read_capture, start_agent, start_honeypot, write_config};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -32,7 +34,7 @@ struct Rig {
     rt: tokio::runtime::Runtime,
     t: TestLab,
     paths: Paths,
-    agent: Option<Bg>,
+    agent: Option<AgentRun>,
     _servers: Servers,
     _honeypot: Bg,
 }
@@ -77,8 +79,8 @@ impl Rig {
     }
 
     fn kill9(&mut self) {
-        if let Some(mut a) = self.agent.take() {
-            a.stop_with(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(2));
+        if let Some(a) = self.agent.take() {
+            a.kill9();
         }
     }
 

@@ -9,75 +9,37 @@
 use std::{
     fs,
     path::Path,
-    process::{Child, Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 
+use phantomnet_lab::{
+    agent::{AgentRun, AgentSpec},
+    bpf,
+    packet::{self, Frame},
+};
+
 use crate::cmd;
 
 const NS: &str = "pnbench";
 const PINS: &str = "/sys/fs/bpf/pnbench";
-const FRAME: &str = "/tmp/pnbench-frame.bin";
 const BENCH_SOCKET: &str = "/tmp/pnbench-agent.sock";
 const BENCH_JOURNAL: &str = "/tmp/pnbench-journal";
 
 /// A 64-byte Ethernet/IPv4/UDP frame from 192.0.2.10 to 203.0.113.10:5000.
 fn frame() -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let payload = [0x5Au8; 22];
-    let total = (20 + 8 + payload.len()) as u16;
-    f.extend([0x45, 0]);
-    f.extend(total.to_be_bytes());
-    f.extend([0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 10, 203, 0, 113, 10]);
-    f.extend(40000u16.to_be_bytes());
-    f.extend(5000u16.to_be_bytes());
-    f.extend(((8 + payload.len()) as u16).to_be_bytes());
-    f.extend([0, 0]);
-    f.extend(payload);
-    assert_eq!(f.len(), 64);
-    f
+    let udp = packet::udp(40000, 5000, &[0x5A; 22]);
+    let f =
+        Frame::eth(&[], packet::ETH_IP).ipv4([192, 0, 2, 10], [203, 0, 113, 10], 17, &[], 0, &udp);
+    debug_assert_eq!(f.bytes.len(), 64);
+    f.bytes
 }
 
 /// Mean ns per run over `repeat` runs, the best of `rounds`.
 fn prog_run(id: u32, repeat: u32, rounds: u32) -> Result<u64> {
-    let mut best = u64::MAX;
-    for _ in 0..rounds {
-        let out = cmd::output(
-            "bpftool",
-            &[
-                "-j",
-                "prog",
-                "run",
-                "id",
-                &id.to_string(),
-                "data_in",
-                FRAME,
-                "repeat",
-                &repeat.to_string(),
-            ],
-        )?;
-        let ns = out
-            .split("\"duration\":")
-            .nth(1)
-            .and_then(|s| s.trim_end_matches(['}', '\n']).parse::<u64>().ok())
-            .with_context(|| format!("bpftool output {out:?}"))?;
-        best = best.min(ns);
-    }
-    Ok(best)
-}
-
-struct Agent {
-    child: Child,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    bpf::best_duration_ns(id, &frame(), repeat, rounds)
 }
 
 fn agent(bin: &Path, args: &[&str]) -> Result<String> {
@@ -94,7 +56,7 @@ fn cleanup(bin: &Path, libxdp_ours: &[&str]) {
     let ns = format!("--net=/run/netns/{NS}");
     let _ = cmd::output("nsenter", &[&ns, "xdp-filter", "unload", "pnb1"]);
     let _ = cmd::output("ip", &["netns", "del", NS]);
-    for f in [FRAME, BENCH_SOCKET, BENCH_JOURNAL, "/tmp/pnbench-agent.log"] {
+    for f in [BENCH_SOCKET, BENCH_JOURNAL, "/tmp/pnbench-agent.log"] {
         let _ = fs::remove_file(f);
     }
     // Only the pin directories this run made; never anyone else's.
@@ -114,18 +76,7 @@ pub fn bench_xdp(bin: &Path) -> Result<()> {
     r
 }
 
-fn json_u32(s: &str, key: &str) -> Option<u32> {
-    s.split(&format!("\"{key}\":"))
-        .nth(1)?
-        .split([',', '}'])
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 fn run(bin: &Path) -> Result<()> {
-    fs::write(FRAME, frame())?;
     cmd::output("ip", &["netns", "add", NS])?;
     let ip = |args: &[&str]| {
         let mut full = vec!["-n", NS];
@@ -139,30 +90,29 @@ fn run(bin: &Path) -> Result<()> {
     ip(&["link", "set", "pnb1", "up"])?;
 
     // The agent, its reader pinned to CPU 1; prog runs go to CPU 0.
-    let log = fs::File::create("/tmp/pnbench-agent.log")?;
-    let child = Command::new("taskset")
-        .args(["-c", "1", "nsenter", &format!("--net=/run/netns/{NS}")])
-        .arg(bin)
-        .args([
-            "--pin-dir",
-            PINS,
-            "run",
-            "--iface",
-            "pnb0",
-            "--sample-rate",
-            "0",
-            "--stats-interval",
-            "1",
-        ])
+    let args = [
+        "--pin-dir",
+        PINS,
+        "run",
+        "--iface",
+        "pnb0",
+        "--sample-rate",
+        "0",
+        "--stats-interval",
+        "1",
         // Its own control socket and journal, never a real agent's.
-        .args(["--api-socket", BENCH_SOCKET, "--journal", BENCH_JOURNAL])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the agent")?;
-    let _agent = Agent { child };
+        "--api-socket",
+        BENCH_SOCKET,
+        "--journal",
+        BENCH_JOURNAL,
+    ];
+    let _agent = AgentRun::spawn(AgentSpec {
+        netns: Path::new(&format!("/run/netns/{NS}")),
+        bin,
+        args: args.map(String::from).to_vec(),
+        log: Path::new("/tmp/pnbench-agent.log"),
+        cpu: Some(1),
+    })?;
     let link = format!("{PINS}/links/native/pnb0");
     let start = Instant::now();
     while !Path::new(&link).exists() {
@@ -174,8 +124,7 @@ fn run(bin: &Path) -> Result<()> {
         }
         sleep(Duration::from_millis(50));
     }
-    let link_json = cmd::output("bpftool", &["-j", "link", "show", "pinned", &link])?;
-    let pn = json_u32(&link_json, "prog_id").context("prog_id of our link")?;
+    let pn = bpf::link_prog_id(Path::new(&link)).context("the program of our link")?;
 
     // xdp-filter on the peer, same kind of attach.
     cmd::output(
@@ -189,13 +138,8 @@ fn run(bin: &Path) -> Result<()> {
             "native",
         ],
     )?;
-    let progs = cmd::output("bpftool", &["-j", "prog", "show"])?;
-    let xf = progs
-        .split("{\"id\":")
-        .skip(1)
-        .filter(|p| p.contains("\"name\":\"xdpfilt_"))
-        .filter_map(|p| p.split(',').next()?.trim().parse::<u32>().ok())
-        .max()
+    let xf = *bpf::prog_ids_named("xdpfilt_")?
+        .last()
         .context("xdp-filter's program")?;
 
     const REPEAT: u32 = 10_000_000;

@@ -5,7 +5,7 @@
 //! 2. Bring up a lab of its own (`pngen-*`, pins in `/sys/fs/bpf/pngen`),
 //!    start the server listeners and `phantomnet-agent run --sample-rate 1
 //!    --capture` in the gateway namespace.
-//! 3. Run every attack scenario of [`crate::traffic`] twice (a fast run and
+//! 3. Run every attack scenario of [`phantomnet_lab::traffic`] twice (a fast run and
 //!    a slower, IPv6 where the tool allows it), each from its own source,
 //!    while the three benign scenarios loop from the clients the whole
 //!    time, so benign and attack flows overlap, and short benign sessions
@@ -23,17 +23,16 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::Signal;
 
 use crate::cmd;
-use crate::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
-use crate::traffic::{Bg, Budget, Report, Scenario, Servers};
+use phantomnet_lab::agent::{AgentRun, AgentSpec, READY_DATAPLANE};
+use phantomnet_lab::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+use phantomnet_lab::traffic::{Budget, Report, Scenario, Servers};
 
 /// The lab's namespace prefix and pin directory.
 pub const PREFIX: &str = "pngen";
@@ -302,7 +301,7 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     // Let the last samples reach the ring buffer reader.
     std::thread::sleep(Duration::from_millis(500));
     let stats = cmd::output(s(bin), &["--pin-dir", PIN_DIR, "stats"]).unwrap_or_default();
-    if !agent.stop_with(Signal::SIGTERM, Duration::from_secs(15)) {
+    if !agent.stop(Duration::from_secs(15)) {
         bail!(
             "the agent did not exit on SIGTERM; see {}",
             log_path.display()
@@ -343,36 +342,29 @@ fn work_file(capture: &Path, name: &str) -> PathBuf {
     capture.with_file_name(name)
 }
 
-fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result<Bg> {
-    let log = fs::File::create(log_path)?;
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net={}", lab.netns_path(Role::Gw).display()))
-        .arg(bin)
-        .args(["--pin-dir", PIN_DIR, "run", "--iface", GW_XDP_IFACE])
-        .args(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
-        .arg(capture)
-        // Its own control socket and journal, never a real agent's.
-        .arg("--api-socket")
-        .arg(work_file(capture, "agent.sock"))
-        .arg("--journal")
-        .arg(work_file(capture, "journal"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    let mut agent = Bg::spawn(c, "phantomnet-agent run")?;
-    let start = Instant::now();
-    loop {
-        let text = fs::read_to_string(log_path).unwrap_or_default();
-        if text.contains("data plane ready") {
-            return Ok(agent);
-        }
-        if !agent.running() || start.elapsed() > Duration::from_secs(30) {
-            bail!("the agent did not start:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result<AgentRun> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let mut args: Vec<String> = ["--pin-dir", PIN_DIR, "run", "--iface", GW_XDP_IFACE]
+        .into_iter()
+        .chain(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
+        .map(String::from)
+        .collect();
+    args.push(path(capture));
+    // Its own control socket and journal, never a real agent's.
+    args.extend([
+        "--api-socket".into(),
+        path(&work_file(capture, "agent.sock")),
+    ]);
+    args.extend(["--journal".into(), path(&work_file(capture, "journal"))]);
+    let mut agent = AgentRun::spawn(AgentSpec {
+        netns: &lab.netns_path(Role::Gw),
+        bin,
+        args,
+        log: log_path,
+        cpu: None,
+    })?;
+    agent.wait_for_log(READY_DATAPLANE, Duration::from_secs(30))?;
+    Ok(agent)
 }
 
 /// Step 3. Benign loops run on their own threads from the start to the

@@ -24,18 +24,21 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
-use phantomnet_common::{Action, PacketSample, action};
+use phantomnet_common::{Action, action};
 
-use crate::{
-    cmd,
+use phantomnet_lab::{
+    agent::{AgentRun, AgentSpec},
     lab::{Lab, LabOptions, Role, addr},
-    traffic::{Bg, Scenario, Servers},
+    proc::Bg,
+    traffic::{Scenario, Servers},
 };
+
+use crate::cmd;
 
 pub const LAB: &str = "pn";
 
@@ -155,36 +158,31 @@ path = "{journal}"
 }
 
 /// Starts `phantomnet-agent run` in the gateway namespace and waits until it serves.
-pub fn start_agent(lab: &Lab, bin: &Path, config: &Path, capture: &Path, log: &Path) -> Result<Bg> {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net={}", lab.netns_path(Role::Gw).display()))
-        .arg(bin)
-        .args([
-            "run",
-            "--config",
-            s(config),
-            "--stats-interval",
-            "5",
-            "--capture",
-            s(capture),
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(log)?);
-    let mut agent = Bg::spawn(c, "the agent")?;
-    let start = Instant::now();
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        if text.contains("metrics on /metrics") {
-            return Ok(agent);
-        }
-        if !agent.running() || start.elapsed() > Duration::from_secs(30) {
-            bail!("the agent did not start:\n{text}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+pub fn start_agent(
+    lab: &Lab,
+    bin: &Path,
+    config: &Path,
+    capture: &Path,
+    log: &Path,
+) -> Result<AgentRun> {
+    let args = [
+        "run",
+        "--config",
+        s(config),
+        "--stats-interval",
+        "5",
+        "--capture",
+        s(capture),
+    ];
+    let mut agent = AgentRun::spawn(AgentSpec {
+        netns: &lab.netns_path(Role::Gw),
+        bin,
+        args: args.map(String::from).to_vec(),
+        log,
+        cpu: None,
+    })?;
+    agent.wait_serving()?;
+    Ok(agent)
 }
 
 /// (CLOCK_REALTIME - CLOCK_MONOTONIC) in ns, to put journal times on the
@@ -211,18 +209,10 @@ pub struct SourceTrace {
     pub throttled: u64,
 }
 
-/// Reads an agent capture file (16-byte header, then PacketSample records;
-/// see phantomnet-agent's capture module).
+/// Per source, from an agent capture file (read with the common format).
 pub fn read_capture(path: &Path) -> Result<BTreeMap<IpAddr, SourceTrace>> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let rec = size_of::<PacketSample>();
-    if bytes.len() < 16 || &bytes[..8] != b"PNCAP\0\0\x01" {
-        bail!("{} is not a capture file", path.display());
-    }
     let mut out: BTreeMap<IpAddr, SourceTrace> = BTreeMap::new();
-    for chunk in bytes[16..].chunks_exact(rec) {
-        // SAFETY: exactly one record's bytes; any bit pattern is a valid PacketSample.
-        let smp: PacketSample = unsafe { chunk.as_ptr().cast::<PacketSample>().read_unaligned() };
+    for smp in phantomnet_lab::capture::read(path)? {
         let t = out.entry(smp.src_ip()).or_default();
         if t.packets == 0 || smp.timestamp_ns < t.first_ns {
             t.first_ns = smp.timestamp_ns;
@@ -460,7 +450,7 @@ pub fn demo(root: &Path, keep_lab: bool) -> Result<()> {
     // The table.
     let enforced = enforced_by_source(&ctl, &socket)?;
     let redirected = redirected(&lab);
-    agent.stop_with(Signal::SIGTERM, Duration::from_secs(5));
+    agent.stop(Duration::from_secs(5));
     let traces = read_capture(&capture)?;
     let mut rows: Vec<(String, String, bool)> = plan
         .iter()

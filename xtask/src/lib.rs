@@ -1,12 +1,11 @@
-//! PhantomNet's developer tasks. The library part (the lab, prerequisites,
-//! command helpers) is shared with the root-only end-to-end tests.
+//! PhantomNet's developer tasks: prerequisites, privilege, the demo, the
+//! dataset recorder, benchmarks and install. The namespace lab they run in
+//! is the `phantomnet-lab` crate, which the root-only tests share.
 pub mod bench;
 pub mod cmd;
 pub mod dataset;
 pub mod demo;
 pub mod install;
-pub mod lab;
 pub mod prereq;
 pub mod privilege;
-pub mod traffic;
 pub mod tte;

@@ -3,11 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
-use xtask::{
-    cmd,
-    lab::{Lab, LabOptions},
-    prereq, privilege,
-};
+use phantomnet_lab::lab::{Lab, LabOptions};
+use xtask::{cmd, prereq, privilege};
 
 #[derive(Parser)]
 #[command(name = "xtask")]

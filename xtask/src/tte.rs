@@ -11,13 +11,15 @@
 use std::{fs, path::Path, thread, time::Duration};
 
 use anyhow::{Result, bail};
-use nix::sys::signal::Signal;
+
+use phantomnet_lab::{
+    lab::{Lab, LabOptions, addr},
+    traffic::{Budget, Scenario, Servers},
+};
 
 use crate::{
     cmd,
     demo::{Paths, read_capture, start_agent, start_honeypot, write_config},
-    lab::{Lab, LabOptions, addr},
-    traffic::{Budget, Scenario, Servers},
 };
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -67,7 +69,7 @@ pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
             sources.push(src);
             thread::sleep(Duration::from_millis(300));
         }
-        agent.stop_with(Signal::SIGTERM, Duration::from_secs(5));
+        agent.stop(Duration::from_secs(5));
         let traces = read_capture(&capture)?;
         let mut tte = Vec::new();
         for src in &sources {

@@ -168,8 +168,6 @@ fn ttl(secs: Option<u64>) -> Option<Duration> {
     secs.map(Duration::from_secs)
 }
 
-/// The config file `run` reads when none is named and it exists.
-
 fn run(cli: Cli) -> Result<()> {
     let pins = PinDir::new(
         cli.pin_dir

@@ -1,0 +1,26 @@
+import socket, sys, time, struct
+src, dst, n, gaps = sys.argv[1], sys.argv[2], int(sys.argv[3]), [float(g) for g in sys.argv[4].split(",")]
+deadline = time.monotonic() + float(sys.argv[5])
+fam = socket.AF_INET6 if ":" in src else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind((src, 0))
+s.settimeout(0.5)
+names = ["www.example.com", "mail.example.org", "api.example.net", "cdn.example.com",
+         "time.example.org", "updates.example.net", "login.example.com"]
+sent = 0
+for i in range(n):
+    if time.monotonic() > deadline:
+        break
+    name = names[i % len(names)]
+    q = struct.pack(">HHHHHH", (i * 7919) & 0xffff, 0x0100, 1, 0, 0, 0)
+    for part in name.split("."):
+        q += bytes([len(part)]) + part.encode()
+    q += b"\x00" + struct.pack(">HH", 28 if i % 3 == 0 else 1, 1)
+    s.sendto(q, (dst, 53))
+    sent += 1
+    try:
+        s.recvfrom(2048)
+    except OSError:
+        pass
+    time.sleep(gaps[i % len(gaps)])
+print(sent)

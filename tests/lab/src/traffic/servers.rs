@@ -1,0 +1,48 @@
+//! The protected server's listeners (`srv`), dual-stack.
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::in_ns;
+use crate::lab::{Lab, Role};
+use crate::proc::Bg;
+
+/// The listeners on the protected server (`srv`), dual-stack.
+const SERVER_PY: &str = include_str!("../../scripts/lab_servers.py");
+
+/// The server's listeners, running until dropped.
+pub struct Servers {
+    _proc: Bg,
+}
+
+impl Servers {
+    /// Ports the servers listen on (TCP 80, 22, 9000; UDP 53, 5000).
+    pub const HTTP: u16 = 80;
+    pub const SSH: u16 = 22;
+    pub const BULK: u16 = 9000;
+    pub const DNS: u16 = 53;
+    pub const UDP_SINK: u16 = 5000;
+
+    /// Starts them in `srv` and waits until they listen.
+    pub fn start(lab: &Lab) -> Result<Servers> {
+        let mut cmd = in_ns(lab, Role::Srv, &["python3", "-u", "-c", SERVER_PY]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut proc = Bg::spawn(cmd, "the lab servers")?;
+        let stdout = proc.child_mut().stdout.take().context("server stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) if l.trim() == "ready" => Ok(Servers { _proc: proc }),
+            Ok(l) => bail!("the lab servers did not start (said {l:?})"),
+            Err(_) => bail!("the lab servers did not start within 10 s"),
+        }
+    }
+}
