@@ -1,4 +1,5 @@
-//! PhantomNet's agent library. The modules follow the data path:
+//! PhantomNet's agent library. The modules follow the data path, in the
+//! order below; none imports one after it (CONTRIBUTING.md):
 //! sample → flow state → features → models → decision → executor.
 //!
 //! - [`dataplane`]: load and attach the XDP program, pins, the typed map API,
@@ -14,26 +15,38 @@
 //! - [`agent`]: the composition root (start-up, reload, housekeeping), on
 //!   top of everything; only the binary imports it.
 //! - [`docgen`]: man pages and completions from the binaries' clap definitions.
+// One module per group: rustfmt keeps the order, which is the layering.
 pub mod dataplane;
 
 pub mod capture;
-pub mod correlate;
-pub mod decide;
-pub mod detect;
-pub mod features;
+
 pub mod flow;
+
+pub mod features;
+
 pub mod models;
+
+pub mod correlate;
+
+pub mod decide;
+
+pub mod detect;
+
 pub mod train;
 
 pub mod enforce;
 
-pub mod crowdsec;
-pub mod feeds;
-pub mod http;
+pub mod journal;
+
+pub mod metrics;
 
 pub mod config;
-pub mod journal;
-pub mod metrics;
+
+pub mod http;
+
+pub mod feeds;
+
+pub mod crowdsec;
 
 pub mod daemon;
 

@@ -45,30 +45,7 @@ pub struct FeedPlan {
     pub specs: Vec<FeedSpec>,
 }
 
-/// The outcome of one check, also the `result` label of
-/// `phantomnet_feed_checks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CheckResult {
-    Updated,
-    NotModified,
-    Failed,
-}
-
-impl CheckResult {
-    pub const ALL: [CheckResult; 3] = [
-        CheckResult::Updated,
-        CheckResult::NotModified,
-        CheckResult::Failed,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            CheckResult::Updated => "updated",
-            CheckResult::NotModified => "not_modified",
-            CheckResult::Failed => "failed",
-        }
-    }
-}
+pub use crate::metrics::FeedCheck;
 
 struct FeedState {
     spec: FeedSpec,
@@ -131,18 +108,18 @@ async fn check(core: &impl FeedSink, f: &mut FeedState) -> bool {
             info!(feed = %name, source = %f.spec.source, entries = list.len(),
                   took_ms = started.elapsed().as_millis() as u64, "threat feed updated");
             f.list = Some(Arc::new(list));
-            (CheckResult::Updated, true)
+            (FeedCheck::Updated, true)
         }
-        Ok(None) => (CheckResult::NotModified, false),
+        Ok(None) => (FeedCheck::NotModified, false),
         Err(why) => {
             let kept = f.list.as_ref().map_or(0, |l| l.len());
             warn!(feed = %name, source = %f.spec.source, error = %why, kept_entries = kept,
                   "threat feed check failed; keeping the last good list");
-            (CheckResult::Failed, false)
+            (FeedCheck::Failed, false)
         }
     };
     m.feed_checked(&name, result);
-    if result != CheckResult::Failed {
+    if result != FeedCheck::Failed {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -155,7 +132,7 @@ async fn check(core: &impl FeedSink, f: &mut FeedState) -> bool {
             let s = block::sync(&mut ex, &name, &list, ttl, &mut f.blocked);
             drop(ex);
             m.set_feed_blocked(&name, s.in_force as u64);
-            if s.failed > 0 || s.removed > 0 || result == CheckResult::Updated {
+            if s.failed > 0 || s.removed > 0 || result == FeedCheck::Updated {
                 info!(feed = %name, in_force = s.in_force, removed = s.removed, foreign = s.foreign,
                       failed = s.failed, first_error = s.first_error.as_deref().unwrap_or(""),
                       "threat feed BLOCK entries synced");
@@ -163,7 +140,7 @@ async fn check(core: &impl FeedSink, f: &mut FeedState) -> bool {
         }
     }
     m.set_feed_entries(&name, f.list.as_ref().map_or(0, |l| l.len()) as u64);
-    let wait = if result == CheckResult::Failed {
+    let wait = if result == FeedCheck::Failed {
         RETRY.min(f.spec.interval())
     } else {
         f.spec.interval()

@@ -50,6 +50,31 @@ pub const INFERENCE_BUCKETS: [f64; 13] = [
     1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2,
 ];
 
+/// The outcome of one threat-feed check (the feed runner's), also the `result` label of
+/// `phantomnet_feed_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedCheck {
+    Updated,
+    NotModified,
+    Failed,
+}
+
+impl FeedCheck {
+    pub const ALL: [FeedCheck; 3] = [
+        FeedCheck::Updated,
+        FeedCheck::NotModified,
+        FeedCheck::Failed,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            FeedCheck::Updated => "updated",
+            FeedCheck::NotModified => "not_modified",
+            FeedCheck::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct XdpLabels {
     outcome: &'static str,
@@ -384,7 +409,7 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    pub fn feed_checked(&self, feed: &str, result: crate::feeds::CheckResult) {
+    pub fn feed_checked(&self, feed: &str, result: FeedCheck) {
         self.feed_checks
             .get_or_create(&FeedCheckLabels {
                 feed: feed.to_string(),
@@ -417,7 +442,7 @@ impl Metrics {
         self.feed_entries.remove(&l);
         self.feed_last_success.remove(&l);
         self.feed_blocked.remove(&l);
-        for r in crate::feeds::CheckResult::ALL {
+        for r in FeedCheck::ALL {
             self.feed_checks.remove(&FeedCheckLabels {
                 feed: feed.to_string(),
                 result: r.name(),
