@@ -4,39 +4,47 @@
 //!
 //! Every name the agent prints, parses, labels a metric with, stores in the
 //! journal or sends over the API comes from the `name` methods here: the
-//! names are written out in this file only. Every conversion is an
+//! names are written out in this file only, each list of variants once
+//! (`vocabulary!` derives `ALL` and `name` from it). Every conversion is an
 //! exhaustive `match`, so a new variant fails to compile until each site
 //! that must handle it does.
 use core::fmt;
 
-/// A detector action, in priority order: LOG 0 < THROTTLE 1 < DECEIVE 2 < BLOCK 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum Action {
-    Log = 0,
-    Throttle = 1,
-    Deceive = 2,
-    Block = 3,
+/// Declares a fieldless enum with its `ALL` list and its `name`s from one
+/// list of variants, so the list, the names and the enum cannot drift: a
+/// new variant is in `ALL` and has a name, or the enum does not compile.
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        pub enum $T:ident { $($(#[$vmeta:meta])* $V:ident = $name:expr),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        pub enum $T { $($(#[$vmeta])* $V),+ }
+
+        impl $T {
+            /// Every variant, in declaration order (`ALL[v as usize] == v`).
+            pub const ALL: [$T; [$($T::$V),+].len()] = [$($T::$V),+];
+
+            pub const fn name(self) -> &'static str {
+                match self { $($T::$V => $name),+ }
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// A detector action, in priority order: LOG 0 < THROTTLE 1 < DECEIVE 2 < BLOCK 3.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    #[repr(u8)]
+    pub enum Action {
+        Log = "LOG",
+        Throttle = "THROTTLE",
+        Deceive = "DECEIVE",
+        Block = "BLOCK",
+    }
 }
 
 impl Action {
-    /// Every action, in priority order.
-    pub const ALL: [Action; 4] = [
-        Action::Log,
-        Action::Throttle,
-        Action::Deceive,
-        Action::Block,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Action::Log => "LOG",
-            Action::Throttle => "THROTTLE",
-            Action::Deceive => "DECEIVE",
-            Action::Block => "BLOCK",
-        }
-    }
-
     /// The action named `s` (its [`Action::name`], any case).
     pub fn from_name(s: &str) -> Option<Action> {
         Action::ALL
@@ -49,12 +57,10 @@ impl Action {
     }
 
     pub const fn from_priority(p: u8) -> Option<Action> {
-        match p {
-            0 => Some(Action::Log),
-            1 => Some(Action::Throttle),
-            2 => Some(Action::Deceive),
-            3 => Some(Action::Block),
-            _ => None,
+        if (p as usize) < Action::ALL.len() {
+            Some(Action::ALL[p as usize])
+        } else {
+            None
         }
     }
 
@@ -69,34 +75,20 @@ impl Action {
     }
 }
 
-/// What a rule in force does to a source's packets. THROTTLE, DECEIVE and
-/// BLOCK are the detector's actions; ALLOW exempts a source from them.
-/// Listings sort in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RuleKind {
-    Allow,
-    Block,
-    Throttle,
-    Deceive,
+vocabulary! {
+    /// What a rule in force does to a source's packets. THROTTLE, DECEIVE and
+    /// BLOCK are the detector's actions; ALLOW exempts a source from them.
+    /// Listings sort in this order.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum RuleKind {
+        Allow = "ALLOW",
+        Block = Action::Block.name(),
+        Throttle = Action::Throttle.name(),
+        Deceive = Action::Deceive.name(),
+    }
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 4] = [
-        RuleKind::Allow,
-        RuleKind::Block,
-        RuleKind::Throttle,
-        RuleKind::Deceive,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            RuleKind::Allow => "ALLOW",
-            RuleKind::Throttle => Action::Throttle.name(),
-            RuleKind::Deceive => Action::Deceive.name(),
-            RuleKind::Block => Action::Block.name(),
-        }
-    }
-
     /// The rule kind named `s` (its [`RuleKind::name`], any case).
     pub fn from_name(s: &str) -> Option<RuleKind> {
         RuleKind::ALL
@@ -129,17 +121,21 @@ pub enum EventAction {
 }
 
 impl EventAction {
-    pub const ALL: [EventAction; 9] = [
-        EventAction::Apply(Action::Log),
-        EventAction::Apply(Action::Throttle),
-        EventAction::Apply(Action::Deceive),
-        EventAction::Apply(Action::Block),
-        EventAction::Allow,
-        EventAction::Remove(RuleKind::Block),
-        EventAction::Remove(RuleKind::Throttle),
-        EventAction::Remove(RuleKind::Allow),
-        EventAction::Remove(RuleKind::Deceive),
-    ];
+    /// Every event action: each detector action, ALLOW, then each removal.
+    pub const ALL: [EventAction; Action::ALL.len() + 1 + RuleKind::ALL.len()] = {
+        let mut all = [EventAction::Allow; Action::ALL.len() + 1 + RuleKind::ALL.len()];
+        let mut i = 0;
+        while i < Action::ALL.len() {
+            all[i] = EventAction::Apply(Action::ALL[i]);
+            i += 1;
+        }
+        let mut k = 0;
+        while k < RuleKind::ALL.len() {
+            all[Action::ALL.len() + 1 + k] = EventAction::Remove(RuleKind::ALL[k]);
+            k += 1;
+        }
+        all
+    };
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -194,6 +190,7 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(Action::from_name(a.name()), Some(a));
             assert_eq!(Action::from_priority(a.priority()), Some(a));
+            assert_eq!(Action::ALL[a.priority() as usize], a);
             assert_eq!(
                 a.rule_kind().and_then(RuleKind::action),
                 a.rule_kind().map(|_| a)

@@ -145,9 +145,9 @@ pub struct Metrics {
     samples_read: Counter,
     samples_lost: Counter,
     /// Handles into the `decisions` family, one per action.
-    decisions: [Counter; 4],
+    decisions: [Counter; Action::ALL.len()],
     /// Handles into the `active_rules` family, one per action.
-    active_rules: [Gauge; 4],
+    active_rules: [Gauge; RuleKind::ALL.len()],
     inference: Histogram,
     flow_table_sources: Gauge,
     enforcements: Family<EnforceLabels, Counter>,
