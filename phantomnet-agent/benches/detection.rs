@@ -58,22 +58,13 @@ fn sample(rng: &mut ChaCha8Rng, ts: u64, src: [u8; 4], kind: u8) -> PacketSample
     let mut s = PacketSample {
         timestamp_ns: ts,
         ifindex: 2,
-        packet_len: 0,
-        src_addr: [0; 16],
-        dst_addr: [0; 16],
         src_port: rng.random_range(1024..65535),
         dst_port: 443,
-        payload_len: 0,
-        vlan_id: 0,
         family: 4,
         protocol: IPPROTO_TCP,
         tcp_flags: TCP_ACK | TCP_PSH,
         ttl: if rng.random_bool(0.5) { 64 } else { 128 } - rng.random_range(0..12),
-        action: 0,
-        payload_valid: 0,
-        flags: 0,
-        icmp_type: 0,
-        payload: [0; 64],
+        ..PacketSample::ZERO
     };
     s.src_addr[..4].copy_from_slice(&src);
     s.dst_addr[..4].copy_from_slice(&[10, 0, 0, rng.random_range(1..4)]);

@@ -231,16 +231,13 @@ mod tests {
             src_port: 40000 + i as u16,
             dst_port: 80,
             payload_len: 10,
-            vlan_id: 0,
             family: 4,
             protocol: IPPROTO_TCP,
             tcp_flags: TCP_SYN,
             ttl: 64,
-            action: 0,
             payload_valid: 10,
-            flags: 0,
-            icmp_type: 0,
             payload,
+            ..PacketSample::ZERO
         }
     }
 

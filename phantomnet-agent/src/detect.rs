@@ -218,16 +218,13 @@ mod tests {
             src_port: 50000,
             dst_port: 80,
             payload_len: payload.len() as u16,
-            vlan_id: 0,
             family: 4,
             protocol: IPPROTO_TCP,
             tcp_flags: 0x18,
             ttl: 64,
-            action: 0,
             payload_valid: payload.len() as u8,
-            flags: 0,
-            icmp_type: 0,
             payload: p,
+            ..PacketSample::ZERO
         }
     }
 

@@ -340,6 +340,31 @@ pub struct PacketSample {
     pub payload: [u8; SAMPLE_PAYLOAD_LEN],
 }
 
+impl PacketSample {
+    /// Every field zero: the base the agent's own samples (Analyze, pcap
+    /// import, tests) are built on with `..PacketSample::ZERO`.
+    pub const ZERO: PacketSample = PacketSample {
+        timestamp_ns: 0,
+        ifindex: 0,
+        packet_len: 0,
+        src_addr: [0; 16],
+        dst_addr: [0; 16],
+        src_port: 0,
+        dst_port: 0,
+        payload_len: 0,
+        vlan_id: 0,
+        family: 0,
+        protocol: 0,
+        tcp_flags: 0,
+        ttl: 0,
+        action: 0,
+        payload_valid: 0,
+        flags: 0,
+        icmp_type: 0,
+        payload: [0; SAMPLE_PAYLOAD_LEN],
+    };
+}
+
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;

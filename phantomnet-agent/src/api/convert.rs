@@ -391,23 +391,19 @@ pub fn sample(s: &pb::Sample) -> Result<PacketSample, Status> {
     payload[..valid].copy_from_slice(&s.payload[..valid]);
     Ok(PacketSample {
         timestamp_ns: crate::dataplane::monotonic_now_ns(),
-        ifindex: 0,
         packet_len: s.packet_length,
         src_addr: addr16(src),
         dst_addr: addr16(dst),
         src_port: u16_field("sample.src_port", s.src_port)?,
         dst_port: u16_field("sample.dst_port", s.dst_port)?,
         payload_len: s.payload.len() as u16,
-        vlan_id: 0,
         family: if src.is_ipv4() { 4 } else { 6 },
         protocol: u8_field("sample.protocol", s.protocol)?,
         tcp_flags: u8_field("sample.tcp_flags", s.tcp_flags)?,
         ttl: u8_field("sample.ttl", s.ttl)?,
-        action: 0,
         payload_valid: valid as u8,
-        flags: 0,
-        icmp_type: 0,
         payload,
+        ..PacketSample::ZERO
     })
 }
 

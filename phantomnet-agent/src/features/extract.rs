@@ -70,24 +70,18 @@ mod tests {
         let mut payload = [0u8; 64];
         payload[..4].copy_from_slice(b"abab");
         let s = PacketSample {
-            timestamp_ns: 0,
             ifindex: 1,
             packet_len: 74,
-            src_addr: [0; 16],
-            dst_addr: [0; 16],
             src_port: 1024,
             dst_port: 8080,
             payload_len: 20,
-            vlan_id: 0,
             family: 4,
             protocol: 6,
             tcp_flags: TCP_SYN | TCP_ACK,
             ttl: 57,
-            action: 0,
             payload_valid: 4,
-            flags: 0,
-            icmp_type: 0,
             payload,
+            ..PacketSample::ZERO
         };
         let stats = WindowStats {
             event_rate_1m: 1.5,

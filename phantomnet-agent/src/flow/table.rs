@@ -204,20 +204,12 @@ mod tests {
             ifindex: 1,
             packet_len: 64,
             src_addr: src,
-            dst_addr: [0; 16],
             src_port: 5000,
             dst_port: 53,
-            payload_len: 0,
-            vlan_id: 0,
             family,
             protocol: IPPROTO_UDP,
-            tcp_flags: 0,
             ttl: 64,
-            action: 0,
-            payload_valid: 0,
-            flags: 0,
-            icmp_type: 0,
-            payload: [0; 64],
+            ..PacketSample::ZERO
         }
     }
 

@@ -221,17 +221,11 @@ mod tests {
             dst_addr: [198, 51, 100, dst_last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             src_port: 40000,
             dst_port: dport,
-            payload_len: 0,
-            vlan_id: 0,
             family: 4,
             protocol: proto,
             tcp_flags: flags,
             ttl: 64,
-            action: 0,
-            payload_valid: 0,
-            flags: 0,
-            icmp_type: 0,
-            payload: [0; 64],
+            ..PacketSample::ZERO
         }
     }
 

@@ -107,23 +107,8 @@ pub fn sample_from_frame(
     .ok()?;
     let mut s = PacketSample {
         timestamp_ns: ts.as_nanos().min(u64::MAX as u128) as u64,
-        ifindex: 0,
         packet_len: orig_len,
-        src_addr: [0; 16],
-        dst_addr: [0; 16],
-        src_port: 0,
-        dst_port: 0,
-        payload_len: 0,
-        vlan_id: 0,
-        family: 0,
-        protocol: 0,
-        tcp_flags: 0,
-        ttl: 0,
-        action: 0,
-        payload_valid: 0,
-        flags: 0,
-        icmp_type: 0,
-        payload: [0; SAMPLE_PAYLOAD_LEN],
+        ..PacketSample::ZERO
     };
     let ip_payload = match sliced.net? {
         NetSlice::Ipv4(v4) => {
