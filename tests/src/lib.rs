@@ -22,6 +22,7 @@ use std::{
 
 use phantomnet_agent::dataplane::{Dataplane, LoadOptions, Maps, ModeRequest, PinDir};
 use phantomnet_lab::agent::{AgentRun, AgentSpec};
+pub use phantomnet_lab::bpf::prog_run;
 pub use phantomnet_lab::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
 pub use phantomnet_lab::{packet, traffic};
 
@@ -152,14 +153,6 @@ impl Drop for TestPins {
     fn drop(&mut self) {
         let _ = self.pins.remove_ours();
     }
-}
-
-/// `bpftool prog run` once per call: the program's return value and the
-/// mean ns per run, or why the run was refused.
-pub fn prog_run(prog_id: u32, frame: &[u8], repeat: u32) -> Result<(u32, u64), String> {
-    phantomnet_lab::bpf::prog_run(prog_id, frame, repeat)
-        .map(|r| (r.retval, r.duration_ns))
-        .map_err(|e| e.to_string())
 }
 
 /// The agent binary: `PHANTOMNET_AGENT_BIN` (set by `cargo xtask test`),

@@ -35,7 +35,7 @@ fn p(s: &str) -> Prefix {
 }
 
 fn run(id: u32, frame: &[u8], n: u32) -> u32 {
-    prog_run(id, frame, n).unwrap().0
+    prog_run(id, frame, n).unwrap().retval
 }
 
 fn dropped(maps: &Maps, o: Outcome) -> u64 {

@@ -70,7 +70,9 @@ impl Bench {
         outcome: Outcome,
     ) -> Option<PacketSample> {
         let before = self.maps.counters().unwrap();
-        let (ret, _) = prog_run(self.id, frame, 1).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let ret = prog_run(self.id, frame, 1)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .retval;
         assert_ne!(ret, XDP_ABORTED, "{what}: aborted");
         assert_eq!(ret, verdict, "{what}: verdict");
         let after = self.maps.counters().unwrap();
@@ -198,7 +200,10 @@ fn truncated_at_every_length_never_aborts() {
             // Below 14 bytes the kernel refuses the frame before XDP runs.
             for len in [0, 1, 13] {
                 let err = prog_run(b.id, &frame.bytes[..len], 1).unwrap_err();
-                assert!(err.contains("Invalid argument"), "{name}[..{len}]: {err}");
+                assert!(
+                    matches!(&err, phantomnet_lab::bpf::ProgRunError::Refused(e) if e.contains("Invalid argument")),
+                    "{name}[..{len}]: {err}"
+                );
             }
             for len in 14..=frame.bytes.len() {
                 let cut = &frame.bytes[..len];

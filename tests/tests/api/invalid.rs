@@ -104,6 +104,26 @@ fn invalid_requests_name_the_field_and_change_nothing() {
                 .await
                 .map(drop),
             ),
+            // Valid Action values that name no rule kind: LOG puts none in
+            // force, UNBLOCK is an event's, not a rule's.
+            (
+                "action",
+                c.list_rules(pb::ListRulesRequest {
+                    action: pb::Action::Log as i32,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+            (
+                "action",
+                c.list_rules(pb::ListRulesRequest {
+                    action: pb::Action::Unblock as i32,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
             (
                 "page_size",
                 c.list_rules(pb::ListRulesRequest {
