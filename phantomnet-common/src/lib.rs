@@ -39,9 +39,29 @@ pub mod maps {
     pub const COUNTERS: &str = "PN_COUNTERS";
     /// Ring buffer of [`PacketSample`](crate::PacketSample).
     pub const SAMPLES: &str = "PN_SAMPLES";
+    /// Hash, `[u8; 4]` host address → [`AllowEntry`](crate::AllowEntry):
+    /// the allowlist's /32 entries, looked up before the LPM trie.
+    pub const ALLOW_HOST_V4: &str = "PN_ALLOW_H4";
+    /// Hash, `[u8; 16]` host address → [`AllowEntry`](crate::AllowEntry) (/128).
+    pub const ALLOW_HOST_V6: &str = "PN_ALLOW_H6";
+    /// Hash, `[u8; 4]` → [`BlockEntry`](crate::BlockEntry): /32 blocks.
+    pub const BLOCK_HOST_V4: &str = "PN_BLOCK_H4";
+    /// Hash, `[u8; 16]` → [`BlockEntry`](crate::BlockEntry): /128 blocks.
+    pub const BLOCK_HOST_V6: &str = "PN_BLOCK_H6";
+    /// Array of [`SIG_SLOTS`](crate::capacity::SIG_SLOTS) [`SigRule`](crate::SigRule)s.
+    pub const SIG_RULES: &str = "PN_SIG_RULES";
+    /// Array, one [`SigState`](crate::SigState) per signature slot.
+    pub const SIG_STATE: &str = "PN_SIG_STATE";
+    /// Per-CPU array, one [`SigStats`](crate::SigStats) per signature slot.
+    pub const SIG_STATS: &str = "PN_SIG_STATS";
+    /// LRU hash, `[u8; 4]` → [`KnownGood`](crate::KnownGood): sources a
+    /// signature rule exempts.
+    pub const KNOWN_GOOD_V4: &str = "PN_GOOD_V4";
+    /// LRU hash, `[u8; 16]` → [`KnownGood`](crate::KnownGood).
+    pub const KNOWN_GOOD_V6: &str = "PN_GOOD_V6";
 
     /// Every map PhantomNet pins, in a stable order.
-    pub const PINNED: [&str; 11] = [
+    pub const PINNED: [&str; 20] = [
         ALLOW_V4,
         ALLOW_V6,
         BLOCK_V4,
@@ -53,6 +73,15 @@ pub mod maps {
         CONFIG,
         COUNTERS,
         SAMPLES,
+        ALLOW_HOST_V4,
+        ALLOW_HOST_V6,
+        BLOCK_HOST_V4,
+        BLOCK_HOST_V6,
+        SIG_RULES,
+        SIG_STATE,
+        SIG_STATS,
+        KNOWN_GOOD_V4,
+        KNOWN_GOOD_V6,
     ];
 }
 
@@ -65,6 +94,17 @@ pub mod capacity {
     pub const THROTTLE_STATE: u32 = 65_536;
     /// Ring buffer size in bytes (a power of two, a multiple of the page size).
     pub const SAMPLES_BYTES: u32 = 1 << 22;
+    /// Host allow entries (/32, /128) per family.
+    pub const ALLOW_HOST: u32 = 16_384;
+    /// Host block entries (/32, /128) per family. The hash maps are not
+    /// preallocated, so an empty one costs nothing and a full one about
+    /// 130 bytes of kernel memory per entry.
+    pub const BLOCK_HOST: u32 = 262_144;
+    /// Signature rules. XDP walks the slots in use (`Config::sig_slots`)
+    /// in order, so the cost per packet grows with the rules loaded.
+    pub const SIG_SLOTS: u32 = 64;
+    /// Known-good sources per family (LRU: the least recently refreshed go first).
+    pub const KNOWN_GOOD: u32 = 65_536;
 }
 
 /// The name of the XDP program in the object (its function name).
@@ -83,8 +123,9 @@ pub const MAX_IPV6_EXT_HEADERS: u32 = 8;
 
 /// What the XDP program did with a packet, and the index into `PN_COUNTERS`.
 ///
-/// The first five are exclusive (every packet lands in exactly one);
-/// `Sampled` and `SampleLost` count in addition to them.
+/// `Passed`, `Allowlisted`, `BlockDropped`, `ThrottleDropped`, `Unparsed`
+/// and `SignatureDropped` are exclusive (every packet lands in exactly
+/// one); `Sampled` and `SampleLost` count in addition to them.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -102,11 +143,14 @@ pub enum Outcome {
     Sampled = 5,
     /// A sample was due but the ring buffer was full.
     SampleLost = 6,
+    /// Dropped (or, in dry-run, would have been) by a signature rule,
+    /// whatever its source: a drop rule, or a rate-limit rule over its rate.
+    SignatureDropped = 7,
 }
 
 impl Outcome {
-    pub const COUNT: u32 = 7;
-    pub const ALL: [Outcome; 7] = [
+    pub const COUNT: u32 = 8;
+    pub const ALL: [Outcome; 8] = [
         Outcome::Passed,
         Outcome::Allowlisted,
         Outcome::BlockDropped,
@@ -114,6 +158,7 @@ impl Outcome {
         Outcome::Unparsed,
         Outcome::Sampled,
         Outcome::SampleLost,
+        Outcome::SignatureDropped,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -125,6 +170,7 @@ impl Outcome {
             Outcome::Unparsed => "unparsed",
             Outcome::Sampled => "sampled",
             Outcome::SampleLost => "sample_lost",
+            Outcome::SignatureDropped => "signature_dropped",
         }
     }
 }
@@ -135,6 +181,8 @@ pub mod action {
     pub const ALLOW: u8 = 1;
     pub const BLOCK: u8 = 2;
     pub const THROTTLE: u8 = 3;
+    /// Matched a signature rule and was dropped (not rate-limited through).
+    pub const SIGNATURE: u8 = 4;
 }
 
 /// `PacketSample::flags` bits.
@@ -158,6 +206,28 @@ pub mod sample_flags {
 pub mod config_flags {
     /// Count outcomes as if enforced, but pass every packet.
     pub const DRY_RUN: u32 = 1 << 0;
+}
+
+/// `Config::lists` bits: which rule maps may hold entries. XDP skips a
+/// map whose bit is clear with that one test, so a packet pays only for
+/// the lists in use. The agent sets a bit before it relies on an insert
+/// and clears it only after finding the map empty (then looks again), so
+/// a set bit may be stale (harmless: one wasted lookup) but a clear bit
+/// never hides an entry for longer than that re-check.
+pub mod list_flags {
+    pub const ALLOW_HOST: u32 = 1 << 0;
+    pub const ALLOW_PREFIX: u32 = 1 << 1;
+    pub const BLOCK_HOST: u32 = 1 << 2;
+    pub const BLOCK_PREFIX: u32 = 1 << 3;
+    pub const THROTTLE: u32 = 1 << 4;
+    /// Every bit.
+    pub const ALL: u32 = ALLOW_HOST | ALLOW_PREFIX | BLOCK_HOST | BLOCK_PREFIX | THROTTLE;
+}
+
+/// `SigRule::flags` bits.
+pub mod sig_flags {
+    /// Sources in the known-good maps pass the rule (counted as exempted).
+    pub const EXEMPT_KNOWN_GOOD: u8 = 1 << 0;
 }
 
 /// `BlockEntry::reason` codes.
@@ -292,6 +362,98 @@ pub struct Config {
     pub sample_every: u32,
     /// [`config_flags`] bits.
     pub flags: u32,
+    /// [`list_flags`] bits.
+    pub lists: u32,
+    /// Signature slots XDP walks: `PN_SIG_RULES[0..sig_slots]` (at most
+    /// [`capacity::SIG_SLOTS`]); 0 = no signature rules.
+    pub sig_slots: u32,
+}
+
+/// A signature rule: drops or rate-limits every packet that matches,
+/// whatever its source (the answer to spoofed and distributed floods).
+///
+/// A field matches when the packet's value lies in the rule's range (or
+/// under its mask); a rule with every field open matches every packet to
+/// its destination. Ports, lengths and flags of a packet without an L4
+/// header read as 0. See docs/DATAPLANE.md for the text form.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigRule {
+    /// Monotonic ns after which XDP ignores the rule; 0 = never.
+    pub expires_ns: u64,
+    pub created_ns: u64,
+    /// Rate limit over all matching packets, GCRA as for throttles:
+    /// `interval_ns = 1e9 / rate_pps`; 0 = drop every match.
+    pub interval_ns: u64,
+    pub tolerance_ns: u64,
+    /// Destination address (IPv4 in the first 4 bytes), compared under
+    /// `dst_prefix_len`.
+    pub dst_addr: [u8; 16],
+    /// Leading L4 payload bytes the packet must carry (`payload_len` of them).
+    pub payload: [u8; 8],
+    /// The agent's id for the rule; 0 marks a free slot.
+    pub id: u32,
+    /// Packets/s let through (0 = drop); kept for display.
+    pub rate_pps: u32,
+    /// Who set it, a [`ReasonCode`].
+    pub reason: u32,
+    /// Inclusive frame length range (the bytes XDP sees).
+    pub len_min: u16,
+    pub len_max: u16,
+    /// Inclusive destination port range.
+    pub dport_min: u16,
+    pub dport_max: u16,
+    pub dst_prefix_len: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// IP protocol; 0 = any.
+    pub protocol: u8,
+    /// TCP flags: matches when `flags & tcp_flags_mask == tcp_flags_value`.
+    pub tcp_flags_mask: u8,
+    pub tcp_flags_value: u8,
+    /// Inclusive TTL / hop-limit range.
+    pub ttl_min: u8,
+    pub ttl_max: u8,
+    /// 0..=8 bytes of `payload` to compare.
+    pub payload_len: u8,
+    /// [`sig_flags`] bits.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A signature slot's rate-limit state (shared by all CPUs; updated
+/// without a lock, like [`ThrottleState`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigState {
+    pub tat_ns: u64,
+    /// The `created_ns` of the rule the state belongs to: a new rule in the
+    /// slot starts fresh.
+    pub rule_created_ns: u64,
+}
+
+/// Per CPU, per signature slot: what the rule did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigStats {
+    /// Packets that matched the rule.
+    pub matched: u64,
+    /// Matched and dropped.
+    pub dropped: u64,
+    /// Matched, but the source is known-good: passed.
+    pub exempted: u64,
+    /// The `created_ns` of the rule the counts belong to.
+    pub rule_created_ns: u64,
+}
+
+/// A known-good source: exempt from signature rules that say so.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KnownGood {
+    /// When the agent last vouched for it (monotonic ns).
+    pub refreshed_ns: u64,
+    /// Packets it passed exempted (approximate: bumped without an atomic).
+    pub exempted: u64,
 }
 
 /// Packets and bytes for one outcome on one CPU.
@@ -381,7 +543,11 @@ const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 * 2 + REASON_TEXT_LEN);
 const _: () = assert!(core::mem::size_of::<ThrottleRule>() == 8 * 4 + 4 * 4);
 const _: () = assert!(core::mem::size_of::<ThrottleState>() == 32);
-const _: () = assert!(core::mem::size_of::<Config>() == 8);
+const _: () = assert!(core::mem::size_of::<Config>() == 16);
+const _: () = assert!(core::mem::size_of::<SigRule>() == 8 * 4 + 16 + 8 + 4 * 3 + 2 * 4 + 9 + 3);
+const _: () = assert!(core::mem::size_of::<SigState>() == 16);
+const _: () = assert!(core::mem::size_of::<SigStats>() == 32);
+const _: () = assert!(core::mem::size_of::<KnownGood>() == 16);
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 const _: () = assert!(
     core::mem::size_of::<PacketSample>() == 8 + 4 + 4 + 16 + 16 + 2 * 4 + 8 + SAMPLE_PAYLOAD_LEN
@@ -418,6 +584,10 @@ mod pod {
     unsafe impl aya::Pod for ThrottleRule {}
     unsafe impl aya::Pod for ThrottleState {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for SigRule {}
+    unsafe impl aya::Pod for SigState {}
+    unsafe impl aya::Pod for SigStats {}
+    unsafe impl aya::Pod for KnownGood {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketSample {}
 }

@@ -474,27 +474,36 @@ fn a_full_map_is_a_clear_error_and_keeps_its_entries() {
     let pins = TestPins::new("full");
     let _dp = pins.load();
     let mut maps = pins.maps();
-    let cap = phantomnet_common::capacity::ALLOW;
-    let nth = |i: u32| -> Prefix {
-        let [a, b, c, d] = (0x0A00_0000u32 + i).to_be_bytes();
-        format!("{a}.{b}.{c}.{d}").parse().unwrap()
-    };
-    for i in 0..cap {
-        maps.allow(&nth(i))
-            .unwrap_or_else(|e| panic!("entry {i}: {e}"));
+    // Prefixes fill the trie; host entries (/32) fill the exact-match hash.
+    for (len, cap, name) in [
+        (31u8, phantomnet_common::capacity::ALLOW, "PN_ALLOW_V4"),
+        (32, phantomnet_common::capacity::ALLOW_HOST, "PN_ALLOW_H4"),
+    ] {
+        let nth = |i: u32| -> Prefix {
+            let step = 1u32 << (32 - u32::from(len));
+            let [a, b, c, d] = (0x0A00_0000u32 + i * step).to_be_bytes();
+            format!("{a}.{b}.{c}.{d}/{len}").parse().unwrap()
+        };
+        for i in 0..cap {
+            maps.allow(&nth(i))
+                .unwrap_or_else(|e| panic!("/{len} entry {i}: {e}"));
+        }
+        let err = maps.allow(&nth(cap)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("map {name} is full ({cap} entries); existing entries are unchanged")
+        );
+        let rules = maps.rules().unwrap();
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| r.prefix.prefix_len() == len)
+                .count(),
+            cap as usize,
+            "every existing /{len} entry is still there"
+        );
+        assert!(rules.iter().all(|r| r.prefix != nth(cap)));
+        // Replacing an existing entry still works on a full map.
+        maps.allow(&nth(0)).unwrap();
     }
-    let err = maps.allow(&nth(cap)).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("map PN_ALLOW_V4 is full ({cap} entries); existing entries are unchanged")
-    );
-    let rules = maps.rules().unwrap();
-    assert_eq!(
-        rules.len(),
-        cap as usize,
-        "every existing entry is still there"
-    );
-    assert!(rules.iter().all(|r| r.prefix != nth(cap)));
-    // Replacing an existing entry still works on a full map.
-    maps.allow(&nth(0)).unwrap();
 }

@@ -68,8 +68,23 @@ pub(super) fn prune(core: &AgentCore) {
         Ok(n) => info!(pruned = n, "removed expired entries"),
         Err(e) => warn!(error = %e, "pruning expired entries"),
     }
+    sync_dataplane(ex.maps_mut());
     drop(ex);
     if let Err(e) = core.journal().enforce_retention() {
         warn!(error = %e, "journal retention");
+    }
+}
+
+/// Frees expired signature slots and makes the list bits XDP tests say
+/// exactly which maps hold entries (entries another tool wrote get
+/// theirs; emptied maps stop costing a lookup).
+fn sync_dataplane(maps: &mut crate::dataplane::Maps) {
+    match maps.prune_expired_signatures() {
+        Ok(0) => {}
+        Ok(n) => info!(pruned = n, "removed expired signature rules"),
+        Err(e) => warn!(error = %e, "pruning signature rules"),
+    }
+    if let Err(e) = maps.sync_lists() {
+        warn!(error = %e, "syncing the data plane's list bits");
     }
 }

@@ -18,8 +18,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use phantomnet_common::{
-    AllowEntry, BlockEntry, Config, Counter, Outcome, PROGRAM_NAME, ThrottleRule, ThrottleState,
-    V4_KEY_LEN, V6_KEY_LEN, capacity, maps,
+    AllowEntry, BlockEntry, Config, Counter, KnownGood, Outcome, PROGRAM_NAME, SigRule, SigState,
+    SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity, maps,
 };
 use tracing::{info, warn};
 
@@ -69,7 +69,7 @@ const MODES: [(&str, XdpMode); 2] = [("native", XdpMode::Driver), ("generic", Xd
 /// (name, map type, key size, value size, max entries) of every pinned map,
 /// as this build creates it. `BPF_MAP_TYPE_*`: hash 1, array 2, percpu
 /// array 6, LRU hash 9, LPM trie 11, ring buffer 27.
-fn expected_layouts() -> [(&'static str, u32, u32, u32, u32); 11] {
+fn expected_layouts() -> [(&'static str, u32, u32, u32, u32); 20] {
     let sz = |n: usize| n as u32;
     let lpm4 = sz(4 + V4_KEY_LEN);
     let lpm6 = sz(4 + V6_KEY_LEN);
@@ -139,6 +139,69 @@ fn expected_layouts() -> [(&'static str, u32, u32, u32, u32); 11] {
             Outcome::COUNT,
         ),
         (maps::SAMPLES, 27, 0, 0, capacity::SAMPLES_BYTES),
+        (
+            maps::ALLOW_HOST_V4,
+            1,
+            4,
+            sz(size_of::<AllowEntry>()),
+            capacity::ALLOW_HOST,
+        ),
+        (
+            maps::ALLOW_HOST_V6,
+            1,
+            16,
+            sz(size_of::<AllowEntry>()),
+            capacity::ALLOW_HOST,
+        ),
+        (
+            maps::BLOCK_HOST_V4,
+            1,
+            4,
+            sz(size_of::<BlockEntry>()),
+            capacity::BLOCK_HOST,
+        ),
+        (
+            maps::BLOCK_HOST_V6,
+            1,
+            16,
+            sz(size_of::<BlockEntry>()),
+            capacity::BLOCK_HOST,
+        ),
+        (
+            maps::SIG_RULES,
+            2,
+            4,
+            sz(size_of::<SigRule>()),
+            capacity::SIG_SLOTS,
+        ),
+        (
+            maps::SIG_STATE,
+            2,
+            4,
+            sz(size_of::<SigState>()),
+            capacity::SIG_SLOTS,
+        ),
+        (
+            maps::SIG_STATS,
+            6,
+            4,
+            sz(size_of::<SigStats>()),
+            capacity::SIG_SLOTS,
+        ),
+        (
+            maps::KNOWN_GOOD_V4,
+            9,
+            4,
+            sz(size_of::<KnownGood>()),
+            capacity::KNOWN_GOOD,
+        ),
+        (
+            maps::KNOWN_GOOD_V6,
+            9,
+            16,
+            sz(size_of::<KnownGood>()),
+            capacity::KNOWN_GOOD,
+        ),
     ]
 }
 

@@ -13,7 +13,9 @@ mod sampler;
 pub use clock::{Expiry, monotonic_now_ns};
 pub use error::DataplaneError;
 pub use loader::{AttachedInterface, Dataplane, LoadOptions, ModeRequest};
-pub use maps::{Counters, Covering, Maps, Rule, RuleKind, ThrottleParams};
+pub use maps::{
+    Counters, Covering, KnownGoodView, Maps, Rule, RuleKind, SignatureView, ThrottleParams,
+};
 pub use pins::{PinDir, mount_bpffs_if_needed};
 pub use prefix::Prefix;
 pub use sampler::{SampleReader, SampleStats, decode_sample};

@@ -70,6 +70,12 @@ impl Prefix {
         self.0.prefix_len()
     }
 
+    /// A single address: /32 or /128. Host entries live in the data
+    /// plane's exact-match hashes, the rest in its LPM tries.
+    pub fn is_host(&self) -> bool {
+        self.0.prefix_len() == self.0.max_prefix_len()
+    }
+
     pub fn is_ipv4(&self) -> bool {
         matches!(self.0, IpNet::V4(_))
     }

@@ -12,7 +12,7 @@ use std::{net::IpAddr, time::Duration};
 use aya::{Pod, maps::lpm_trie::Key};
 use phantomnet_common::{BlockEntry, ReasonCode, ThrottleRule, V4_KEY_LEN, V6_KEY_LEN};
 
-use super::{Maps, Trie, lookup, reason_text};
+use super::{Host, Maps, Trie, lookup, reason_text};
 use crate::dataplane::{Expiry, Prefix, clock::monotonic_now_ns};
 
 /// Most expired entries one lookup deletes before giving up (a chain of
@@ -96,6 +96,21 @@ fn live_covering<const N: usize, V: Entry>(
     None
 }
 
+/// The live host entry for `key`; an expired one is deleted (the kernel
+/// already ignores it) so it stops costing lookups.
+fn live_host<const N: usize>(
+    map: &mut Host<N, BlockEntry>,
+    key: [u8; N],
+    now: u64,
+) -> Option<BlockEntry> {
+    let e = lookup(map, &key)?;
+    if Expiry(e.expires_ns).is_live(now) {
+        return Some(e);
+    }
+    let _ = map.remove(&key);
+    None
+}
+
 fn ipnet_network(addr: IpAddr, len: u8) -> Option<IpAddr> {
     ipnet::IpNet::new(addr, len).ok().map(|n| n.trunc().addr())
 }
@@ -118,6 +133,21 @@ impl Maps {
     /// The live block entry that applies to `addr` (its longest live
     /// covering entry), deleting expired entries that would hide it.
     pub fn block_in_force(&mut self, addr: IpAddr) -> Option<Covering> {
+        // A host entry is the longest match: it answers first.
+        let now = monotonic_now_ns();
+        let host = match addr {
+            IpAddr::V4(a) => live_host(&mut self.block_h4, a.octets(), now),
+            IpAddr::V6(a) => live_host(&mut self.block_h6, a.octets(), now),
+        };
+        if let Some(e) = host {
+            let expiry = Expiry(e.expires_ns);
+            return Some(Covering {
+                prefix: Prefix::host(addr),
+                reason: ReasonCode::from_u32(e.reason),
+                remaining: expiry.remaining(now),
+                rate_pps: 0,
+            });
+        }
         match addr {
             IpAddr::V4(_) => live_covering(&mut self.block_v4, addr, v4_key),
             IpAddr::V6(_) => live_covering(&mut self.block_v6, addr, v6_key),
@@ -130,6 +160,8 @@ impl Maps {
     pub fn block_at(&self, prefix: &Prefix) -> Option<(ReasonCode, String)> {
         let len = u32::from(prefix.prefix_len());
         let e = match prefix.addr() {
+            IpAddr::V4(a) if prefix.is_host() => lookup(&self.block_h4, &a.octets()),
+            IpAddr::V6(a) if prefix.is_host() => lookup(&self.block_h6, &a.octets()),
             IpAddr::V4(a) => lookup(&self.block_v4, &Prefix::v4_key(a, prefix.prefix_len())),
             IpAddr::V6(a) => lookup(&self.block_v6, &Prefix::v6_key(a, prefix.prefix_len())),
         }

@@ -9,16 +9,56 @@ use aya::{
     },
 };
 use phantomnet_common::{
-    AllowEntry, BlockEntry, Config, Counter, Outcome, REASON_TEXT_LEN, ReasonCode, ThrottleRule,
-    ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity, config_flags, maps,
+    AllowEntry, BlockEntry, Config, Counter, KnownGood, Outcome, REASON_TEXT_LEN, ReasonCode,
+    SigRule, SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity, config_flags,
+    list_flags, maps,
 };
 
 use super::{DataplaneError, Expiry, PinDir, Prefix, clock::monotonic_now_ns};
 
 mod in_force;
 pub use in_force::Covering;
+mod signatures;
+pub use signatures::{KnownGoodView, SignatureView};
 
 type Trie<const N: usize, V> = LpmTrie<MapData, [u8; N], V>;
+type Host<const N: usize, V> = HashMap<MapData, [u8; N], V>;
+
+/// A map of rule entries: an LPM trie (keyed by prefix) or a host hash
+/// (keyed by address). One set of helpers (`insert`, `remove`, `lookup`)
+/// serves both.
+trait EntryMap<V: Pod> {
+    type Key;
+    fn get_entry(&self, key: &Self::Key) -> Result<V, MapError>;
+    fn put(&mut self, key: &Self::Key, value: V) -> Result<(), MapError>;
+    fn delete(&mut self, key: &Self::Key) -> Result<(), MapError>;
+}
+
+impl<const N: usize, V: Pod> EntryMap<V> for Trie<N, V> {
+    type Key = Key<[u8; N]>;
+    fn get_entry(&self, key: &Self::Key) -> Result<V, MapError> {
+        self.get(key, 0)
+    }
+    fn put(&mut self, key: &Self::Key, value: V) -> Result<(), MapError> {
+        self.insert(key, value, 0)
+    }
+    fn delete(&mut self, key: &Self::Key) -> Result<(), MapError> {
+        self.remove(key)
+    }
+}
+
+impl<const N: usize, V: Pod> EntryMap<V> for Host<N, V> {
+    type Key = [u8; N];
+    fn get_entry(&self, key: &Self::Key) -> Result<V, MapError> {
+        self.get(key, 0)
+    }
+    fn put(&mut self, key: &Self::Key, value: V) -> Result<(), MapError> {
+        self.insert(key, value, 0)
+    }
+    fn delete(&mut self, key: &Self::Key) -> Result<(), MapError> {
+        self.remove(key)
+    }
+}
 
 /// What a map entry does: `Allow`, `Block` or `Throttle` (a `Deceive` is
 /// an nftables rule, never a map entry).
@@ -124,6 +164,14 @@ pub struct Maps {
     state_v6: HashMap<MapData, [u8; 16], ThrottleState>,
     config: Array<MapData, Config>,
     counters: PerCpuArray<MapData, Counter>,
+    allow_h4: Host<4, AllowEntry>,
+    allow_h6: Host<16, AllowEntry>,
+    block_h4: Host<4, BlockEntry>,
+    block_h6: Host<16, BlockEntry>,
+    sig_rules: Array<MapData, SigRule>,
+    sig_stats: PerCpuArray<MapData, SigStats>,
+    good_v4: Host<4, KnownGood>,
+    good_v6: Host<16, KnownGood>,
 }
 
 fn open<T: TryFrom<Map, Error = MapError>>(
@@ -147,14 +195,14 @@ fn errno(e: &MapError) -> Option<i32> {
     }
 }
 
-fn insert<const N: usize, V: Pod>(
-    trie: &mut Trie<N, V>,
+fn insert<V: Pod, M: EntryMap<V>>(
+    map: &mut M,
     name: &'static str,
     cap: u32,
-    key: &Key<[u8; N]>,
+    key: &M::Key,
     value: V,
 ) -> Result<(), DataplaneError> {
-    trie.insert(key, value, 0).map_err(|e| match errno(&e) {
+    map.put(key, value).map_err(|e| match errno(&e) {
         Some(libc::ENOSPC) | Some(libc::E2BIG) => DataplaneError::MapFull {
             map: name,
             capacity: cap,
@@ -163,13 +211,13 @@ fn insert<const N: usize, V: Pod>(
     })
 }
 
-fn remove<const N: usize, V: Pod>(
-    trie: &mut Trie<N, V>,
+fn remove<V: Pod, M: EntryMap<V>>(
+    map: &mut M,
     kind: &'static str,
     prefix: &Prefix,
-    key: &Key<[u8; N]>,
+    key: &M::Key,
 ) -> Result<(), DataplaneError> {
-    trie.remove(key).map_err(|e| match e {
+    map.delete(key).map_err(|e| match e {
         MapError::KeyNotFound => DataplaneError::NotFound {
             kind,
             prefix: prefix.to_string(),
@@ -182,9 +230,9 @@ fn remove<const N: usize, V: Pod>(
     })
 }
 
-/// The longest entry covering `key`, if any.
-fn lookup<const N: usize, V: Pod>(trie: &Trie<N, V>, key: &Key<[u8; N]>) -> Option<V> {
-    trie.get(key, 0).ok()
+/// The trie's longest entry covering `key`, or the host hash's entry.
+fn lookup<V: Pod, M: EntryMap<V>>(map: &M, key: &M::Key) -> Option<V> {
+    map.get_entry(key).ok()
 }
 
 fn entries<const N: usize, V: Pod>(
@@ -199,6 +247,63 @@ fn entries<const N: usize, V: Pod>(
         }
     }
     Ok(out)
+}
+
+/// Every entry of a host hash, as host prefixes.
+fn host_entries<const N: usize, V: Pod>(
+    map: &Host<N, V>,
+    from_key: fn([u8; N]) -> IpAddr,
+) -> Result<Vec<(Prefix, V)>, DataplaneError> {
+    let mut out = Vec::new();
+    for item in map.iter() {
+        let (key, value) = item.map_err(|e| DataplaneError::map("iterating a map", e))?;
+        out.push((Prefix::host(from_key(key)), value));
+    }
+    Ok(out)
+}
+
+fn v4_addr(k: [u8; 4]) -> IpAddr {
+    IpAddr::from(k)
+}
+
+fn v6_addr(k: [u8; 16]) -> IpAddr {
+    IpAddr::from(k)
+}
+
+/// Dispatches on where the prefix's entry lives: a host prefix in the
+/// family's host hash (`$h4`/`$h6`), any other in its trie (`$t4`/`$t6`).
+/// `$map` and `$key` are bound to the map and its key, `$host` to whether
+/// it is the hash.
+macro_rules! by_list {
+    ($self:ident, $prefix:expr, $h4:ident, $h6:ident, $t4:ident, $t6:ident,
+     |$map:ident, $key:ident, $host:ident| $body:expr) => {
+        match ($prefix.addr(), $prefix.is_host()) {
+            (IpAddr::V4(a), true) => {
+                let $key = a.octets();
+                let $map = &mut $self.$h4;
+                let $host = true;
+                $body
+            }
+            (IpAddr::V6(a), true) => {
+                let $key = a.octets();
+                let $map = &mut $self.$h6;
+                let $host = true;
+                $body
+            }
+            (IpAddr::V4(a), false) => {
+                let $key = Prefix::v4_key(a, $prefix.prefix_len());
+                let $map = &mut $self.$t4;
+                let $host = false;
+                $body
+            }
+            (IpAddr::V6(a), false) => {
+                let $key = Prefix::v6_key(a, $prefix.prefix_len());
+                let $map = &mut $self.$t6;
+                let $host = false;
+                $body
+            }
+        }
+    };
 }
 
 /// Dispatches on the prefix's family: `$v4`/`$v6` are the field names,
@@ -261,6 +366,14 @@ impl Maps {
             state_v6: open(pins, maps::THROTTLE_STATE_V6)?,
             config: open(pins, maps::CONFIG)?,
             counters: open(pins, maps::COUNTERS)?,
+            allow_h4: open(pins, maps::ALLOW_HOST_V4)?,
+            allow_h6: open(pins, maps::ALLOW_HOST_V6)?,
+            block_h4: open(pins, maps::BLOCK_HOST_V4)?,
+            block_h6: open(pins, maps::BLOCK_HOST_V6)?,
+            sig_rules: open(pins, maps::SIG_RULES)?,
+            sig_stats: open(pins, maps::SIG_STATS)?,
+            good_v4: open(pins, maps::KNOWN_GOOD_V4)?,
+            good_v6: open(pins, maps::KNOWN_GOOD_V6)?,
         })
     }
 }

@@ -2,8 +2,17 @@
 use super::*;
 
 impl Maps {
-    /// The allowlist entry that covers all of `prefix`, if any.
+    /// The allowlist entry that covers all of `prefix`, if any: the host
+    /// entry for a host prefix, else the longest covering trie entry.
     pub fn allowlisted_by(&self, prefix: &Prefix) -> Option<Prefix> {
+        let host = match prefix.addr() {
+            IpAddr::V4(a) if prefix.is_host() => lookup(&self.allow_h4, &a.octets()),
+            IpAddr::V6(a) if prefix.is_host() => lookup(&self.allow_h6, &a.octets()),
+            _ => None,
+        };
+        if host.is_some() {
+            return Some(*prefix);
+        }
         let (addr, len) = match prefix.addr() {
             IpAddr::V4(a) => (
                 IpAddr::V4(a),
@@ -50,20 +59,26 @@ impl Maps {
             prefix_len: u32::from(prefix.prefix_len()),
             reason_text,
         };
-        let hits = by_family!(self, prefix, block_v4, block_v6, |trie, key| {
-            let old = lookup(trie, &key).filter(|o| o.prefix_len == entry.prefix_len);
-            if let Some(old) = old {
-                entry.created_ns = old.created_ns;
-                entry.hits = old.hits;
+        let (name, cap, list) = block_list(prefix);
+        let hits = by_list!(
+            self,
+            prefix,
+            block_h4,
+            block_h6,
+            block_v4,
+            block_v6,
+            |map, key, _host| {
+                let old =
+                    lookup(map, &key).filter(|o: &BlockEntry| o.prefix_len == entry.prefix_len);
+                if let Some(old) = old {
+                    entry.created_ns = old.created_ns;
+                    entry.hits = old.hits;
+                }
+                insert(map, name, cap, &key, entry)?;
+                entry.hits
             }
-            let name = if prefix.is_ipv4() {
-                maps::BLOCK_V4
-            } else {
-                maps::BLOCK_V6
-            };
-            insert(trie, name, capacity::BLOCK, &key, entry)?;
-            entry.hits
-        });
+        );
+        self.mark_lists(list)?;
         Ok(Rule {
             kind: RuleKind::Block,
             prefix: *prefix,
@@ -77,9 +92,15 @@ impl Maps {
     }
 
     pub fn unblock(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
-        by_family!(self, prefix, block_v4, block_v6, |trie, key| remove(
-            trie, "block", prefix, &key
-        ))
+        by_list!(
+            self,
+            prefix,
+            block_h4,
+            block_h6,
+            block_v4,
+            block_v6,
+            |map, key, _host| remove(map, "block", prefix, &key)
+        )
     }
 
     /// Rate-limits every source address inside `prefix` to its own bucket
@@ -109,6 +130,7 @@ impl Maps {
             };
             insert(trie, name, capacity::THROTTLE_RULE, &key, rule)
         })?;
+        self.mark_lists(list_flags::THROTTLE)?;
         let expires = Expiry(rule.expires_ns);
         Ok(Rule {
             kind: RuleKind::Throttle,
@@ -157,14 +179,17 @@ impl Maps {
             prefix_len: u32::from(prefix.prefix_len()),
             reason: reason as u32,
         };
-        by_family!(self, prefix, allow_v4, allow_v6, |trie, key| {
-            let name = if prefix.is_ipv4() {
-                maps::ALLOW_V4
-            } else {
-                maps::ALLOW_V6
-            };
-            insert(trie, name, capacity::ALLOW, &key, entry)
-        })?;
+        let (name, cap, list) = allow_list(prefix);
+        by_list!(
+            self,
+            prefix,
+            allow_h4,
+            allow_h6,
+            allow_v4,
+            allow_v6,
+            |map, key, _host| insert(map, name, cap, &key, entry)
+        )?;
+        self.mark_lists(list)?;
         Ok(Rule {
             kind: RuleKind::Allow,
             prefix: *prefix,
@@ -178,17 +203,25 @@ impl Maps {
     }
 
     pub fn disallow(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
-        by_family!(self, prefix, allow_v4, allow_v6, |trie, key| remove(
-            trie, "allow", prefix, &key
-        ))
+        by_list!(
+            self,
+            prefix,
+            allow_h4,
+            allow_h6,
+            allow_v4,
+            allow_v6,
+            |map, key, _host| remove(map, "allow", prefix, &key)
+        )
     }
 
     /// Every rule, allow first, then block, then throttle, each sorted by prefix.
     pub fn rules(&self) -> Result<Vec<Rule>, DataplaneError> {
         let now = monotonic_now_ns();
         let mut out = Vec::new();
-        let allow = entries(&self.allow_v4, Prefix::from_v4_key)?
+        let allow = host_entries(&self.allow_h4, v4_addr)?
             .into_iter()
+            .chain(host_entries(&self.allow_h6, v6_addr)?)
+            .chain(entries(&self.allow_v4, Prefix::from_v4_key)?)
             .chain(entries(&self.allow_v6, Prefix::from_v6_key)?);
         for (prefix, e) in allow {
             out.push(Rule {
@@ -202,8 +235,10 @@ impl Maps {
                 burst: 0,
             });
         }
-        let block = entries(&self.block_v4, Prefix::from_v4_key)?
+        let block = host_entries(&self.block_h4, v4_addr)?
             .into_iter()
+            .chain(host_entries(&self.block_h6, v6_addr)?)
+            .chain(entries(&self.block_v4, Prefix::from_v4_key)?)
             .chain(entries(&self.block_v6, Prefix::from_v6_key)?);
         for (prefix, e) in block {
             let expires = Expiry(e.expires_ns);
@@ -257,5 +292,41 @@ impl Maps {
             }
         }
         Ok(pruned)
+    }
+}
+
+/// The map a block at `prefix` lives in: its name, capacity and list bit.
+fn block_list(prefix: &Prefix) -> (&'static str, u32, u32) {
+    match (prefix.is_ipv4(), prefix.is_host()) {
+        (true, true) => (
+            maps::BLOCK_HOST_V4,
+            capacity::BLOCK_HOST,
+            list_flags::BLOCK_HOST,
+        ),
+        (false, true) => (
+            maps::BLOCK_HOST_V6,
+            capacity::BLOCK_HOST,
+            list_flags::BLOCK_HOST,
+        ),
+        (true, false) => (maps::BLOCK_V4, capacity::BLOCK, list_flags::BLOCK_PREFIX),
+        (false, false) => (maps::BLOCK_V6, capacity::BLOCK, list_flags::BLOCK_PREFIX),
+    }
+}
+
+/// The map an allow entry at `prefix` lives in, likewise.
+fn allow_list(prefix: &Prefix) -> (&'static str, u32, u32) {
+    match (prefix.is_ipv4(), prefix.is_host()) {
+        (true, true) => (
+            maps::ALLOW_HOST_V4,
+            capacity::ALLOW_HOST,
+            list_flags::ALLOW_HOST,
+        ),
+        (false, true) => (
+            maps::ALLOW_HOST_V6,
+            capacity::ALLOW_HOST,
+            list_flags::ALLOW_HOST,
+        ),
+        (true, false) => (maps::ALLOW_V4, capacity::ALLOW, list_flags::ALLOW_PREFIX),
+        (false, false) => (maps::ALLOW_V6, capacity::ALLOW, list_flags::ALLOW_PREFIX),
     }
 }

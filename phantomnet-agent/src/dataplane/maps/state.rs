@@ -25,7 +25,10 @@ impl Maps {
             .map_err(|e| DataplaneError::map("reading PN_CONFIG", e))
     }
 
-    fn update_config(&mut self, f: impl FnOnce(&mut Config)) -> Result<Config, DataplaneError> {
+    pub(super) fn update_config(
+        &mut self,
+        f: impl FnOnce(&mut Config),
+    ) -> Result<Config, DataplaneError> {
         let mut cfg = self.config()?;
         f(&mut cfg);
         self.config
@@ -48,5 +51,68 @@ impl Maps {
                 c.flags &= !config_flags::DRY_RUN;
             }
         })
+    }
+}
+
+impl Maps {
+    /// Sets `bits` in `Config::lists` so XDP looks in those maps. Called
+    /// right after an insert, so that [`Maps::sync_lists`] running in
+    /// another process either sees the entry or leaves the bit set.
+    pub(super) fn mark_lists(&mut self, bits: u32) -> Result<(), DataplaneError> {
+        if self.config()?.lists & bits == bits {
+            return Ok(());
+        }
+        self.update_config(|c| c.lists |= bits).map(drop)
+    }
+
+    /// Which lists hold entries now, one `keys().next()` per map.
+    fn lists_in_use(&self) -> u32 {
+        let mut bits = 0;
+        let mut any = |bit: u32, nonempty: bool| {
+            if nonempty {
+                bits |= bit;
+            }
+        };
+        any(
+            list_flags::ALLOW_HOST,
+            self.allow_h4.keys().next().is_some() || self.allow_h6.keys().next().is_some(),
+        );
+        any(
+            list_flags::ALLOW_PREFIX,
+            self.allow_v4.keys().next().is_some() || self.allow_v6.keys().next().is_some(),
+        );
+        any(
+            list_flags::BLOCK_HOST,
+            self.block_h4.keys().next().is_some() || self.block_h6.keys().next().is_some(),
+        );
+        any(
+            list_flags::BLOCK_PREFIX,
+            self.block_v4.keys().next().is_some() || self.block_v6.keys().next().is_some(),
+        );
+        any(
+            list_flags::THROTTLE,
+            self.rule_v4.keys().next().is_some() || self.rule_v6.keys().next().is_some(),
+        );
+        bits
+    }
+
+    /// Makes `Config::lists` say exactly which maps hold entries (an entry
+    /// written by another tool, e.g. `bpftool`, gets its bit; an emptied
+    /// map loses it). Clearing races with a concurrent writer (the offline
+    /// CLI sets a bit, then inserts), so after clearing the maps are read
+    /// again and any bit that is needed after all is set back: a clear bit
+    /// never hides an entry past this call. Returns the bits now set.
+    pub fn sync_lists(&mut self) -> Result<u32, DataplaneError> {
+        let used = self.lists_in_use();
+        let cfg = self.config()?;
+        if cfg.lists == used {
+            return Ok(used);
+        }
+        self.update_config(|c| c.lists = used)?;
+        let again = self.lists_in_use();
+        if again & !used != 0 {
+            self.update_config(|c| c.lists |= again)?;
+        }
+        Ok(used | again)
     }
 }

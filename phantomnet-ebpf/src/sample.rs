@@ -1,0 +1,98 @@
+//! Per-CPU outcome counters and the 1-in-N sample written to the ring buffer.
+use aya_ebpf::{
+    helpers::{bpf_get_prandom_u32, generated::bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
+use phantomnet_common::{Outcome, SAMPLE_PAYLOAD_LEN, sample_flags};
+
+use crate::{PN_COUNTERS, PN_SAMPLES, parse::Meta};
+
+#[inline(always)]
+pub(crate) fn count(outcome: Outcome, len: u64) {
+    if let Some(c) = PN_COUNTERS.get_ptr_mut(outcome as u32) {
+        // SAFETY: per-CPU slot; no other CPU touches it.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len;
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn sample_due(every: u32) -> bool {
+    match every {
+        0 => false,
+        1 => true,
+        n => {
+            // SAFETY: helper without arguments.
+            let r = unsafe { bpf_get_prandom_u32() };
+            r % n == 0
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn sample(
+    ctx: &XdpContext,
+    meta: &Meta,
+    now: u64,
+    pkt_len: u64,
+    act: u8,
+    dry_run: bool,
+) {
+    let Some(mut entry) = PN_SAMPLES.reserve(0) else {
+        count(Outcome::SampleLost, pkt_len);
+        return;
+    };
+    let s = entry.as_mut_ptr();
+    // Payload bytes to copy: what the IP header declares, what the frame
+    // holds, and the sample's capacity, whichever is least. Kept in a u64 so
+    // the bounds check below lands on the register passed to the helper.
+    let mut valid: u64 = 0;
+    if meta.payload_off != 0 && (meta.payload_off as u64) < pkt_len {
+        valid = pkt_len - meta.payload_off as u64;
+        if (meta.payload_len as u64) < valid {
+            valid = meta.payload_len as u64;
+        }
+        if valid > SAMPLE_PAYLOAD_LEN as u64 {
+            valid = SAMPLE_PAYLOAD_LEN as u64;
+        }
+    }
+    // SAFETY: `s` points at a reserved, writable PacketSample-sized record.
+    unsafe {
+        (*s).timestamp_ns = now;
+        (*s).ifindex = ctx.ingress_ifindex() as u32;
+        (*s).packet_len = pkt_len as u32;
+        (*s).src_addr = meta.src;
+        (*s).dst_addr = meta.dst;
+        (*s).src_port = meta.sport;
+        (*s).dst_port = meta.dport;
+        (*s).payload_len = meta.payload_len;
+        (*s).vlan_id = meta.vlan;
+        (*s).family = meta.family;
+        (*s).protocol = meta.proto;
+        (*s).tcp_flags = meta.tcp_flags;
+        (*s).ttl = meta.ttl;
+        (*s).action = act;
+        (*s).flags = meta.flags | if dry_run { sample_flags::DRY_RUN } else { 0 };
+        (*s).icmp_type = meta.icmp_type;
+        let payload = (&raw mut (*s).payload).cast::<u64>();
+        for i in 0..SAMPLE_PAYLOAD_LEN / 8 {
+            payload.add(i).write_unaligned(0);
+        }
+        if valid >= 1 && valid <= SAMPLE_PAYLOAD_LEN as u64 {
+            let rc = bpf_xdp_load_bytes(
+                ctx.ctx,
+                meta.payload_off as u32,
+                payload.cast(),
+                valid as u32,
+            );
+            if rc != 0 {
+                valid = 0;
+            }
+        }
+        (*s).payload_valid = valid as u8;
+    }
+    entry.submit(0);
+    count(Outcome::Sampled, pkt_len);
+}
