@@ -8,7 +8,7 @@ use std::{
 
 use lru::LruCache;
 
-use crate::correlate::SignatureMatches;
+use crate::{correlate::SignatureMatches, enforce::lru_bytes_per_entry};
 
 /// Most sources whose evidence is kept. An attacker chooses how many
 /// sources we see, so the map has a hard cap and evicts the least recently
@@ -16,18 +16,6 @@ use crate::correlate::SignatureMatches;
 /// touches it); a spoofed source seen once is the first to go. About
 /// `EVIDENCE_CAP * Evidence::BYTES_PER_ENTRY` ≈ 13 MiB when full.
 pub const EVIDENCE_CAP: usize = 131_072;
-
-/// Heap bytes one entry of an `lru::LruCache<K, V>` costs: its boxed node
-/// (key, value, two links) rounded up to a glibc malloc chunk (8 bytes of
-/// header, 16-byte granules), plus its hash-table slot (two pointers and a
-/// control byte) at hashbrown's 7/8 load factor.
-pub const fn lru_bytes_per_entry<K, V>() -> usize {
-    let node =
-        std::mem::size_of::<K>() + std::mem::size_of::<V>() + 2 * std::mem::size_of::<usize>();
-    let chunk = (node + 8).next_multiple_of(16);
-    let slot = (2 * std::mem::size_of::<usize>() + 1) * 8 / 7;
-    chunk + slot
-}
 
 /// Per source, over a window: how many of its samples the tree called an
 /// attack, how many it saw, and every signature category that matched.

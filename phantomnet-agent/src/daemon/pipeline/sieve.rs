@@ -11,8 +11,7 @@ use std::{
 use lru::LruCache;
 use phantomnet_common::EventAction;
 
-use super::evidence::lru_bytes_per_entry;
-use crate::{decide::Action, journal::NewEvent};
+use crate::{decide::Action, enforce::lru_bytes_per_entry, journal::NewEvent};
 
 /// At most one repeated (non-enforcing) record per source and action this often.
 pub const JOURNAL_REPEAT: Duration = Duration::from_secs(60);
