@@ -1,6 +1,10 @@
 //! Rules in the maps: block, throttle and allow entries, listed and pruned.
 use super::*;
 
+/// One of the busiest BLOCK entries: prefix, reason as operators read it,
+/// packets dropped.
+pub type TopBlocked = (String, String, u64);
+
 impl Maps {
     /// The allowlist entry that covers all of `prefix`, if any.
     pub fn allowlisted_by(&self, prefix: &Prefix) -> Option<Prefix> {
@@ -243,10 +247,7 @@ impl Maps {
     /// as operators read it, hits), busiest first. O(BLOCK entries, at most
     /// 2 × 65,536) with no allocation per entry; the other rule maps are not
     /// read.
-    pub fn block_census(
-        &self,
-        top: usize,
-    ) -> Result<(u64, Vec<(String, String, u64)>), DataplaneError> {
+    pub fn block_census(&self, top: usize) -> Result<(u64, Vec<TopBlocked>), DataplaneError> {
         let now = monotonic_now_ns();
         let mut live = 0u64;
         let mut best: Vec<(u64, Prefix, BlockEntry)> = Vec::with_capacity(top + 1);
