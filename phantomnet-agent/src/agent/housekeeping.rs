@@ -1,5 +1,7 @@
-//! Periodic work of the main loop: counters and rule gauges to metrics, and
-//! pruning of expired entries and old journal events.
+//! Periodic work of the main loop: counters to metrics (every stats
+//! interval), pruning of what the agent wrote and old journal events (every
+//! 30 s, O(expired)), and the slow full sweep (every `SWEEP_EVERY`): expired
+//! entries whoever wrote them, and the rule gauges.
 use std::time::Duration;
 
 use phantomnet_common::{Outcome, RuleKind};
@@ -7,6 +9,17 @@ use tracing::{info, warn};
 
 use crate::daemon::AgentCore;
 
+/// How often the full sweep runs: it walks every entry of the rule maps
+/// (up to 2 × (65,536 BLOCK + 16,384 THROTTLE + 4,096 ALLOW) lookups) and
+/// lists nftables' deceptions.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// The data plane's counters (one per-CPU array read: O(outcomes × CPUs)),
+/// and the BLOCK gauges: one pass over the BLOCK maps for the live count
+/// and the 10 busiest entries (O(BLOCK entries), at most 2 × 65,536, no
+/// allocation per entry; the dashboard's top-blocked panel needs each
+/// entry's hits). The ALLOW, THROTTLE and DECEIVE gauges are set by the
+/// sweep.
 pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
     let ex = core.executor();
     let Ok(c) = ex.maps().counters() else {
@@ -24,28 +37,12 @@ pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
     }
     core.metrics()
         .set_samples_lost_total(c.get(Outcome::SampleLost).packets);
-    if let Ok(rules) = ex.maps().rules() {
-        let count = |k| {
-            rules
-                .iter()
-                .filter(|r| r.kind == k && r.remaining != Some(Duration::ZERO))
-                .count() as u64
-        };
-        for kind in [RuleKind::Allow, RuleKind::Block, RuleKind::Throttle] {
-            core.metrics().set_active_rules(kind, count(kind));
+    match ex.maps().block_census(crate::metrics::TOP_BLOCKED) {
+        Ok((live, top)) => {
+            core.metrics().set_active_rules(RuleKind::Block, live);
+            core.metrics().set_top_blocked(&top);
         }
-        let mut top: Vec<(String, String, u64)> = rules
-            .iter()
-            .filter(|r| r.kind == RuleKind::Block && r.hits > 0)
-            .map(|r| (r.prefix.to_string(), r.reason_text(), r.hits))
-            .collect();
-        top.sort_by_key(|t| std::cmp::Reverse(t.2));
-        top.truncate(crate::metrics::TOP_BLOCKED);
-        core.metrics().set_top_blocked(&top);
-    }
-    if let Ok(d) = ex.deceived() {
-        core.metrics()
-            .set_active_rules(RuleKind::Deceive, d.len() as u64);
+        Err(e) => warn!(error = %e, "reading the BLOCK maps"),
     }
     info!(
         passed = c.get(Outcome::Passed).packets,
@@ -58,18 +55,15 @@ pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
     );
 }
 
-/// Frees the slots of expired map entries and deceptions, and applies the
+/// Frees the slots of expired entries the agent wrote (through the
+/// executor's expiry index: O(expired), not O(map)), and applies the
 /// journal's retention.
 pub(super) fn prune(core: &AgentCore) {
-    let mut ex = core.executor();
-    ex.prune();
-    match ex.maps_mut().prune_expired() {
-        Ok(0) => {}
-        Ok(n) => info!(pruned = n, "removed expired entries"),
-        Err(e) => warn!(error = %e, "pruning expired entries"),
+    let n = core.executor().prune();
+    if n > 0 {
+        info!(pruned = n, "removed expired entries");
     }
-    sync_dataplane(ex.maps_mut());
-    drop(ex);
+    sync_dataplane(core.executor().maps_mut());
     if let Err(e) = core.journal().enforce_retention() {
         warn!(error = %e, "journal retention");
     }
@@ -87,4 +81,35 @@ fn sync_dataplane(maps: &mut crate::dataplane::Maps) {
     if let Err(e) = maps.sync_lists() {
         warn!(error = %e, "syncing the data plane's list bits");
     }
+}
+
+/// The slow full sweep: deletes expired entries whoever wrote them (the
+/// offline CLI writes pins directly while the agent runs), then sets the
+/// ALLOW, THROTTLE and DECEIVE gauges of `phantomnet_active_rules` from one
+/// listing of the maps and one of nftables. O(map); runs every
+/// [`SWEEP_EVERY`] and once at start, so the gauges are up to that old.
+pub(super) fn sweep(core: &AgentCore) {
+    let mut ex = core.executor();
+    match ex.sweep() {
+        Ok(0) => {}
+        Ok(n) => info!(pruned = n, "sweep: removed expired entries others wrote"),
+        Err(e) => warn!(error = %e, "sweep: pruning expired entries"),
+    }
+    if let Ok(rules) = ex.maps().rules() {
+        let count = |k| {
+            rules
+                .iter()
+                .filter(|r| r.kind == k && r.remaining != Some(Duration::ZERO))
+                .count() as u64
+        };
+        for kind in [RuleKind::Allow, RuleKind::Throttle] {
+            core.metrics().set_active_rules(kind, count(kind));
+        }
+    }
+    if let Ok(d) = ex.deceived() {
+        core.metrics()
+            .set_active_rules(RuleKind::Deceive, d.len() as u64);
+    }
+    let (deceived, failed, indexed) = ex.tracked();
+    info!(deceived, failed, indexed, "sweep: executor state");
 }

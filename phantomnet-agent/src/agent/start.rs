@@ -242,6 +242,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     let mut stats = tokio::time::interval(opts.stats_every);
     let mut logs = tokio::time::interval(Duration::from_millis(250));
     let mut prune = tokio::time::interval(Duration::from_secs(30));
+    let mut sweep = tokio::time::interval(housekeeping::SWEEP_EVERY);
     let ifnames: Vec<String> = dp.interfaces().iter().map(|i| i.name.clone()).collect();
     tokio::pin!(shutdown);
     loop {
@@ -254,6 +255,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
             _ = stats.tick() => housekeeping::publish_counters(&core, &ifnames),
             _ = logs.tick() => dp.drain_logs(),
             _ = prune.tick() => housekeeping::prune(&core),
+            _ = sweep.tick() => housekeeping::sweep(&core),
             Some(done) = tasks.join_next() => match done {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => error!(error = %e, "a server stopped"),

@@ -1,12 +1,16 @@
 //! Enforcement: the response executor and its DECEIVE backend (nftables).
 //! BLOCK and THROTTLE go through the data plane's map API.
 mod executor;
+mod expiry;
 pub mod nft;
 mod precedence;
+mod tracked;
 
 pub use executor::{Applied, EnforceError, EnforcePolicy, Executor};
+pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
 pub use precedence::{InForce, Verdict};
+pub use tracked::{DeceiveIndex, FailedDeceive, MAX_NETS, MAX_TRACKED, lru_bytes_per_entry};
 
 /// The longest TTL any rule may have, from the config, the API, a feed or
 /// CrowdSec: 30 days (0 / none means "never expires" where allowed).

@@ -20,6 +20,8 @@
 //! | `phantomnet_crowdsec_polls_total` | counter: decision-stream polls | `result` (`ok`, `failed`) |
 //! | `phantomnet_crowdsec_alerts_total` | counter: alerts pushed to the LAPI | `result` (`pushed`, `failed`, `dropped`) |
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
+//! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
+//! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //!
 //! The exposition is OpenMetrics text (`application/openmetrics-text;
 //! version=1.0.0`), which Prometheus scrapes natively. Every update on the
@@ -114,6 +116,25 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecordLabels {
+    record: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MapLabels {
+    map: &'static str,
+}
+
+/// The maps a rule write can find full: the `map` label's values (four
+/// series, created up front).
+const RULE_MAPS: [&str; 4] = [
+    phantomnet_common::maps::BLOCK_V4,
+    phantomnet_common::maps::BLOCK_V6,
+    phantomnet_common::maps::THROTTLE_RULE_V4,
+    phantomnet_common::maps::THROTTLE_RULE_V6,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopLabels {
     prefix: String,
     reason: String,
@@ -159,6 +180,9 @@ pub struct Metrics {
     crowdsec_polls: Family<ResultLabels, Counter>,
     crowdsec_alerts: Family<ResultLabels, Counter>,
     top_blocked: Family<TopLabels, Gauge>,
+    /// `routine`, then `enforcement`.
+    journal_suppressed: [Counter; 2],
+    map_full: Family<MapLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -300,8 +324,31 @@ impl Metrics {
             top_blocked.clone(),
         );
 
+        let suppressed_family = Family::<RecordLabels, Counter>::default();
+        registry.register(
+            "phantomnet_journal_suppressed",
+            "Journal records not written because the pipeline's global journal budget was spent (one summary record per interval counts them)",
+            suppressed_family.clone(),
+        );
+        let journal_suppressed = ["routine", "enforcement"].map(|record| {
+            suppressed_family
+                .get_or_create(&RecordLabels { record })
+                .clone()
+        });
+        let map_full = Family::<MapLabels, Counter>::default();
+        registry.register(
+            "phantomnet_map_full",
+            "Rule writes refused because the map was full (the rules already in it stay in force)",
+            map_full.clone(),
+        );
+        for map in RULE_MAPS {
+            let _ = map_full.get_or_create(&MapLabels { map });
+        }
+
         Metrics {
             registry,
+            journal_suppressed,
+            map_full,
             enforcements,
             feed_entries,
             feed_checks,
@@ -483,6 +530,19 @@ impl Metrics {
                 })
                 .set(i64::try_from(*hits).unwrap_or(i64::MAX));
         }
+    }
+
+    /// `n` journal records were dropped by the global budget; `enforcement`
+    /// says which of its two buckets was spent.
+    pub fn journal_suppressed(&self, enforcement: bool, n: u64) {
+        self.journal_suppressed[usize::from(enforcement)].inc_by(n);
+    }
+
+    /// A rule write was refused because `map` (a pinned map's name) is full.
+    /// A name outside the rule maps gets its own series: only the agent's
+    /// map constants are passed, so the series stay bounded.
+    pub fn map_full(&self, map: &'static str) {
+        self.map_full.get_or_create(&MapLabels { map }).inc();
     }
 
     /// The OpenMetrics text exposition of every metric.

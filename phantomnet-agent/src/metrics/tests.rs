@@ -31,6 +31,9 @@ fn render_has_every_metric_with_labels_and_values() {
     m.inference(Duration::from_micros(3));
     m.inference(Duration::from_micros(700));
     m.set_flow_table_sources(1234);
+    m.journal_suppressed(false, 40);
+    m.journal_suppressed(true, 2);
+    m.map_full(phantomnet_common::maps::BLOCK_V4);
     let text = m.render();
 
     let expect = [
@@ -66,6 +69,16 @@ fn render_has_every_metric_with_labels_and_values() {
         ("phantomnet_inference_seconds_bucket{le=\"0.01\"}", 2.0),
         ("phantomnet_inference_seconds_bucket{le=\"+Inf\"}", 2.0),
         ("phantomnet_flow_table_sources", 1234.0),
+        (
+            "phantomnet_journal_suppressed_total{record=\"routine\"}",
+            40.0,
+        ),
+        (
+            "phantomnet_journal_suppressed_total{record=\"enforcement\"}",
+            2.0,
+        ),
+        ("phantomnet_map_full_total{map=\"PN_BLOCK_V4\"}", 1.0),
+        ("phantomnet_map_full_total{map=\"PN_THR_RULE_V6\"}", 0.0),
     ];
     for (series, value) in expect {
         // Float bucket labels may be rendered as 1e-6 or 0.000001; accept

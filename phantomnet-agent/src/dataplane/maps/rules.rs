@@ -1,6 +1,10 @@
 //! Rules in the maps: block, throttle and allow entries, listed and pruned.
 use super::*;
 
+/// One of the busiest BLOCK entries: prefix, reason as operators read it,
+/// packets dropped.
+pub type TopBlocked = (String, String, u64);
+
 impl Maps {
     /// The allowlist entry that covers all of `prefix`, if any: the host
     /// entry for a host prefix, else the longest covering trie entry.
@@ -271,6 +275,96 @@ impl Maps {
         }
         out.sort_by_key(|r| (r.kind, r.prefix));
         Ok(out)
+    }
+
+    /// One pass over the BLOCK maps for the stats interval: how many
+    /// entries are live, and the `top` that dropped most as (prefix, reason
+    /// as operators read it, hits), busiest first. O(BLOCK entries, at most
+    /// 2 × 65,536 prefixes plus the host entries) with no allocation per
+    /// entry; the other rule maps are not read.
+    pub fn block_census(&self, top: usize) -> Result<(u64, Vec<TopBlocked>), DataplaneError> {
+        let now = monotonic_now_ns();
+        let mut live = 0u64;
+        let mut best: Vec<(u64, Prefix, BlockEntry)> = Vec::with_capacity(top + 1);
+        let mut visit = |prefix: Prefix, e: BlockEntry| {
+            if Expiry(e.expires_ns).is_live(now) {
+                live += 1;
+            }
+            if e.hits > 0 && (best.len() < top || best.last().is_some_and(|b| b.0 < e.hits)) {
+                let at = best.partition_point(|b| b.0 >= e.hits);
+                best.insert(at, (e.hits, prefix, e));
+                best.truncate(top);
+            }
+        };
+        for item in self.block_h4.iter() {
+            let (key, e) = item.map_err(|err| DataplaneError::map("iterating a map", err))?;
+            visit(Prefix::host(v4_addr(key)), e);
+        }
+        for item in self.block_h6.iter() {
+            let (key, e) = item.map_err(|err| DataplaneError::map("iterating a map", err))?;
+            visit(Prefix::host(v6_addr(key)), e);
+        }
+        for item in self.block_v4.iter() {
+            let (key, e) = item.map_err(|err| DataplaneError::map("iterating a map", err))?;
+            if let Some(p) = Prefix::from_v4_key(&key) {
+                visit(p, e);
+            }
+        }
+        for item in self.block_v6.iter() {
+            let (key, e) = item.map_err(|err| DataplaneError::map("iterating a map", err))?;
+            if let Some(p) = Prefix::from_v6_key(&key) {
+                visit(p, e);
+            }
+        }
+        let top = best
+            .into_iter()
+            .map(|(hits, prefix, e)| {
+                let rule = Rule {
+                    kind: RuleKind::Block,
+                    prefix,
+                    expires: Expiry(e.expires_ns),
+                    remaining: None,
+                    reason: Some((ReasonCode::from_u32(e.reason), reason_text(&e.reason_text))),
+                    hits,
+                    rate_pps: 0,
+                    burst: 0,
+                };
+                (prefix.to_string(), rule.reason_text(), hits)
+            })
+            .collect();
+        Ok((live, top))
+    }
+
+    /// The expiry of the entry `kind` holds for exactly `prefix` (not a
+    /// covering one), if there is one. One map lookup.
+    pub fn expiry_of(&self, kind: RuleKind, prefix: &Prefix) -> Option<Expiry> {
+        let len = u32::from(prefix.prefix_len());
+        let (at, entry_len) = match (kind, prefix.addr()) {
+            (RuleKind::Block, IpAddr::V4(a)) if prefix.is_host() => {
+                lookup(&self.block_h4, &a.octets()).map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Block, IpAddr::V6(a)) if prefix.is_host() => {
+                lookup(&self.block_h6, &a.octets()).map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Block, IpAddr::V4(a)) => {
+                lookup(&self.block_v4, &Prefix::v4_key(a, prefix.prefix_len()))
+                    .map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Block, IpAddr::V6(a)) => {
+                lookup(&self.block_v6, &Prefix::v6_key(a, prefix.prefix_len()))
+                    .map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Throttle, IpAddr::V4(a)) => {
+                lookup(&self.rule_v4, &Prefix::v4_key(a, prefix.prefix_len()))
+                    .map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Throttle, IpAddr::V6(a)) => {
+                lookup(&self.rule_v6, &Prefix::v6_key(a, prefix.prefix_len()))
+                    .map(|e| (e.expires_ns, e.prefix_len))
+            }
+            (RuleKind::Allow | RuleKind::Deceive, _) => None,
+        }?;
+        (entry_len == len).then_some(Expiry(at))
     }
 
     /// Deletes block and throttle entries whose expiry has passed. The

@@ -11,8 +11,11 @@
 //! acted on. Each backend fails on its own: a DECEIVE that cannot be
 //! applied falls back to THROTTLE, and the executor remembers that for the
 //! source, so it is not retried (and journaled) on every sample.
+//!
+//! Its per-source memory (`tracked`) is capped with O(1) lookup and
+//! eviction, and the rules it writes are in an expiry index (`expiry`), so
+//! neither a detection nor the 30 s prune walks a map.
 use std::{
-    collections::HashMap,
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -20,17 +23,18 @@ use std::{
 use phantomnet_common::{REASON_TEXT_LEN, ReasonCode};
 use tracing::{debug, warn};
 
+mod commands;
+
 use super::{
-    nft::{Deceived, Deceiver, NftError},
+    expiry::ExpiryIndex,
+    nft::{Deceiver, NftError},
     precedence::{InForce, Verdict, verdict},
+    tracked::{DeceiveIndex, FailedDeceive, MAX_TRACKED},
 };
 use crate::{
-    dataplane::{DataplaneError, Maps, Prefix, Rule, ThrottleParams},
+    dataplane::{DataplaneError, Maps, Prefix, Rule, RuleKind, ThrottleParams, monotonic_now_ns},
     decide::Action,
 };
-
-/// Bound on the DECEIVE index and on the remembered DECEIVE failures.
-const MAX_TRACKED: usize = 65_536;
 
 /// TTLs and throttle parameters for decisions the detector makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,9 +123,11 @@ pub struct Executor {
     policy: EnforcePolicy,
     dry_run: bool,
     /// Sources under deception → when their element expires (`None`: never).
-    deceived: HashMap<Prefix, Option<Instant>>,
+    deceived: DeceiveIndex,
     /// Sources whose DECEIVE failed → until when THROTTLE stands in for it.
-    deceive_failed: HashMap<IpAddr, Instant>,
+    deceive_failed: FailedDeceive,
+    /// When each BLOCK and THROTTLE entry this agent wrote expires.
+    expiry: ExpiryIndex,
 }
 
 /// Cuts operator/detector text to what a block entry keeps, on a char boundary.
@@ -144,8 +150,9 @@ impl Executor {
             deceiver,
             policy,
             dry_run: false,
-            deceived: HashMap::new(),
-            deceive_failed: HashMap::new(),
+            deceived: DeceiveIndex::default(),
+            deceive_failed: FailedDeceive::default(),
+            expiry: ExpiryIndex::default(),
         };
         ex.adopt_deceived();
         ex.mirror_allowlist();
@@ -161,7 +168,7 @@ impl Executor {
         let allowed: Vec<Prefix> = match self.maps.rules() {
             Ok(r) => r
                 .into_iter()
-                .filter(|r| r.kind == crate::dataplane::RuleKind::Allow)
+                .filter(|r| r.kind == RuleKind::Allow)
                 .map(|r| r.prefix)
                 .collect(),
             Err(e) => {
@@ -198,25 +205,10 @@ impl Executor {
         }
     }
 
-    /// Deceived, by a host or covering element: the time left (`None`: no timeout).
+    /// Deceived, by a host or covering element: the time left (`None`: no
+    /// timeout). O(1) plus one probe per prefix length of operator prefixes.
     fn deceived_left(&mut self, source: IpAddr) -> Option<Option<Duration>> {
-        let now = Instant::now();
-        self.deceived
-            .retain(|_, until| until.is_none_or(|u| u > now));
-        let host = Prefix::host(source);
-        self.deceived
-            .iter()
-            .filter(|(p, _)| p.contains(source))
-            // A covering prefix cannot be extended by a host element (nft's
-            // interval sets refuse the overlap): it counts as never stale.
-            .map(|(p, until)| {
-                if *p == host {
-                    until.map(|u| u - now)
-                } else {
-                    None
-                }
-            })
-            .max_by_key(|left| left.unwrap_or(Duration::MAX))
+        self.deceived.left(source, Instant::now())
     }
 
     fn is_host(source: IpAddr) -> impl Fn(&crate::dataplane::Covering) -> bool {
@@ -303,10 +295,9 @@ impl Executor {
             return Ok(Applied::Allowlisted { by });
         }
         let now = Instant::now();
-        self.deceive_failed.retain(|_, until| *until > now);
         // A DECEIVE that failed for this source stands as THROTTLE until then.
         let (action, fallback_why) = match action {
-            Action::Deceive if self.deceive_failed.contains_key(&source) => (
+            Action::Deceive if self.deceive_failed.failed(source, now) => (
                 Action::Throttle,
                 Some("DECEIVE failed earlier for this source".to_string()),
             ),
@@ -389,11 +380,40 @@ impl Executor {
     }
 
     fn remember_deceive_failure(&mut self, source: IpAddr, now: Instant) {
-        if self.deceive_failed.len() >= MAX_TRACKED {
-            self.deceive_failed.clear();
-        }
         self.deceive_failed
-            .insert(source, now + self.policy.throttle_ttl);
+            .remember(source, now + self.policy.throttle_ttl);
+    }
+
+    /// Writes a BLOCK and indexes its expiry.
+    fn write_block(
+        &mut self,
+        prefix: &Prefix,
+        ttl: Option<Duration>,
+        code: ReasonCode,
+        reason: &str,
+    ) -> Result<Rule, DataplaneError> {
+        let rule = self.maps.block(prefix, ttl, code, reason)?;
+        self.expiry.record((RuleKind::Block, *prefix), rule.expires);
+        Ok(rule)
+    }
+
+    /// Writes a THROTTLE and indexes its expiry.
+    fn write_throttle(
+        &mut self,
+        prefix: &Prefix,
+        params: ThrottleParams,
+        code: ReasonCode,
+    ) -> Result<Rule, DataplaneError> {
+        let rule = self.maps.throttle_as(prefix, params, code)?;
+        self.expiry
+            .record((RuleKind::Throttle, *prefix), rule.expires);
+        Ok(rule)
+    }
+
+    fn remove_throttle(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
+        self.maps.unthrottle(prefix)?;
+        self.expiry.forget(&(RuleKind::Throttle, *prefix));
+        Ok(())
     }
 
     fn enforce(
@@ -407,13 +427,11 @@ impl Executor {
         match action {
             Action::Log => Ok(()),
             Action::Block => self
-                .maps
-                .block(prefix, Some(ttl), code, reason_text(reason))
+                .write_block(prefix, Some(ttl), code, reason_text(reason))
                 .map(drop)
                 .map_err(Into::into),
             Action::Throttle => self
-                .maps
-                .throttle_as(
+                .write_throttle(
                     prefix,
                     ThrottleParams {
                         rate_pps: self.policy.throttle_rate_pps,
@@ -426,15 +444,13 @@ impl Executor {
                 .map_err(Into::into),
             Action::Deceive => {
                 self.deceiver()?.deceive(prefix, ttl)?;
-                if self.deceived.len() < MAX_TRACKED {
-                    self.deceived.insert(*prefix, Some(Instant::now() + ttl));
-                }
+                self.deceived.insert(*prefix, Some(Instant::now() + ttl));
                 // The XDP program must let a deceived source through: the
                 // detector's own throttle on it goes; an operator's stays.
                 if let Some(t) = self.maps.throttle_in_force(prefix.addr())
                     && t.prefix == *prefix
                     && t.reason == ReasonCode::Detection
-                    && let Err(e) = self.maps.unthrottle(prefix)
+                    && let Err(e) = self.remove_throttle(prefix)
                 {
                     warn!(%prefix, error = %e, "deceived, but its throttle entry stays");
                 }
@@ -443,105 +459,55 @@ impl Executor {
         }
     }
 
-    /// Forgets expired entries of the DECEIVE index and of the remembered
-    /// DECEIVE failures (the kernel and nft expire the rules themselves).
+    /// Deletes the expired BLOCK and THROTTLE entries this agent wrote
+    /// (the kernel already ignores them; this frees their slots) and
+    /// forgets expired entries at the cold end of its DECEIVE index and
+    /// failure memory (nft expires the rules themselves). Returns the map
+    /// entries deleted.
+    ///
+    /// O(expired · log n): it walks the expiry index, not the maps. An
+    /// indexed rule rewritten by someone else with a later expiry is
+    /// re-indexed, not deleted; one removed by someone else is skipped.
+    /// Rules only others wrote are left to [`sweep`](Self::sweep).
     pub fn prune(&mut self) -> usize {
         let now = Instant::now();
-        let before = self.deceived.len() + self.deceive_failed.len();
-        self.deceived
-            .retain(|_, until| until.is_none_or(|u| u > now));
-        self.deceive_failed.retain(|_, until| *until > now);
-        before - self.deceived.len() - self.deceive_failed.len()
-    }
-
-    // ---- operator / API commands: explicit, always written ----------------
-
-    pub fn block(
-        &mut self,
-        prefix: &Prefix,
-        ttl: Option<Duration>,
-        code: ReasonCode,
-        reason: &str,
-    ) -> Result<Rule, EnforceError> {
-        Ok(self.maps.block(prefix, ttl, code, reason)?)
-    }
-
-    pub fn unblock(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        Ok(self.maps.unblock(prefix)?)
-    }
-
-    pub fn throttle(
-        &mut self,
-        prefix: &Prefix,
-        params: ThrottleParams,
-        code: ReasonCode,
-    ) -> Result<Rule, EnforceError> {
-        if let Some(by) = self.maps.allowlisted_by(prefix) {
-            return Err(EnforceError::Allowlisted {
-                prefix: prefix.to_string(),
-                by: by.to_string(),
-            });
-        }
-        Ok(self.maps.throttle_as(prefix, params, code)?)
-    }
-
-    pub fn unthrottle(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        Ok(self.maps.unthrottle(prefix)?)
-    }
-
-    pub fn deceive(
-        &mut self,
-        prefix: &Prefix,
-        ttl: Option<Duration>,
-    ) -> Result<Duration, EnforceError> {
-        if let Some(by) = self.maps.allowlisted_by(prefix) {
-            return Err(EnforceError::Allowlisted {
-                prefix: prefix.to_string(),
-                by: by.to_string(),
-            });
-        }
-        let ttl = ttl.unwrap_or(self.policy.deceive_ttl);
-        self.deceivable(prefix)?;
-        self.enforce(prefix, Action::Deceive, ttl, ReasonCode::Api, "")?;
-        Ok(ttl)
-    }
-
-    pub fn undeceive(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        self.deceiver()?.undeceive(prefix)?;
-        self.deceived.remove(prefix);
-        Ok(())
-    }
-
-    pub fn deceived(&self) -> Result<Vec<Deceived>, EnforceError> {
-        Ok(self.deceiver()?.list()?)
-    }
-
-    /// Exempts `prefix`. A deception of a source inside it ends: an
-    /// allowlisted source is never acted on.
-    pub fn allow(&mut self, prefix: &Prefix, code: ReasonCode) -> Result<Rule, EnforceError> {
-        let rule = self.maps.allow_as(prefix, code)?;
-        let inside: Vec<Prefix> = self
-            .deceived
-            .keys()
-            .filter(|p| prefix.contains(p.addr()) && p.prefix_len() >= prefix.prefix_len())
-            .copied()
-            .collect();
-        for p in inside {
-            if let Ok(d) = self.deceiver()
-                && let Err(e) = d.undeceive(&p)
-            {
-                warn!(prefix = %p, error = %e, "ending the deception of an allowlisted source");
+        self.deceived.prune(now);
+        self.deceive_failed.prune(now);
+        let now_ns = monotonic_now_ns();
+        let mut pruned = 0;
+        for key in self.expiry.take_due(now_ns) {
+            let (kind, prefix) = key;
+            match self.maps.expiry_of(kind, &prefix) {
+                Some(e) if !e.is_live(now_ns) => {
+                    let removed = match kind {
+                        RuleKind::Block => self.maps.unblock(&prefix),
+                        RuleKind::Throttle => self.maps.unthrottle(&prefix),
+                        RuleKind::Allow | RuleKind::Deceive => continue,
+                    };
+                    pruned += usize::from(removed.is_ok());
+                }
+                Some(e) => self.expiry.record(key, e),
+                None => {}
             }
-            self.deceived.remove(&p);
         }
-        self.mirror_allowlist();
-        Ok(rule)
+        pruned
     }
 
-    pub fn disallow(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
-        self.maps.disallow(prefix)?;
-        self.mirror_allowlist();
-        Ok(())
+    /// The slow full sweep: deletes every expired BLOCK and THROTTLE entry,
+    /// whoever wrote it (the offline CLI writes the pins directly). O(map):
+    /// run it rarely (the agent does every `SWEEP_EVERY`, 10 min).
+    pub fn sweep(&mut self) -> Result<usize, EnforceError> {
+        Ok(self.maps.prune_expired()?)
+    }
+
+    /// Entries in the executor's per-source memory: (DECEIVE index, DECEIVE
+    /// failures, expiry index).
+    pub fn tracked(&self) -> (usize, usize, usize) {
+        (
+            self.deceived.len(),
+            self.deceive_failed.len(),
+            self.expiry.len(),
+        )
     }
 }
 

@@ -1,0 +1,345 @@
+//! The live path: sample → flow state → features → models → decision →
+//! evidence → executor, then journal, watchers and metrics.
+//!
+//! The decision tree decides per sample, as the prototype did, and a model
+//! with 99.96 % precision still calls about one benign sample in a thousand
+//! an attack: acted on directly, every busy benign client would be throttled
+//! sooner or later. So a source is enforced only once, within
+//! `evidence_window`, the tree has called it an attack `min_evidence` times
+//! and in more than half of its samples (`min_evidence = 1` with a
+//! one-sample window restores act-on-every-decision). A flood or a scan
+//! produces that evidence within milliseconds; a benign client's stray
+//! misclassifications never add up to a majority. The executor gets the tree's
+//! own decision for the sample (`proposed`) and keeps whatever stronger
+//! action is already in force.
+//!
+//! Every sample gets a decision, but the journal gets only what an operator
+//! wants to read: every enforcement (new, upgraded or refreshed), and at most
+//! one LOG / dry-run / allowlisted / unchanged record per source and action
+//! every `JOURNAL_REPEAT`. An attacker chooses how many sources we see, so
+//! that is bounded in total too: a global budget (`sieve`) drops what
+//! exceeds it, counts it, and writes one summary record per interval.
+//!
+//! Every per-source structure here has a hard cap and O(1) eviction
+//! (`Evidence`, the sieve's repeat filter): nothing on the per-sample path
+//! scans or clears a map.
+mod evidence;
+mod sieve;
+
+pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
+pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
+
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use phantomnet_common::{EventAction, PacketSample};
+use tracing::{info, warn};
+
+use super::core::{AgentCore, unix_now_ns};
+use crate::{
+    capture::CaptureWriter,
+    dataplane::{DataplaneError, SampleReader},
+    decide::Action,
+    detect::Decision,
+    enforce::{Applied, EnforceError, EnforcePolicy, Enforced},
+    journal::NewEvent,
+    metrics::Metrics,
+};
+
+/// At most one `enforcement failed` log line this often (a full map fails
+/// every sample of every new source).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The journal record of a decision and what the executor did with it.
+pub fn event_of(d: &Decision, applied: &str) -> NewEvent {
+    NewEvent {
+        time_unix_ns: unix_now_ns(),
+        source: d.source,
+        action: EventAction::Apply(d.action),
+        verdict: d.threat.verdict.to_string(),
+        confidence: d.scores.confidence,
+        anomaly: d.scores.anomaly,
+        threat: d.threat.score,
+        rule: d.rule.to_string(),
+        reason: format!("{d}; {applied}"),
+        features: d.features.as_array().to_vec(),
+    }
+}
+
+/// The pipeline's per-source memory between batches, each part capped.
+#[derive(Debug)]
+pub struct PipelineState {
+    sieve: JournalSieve,
+    evidence: Evidence,
+    failures: LogLimiter,
+}
+
+impl Default for PipelineState {
+    fn default() -> Self {
+        PipelineState {
+            sieve: JournalSieve::default(),
+            evidence: Evidence::default(),
+            failures: LogLimiter::new(FAILURE_LOG_EVERY),
+        }
+    }
+}
+
+/// What one decision produced besides its effect on the maps.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// The journal record, if the sieve let it through.
+    pub record: Option<NewEvent>,
+    /// A new enforcement, for `WatchEvents`.
+    pub announce: Option<Enforced>,
+}
+
+/// One decision: evidence, then (with enough) `apply`, then the sieve.
+/// `apply` is the executor's `apply`; it is a parameter so the pipeline's
+/// bookkeeping can be tested without pinned maps.
+pub fn step(
+    state: &mut PipelineState,
+    d: &Decision,
+    policy: &EnforcePolicy,
+    metrics: &Metrics,
+    now: Instant,
+    apply: impl FnOnce(IpAddr, Action, &str) -> Result<Applied, EnforceError>,
+) -> Step {
+    let mut out = Step::default();
+    metrics.decision(d.action);
+    let attack = d.action != Action::Log;
+    let seen = state.evidence.observe(
+        d.source,
+        attack,
+        d.threat.signatures,
+        now,
+        policy.evidence_window,
+    );
+    if attack && !Evidence::sufficient(&seen, policy.min_evidence) {
+        if admit(state, metrics, d, Record::Routine, now) {
+            let text = format!(
+                "awaiting evidence ({} of {} samples called attacks; {} and a majority needed)",
+                seen.attacks, seen.total, policy.min_evidence
+            );
+            out.record = Some(event_of(d, &text));
+        }
+        return out;
+    }
+    let reason = format!("rule {}", d.rule.number());
+    let applied = apply(d.source, d.action, &reason);
+    let window_sigs = if seen.signatures.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; signatures from this source in the last {}s: {}",
+            policy.evidence_window.as_secs(),
+            seen.signatures
+        )
+    };
+    let (text, kind) = match &applied {
+        Ok(Applied::Enforced { action, ttl }) => {
+            info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
+            metrics.enforced(*action, d.rule.number());
+            out.announce = Some(Enforced {
+                source: d.source,
+                action: *action,
+                ttl: *ttl,
+                rule: d.rule.number(),
+                signatures: seen.signatures.to_string(),
+                time_unix_ns: unix_now_ns(),
+            });
+            (
+                format!("enforced {action} for {}s{window_sigs}", ttl.as_secs()),
+                Record::Enforcement,
+            )
+        }
+        Ok(Applied::Refreshed { action, ttl }) => (
+            format!("refreshed {action} for {}s", ttl.as_secs()),
+            Record::Enforcement,
+        ),
+        Ok(Applied::Unchanged { in_force }) => {
+            (format!("{in_force} already in force"), Record::Routine)
+        }
+        Ok(Applied::Fallback {
+            wanted,
+            enforced,
+            ttl,
+            why,
+        }) => {
+            info!(source = %d.source, %wanted, %enforced, %why, "fallback");
+            (
+                format!(
+                    "{wanted} not applicable ({why}); enforced {enforced} for {}s instead",
+                    ttl.as_secs()
+                ),
+                // Journaled once per (source, action) per JOURNAL_REPEAT.
+                Record::Routine,
+            )
+        }
+        Ok(Applied::DryRun { action }) => {
+            (format!("dry-run: would enforce {action}"), Record::Routine)
+        }
+        Ok(Applied::Allowlisted { by }) => (format!("allowlisted by {by}"), Record::Routine),
+        Ok(Applied::Logged) => ("logged".to_string(), Record::Routine),
+        Err(e) => {
+            failed(state, metrics, d, e, now);
+            // What is in force stays; the failure is journaled like a
+            // routine record (once per source and action per JOURNAL_REPEAT).
+            (format!("enforcement failed: {e}"), Record::Routine)
+        }
+    };
+    if admit(state, metrics, d, kind, now) {
+        out.record = Some(event_of(d, &text));
+    }
+    out
+}
+
+/// The sieve's verdict on a record about `d`, counted in the metrics.
+fn admit(
+    state: &mut PipelineState,
+    metrics: &Metrics,
+    d: &Decision,
+    kind: Record,
+    now: Instant,
+) -> bool {
+    match state.sieve.admit(d.source, d.action, kind, now) {
+        Admit::Write => true,
+        Admit::Repeat => false,
+        Admit::Suppressed => {
+            metrics.journal_suppressed(kind == Record::Enforcement, 1);
+            false
+        }
+    }
+}
+
+/// A failed enforcement: a full map is counted per map; the log line is
+/// rate-limited (one per `FAILURE_LOG_EVERY`, with a count), never one per
+/// sample.
+fn failed(
+    state: &mut PipelineState,
+    metrics: &Metrics,
+    d: &Decision,
+    e: &EnforceError,
+    now: Instant,
+) {
+    if let EnforceError::Dataplane(DataplaneError::MapFull { map, .. }) = e {
+        metrics.map_full(map);
+    }
+    if let Some(n) = state.failures.note(now) {
+        warn!(
+            source = %d.source,
+            action = %d.action,
+            error = %e,
+            failures = n,
+            "enforcement failed (failures counts every one since the last such line; what is in force stays)"
+        );
+    }
+}
+
+/// Decides for one batch and acts; returns the records to journal.
+pub fn handle_batch(
+    core: &AgentCore,
+    batch: &[PacketSample],
+    state: &mut PipelineState,
+) -> Vec<NewEvent> {
+    let mut records = Vec::new();
+    let mut decisions = Vec::with_capacity(batch.len());
+    {
+        let mut det = core.detector();
+        let Some(det) = det.as_mut() else {
+            return records;
+        };
+        for s in batch {
+            let t = Instant::now();
+            match det.process(s) {
+                Ok(d) => {
+                    core.metrics().inference(t.elapsed());
+                    decisions.push(d);
+                }
+                Err(e) => warn!(error = %e, "sample skipped"),
+            }
+        }
+        core.metrics()
+            .set_flow_table_sources(det.flows().len() as u64);
+    }
+    core.count_decisions(decisions.len() as u64);
+    let now = Instant::now();
+    let policy = *core.executor().policy();
+    for d in &decisions {
+        let out = step(
+            state,
+            d,
+            &policy,
+            core.metrics(),
+            now,
+            |src, action, reason| core.executor().apply(src, action, reason),
+        );
+        if let Some(e) = out.announce {
+            core.announce(e);
+        }
+        records.extend(out.record);
+    }
+    records.extend(state.sieve.summary(now, unix_now_ns()));
+    if let Some(n) = state.failures.flush(now) {
+        warn!(
+            failures = n,
+            "enforcement failed (failures since the last such line; what is in force stays)"
+        );
+    }
+    records
+}
+
+/// Runs until the reader fails. Decisions run on the blocking pool: they
+/// take locks and make syscalls (map writes, `nft`), which must not stall
+/// the API's async workers.
+/// With `capture`, every sample is also written to that file (flushed
+/// after each batch, so a stopped agent leaves whole records).
+pub async fn run(
+    core: Arc<AgentCore>,
+    mut reader: SampleReader,
+    mut capture: Option<CaptureWriter>,
+) {
+    let mut batch = Vec::with_capacity(1024);
+    let mut state = PipelineState::default();
+    loop {
+        batch.clear();
+        if let Err(e) = reader.next_batch(&mut batch).await {
+            warn!(error = %e, "sample reader stopped");
+            return;
+        }
+        if let Some(w) = capture.as_mut() {
+            let written = batch
+                .iter()
+                .try_for_each(|s| w.write(s))
+                .and_then(|()| w.flush());
+            if let Err(e) = written {
+                warn!(error = %e, "capture stopped");
+                capture = None;
+            }
+        }
+        core.count_samples(batch.len() as u64);
+        core.metrics().samples_read(batch.len() as u64);
+        let worker = core.clone();
+        // The journal fsyncs each append: it runs there too.
+        let joined = tokio::task::spawn_blocking(move || {
+            let records = handle_batch(&worker, &batch, &mut state);
+            if let Err(e) = worker.record(records) {
+                warn!(error = %e, "journal write failed");
+            }
+            (batch, state)
+        })
+        .await;
+        (batch, state) = match joined {
+            Ok(parts) => parts,
+            Err(e) => {
+                warn!(error = %e, "decision task panicked");
+                (Vec::with_capacity(1024), PipelineState::default())
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;
