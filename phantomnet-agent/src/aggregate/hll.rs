@@ -113,7 +113,8 @@ mod tests {
             h.insert(mix(v));
         }
         let e = h.estimate();
-        assert!((18.0..=23.0).contains(&e), "{e}");
+        // 21 values; linear counting over 64 registers is within a few.
+        assert!((17.0..=25.0).contains(&e), "{e}");
         h.clear();
         assert_eq!(h.estimate(), 0.0);
     }

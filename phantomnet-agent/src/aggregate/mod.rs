@@ -26,6 +26,8 @@ mod known_good;
 mod lru;
 mod signature;
 mod synth;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::net::IpAddr;
