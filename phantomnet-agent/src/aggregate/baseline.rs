@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use super::hll::{Hll, mix};
 use super::signature::SigSample;
 
-/// Rate state of one aggregate key. About 150 bytes.
+/// Rate state of one aggregate key (with its key and table entry, about
+/// 220 bytes: `AggregateDetector::BYTES_PER_KEY`).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyState {
     /// Tick index the `cur_*` fields count.
@@ -164,7 +165,7 @@ impl KeyState {
 }
 
 /// Pre-attack samples of one destination host: a reservoir of
-/// `baseline_reservoir` signature fields (24 bytes each), admitting at most
+/// `baseline_reservoir` signature fields (34 bytes each), admitting at most
 /// `admit_per_tick` samples per tick, with the replacement odds floored at
 /// 1 in 8 so it keeps following the traffic (about two minutes of history
 /// with the defaults).

@@ -12,7 +12,7 @@ use super::synth::{Scope, synthesize};
 use super::{AggregateConfig, AggregateKey, AttackEvent, AttackReport, same_prefix};
 use crate::dataplane::Prefix;
 
-/// One tracked attack. About 5.4 KB with the default reservoir (256 × 24 B)
+/// One tracked attack. About 10 KB with the default reservoir (256 × 34 B)
 /// and distinct counter (1,024 B).
 #[derive(Debug)]
 struct Attack {
@@ -108,7 +108,9 @@ pub struct AggregateDetector {
 fn network(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
             IpAddr::from((u32::from(a) & mask).to_be_bytes())
         }
         IpAddr::V6(a) => {
@@ -201,12 +203,7 @@ impl AggregateDetector {
     }
 
     /// Counts one sample; each stands for `sample_every` packets (0 is taken as 1).
-    pub fn process(
-        &mut self,
-        s: &PacketSample,
-        sample_every: u32,
-        events: &mut Vec<AttackEvent>,
-    ) {
+    pub fn process(&mut self, s: &PacketSample, sample_every: u32, events: &mut Vec<AttackEvent>) {
         self.stats.samples += 1;
         self.start_ns.get_or_insert(s.timestamp_ns);
         self.advance(s.timestamp_ns, events);
@@ -337,9 +334,8 @@ impl AggregateDetector {
     }
 
     fn warm(&self) -> bool {
-        self.start_ns.is_some_and(|s0| {
-            self.now_ns.saturating_sub(s0) as f64 >= self.cfg.warmup_secs * 1e9
-        })
+        self.start_ns
+            .is_some_and(|s0| self.now_ns.saturating_sub(s0) as f64 >= self.cfg.warmup_secs * 1e9)
     }
 
     fn threshold_pps(&self, baseline: f64) -> f64 {
@@ -350,13 +346,7 @@ impl AggregateDetector {
     /// less what attacks on narrower keys inside it already account for,
     /// crossed the threshold from many sources, and no single narrower key
     /// (port or host) carried most of it (that key reports it instead).
-    fn evaluate_broad(
-        &mut self,
-        key: AggregateKey,
-        slot: u32,
-        done: CompletedTick,
-        baseline: f64,
-    ) {
+    fn evaluate_broad(&mut self, key: AggregateKey, slot: u32, done: CompletedTick, baseline: f64) {
         if !self.warm() || done.distinct < self.cfg.min_distinct_sources {
             return;
         }
@@ -368,10 +358,7 @@ impl AggregateDetector {
             }
             match (a.key.dst_rank(), key.dst_rank()) {
                 (Some(ar), Some(kr)) if ar < kr => {
-                    let inside = self
-                        .keys
-                        .get(&a.key)
-                        .map_or(0, |k| k.packets_at(done.tick));
+                    let inside = self.keys.get(&a.key).map_or(0, |k| k.packets_at(done.tick));
                     excess = excess.saturating_sub(inside);
                 }
                 // The same or a broader attack already covers this key.
@@ -539,7 +526,11 @@ impl AggregateDetector {
         };
         let secs = (a.last_ns.saturating_sub(a.first_ns) as f64 / 1e9).max(self.tick_secs());
         let rate = a.est_packets as f64 / secs;
-        let benign = if rate > 0.0 { a.baseline_pps / rate } else { 0.0 };
+        let benign = if rate > 0.0 {
+            a.baseline_pps / rate
+        } else {
+            0.0
+        };
         synthesize(
             scope,
             &a.reservoir,
@@ -607,7 +598,8 @@ impl AggregateDetector {
                     None => true,
                     Some(sig) => {
                         let hit = a.reservoir.iter().filter(|s| sig.matches_sig(s)).count();
-                        (hit as f64) < self.cfg.synth.attack_coverage * 0.9 * a.reservoir.len() as f64
+                        (hit as f64)
+                            < self.cfg.synth.attack_coverage * 0.9 * a.reservoir.len() as f64
                     }
                 };
                 let fresh = if stale { self.synthesize_for(a) } else { None };
@@ -634,7 +626,10 @@ impl AggregateDetector {
             return;
         }
         let (slot, _) = self.hosts.touch_or_insert(dst, HostBaseline::default);
-        let (cap, per_tick) = (self.cfg.baseline_reservoir, self.cfg.baseline_admit_per_tick);
+        let (cap, per_tick) = (
+            self.cfg.baseline_reservoir,
+            self.cfg.baseline_admit_per_tick,
+        );
         let promote = match self.hosts.value_mut(slot) {
             Some(h) => {
                 h.offer(sig, t, cap, per_tick);

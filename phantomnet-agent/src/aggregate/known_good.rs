@@ -89,7 +89,10 @@ impl Dsts {
     }
 
     fn any_in(&self, net: IpAddr, len: u8) -> bool {
-        self.addrs.iter().flatten().any(|d| same_prefix(net, *d, len))
+        self.addrs
+            .iter()
+            .flatten()
+            .any(|d| same_prefix(net, *d, len))
     }
 }
 

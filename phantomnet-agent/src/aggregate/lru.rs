@@ -257,7 +257,11 @@ mod tests {
             let slot = m.find(&k).unwrap();
             m.promote(slot);
         }
-        assert_eq!(m.protected_len(), 4, "the oldest protected entry dropped back");
+        assert_eq!(
+            m.protected_len(),
+            4,
+            "the oldest protected entry dropped back"
+        );
         m.touch_or_insert(6, || ());
         // The demoted entry (0, least recently promoted) was the only probation entry.
         assert!(m.get(&0).is_none());

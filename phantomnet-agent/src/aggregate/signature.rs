@@ -52,7 +52,7 @@ pub struct Signature {
     pub payload_prefix: Option<Vec<u8>>,
 }
 
-/// The fields of a sample a signature reads, in 24 bytes: what the detector
+/// The fields of a sample a signature reads, in 34 bytes: what the detector
 /// keeps in its baseline and attack reservoirs instead of whole 128-byte samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct SigSample {
@@ -233,8 +233,12 @@ fn parse_range<T: FromStr + PartialOrd + Copy>(
     what: &str,
 ) -> Result<(T, T), SignatureParseError> {
     let num = |t: &str| {
-        t.parse::<T>()
-            .map_err(|_| bad(token, format!("{what} must be a number or LO-HI within its type's range")))
+        t.parse::<T>().map_err(|_| {
+            bad(
+                token,
+                format!("{what} must be a number or LO-HI within its type's range"),
+            )
+        })
     };
     let (lo, hi) = match token.split_once('-') {
         Some((a, b)) => (num(a)?, num(b)?),
@@ -265,7 +269,9 @@ fn parse_flag_set(token: &str, part: &str) -> Result<u8, SignatureParseError> {
             .ok_or_else(|| {
                 bad(
                     token,
-                    format!("unknown TCP flag `{name}` (FIN SYN RST PSH ACK URG ECE CWR, none, or 0x..)"),
+                    format!(
+                        "unknown TCP flag `{name}` (FIN SYN RST PSH ACK URG ECE CWR, none, or 0x..)"
+                    ),
                 )
             })?;
         v |= 1 << bit;
@@ -281,7 +287,10 @@ fn parse_protocol(token: &str) -> Result<Option<u8>, SignatureParseError> {
         "icmp" => IPPROTO_ICMP,
         "icmpv6" => IPPROTO_ICMPV6,
         other => other.parse::<u8>().map_err(|_| {
-            bad(token, "expected a protocol: tcp, udp, icmp, icmpv6, any or 0-255")
+            bad(
+                token,
+                "expected a protocol: tcp, udp, icmp, icmpv6, any or 0-255",
+            )
         })?,
     }))
 }
@@ -349,7 +358,10 @@ impl FromStr for Signature {
                         .ok_or_else(|| bad(value, "flags are VALUE/MASK, e.g. SYN/SYN+ACK"))?;
                     let (value_bits, mask) = (parse_flag_set(value, v)?, parse_flag_set(value, m)?);
                     if value_bits & !mask != 0 {
-                        return Err(bad(value, "VALUE has a flag MASK does not (it could never match)"));
+                        return Err(bad(
+                            value,
+                            "VALUE has a flag MASK does not (it could never match)",
+                        ));
                     }
                     sig.tcp_flags = Some((mask, value_bits));
                 }
@@ -371,7 +383,8 @@ impl FromStr for Signature {
 
 fn parse_hex(token: &str) -> Result<Vec<u8>, SignatureParseError> {
     let digits = token.strip_prefix("0x").unwrap_or(token);
-    if digits.is_empty() || digits.len() % 2 != 0 || digits.len() > 2 * MAX_PAYLOAD_PREFIX {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) || digits.len() > 2 * MAX_PAYLOAD_PREFIX
+    {
         return Err(bad(
             token,
             format!("payload is 1 to {MAX_PAYLOAD_PREFIX} bytes as an even number of hex digits"),

@@ -33,7 +33,12 @@ pub(super) fn ip(raw: &[u8; 16]) -> IpAddr {
 
 /// A random public-looking IPv4 source (what `--rand-source` sends).
 pub(super) fn random_src(r: &mut ChaCha8Rng) -> [u8; 16] {
-    v4([r.random_range(1..224), r.random(), r.random(), r.random_range(1..255)])
+    v4([
+        r.random_range(1..224),
+        r.random(),
+        r.random(),
+        r.random_range(1..255),
+    ])
 }
 
 /// Who sent a sample, so tests can tell attack from benign afterwards.
@@ -80,7 +85,11 @@ pub(super) fn tcp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16) -> PacketSamp
 /// Benign web clients: Linux/curl-like SYNs with options (74 bytes), then
 /// data (PSH+ACK with payload) and pure ACKs with timestamps (66 bytes).
 /// Each client keeps its own TTL (its OS's initial TTL less its hops).
-pub(super) fn web_client(clients: &[([u8; 16], u8)], port: u16, dst: [u8; 4]) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
+pub(super) fn web_client(
+    clients: &[([u8; 16], u8)],
+    port: u16,
+    dst: [u8; 4],
+) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
     let clients = clients.to_vec();
     move |r, ts| {
         let (src, ttl) = clients[r.random_range(0..clients.len())];
@@ -115,7 +124,11 @@ pub(super) fn web_client(clients: &[([u8; 16], u8)], port: u16, dst: [u8; 4]) ->
 pub(super) fn clients(r: &mut ChaCha8Rng, n: usize) -> Vec<([u8; 16], u8)> {
     (0..n)
         .map(|i| {
-            let net = if i % 2 == 0 { [198, 51, 100] } else { [203, 0, 113] };
+            let net = if i % 2 == 0 {
+                [198, 51, 100]
+            } else {
+                [203, 0, 113]
+            };
             let src = v4([net[0], net[1], net[2], (i / 2 + 1) as u8]);
             let initial = [64u8, 128, 255][r.random_range(0..3)];
             (src, initial - r.random_range(2..20u8))
@@ -125,7 +138,10 @@ pub(super) fn clients(r: &mut ChaCha8Rng, n: usize) -> Vec<([u8; 16], u8)> {
 
 /// hping3 `-S --flood --rand-source -p 80`: SYNs without options (54 bytes,
 /// 60 once padded to the Ethernet minimum), TTL 64, a new source each time.
-pub(super) fn syn_flood(dst: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
+pub(super) fn syn_flood(
+    dst: [u8; 4],
+    port: u16,
+) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
     move |r, ts| {
         let mut s = tcp(ts, random_src(r), dst, port);
         s.src_port = r.random();
@@ -136,7 +152,10 @@ pub(super) fn syn_flood(dst: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, 
 }
 
 /// hping3 `-A --flood --rand-source`: bare ACKs, no payload.
-pub(super) fn ack_flood(dst: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
+pub(super) fn ack_flood(
+    dst: [u8; 4],
+    port: u16,
+) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
     move |r, ts| {
         let mut s = syn_flood(dst, port)(r, ts);
         s.tcp_flags = TCP_ACK;
@@ -145,12 +164,22 @@ pub(super) fn ack_flood(dst: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, 
 }
 
 /// hping3 `--udp -d 512 --flood --rand-source`: fixed length, fixed payload.
-pub(super) fn udp_flood(dst: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
+pub(super) fn udp_flood(
+    dst: [u8; 4],
+    port: u16,
+) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
     move |r, ts| udp(ts, random_src(r), dst, port, 512, Some(b'X'))
 }
 
 /// A UDP sample; `fill` = a constant payload byte, else random bytes.
-pub(super) fn udp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16, len: u16, fill: Option<u8>) -> PacketSample {
+pub(super) fn udp(
+    ts: u64,
+    src: [u8; 16],
+    dst: [u8; 4],
+    port: u16,
+    len: u16,
+    fill: Option<u8>,
+) -> PacketSample {
     let mut s = PacketSample {
         timestamp_ns: ts,
         src_addr: src,
@@ -178,7 +207,10 @@ pub(super) fn udp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16, len: u16, fil
 }
 
 /// DNS-like queries: random id, then the standard-query header.
-pub(super) fn dns_client(clients: &[([u8; 16], u8)], dst: [u8; 4]) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
+pub(super) fn dns_client(
+    clients: &[([u8; 16], u8)],
+    dst: [u8; 4],
+) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
     let clients = clients.to_vec();
     move |r, ts| {
         let (src, ttl) = clients[r.random_range(0..clients.len())];
@@ -200,7 +232,9 @@ pub(super) fn merge(parts: Vec<Vec<(PacketSample, Origin)>>) -> Vec<(PacketSampl
 
 /// Runs a stream through a default detector; returns each event with the
 /// sample time at which it came out.
-pub(super) fn run(stream: &[(PacketSample, Origin)]) -> (AggregateDetector, Vec<(u64, AttackEvent)>) {
+pub(super) fn run(
+    stream: &[(PacketSample, Origin)],
+) -> (AggregateDetector, Vec<(u64, AttackEvent)>) {
     let mut d = AggregateDetector::new(AggregateConfig::default());
     let mut out = Vec::new();
     let mut events = Vec::new();
@@ -223,4 +257,23 @@ pub(super) fn started(events: &[(u64, AttackEvent)]) -> Vec<(u64, &super::Attack
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn bytes_per_entry_are_what_the_docs_say() {
+    // docs/DETECTION.md ("Aggregate detection", memory) quotes these figures.
+    use super::KnownGood;
+    let cfg = AggregateConfig::default();
+    let key = std::hint::black_box(AggregateDetector::BYTES_PER_KEY);
+    let host = AggregateDetector::bytes_per_host(cfg.baseline_reservoir);
+    let attack = AggregateDetector::bytes_per_attack(cfg.attack_reservoir);
+    let (cand, known) = (KnownGood::BYTES_PER_CANDIDATE, KnownGood::BYTES_PER_KNOWN);
+    println!("key {key} host {host} attack {attack} candidate {cand} known {known}");
+    assert!((200..=320).contains(&key), "{key}");
+    assert!((4_000..=5_000).contains(&host), "{host}");
+    assert!((9_000..=11_000).contains(&attack), "{attack}");
+    assert!(
+        (100..=200).contains(&cand) && (100..=200).contains(&known),
+        "{cand} {known}"
+    );
 }

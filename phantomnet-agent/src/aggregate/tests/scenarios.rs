@@ -30,7 +30,10 @@ fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: Aggreg
     assert_eq!(starts.len(), 1, "one attack: {starts:#?}");
     let (at, report) = starts[0];
     assert_eq!(report.key, key);
-    assert!(at <= 31_500_000_000, "started at {at} ns, the flood at 30.5 s");
+    assert!(
+        at <= 31_500_000_000,
+        "started at {at} ns, the flood at 30.5 s"
+    );
     let sig = report.signature.as_ref().expect("a signature");
     let (mut flood, mut flood_hit, mut benign_hit) = (0usize, 0usize, 0usize);
     for (s, origin) in &stream {
@@ -59,8 +62,16 @@ fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: Aggreg
     assert_eq!(end.id, report.id);
     assert!((55 * S..=60 * S).contains(&end_at), "ended at {end_at}");
     // Counts for the journal: ~10,000 pps for 14.5 s, nearly all sources new.
-    assert!((120_000..=160_000).contains(&end.est_packets), "{}", end.est_packets);
-    assert!(end.est_distinct_sources >= 7_000, "{}", end.est_distinct_sources);
+    assert!(
+        (120_000..=160_000).contains(&end.est_packets),
+        "{}",
+        end.est_packets
+    );
+    assert!(
+        end.est_distinct_sources >= 7_000,
+        "{}",
+        end.est_distinct_sources
+    );
     assert!(end.last_ns >= 44 * S && end.first_ns >= 30 * S);
     println!("{sig}");
 }
@@ -70,9 +81,30 @@ fn spoofed_syn_flood_is_one_attack_with_a_signature_that_spares_clients() {
     let mut r = rng(1);
     let cl = clients(&mut r, 50);
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 90.0, 400.0, Origin::Benign, web_client(&cl, 80, DST)),
-        at_rate(&mut r, 0.0, 90.0, 100.0, Origin::Benign, web_client(&cl, 443, DST)),
-        at_rate(&mut r, 30.5, 45.0, 10_000.0, Origin::Attack, syn_flood(DST, 80)),
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            100.0,
+            Origin::Benign,
+            web_client(&cl, 443, DST),
+        ),
+        at_rate(
+            &mut r,
+            30.5,
+            45.0,
+            10_000.0,
+            Origin::Attack,
+            syn_flood(DST, 80),
+        ),
     ]);
     one_flood(stream, service(80, IPPROTO_TCP));
 }
@@ -82,9 +114,30 @@ fn spoofed_udp_flood_is_one_attack_with_a_length_and_payload_signature() {
     let mut r = rng(2);
     let cl = clients(&mut r, 40);
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 90.0, 300.0, Origin::Benign, dns_client(&cl, DST)),
-        at_rate(&mut r, 0.0, 90.0, 200.0, Origin::Benign, web_client(&cl, 443, DST)),
-        at_rate(&mut r, 30.5, 45.0, 10_000.0, Origin::Attack, udp_flood(DST, 53)),
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            300.0,
+            Origin::Benign,
+            dns_client(&cl, DST),
+        ),
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            200.0,
+            Origin::Benign,
+            web_client(&cl, 443, DST),
+        ),
+        at_rate(
+            &mut r,
+            30.5,
+            45.0,
+            10_000.0,
+            Origin::Attack,
+            udp_flood(DST, 53),
+        ),
     ]);
     one_flood(stream, service(53, IPPROTO_UDP));
 }
@@ -94,8 +147,22 @@ fn spoofed_ack_flood_is_one_attack_with_a_signature_that_spares_clients() {
     let mut r = rng(3);
     let cl = clients(&mut r, 50);
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 90.0, 500.0, Origin::Benign, web_client(&cl, 80, DST)),
-        at_rate(&mut r, 30.5, 45.0, 10_000.0, Origin::Attack, ack_flood(DST, 80)),
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            500.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
+        at_rate(
+            &mut r,
+            30.5,
+            45.0,
+            10_000.0,
+            Origin::Attack,
+            ack_flood(DST, 80),
+        ),
     ]);
     one_flood(stream, service(80, IPPROTO_TCP));
 }
@@ -105,8 +172,22 @@ fn syn_flood_signature_has_the_fields_that_tell_hping3_from_curl() {
     let mut r = rng(1);
     let cl = clients(&mut r, 50);
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 60.0, 400.0, Origin::Benign, web_client(&cl, 80, DST)),
-        at_rate(&mut r, 30.5, 40.0, 10_000.0, Origin::Attack, syn_flood(DST, 80)),
+        at_rate(
+            &mut r,
+            0.0,
+            60.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
+        at_rate(
+            &mut r,
+            30.5,
+            40.0,
+            10_000.0,
+            Origin::Attack,
+            syn_flood(DST, 80),
+        ),
     ]);
     let (_, events) = run(&stream);
     let sig = started(&events)[0].1.signature.clone().unwrap();
@@ -153,7 +234,14 @@ fn a_benign_rate_that_doubles_slowly_is_not_an_attack() {
         .map(|sec| {
             let pps = 4_000.0 + 4_000.0 * f64::from(sec) / 180.0;
             let f = sec as f64;
-            at_rate(&mut r, f, f + 1.0, pps, Origin::Benign, web_client(&cl, 80, DST))
+            at_rate(
+                &mut r,
+                f,
+                f + 1.0,
+                pps,
+                Origin::Benign,
+                web_client(&cl, 80, DST),
+            )
         })
         .collect();
     let (_, events) = run(&merge(parts));
@@ -161,17 +249,27 @@ fn a_benign_rate_that_doubles_slowly_is_not_an_attack() {
 }
 
 /// 50 real (non-spoofed) sources, each 200 pps, together 10,000 pps.
-fn botnet(r: &mut ChaCha8Rng, sources: &[[u8; 16]]) -> Vec<(phantomnet_common::PacketSample, Origin)> {
+fn botnet(
+    r: &mut ChaCha8Rng,
+    sources: &[[u8; 16]],
+) -> Vec<(phantomnet_common::PacketSample, Origin)> {
     let mut parts = Vec::new();
     for &src in sources {
-        parts.push(at_rate(r, 30.5, 45.0, 200.0, Origin::Attack, move |r, ts| {
-            let mut s = tcp(ts, src, DST, 80);
-            s.src_port = r.random();
-            s.tcp_flags = TCP_SYN;
-            s.packet_len = 60;
-            s.ttl = 50;
-            s
-        }));
+        parts.push(at_rate(
+            r,
+            30.5,
+            45.0,
+            200.0,
+            Origin::Attack,
+            move |r, ts| {
+                let mut s = tcp(ts, src, DST, 80);
+                s.src_port = r.random();
+                s.tcp_flags = TCP_SYN;
+                s.packet_len = 60;
+                s.ttl = 50;
+                s
+            },
+        ));
     }
     merge(parts)
 }
@@ -182,7 +280,14 @@ fn a_distributed_flood_from_fifty_sources_is_one_attack() {
     let cl = clients(&mut r, 50);
     let bots: Vec<[u8; 16]> = (0..50).map(|_| random_src(&mut r)).collect();
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 70.0, 400.0, Origin::Benign, web_client(&cl, 80, DST)),
+        at_rate(
+            &mut r,
+            0.0,
+            70.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
         botnet(&mut r, &bots),
     ]);
     let (_, events) = run(&stream);
@@ -199,7 +304,14 @@ fn fifty_sources_in_one_slash_24_are_a_source_prefix_aggregate() {
     let cl = clients(&mut r, 50);
     let bots: Vec<[u8; 16]> = (1..=50).map(|i| v4([192, 0, 2, i])).collect();
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 70.0, 400.0, Origin::Benign, web_client(&cl, 80, DST)),
+        at_rate(
+            &mut r,
+            0.0,
+            70.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
         botnet(&mut r, &bots),
     ]);
     let (_, events) = run(&stream);
@@ -222,7 +334,14 @@ fn a_random_port_flood_is_one_host_attack() {
     let mut r = rng(8);
     let cl = clients(&mut r, 50);
     let stream = merge(vec![
-        at_rate(&mut r, 0.0, 70.0, 400.0, Origin::Benign, web_client(&cl, 80, DST)),
+        at_rate(
+            &mut r,
+            0.0,
+            70.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
         at_rate(&mut r, 30.5, 45.0, 10_000.0, Origin::Attack, |r, ts| {
             let mut s = udp(ts, random_src(r), DST, 0, 100, Some(0));
             s.dst_port = r.random_range(1024..65535);
@@ -269,7 +388,9 @@ fn a_million_spoofed_sources_keep_every_table_within_its_cap() {
     // 1,000,000 distinct sources (an odd multiplier is a bijection on u32),
     // UDP with payload so that each also lands in the known-good candidates.
     for i in 0..1_000_000u64 {
-        let a = (i as u32).wrapping_mul(0x9E37_79B1).wrapping_add(0x0100_0000);
+        let a = (i as u32)
+            .wrapping_mul(0x9E37_79B1)
+            .wrapping_add(0x0100_0000);
         let ts = 30 * S + i * 10_000; // 100,000 samples/s for 10 s
         let mut s = udp(ts, v4(a.to_be_bytes()), DST, 53, 512, Some(b'X'));
         s.dst_addr = v4([10, 0, (i % 7) as u8, 2]);
@@ -291,7 +412,11 @@ fn a_million_spoofed_sources_keep_every_table_within_its_cap() {
     assert!(st.hosts <= cfg.max_hosts);
     assert!(st.active_attacks <= cfg.max_attacks);
     assert!(st.key_evictions > 900_000, "the source prefixes churned");
-    assert_eq!(kg.len(), known_before, "no spoofed source became known-good");
+    assert_eq!(
+        kg.len(),
+        known_before,
+        "no spoofed source became known-good"
+    );
     assert!(kg.candidates_len() <= KnownGoodConfig::default().max_candidates);
     // The benign service's key was protected, not flushed by the churn.
     let after = d.baseline_pps(&benign_key).expect("baseline kept");

@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use phantomnet_common::{IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use phantomnet_common::{
+    IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
+};
 
 use super::*;
 use crate::aggregate::signature::SigSample;
@@ -69,9 +71,10 @@ fn display_is_the_compact_form_and_parses_back() {
         assert_eq!(text.parse::<Signature>(), Ok(f), "{text}");
     }
     // The operator's order and spelling need not be the display's.
-    let typed: Signature = "TCP dst 10.0.0.2 len 54-60 ttl 40-70 flags syn/syn+ack+rst+fin dport 80"
-        .parse()
-        .unwrap();
+    let typed: Signature =
+        "TCP dst 10.0.0.2 len 54-60 ttl 40-70 flags syn/syn+ack+rst+fin dport 80"
+            .parse()
+            .unwrap();
     assert_eq!(typed, sig());
     let hex: Signature = "tcp dst 10.0.0.2/32 flags 0x02/0x17".parse().unwrap();
     assert_eq!(hex.tcp_flags, Some((0x17, 0x02)));
@@ -96,7 +99,10 @@ fn bad_tokens_are_named() {
         ("udp dst 10.0.0.2 flags SYN/SYN", "flags"),
         ("tcp dst 10.0.0.2 payload 123", "123"),
         ("tcp dst 10.0.0.2 payload zz", "zz"),
-        ("tcp dst 10.0.0.2 payload 001122334455667788", "001122334455667788"),
+        (
+            "tcp dst 10.0.0.2 payload 001122334455667788",
+            "001122334455667788",
+        ),
         ("tcp dst 10.0.0.2 ttl 5 ttl 6", "ttl"),
         ("tcp dst 10.0.0.2 sport 80", "sport"),
     ];
@@ -115,11 +121,14 @@ fn packet() -> PacketSample {
     s
 }
 
+/// A named change to a packet.
+type Change = (&'static str, fn(&mut PacketSample));
+
 #[test]
 fn matches_checks_each_field() {
     let s = sig();
     assert!(s.matches(&packet()));
-    let miss: [(&str, fn(&mut PacketSample)); 9] = [
+    let miss: [Change; 9] = [
         ("other host", |p| p.dst_addr = v4([10, 0, 0, 3])),
         ("ipv6", |p| p.family = 6),
         ("udp", |p| p.protocol = IPPROTO_UDP),
@@ -135,8 +144,10 @@ fn matches_checks_each_field() {
         change(&mut p);
         assert!(!s.matches(&p), "{what}");
     }
-    let hit: [(&str, fn(&mut PacketSample)); 5] = [
-        ("flags outside the mask", |p| p.tcp_flags = TCP_SYN | 0x08 | 0x40),
+    let hit: [Change; 5] = [
+        ("flags outside the mask", |p| {
+            p.tcp_flags = TCP_SYN | 0x08 | 0x40
+        }),
         ("ttl 40", |p| p.ttl = 40),
         ("ttl 70", |p| p.ttl = 70),
         ("len 60", |p| p.packet_len = 60),
