@@ -24,6 +24,8 @@ pub mod flow;
 
 pub mod features;
 
+pub mod aggregate;
+
 pub mod models;
 
 pub mod correlate;

@@ -1,0 +1,204 @@
+//! Per-key rate state and per-destination baseline samples.
+//!
+//! A key counts its samples in 1 s ticks (by sample time) and keeps an
+//! exponentially weighted moving average of its packets per second, learned
+//! only from ticks in which no attack overlapped it, so a flood never
+//! becomes "normal". A destination host keeps a reservoir of its pre-attack
+//! samples (signature fields only), which the synthesiser compares an
+//! attack with.
+
+use std::net::IpAddr;
+
+use super::hll::{Hll, mix};
+use super::signature::SigSample;
+
+/// Rate state of one aggregate key (with its key and table entry, about
+/// 220 bytes: `AggregateDetector::BYTES_PER_KEY`).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyState {
+    /// Tick index the `cur_*` fields count.
+    pub tick: u64,
+    pub cur_samples: u32,
+    /// Estimated packets in the tick (samples × sampling rate).
+    pub cur_packets: u64,
+    pub cur_first_ns: u64,
+    /// Distinct sampled sources in the tick.
+    pub cur_distinct: Hll<64>,
+    /// Estimated packets in the tick before `tick` (0 if it had none).
+    pub prev_packets: u64,
+    /// EWMA of packets/s, and how many ticks it has learned.
+    pub baseline_pps: f64,
+    pub learned_ticks: u32,
+    /// Ticks with at least one sample: two or more promote the key out of
+    /// the table's probation segment.
+    pub active_ticks: u32,
+    /// The attack this key is feeding (slot in the detector's attack table).
+    pub attack: Option<u32>,
+    /// Samples at which to evaluate the spread test next (it reads 64 registers).
+    pub next_check: u32,
+    /// Boyer–Moore majority candidate among the narrower keys inside this
+    /// one (port for a host key, host for a prefix key) in the tick.
+    pub major_dst: Option<IpAddr>,
+    pub major_port: u16,
+    pub major_votes: u32,
+}
+
+/// What a key's completed tick held, read before the key moves on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompletedTick {
+    pub tick: u64,
+    pub packets: u64,
+    pub first_ns: u64,
+    pub samples: u32,
+    pub distinct: f64,
+    pub major_dst: Option<IpAddr>,
+    pub major_port: u16,
+}
+
+impl KeyState {
+    pub fn new(tick: u64) -> KeyState {
+        KeyState {
+            tick,
+            cur_samples: 0,
+            cur_packets: 0,
+            cur_first_ns: 0,
+            cur_distinct: Hll::new(),
+            prev_packets: 0,
+            baseline_pps: 0.0,
+            learned_ticks: 0,
+            active_ticks: 0,
+            attack: None,
+            next_check: 0,
+            major_dst: None,
+            major_port: 0,
+            major_votes: 0,
+        }
+    }
+
+    /// Estimated packets this key saw in tick `t`, if still known.
+    pub fn packets_at(&self, t: u64) -> u64 {
+        if self.tick == t {
+            self.cur_packets
+        } else if self.tick == t + 1 {
+            self.prev_packets
+        } else {
+            0
+        }
+    }
+
+    pub fn completed(&self) -> CompletedTick {
+        CompletedTick {
+            tick: self.tick,
+            packets: self.cur_packets,
+            first_ns: self.cur_first_ns,
+            samples: self.cur_samples,
+            distinct: self.cur_distinct.estimate(),
+            major_dst: self.major_dst,
+            major_port: self.major_port,
+        }
+    }
+
+    /// Moves to tick `t` (> `self.tick`). With `learn`, the finished tick
+    /// and the empty ticks after it update the baseline; otherwise it stays
+    /// frozen. `alpha` is the per-tick EWMA weight.
+    pub fn roll(&mut self, t: u64, tick_secs: f64, alpha: f64, learn: bool) {
+        if t <= self.tick {
+            return;
+        }
+        if learn {
+            let rate = self.cur_packets as f64 / tick_secs;
+            self.learn(rate, alpha);
+            let gap = t - self.tick - 1;
+            for _ in 0..gap.min(32) {
+                self.learn(0.0, alpha);
+            }
+            if gap > 32 {
+                let rest = i32::try_from(gap - 32).unwrap_or(i32::MAX);
+                self.baseline_pps *= (1.0 - alpha).powi(rest);
+            }
+        }
+        if self.cur_samples > 0 {
+            self.active_ticks = self.active_ticks.saturating_add(1);
+        }
+        self.prev_packets = if t == self.tick + 1 {
+            self.cur_packets
+        } else {
+            0
+        };
+        self.tick = t;
+        self.cur_samples = 0;
+        self.cur_packets = 0;
+        self.cur_first_ns = 0;
+        self.cur_distinct.clear();
+        self.next_check = 0;
+        self.major_dst = None;
+        self.major_port = 0;
+        self.major_votes = 0;
+    }
+
+    /// One EWMA step; the first ticks average plainly (weight 1/n) so a
+    /// young key's baseline is not biased toward zero.
+    fn learn(&mut self, rate: f64, alpha: f64) {
+        self.learned_ticks = self.learned_ticks.saturating_add(1);
+        let w = alpha.max(1.0 / f64::from(self.learned_ticks));
+        self.baseline_pps += w * (rate - self.baseline_pps);
+    }
+
+    /// Counts one sample.
+    pub fn record(&mut self, ts: u64, every: u64, src_hash: u64, dst: IpAddr, port: u16) {
+        if self.cur_samples == 0 {
+            self.cur_first_ns = ts;
+        }
+        self.cur_samples = self.cur_samples.saturating_add(1);
+        self.cur_packets = self.cur_packets.saturating_add(every);
+        self.cur_distinct.insert(src_hash);
+        if self.major_votes == 0 {
+            self.major_dst = Some(dst);
+            self.major_port = port;
+            self.major_votes = 1;
+        } else if self.major_dst == Some(dst) && self.major_port == port {
+            self.major_votes += 1;
+        } else {
+            self.major_votes -= 1;
+        }
+    }
+}
+
+/// Pre-attack samples of one destination host: a reservoir of
+/// `baseline_reservoir` signature fields (34 bytes each), admitting at most
+/// `admit_per_tick` samples per tick, with the replacement odds floored at
+/// 1 in 8 so it keeps following the traffic (about two minutes of history
+/// with the defaults).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostBaseline {
+    pub samples: Vec<SigSample>,
+    admitted: u64,
+    tick: u64,
+    admitted_in_tick: u32,
+    pub active_ticks: u32,
+}
+
+impl HostBaseline {
+    /// Offers a sample; returns whether it was admitted.
+    pub fn offer(&mut self, s: SigSample, t: u64, cap: usize, admit_per_tick: u32) -> bool {
+        if t != self.tick {
+            self.tick = t;
+            self.admitted_in_tick = 0;
+            self.active_ticks = self.active_ticks.saturating_add(1);
+        }
+        if self.admitted_in_tick >= admit_per_tick || cap == 0 {
+            return false;
+        }
+        self.admitted_in_tick += 1;
+        self.admitted = (self.admitted + 1).min(8 * cap as u64);
+        if self.samples.len() < cap {
+            self.samples.push(s);
+            return true;
+        }
+        let j = mix(self.admitted ^ (t << 20) ^ u64::from(self.admitted_in_tick)) % self.admitted;
+        if let Some(slot) = self.samples.get_mut(j as usize) {
+            *slot = s;
+        }
+        true
+    }
+}
