@@ -6,6 +6,8 @@
 //!   the ring-buffer sample reader; [`capture`]: sample files.
 //! - [`flow`] → [`features`] → [`models`] → [`correlate`] → [`decide`]:
 //!   detection, composed per sample by [`detect`]; [`train`] builds models.
+//!   [`aggregate`] recognises attacks spread over many sources and derives
+//!   their packet signatures (not yet wired into the live pipeline).
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
 //!   for DECEIVE).
 //! - [`daemon`]: the running agent's core state and live pipeline, with

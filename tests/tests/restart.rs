@@ -175,7 +175,11 @@ fn bpftool_dumps_entries_with_field_names() {
     assert_eq!(e["value"]["interval_ns"], 10_000_000);
 
     let v = bpftool_json(&["map", "dump", "pinned", &pin("PN_COUNTERS")]);
-    assert_eq!(v.as_array().unwrap().len(), 7, "one slot per outcome");
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        phantomnet_common::Outcome::COUNT as usize,
+        "one slot per outcome"
+    );
     let per_cpu = &v[0]["formatted"]["values"][0];
     assert!(per_cpu["value"]["packets"].is_u64(), "{}", v[0]);
     let v = bpftool_json(&["map", "dump", "pinned", &pin("PN_CONFIG")]);

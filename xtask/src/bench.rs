@@ -177,7 +177,7 @@ fn run(bin: &Path) -> Result<()> {
     let block = prog_run(pn, REPEAT, ROUNDS)?;
     let xf_drop = prog_run(xf, REPEAT, ROUNDS)?;
     rows.push((
-        "block drop (/32 in LPM trie)",
+        "block drop (/32, host hash)",
         block.to_string(),
         xf_drop.to_string(),
     ));
@@ -232,6 +232,34 @@ fn run(bin: &Path) -> Result<()> {
         "-".into(),
     ));
     agent(bin, &["unthrottle", "192.0.2.0/24"])?;
+
+    // Signature rules: 63 for other destinations, then one that matches
+    // the frame in the last slot, so the drop row walks all 64.
+    for i in 0..63u32 {
+        let rule = format!("udp dst 198.51.{}.{}/32 dport 5000", i / 200, i % 200);
+        agent(bin, &["signature", "add", &rule])?;
+    }
+    rows.push((
+        "pass, 63 signature rules loaded (none matches)",
+        prog_run(pn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    agent(
+        bin,
+        &[
+            "signature",
+            "add",
+            "udp dst 203.0.113.10/32 dport 5000 len 64",
+        ],
+    )?;
+    rows.push((
+        "signature drop (the 64th rule matches)",
+        prog_run(pn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    for id in 1..=64u32 {
+        agent(bin, &["signature", "remove", &id.to_string()])?;
+    }
 
     // Sampled: every packet reserves, fills and submits a ring-buffer record.
     // 20,000 runs fit in the 4 MiB ring, so none is lost to a full ring.

@@ -24,6 +24,7 @@ mod detect;
 mod hll;
 mod known_good;
 mod lru;
+mod rule;
 mod signature;
 mod synth;
 #[cfg(test)]

@@ -128,6 +128,17 @@ enum Command {
     },
     /// List allow, block and throttle entries with their remaining TTL.
     List,
+    /// Signature rules: drop or rate-limit the packets to a destination
+    /// that match, whatever their source (docs/DATAPLANE.md).
+    Signature {
+        #[command(subcommand)]
+        action: SignatureCmd,
+    },
+    /// Sources that signature rules with `--exempt-known-good` let through.
+    KnownGood {
+        #[command(subcommand)]
+        action: KnownGoodCmd,
+    },
     /// Print the per-outcome counters, the data-plane config and the links.
     Stats,
     /// Sample 1 packet in N into the ring buffer (0 = off).
@@ -141,6 +152,103 @@ enum Command {
     },
     /// Remove every pin PhantomNet created: detaches XDP, drops all entries.
     Detach,
+}
+
+#[derive(Subcommand)]
+enum SignatureCmd {
+    /// Install a rule, e.g. "tcp dst 203.0.113.10/32 dport 80 flags SYN/SYN+ACK+RST+FIN len 54-60".
+    Add {
+        rule: String,
+        /// Seconds until the rule expires (default: never).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Matching packets per second let through, all sources together
+        /// (default: drop every match).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Let known-good sources through.
+        #[arg(long)]
+        exempt_known_good: bool,
+    },
+    /// Remove the rule with this id.
+    Remove { id: u32 },
+    /// Every rule with its counts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KnownGoodCmd {
+    Add { addr: std::net::IpAddr },
+    Remove { addr: std::net::IpAddr },
+    List,
+}
+
+fn signature_cmd(pins: &PinDir, cmd: SignatureCmd) -> Result<()> {
+    let mut maps = Maps::open(pins)?;
+    match cmd {
+        SignatureCmd::Add {
+            rule,
+            ttl: t,
+            rate,
+            exempt_known_good,
+        } => {
+            let sig: phantomnet_agent::aggregate::Signature = rule.parse().context("the rule")?;
+            let mut r = sig.to_rule();
+            r.rate_pps = rate.unwrap_or(0);
+            r.reason = ReasonCode::Manual as u32;
+            if exempt_known_good {
+                r.flags |= phantomnet_common::sig_flags::EXEMPT_KNOWN_GOOD;
+            }
+            let v = maps.add_signature(r, ttl(t))?;
+            println!("signature {} in slot {}: {sig}", v.rule.id, v.slot);
+        }
+        SignatureCmd::Remove { id } => {
+            maps.remove_signature(id)?;
+            println!("removed signature {id}");
+        }
+        SignatureCmd::List => {
+            println!(
+                "{:>4} {:>10} {:>12} {:>12} {:>10}  RULE",
+                "ID", "RATE", "MATCHED", "DROPPED", "EXEMPTED"
+            );
+            for v in maps.signatures()? {
+                let rate = match v.rule.rate_pps {
+                    0 => "drop".to_string(),
+                    r => format!("{r}/s"),
+                };
+                let sig = phantomnet_agent::aggregate::Signature::from_rule(&v.rule);
+                let left = match v.remaining {
+                    None => String::new(),
+                    Some(d) => format!(" (expires in {}s)", d.as_secs()),
+                };
+                println!(
+                    "{:>4} {rate:>10} {:>12} {:>12} {:>10}  {sig}{left}",
+                    v.rule.id, v.matched, v.dropped, v.exempted
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn known_good_cmd(pins: &PinDir, cmd: KnownGoodCmd) -> Result<()> {
+    let mut maps = Maps::open(pins)?;
+    match cmd {
+        KnownGoodCmd::Add { addr } => {
+            maps.vouch(addr)?;
+            println!("known-good {addr}");
+        }
+        KnownGoodCmd::Remove { addr } => {
+            maps.unvouch(addr)?;
+            println!("no longer known-good: {addr}");
+        }
+        KnownGoodCmd::List => {
+            for g in maps.known_good()? {
+                println!("{} exempted {}", g.addr, g.entry.exempted);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -342,6 +450,8 @@ fn run(cli: Cli) -> Result<()> {
             print_rules(&Maps::open(&pins)?.rules()?);
             Ok(())
         }
+        Command::Signature { action } => signature_cmd(&pins, action),
+        Command::KnownGood { action } => known_good_cmd(&pins, action),
         Command::Stats => {
             let maps = Maps::open(&pins)?;
             print_stats(&maps)?;

@@ -21,7 +21,7 @@ pub async fn status(c: &mut AgentClient<Channel>) {
     );
     assert!(s.model_version.contains("model-v"), "{}", s.model_version);
     assert_eq!(s.mode, pb::Mode::Enforce as i32);
-    assert_eq!(s.counters.len(), 7);
+    assert_eq!(s.counters.len(), phantomnet_common::Outcome::COUNT as usize);
 }
 
 /// Block: dropped in the data plane, visible with bpftool.
@@ -44,9 +44,10 @@ pub async fn block(t: &TestLab, c: &mut AgentClient<Channel>) {
     );
     assert!(r.expires_in_seconds > 590 && r.expires_in_seconds <= 600);
     assert_eq!(deliver(t, &a0), 0, "blocked over gRPC");
+    // A host entry: the exact-match hash.
     let dump = Command::new("bpftool")
         .args(["map", "dump", "pinned"])
-        .arg(t.pins.map("PN_BLOCK_V4"))
+        .arg(t.pins.map("PN_BLOCK_H4"))
         .output()
         .unwrap();
     let dump = String::from_utf8_lossy(&dump.stdout);
