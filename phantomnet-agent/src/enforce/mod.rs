@@ -6,7 +6,7 @@ pub mod nft;
 mod precedence;
 mod tracked;
 
-pub use executor::{Applied, EnforceError, EnforcePolicy, Executor};
+pub use executor::{Applied, EnforceError, EnforcePolicy, Executor, SignatureRequest};
 pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
 pub use precedence::{InForce, Verdict};

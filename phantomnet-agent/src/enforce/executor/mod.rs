@@ -24,6 +24,8 @@ use phantomnet_common::{REASON_TEXT_LEN, ReasonCode};
 use tracing::{debug, warn};
 
 mod commands;
+mod signatures;
+pub use signatures::SignatureRequest;
 
 use super::{
     expiry::ExpiryIndex,
