@@ -169,9 +169,17 @@ impl KeyState {
 /// `admit_per_tick` samples per tick, with the replacement odds floored at
 /// 1 in 8 so it keeps following the traffic (about two minutes of history
 /// with the defaults).
+///
+/// A tick's samples wait in `pending` until the next tick begins: an attack
+/// is recognised when its first tick completes, and by then that tick's
+/// samples are the attack's own. The detector discards them
+/// ([`HostBaseline::discard_pending`]) when an attack covers the host, so a
+/// flood that starts on a tick boundary never poisons the baseline its
+/// signature is checked against.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HostBaseline {
     pub samples: Vec<SigSample>,
+    pending: Vec<SigSample>,
     admitted: u64,
     tick: u64,
     admitted_in_tick: u32,
@@ -179,9 +187,10 @@ pub(crate) struct HostBaseline {
 }
 
 impl HostBaseline {
-    /// Offers a sample; returns whether it was admitted.
+    /// Offers a sample; returns whether it was admitted (to `pending`).
     pub fn offer(&mut self, s: SigSample, t: u64, cap: usize, admit_per_tick: u32) -> bool {
         if t != self.tick {
+            self.commit(cap);
             self.tick = t;
             self.admitted_in_tick = 0;
             self.active_ticks = self.active_ticks.saturating_add(1);
@@ -190,15 +199,28 @@ impl HostBaseline {
             return false;
         }
         self.admitted_in_tick += 1;
-        self.admitted = (self.admitted + 1).min(8 * cap as u64);
-        if self.samples.len() < cap {
-            self.samples.push(s);
-            return true;
-        }
-        let j = mix(self.admitted ^ (t << 20) ^ u64::from(self.admitted_in_tick)) % self.admitted;
-        if let Some(slot) = self.samples.get_mut(j as usize) {
-            *slot = s;
-        }
+        self.pending.push(s);
         true
+    }
+
+    /// Drops the current tick's samples: an attack covers the host.
+    pub fn discard_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Moves the last tick's samples into the reservoir.
+    fn commit(&mut self, cap: usize) {
+        let t = self.tick;
+        for (i, s) in std::mem::take(&mut self.pending).into_iter().enumerate() {
+            self.admitted = (self.admitted + 1).min(8 * cap as u64);
+            if self.samples.len() < cap {
+                self.samples.push(s);
+                continue;
+            }
+            let j = mix(self.admitted ^ (t << 20) ^ (i as u64 + 1)) % self.admitted;
+            if let Some(slot) = self.samples.get_mut(j as usize) {
+                *slot = s;
+            }
+        }
     }
 }

@@ -134,6 +134,8 @@ impl AggregateDetector {
             + std::mem::size_of::<IpAddr>()
             + SegmentedLru::<IpAddr, HostBaseline>::OVERHEAD_BYTES
             + r * std::mem::size_of::<SigSample>()
+            // The current tick's pending samples (`baseline_admit_per_tick`, 8).
+            + 8 * std::mem::size_of::<SigSample>()
     }
     /// Bytes one tracked attack costs with `r` reservoir samples.
     pub const fn bytes_per_attack(r: usize) -> usize {
@@ -623,6 +625,12 @@ impl AggregateDetector {
                 None => false,
             })
         {
+            // The tick the attack was recognised in is the attack's own.
+            if let Some(slot) = self.hosts.find(&dst)
+                && let Some(h) = self.hosts.value_mut(slot)
+            {
+                h.discard_pending();
+            }
             return;
         }
         let (slot, _) = self.hosts.touch_or_insert(dst, HostBaseline::default);

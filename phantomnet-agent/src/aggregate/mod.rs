@@ -28,7 +28,7 @@ mod rule;
 mod signature;
 mod synth;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::net::IpAddr;

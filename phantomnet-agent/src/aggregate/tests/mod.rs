@@ -13,26 +13,26 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{AggregateConfig, AggregateDetector, AttackEvent};
 
-pub(super) const S: u64 = 1_000_000_000;
+pub(crate) const S: u64 = 1_000_000_000;
 /// The data plane's sampling rate in every scenario.
-pub(super) const EVERY: u32 = 16;
+pub(crate) const EVERY: u32 = 16;
 
-pub(super) fn rng(seed: u64) -> ChaCha8Rng {
+pub(crate) fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
-pub(super) fn v4(a: [u8; 4]) -> [u8; 16] {
+pub(crate) fn v4(a: [u8; 4]) -> [u8; 16] {
     let mut r = [0u8; 16];
     r[..4].copy_from_slice(&a);
     r
 }
 
-pub(super) fn ip(raw: &[u8; 16]) -> IpAddr {
+pub(crate) fn ip(raw: &[u8; 16]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
 }
 
 /// A random public-looking IPv4 source (what `--rand-source` sends).
-pub(super) fn random_src(r: &mut ChaCha8Rng) -> [u8; 16] {
+pub(crate) fn random_src(r: &mut ChaCha8Rng) -> [u8; 16] {
     v4([
         r.random_range(1..224),
         r.random(),
@@ -43,14 +43,14 @@ pub(super) fn random_src(r: &mut ChaCha8Rng) -> [u8; 16] {
 
 /// Who sent a sample, so tests can tell attack from benign afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Origin {
+pub(crate) enum Origin {
     Benign,
     Attack,
 }
 
 /// Samples of a traffic source at `pps` packets/s (so `pps / EVERY`
 /// samples/s) in `[from, to)` seconds, at uniform random times.
-pub(super) fn at_rate(
+pub(crate) fn at_rate(
     r: &mut ChaCha8Rng,
     from: f64,
     to: f64,
@@ -68,7 +68,7 @@ pub(super) fn at_rate(
 }
 
 /// A TCP sample toward `dst:port`.
-pub(super) fn tcp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16) -> PacketSample {
+pub(crate) fn tcp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16) -> PacketSample {
     PacketSample {
         timestamp_ns: ts,
         src_addr: src,
@@ -85,7 +85,7 @@ pub(super) fn tcp(ts: u64, src: [u8; 16], dst: [u8; 4], port: u16) -> PacketSamp
 /// Benign web clients: Linux/curl-like SYNs with options (74 bytes), then
 /// data (PSH+ACK with payload) and pure ACKs with timestamps (66 bytes).
 /// Each client keeps its own TTL (its OS's initial TTL less its hops).
-pub(super) fn web_client(
+pub(crate) fn web_client(
     clients: &[([u8; 16], u8)],
     port: u16,
     dst: [u8; 4],
@@ -121,7 +121,7 @@ pub(super) fn web_client(
 
 /// `n` benign clients in two documentation networks, each with a TTL a
 /// real OS would arrive with.
-pub(super) fn clients(r: &mut ChaCha8Rng, n: usize) -> Vec<([u8; 16], u8)> {
+pub(crate) fn clients(r: &mut ChaCha8Rng, n: usize) -> Vec<([u8; 16], u8)> {
     (0..n)
         .map(|i| {
             let net = if i % 2 == 0 {
@@ -138,7 +138,7 @@ pub(super) fn clients(r: &mut ChaCha8Rng, n: usize) -> Vec<([u8; 16], u8)> {
 
 /// hping3 `-S --flood --rand-source -p 80`: SYNs without options (54 bytes,
 /// 60 once padded to the Ethernet minimum), TTL 64, a new source each time.
-pub(super) fn syn_flood(
+pub(crate) fn syn_flood(
     dst: [u8; 4],
     port: u16,
 ) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
@@ -152,7 +152,7 @@ pub(super) fn syn_flood(
 }
 
 /// hping3 `-A --flood --rand-source`: bare ACKs, no payload.
-pub(super) fn ack_flood(
+pub(crate) fn ack_flood(
     dst: [u8; 4],
     port: u16,
 ) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
@@ -164,7 +164,7 @@ pub(super) fn ack_flood(
 }
 
 /// hping3 `--udp -d 512 --flood --rand-source`: fixed length, fixed payload.
-pub(super) fn udp_flood(
+pub(crate) fn udp_flood(
     dst: [u8; 4],
     port: u16,
 ) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
@@ -172,7 +172,7 @@ pub(super) fn udp_flood(
 }
 
 /// A UDP sample; `fill` = a constant payload byte, else random bytes.
-pub(super) fn udp(
+pub(crate) fn udp(
     ts: u64,
     src: [u8; 16],
     dst: [u8; 4],
@@ -207,7 +207,7 @@ pub(super) fn udp(
 }
 
 /// DNS-like queries: random id, then the standard-query header.
-pub(super) fn dns_client(
+pub(crate) fn dns_client(
     clients: &[([u8; 16], u8)],
     dst: [u8; 4],
 ) -> impl FnMut(&mut ChaCha8Rng, u64) -> PacketSample {
@@ -224,7 +224,7 @@ pub(super) fn dns_client(
 }
 
 /// Merges streams in time order.
-pub(super) fn merge(parts: Vec<Vec<(PacketSample, Origin)>>) -> Vec<(PacketSample, Origin)> {
+pub(crate) fn merge(parts: Vec<Vec<(PacketSample, Origin)>>) -> Vec<(PacketSample, Origin)> {
     let mut all: Vec<_> = parts.into_iter().flatten().collect();
     all.sort_by_key(|(s, _)| s.timestamp_ns);
     all
@@ -232,7 +232,7 @@ pub(super) fn merge(parts: Vec<Vec<(PacketSample, Origin)>>) -> Vec<(PacketSampl
 
 /// Runs a stream through a default detector; returns each event with the
 /// sample time at which it came out.
-pub(super) fn run(
+pub(crate) fn run(
     stream: &[(PacketSample, Origin)],
 ) -> (AggregateDetector, Vec<(u64, AttackEvent)>) {
     let mut d = AggregateDetector::new(AggregateConfig::default());
@@ -249,7 +249,7 @@ pub(super) fn run(
     (d, out)
 }
 
-pub(super) fn started(events: &[(u64, AttackEvent)]) -> Vec<(u64, &super::AttackReport)> {
+pub(crate) fn started(events: &[(u64, AttackEvent)]) -> Vec<(u64, &super::AttackReport)> {
     events
         .iter()
         .filter_map(|(t, e)| match e {

@@ -24,9 +24,11 @@
 //! (`Evidence`, the sieve's repeat filter): nothing on the per-sample path
 //! scans or clears a map.
 mod evidence;
+mod floods;
 mod sieve;
 
 pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
+pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
 
 use std::{
@@ -35,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use phantomnet_common::{EventAction, PacketSample};
+use phantomnet_common::{EventAction, PacketSample, action};
 use tracing::{info, warn};
 
 use super::core::{AgentCore, unix_now_ns};
@@ -75,6 +77,7 @@ pub struct PipelineState {
     sieve: JournalSieve,
     evidence: Evidence,
     failures: LogLimiter,
+    floods: Floods,
 }
 
 impl Default for PipelineState {
@@ -83,6 +86,7 @@ impl Default for PipelineState {
             sieve: JournalSieve::default(),
             evidence: Evidence::default(),
             failures: LogLimiter::new(FAILURE_LOG_EVERY),
+            floods: Floods::default(),
         }
     }
 }
@@ -251,7 +255,15 @@ pub fn handle_batch(
         let Some(det) = det.as_mut() else {
             return records;
         };
+        let every = det.flows().config().sample_every;
         for s in batch {
+            state.floods.observe(s, every);
+            // Dropped by a signature rule: decided in the kernel, whatever
+            // the source. A spoofed flood's sources would only churn the
+            // per-source tables.
+            if s.action == action::SIGNATURE {
+                continue;
+            }
             let t = Instant::now();
             match det.process(s) {
                 Ok(d) => {
@@ -265,6 +277,7 @@ pub fn handle_batch(
             .set_flow_table_sources(det.flows().len() as u64);
     }
     core.count_decisions(decisions.len() as u64);
+    records.extend(state.floods.act(&mut *core.executor()));
     let now = Instant::now();
     let policy = *core.executor().policy();
     for d in &decisions {

@@ -1,0 +1,551 @@
+//! Floods from many sources. The per-source path cannot see a spoofed
+//! flood (every packet a new source) or a botnet at modest rates per
+//! source, so every sample also feeds the aggregate detector, and what it
+//! reports becomes a rule about packets, not sources:
+//!
+//! - an attack that starts with a signature installs a signature rule that
+//!   drops the matching packets, whatever their source; one without a
+//!   signature (no baseline yet, or nothing sets the attack apart)
+//!   rate-limits its target to the rate that triggered it;
+//! - known-good clients of the target (handshakes completed before the
+//!   attack) are vouched for first, and the rule exempts them;
+//! - the rule carries a TTL that every update refreshes, and it is removed
+//!   when the attack ends, so a detector that stops hearing (an agent
+//!   restart) never leaves a rule behind for long;
+//! - one journal record when an attack starts and one when it ends, with
+//!   its counts, whatever the number of sources.
+//!
+//! A source-prefix aggregate (many sources inside one /24 or /64) is
+//! journaled, not enforced: the per-source path acts on each source, and a
+//! whole network is an operator's call.
+use std::{collections::HashMap, net::IpAddr, time::Duration};
+
+use phantomnet_common::{EventAction, PacketSample, ReasonCode};
+use tracing::{info, warn};
+
+use super::unix_now_ns;
+use crate::{
+    aggregate::{
+        AggregateConfig, AggregateDetector, AggregateKey, AttackEvent, AttackReport, KnownGood,
+        KnownGoodConfig, Signature,
+    },
+    decide::Action,
+    enforce::{EnforceError, Executor, SignatureRequest},
+    journal::NewEvent,
+};
+
+/// How long an installed rule lives without an update; the detector
+/// refreshes it every few seconds while the attack lasts.
+pub const RULE_TTL: Duration = Duration::from_secs(60);
+/// Most known-good sources vouched for per attack.
+pub const MAX_VOUCH: usize = 1024;
+
+/// The rule an attack put in force.
+#[derive(Debug, Clone)]
+struct Installed {
+    rule_id: u32,
+    /// Its signature: synthesized, or the target alone (a rate limit).
+    signature: Signature,
+    synthesized: bool,
+}
+
+/// The aggregate detector, the known-good tracker and the rules their
+/// attacks installed. Bounded: the detector caps its tables and its
+/// attacks (64 by default), and `installed` holds one entry per attack.
+#[derive(Debug)]
+pub struct Floods {
+    detector: AggregateDetector,
+    known: KnownGood,
+    installed: HashMap<u64, Installed>,
+    events: Vec<AttackEvent>,
+}
+
+impl Default for Floods {
+    fn default() -> Self {
+        Floods::new(AggregateConfig::default(), KnownGoodConfig::default())
+    }
+}
+
+impl Floods {
+    pub fn new(config: AggregateConfig, known: KnownGoodConfig) -> Self {
+        Floods {
+            detector: AggregateDetector::new(config),
+            known: KnownGood::new(known),
+            installed: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// One sample (standing for `sample_every` packets).
+    pub fn observe(&mut self, s: &PacketSample, sample_every: u32) {
+        self.known.observe(s);
+        self.detector.process(s, sample_every, &mut self.events);
+    }
+
+    /// Attacks being tracked.
+    pub fn active(&self) -> usize {
+        self.detector.active_attacks().len()
+    }
+
+    /// Acts on what the detector reported since the last call; returns the
+    /// journal records. `exec` is the executor (a parameter, so the logic
+    /// is tested without pinned maps).
+    pub fn act(&mut self, exec: &mut dyn FloodActions) -> Vec<NewEvent> {
+        let mut records = Vec::new();
+        for event in std::mem::take(&mut self.events) {
+            match event {
+                AttackEvent::Started(r) => records.extend(self.started(&r, exec)),
+                AttackEvent::Updated(r) => self.updated(&r, exec),
+                AttackEvent::Ended(r) => records.push(self.ended(&r, exec)),
+            }
+        }
+        records
+    }
+
+    fn started(&mut self, r: &AttackReport, exec: &mut dyn FloodActions) -> Option<NewEvent> {
+        let Some((signature, synthesized)) = rule_signature(r) else {
+            info!(key = %r.key, sources = r.est_distinct_sources, "distributed sources in one network");
+            return Some(record(
+                r,
+                Action::Log,
+                "source-prefix aggregate: journaled, not enforced".into(),
+            ));
+        };
+        if exec.dry_run() {
+            return Some(record(
+                r,
+                Action::Log,
+                format!("dry-run: would install signature rule `{signature}`"),
+            ));
+        }
+        let exempt = self.known.exemptions(
+            signature.dst,
+            signature.dst_prefix_len,
+            r.first_ns,
+            MAX_VOUCH,
+        );
+        if let Err(e) = exec.vouch(&exempt) {
+            warn!(error = %e, "vouching for known-good sources");
+        }
+        match exec.add_signature(&request(r, &signature, synthesized)) {
+            Ok(id) => {
+                info!(key = %r.key, rule = id, %signature, "flood: signature rule installed");
+                self.installed.insert(
+                    r.id,
+                    Installed {
+                        rule_id: id,
+                        signature: signature.clone(),
+                        synthesized,
+                    },
+                );
+                let what = if synthesized {
+                    "drops the matching packets".to_string()
+                } else {
+                    format!("rate-limits its target to {} packets/s", rate_of(r))
+                };
+                Some(record(
+                    r,
+                    if synthesized {
+                        Action::Block
+                    } else {
+                        Action::Throttle
+                    },
+                    format!(
+                        "signature rule {id} `{signature}` {what}; {} known-good sources exempt",
+                        exempt.len()
+                    ),
+                ))
+            }
+            Err(e) => {
+                warn!(key = %r.key, error = %e, "flood: installing the signature rule failed");
+                Some(record(
+                    r,
+                    Action::Log,
+                    format!("installing `{signature}` failed: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Refreshes the rule's TTL; a signature found after the start (the
+    /// baseline was too thin then) replaces the target-wide rate limit.
+    fn updated(&mut self, r: &AttackReport, exec: &mut dyn FloodActions) {
+        let Some(inst) = self.installed.get(&r.id).cloned() else {
+            return;
+        };
+        let upgrade = !inst.synthesized && r.signature.is_some();
+        let (signature, synthesized) = match (&r.signature, upgrade) {
+            (Some(s), true) => (s.clone(), true),
+            _ => (inst.signature.clone(), inst.synthesized),
+        };
+        if upgrade && let Err(e) = exec.remove_signature(inst.rule_id) {
+            warn!(error = %e, "flood: removing the rate-limit rule");
+        }
+        match exec.add_signature(&request(r, &signature, synthesized)) {
+            Ok(id) => {
+                self.installed.insert(
+                    r.id,
+                    Installed {
+                        rule_id: id,
+                        signature,
+                        synthesized,
+                    },
+                );
+            }
+            Err(e) => warn!(key = %r.key, error = %e, "flood: refreshing the signature rule"),
+        }
+    }
+
+    fn ended(&mut self, r: &AttackReport, exec: &mut dyn FloodActions) -> NewEvent {
+        let removed = match self.installed.remove(&r.id) {
+            Some(inst) => match exec.remove_signature(inst.rule_id) {
+                Ok(()) => format!("; signature rule {} removed", inst.rule_id),
+                // Already gone (expired, or an operator removed it).
+                Err(e) => format!("; signature rule {}: {e}", inst.rule_id),
+            },
+            None => String::new(),
+        };
+        record(
+            r,
+            Action::Log,
+            format!(
+                "ended after {:.1}s{removed}",
+                r.last_ns.saturating_sub(r.first_ns) as f64 / 1e9
+            ),
+        )
+    }
+}
+
+/// What the pipeline needs of the executor: `Executor` in the agent, a
+/// recorder in tests.
+pub trait FloodActions {
+    fn dry_run(&self) -> bool;
+    fn vouch(&mut self, sources: &[IpAddr]) -> Result<usize, EnforceError>;
+    /// Installs or refreshes; returns the rule's id.
+    fn add_signature(&mut self, req: &SignatureRequest) -> Result<u32, EnforceError>;
+    fn remove_signature(&mut self, id: u32) -> Result<(), EnforceError>;
+}
+
+impl FloodActions for Executor {
+    fn dry_run(&self) -> bool {
+        Executor::dry_run(self)
+    }
+    fn vouch(&mut self, sources: &[IpAddr]) -> Result<usize, EnforceError> {
+        Executor::vouch(self, sources)
+    }
+    fn add_signature(&mut self, req: &SignatureRequest) -> Result<u32, EnforceError> {
+        Executor::add_signature(self, req).map(|v| v.rule.id)
+    }
+    fn remove_signature(&mut self, id: u32) -> Result<(), EnforceError> {
+        Executor::remove_signature(self, id)
+    }
+}
+
+/// The rule's signature: the synthesized one, or the target alone; `None`
+/// for a source-prefix aggregate (not enforced).
+fn rule_signature(r: &AttackReport) -> Option<(Signature, bool)> {
+    if let Some(s) = &r.signature {
+        return Some((s.clone(), true));
+    }
+    let (dst, len, protocol, port) = match r.key {
+        AggregateKey::Service {
+            dst,
+            protocol,
+            port,
+        } => (dst, host_len(dst), protocol, (port != 0).then_some(port)),
+        AggregateKey::Host { dst, protocol } => (dst, host_len(dst), protocol, None),
+        AggregateKey::DstPrefix { prefix, protocol } => {
+            (prefix.addr(), prefix.prefix_len(), protocol, None)
+        }
+        AggregateKey::SrcPrefix { .. } => return None,
+    };
+    Some((
+        Signature {
+            family: if dst.is_ipv4() { 4 } else { 6 },
+            dst,
+            dst_prefix_len: len,
+            protocol: (protocol != 0).then_some(protocol),
+            tcp_flags: None,
+            ttl: None,
+            packet_len: None,
+            dst_port: port.map(|p| (p, p)),
+            payload_prefix: None,
+        },
+        false,
+    ))
+}
+
+fn host_len(a: IpAddr) -> u8 {
+    if a.is_ipv4() { 32 } else { 128 }
+}
+
+/// A target-wide rate limit lets through what the detector called the
+/// target's normal ceiling (the rate that triggered the attack).
+fn rate_of(r: &AttackReport) -> u32 {
+    r.threshold_pps.clamp(1.0, 1e9) as u32
+}
+
+fn request(r: &AttackReport, signature: &Signature, synthesized: bool) -> SignatureRequest {
+    SignatureRequest {
+        signature: signature.clone(),
+        ttl: Some(RULE_TTL),
+        rate_pps: if synthesized { 0 } else { rate_of(r) },
+        exempt_known_good: true,
+        reason: ReasonCode::Detection,
+    }
+}
+
+/// The journal record of an attack: one per start and one per end.
+fn record(r: &AttackReport, action: Action, what: String) -> NewEvent {
+    let source = match r.key {
+        AggregateKey::Service { dst, .. } | AggregateKey::Host { dst, .. } => dst,
+        AggregateKey::DstPrefix { prefix, .. } | AggregateKey::SrcPrefix { prefix } => {
+            prefix.addr()
+        }
+    };
+    NewEvent {
+        time_unix_ns: unix_now_ns(),
+        source,
+        action: EventAction::Apply(action),
+        verdict: "CRITICAL".to_string(),
+        confidence: 1.0,
+        anomaly: 0.0,
+        threat: 0.0,
+        rule: "aggregate".to_string(),
+        reason: format!(
+            "flood {} on {}: ~{} packets from ~{} sources, peak {:.0} pps (baseline {:.0}, threshold {:.0}); {what}",
+            r.id,
+            r.key,
+            r.est_packets,
+            r.est_distinct_sources,
+            r.peak_pps,
+            r.baseline_pps,
+            r.threshold_pps
+        ),
+        features: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::tests::{
+        EVERY, Origin, at_rate, clients, ip, merge, rng, syn_flood, web_client,
+    };
+
+    /// Records what the pipeline asked of the executor.
+    #[derive(Default)]
+    struct Recorder {
+        dry_run: bool,
+        vouched: Vec<IpAddr>,
+        added: Vec<SignatureRequest>,
+        removed: Vec<u32>,
+    }
+
+    impl FloodActions for Recorder {
+        fn dry_run(&self) -> bool {
+            self.dry_run
+        }
+        fn vouch(&mut self, sources: &[IpAddr]) -> Result<usize, EnforceError> {
+            self.vouched.extend_from_slice(sources);
+            Ok(sources.len())
+        }
+        fn add_signature(&mut self, req: &SignatureRequest) -> Result<u32, EnforceError> {
+            self.added.push(req.clone());
+            Ok(7)
+        }
+        fn remove_signature(&mut self, id: u32) -> Result<(), EnforceError> {
+            self.removed.push(id);
+            Ok(())
+        }
+    }
+
+    const DST: [u8; 4] = [10, 0, 0, 2];
+
+    /// 60 s of web clients; a spoofed SYN flood at 10,000 packets/s from
+    /// 30 to 40 s.
+    fn flood_among_clients() -> (Vec<(PacketSample, Origin)>, Vec<IpAddr>) {
+        let mut r = rng(11);
+        let cl = clients(&mut r, 40);
+        let stream = merge(vec![
+            at_rate(
+                &mut r,
+                0.0,
+                60.0,
+                400.0,
+                Origin::Benign,
+                web_client(&cl, 80, DST),
+            ),
+            at_rate(
+                &mut r,
+                30.5,
+                40.0,
+                10_000.0,
+                Origin::Attack,
+                syn_flood(DST, 80),
+            ),
+        ]);
+        let benign = cl.iter().map(|(a, _)| ip(a)).collect();
+        (stream, benign)
+    }
+
+    fn drive(
+        floods: &mut Floods,
+        rec: &mut Recorder,
+        stream: &[(PacketSample, Origin)],
+    ) -> Vec<NewEvent> {
+        let mut records = Vec::new();
+        // Batches as the ring buffer delivers them.
+        for chunk in stream.chunks(64) {
+            for (s, _) in chunk {
+                floods.observe(s, EVERY);
+            }
+            records.extend(floods.act(rec));
+        }
+        records
+    }
+
+    #[test]
+    fn a_spoofed_flood_is_one_drop_rule_that_spares_the_clients_and_goes_when_it_ends() {
+        let (stream, benign) = flood_among_clients();
+        let mut floods = Floods::default();
+        let mut rec = Recorder::default();
+        let records = drive(&mut floods, &mut rec, &stream);
+
+        // One rule, a synthesized drop that exempts known-good sources and
+        // matches the flood's samples but no client's.
+        let first = rec.added.first().expect("a rule was installed");
+        assert_eq!((first.rate_pps, first.exempt_known_good), (0, true));
+        assert_eq!(first.ttl, Some(RULE_TTL));
+        assert!(
+            rec.added.iter().all(|a| a.signature == first.signature),
+            "refreshes only"
+        );
+        let sig = &first.signature;
+        let (mut flood, mut caught, mut clients_caught) = (0, 0, 0);
+        for (s, o) in &stream {
+            match o {
+                Origin::Attack => {
+                    flood += 1;
+                    caught += usize::from(sig.matches(s));
+                }
+                Origin::Benign => clients_caught += usize::from(sig.matches(s)),
+            }
+        }
+        assert!(caught * 100 >= flood * 99, "{caught} of {flood}: {sig}");
+        assert_eq!(clients_caught, 0, "{sig}");
+        // Clients seen before the flood were vouched for; no spoofed source.
+        assert!(!rec.vouched.is_empty());
+        assert!(
+            rec.vouched.iter().all(|a| benign.contains(a)),
+            "{:?}",
+            rec.vouched
+        );
+        // Removed when the attack ended; one record at each end.
+        assert_eq!(rec.removed, vec![7]);
+        assert_eq!(records.len(), 2, "{records:#?}");
+        assert!(
+            records[0].reason.contains("signature rule 7"),
+            "{}",
+            records[0].reason
+        );
+        assert_eq!(records[0].action, EventAction::Apply(Action::Block));
+        assert!(
+            records[1].reason.contains("removed"),
+            "{}",
+            records[1].reason
+        );
+        assert_eq!(floods.active(), 0);
+    }
+
+    #[test]
+    fn dry_run_journals_what_it_would_install_and_writes_nothing() {
+        let (stream, _) = flood_among_clients();
+        let mut floods = Floods::default();
+        let mut rec = Recorder {
+            dry_run: true,
+            ..Recorder::default()
+        };
+        let records = drive(&mut floods, &mut rec, &stream);
+        assert!(rec.added.is_empty() && rec.vouched.is_empty() && rec.removed.is_empty());
+        assert!(
+            records[0].reason.contains("dry-run: would install"),
+            "{}",
+            records[0].reason
+        );
+    }
+
+    #[test]
+    fn a_flood_on_an_unlearned_target_rate_limits_the_target() {
+        // No baseline: the flood starts with the agent.
+        let mut r = rng(12);
+        let stream = merge(vec![at_rate(
+            &mut r,
+            0.0,
+            20.0,
+            10_000.0,
+            Origin::Attack,
+            syn_flood(DST, 80),
+        )]);
+        let mut floods = Floods::default();
+        let mut rec = Recorder::default();
+        drive(&mut floods, &mut rec, &stream);
+        let Some(first) = rec.added.first() else {
+            // The detector's warm-up may hold a flood that starts with it;
+            // then nothing may be installed at all, and nothing was.
+            assert!(rec.vouched.is_empty());
+            return;
+        };
+        if first.rate_pps != 0 {
+            let s = &first.signature;
+            assert_eq!(
+                (s.dst, s.dst_port, s.protocol),
+                (
+                    ip(&crate::aggregate::tests::v4(DST)),
+                    Some((80, 80)),
+                    Some(6)
+                )
+            );
+            assert!(s.tcp_flags.is_none() && s.packet_len.is_none());
+        }
+    }
+    /// The detector recognises a flood when its first tick completes; a
+    /// flood that starts on a tick boundary fills that whole tick, which
+    /// must not reach the baseline its signature is checked against (it
+    /// once did, and such floods got only a rate limit).
+    #[test]
+    fn a_flood_starting_on_any_offset_in_a_tick_gets_a_signature() {
+        for off in [30.0f64, 30.25, 30.5, 30.9, 31.0, 47.0] {
+            let mut r = rng(11);
+            let cl = clients(&mut r, 40);
+            let stream = merge(vec![
+                at_rate(
+                    &mut r,
+                    0.0,
+                    70.0,
+                    400.0,
+                    Origin::Benign,
+                    web_client(&cl, 80, DST),
+                ),
+                at_rate(
+                    &mut r,
+                    off,
+                    off + 10.0,
+                    10_000.0,
+                    Origin::Attack,
+                    syn_flood(DST, 80),
+                ),
+            ]);
+            let mut floods = Floods::default();
+            let mut rec = Recorder::default();
+            drive(&mut floods, &mut rec, &stream);
+            let first = rec
+                .added
+                .first()
+                .unwrap_or_else(|| panic!("{off}: no rule"));
+            assert_eq!(first.rate_pps, 0, "{off}: {}", first.signature);
+            assert_eq!(first.signature.packet_len, Some((54, 60)), "{off}");
+            assert!(first.signature.tcp_flags.is_some(), "{off}");
+        }
+    }
+}
