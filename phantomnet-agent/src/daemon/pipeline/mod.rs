@@ -248,16 +248,25 @@ pub fn handle_batch(
     batch: &[PacketSample],
     state: &mut PipelineState,
 ) -> Vec<NewEvent> {
-    let mut records = Vec::new();
+    // Floods first: the aggregate detector needs no model, and its rules
+    // are about packets, whatever their source. The rate each sample
+    // stands for is the data plane's (one map read per batch).
+    let every = core
+        .executor()
+        .maps()
+        .config()
+        .map_or(1, |c| c.sample_every.max(1));
+    for s in batch {
+        state.floods.observe(s, every);
+    }
+    let mut records = state.floods.act(&mut *core.executor());
     let mut decisions = Vec::with_capacity(batch.len());
     {
         let mut det = core.detector();
         let Some(det) = det.as_mut() else {
             return records;
         };
-        let every = det.flows().config().sample_every;
         for s in batch {
-            state.floods.observe(s, every);
             // Dropped by a signature rule: decided in the kernel, whatever
             // the source. A spoofed flood's sources would only churn the
             // per-source tables.
@@ -277,7 +286,6 @@ pub fn handle_batch(
             .set_flow_table_sources(det.flows().len() as u64);
     }
     core.count_decisions(decisions.len() as u64);
-    records.extend(state.floods.act(&mut *core.executor()));
     let now = Instant::now();
     let policy = *core.executor().policy();
     for d in &decisions {
