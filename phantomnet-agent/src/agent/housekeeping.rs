@@ -7,7 +7,9 @@ use std::time::Duration;
 use phantomnet_common::{Outcome, RuleKind};
 use tracing::{info, warn};
 
-use crate::daemon::AgentCore;
+use crate::{
+    aggregate::Signature, daemon::AgentCore, dataplane::SignatureView, metrics::SignatureCounts,
+};
 
 /// How often the full sweep runs: it walks every entry of the rule maps
 /// (up to 2 × (65,536 BLOCK + 16,384 THROTTLE + 4,096 ALLOW) lookups) and
@@ -15,11 +17,12 @@ use crate::daemon::AgentCore;
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// The data plane's counters (one per-CPU array read: O(outcomes × CPUs)),
-/// and the BLOCK gauges: one pass over the BLOCK maps for the live count
+/// the BLOCK gauges: one pass over the BLOCK maps for the live count
 /// and the 10 busiest entries (O(BLOCK entries), at most 2 × 65,536, no
 /// allocation per entry; the dashboard's top-blocked panel needs each
-/// entry's hits). The ALLOW, THROTTLE and DECEIVE gauges are set by the
-/// sweep.
+/// entry's hits), and the signature rules' counts (64 slot reads plus one
+/// per-CPU read per installed rule). The ALLOW, THROTTLE and DECEIVE gauges
+/// are set by the sweep.
 pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
     let ex = core.executor();
     let Ok(c) = ex.maps().counters() else {
@@ -44,15 +47,39 @@ pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
         }
         Err(e) => warn!(error = %e, "reading the BLOCK maps"),
     }
+    match ex.signatures() {
+        Ok(rules) => publish_signatures(core, &rules),
+        Err(e) => warn!(error = %e, "reading the signature rules"),
+    }
     info!(
         passed = c.get(Outcome::Passed).packets,
         block_dropped = c.get(Outcome::BlockDropped).packets,
         throttle_dropped = c.get(Outcome::ThrottleDropped).packets,
+        signature_dropped = c.get(Outcome::SignatureDropped).packets,
         sampled = c.get(Outcome::Sampled).packets,
         sample_lost = c.get(Outcome::SampleLost).packets,
         samples_read = core.samples_read(),
         "counters"
     );
+}
+
+/// Each installed signature rule's counts, and how many are in force.
+fn publish_signatures(core: &AgentCore, rules: &[SignatureView]) {
+    let live = rules
+        .iter()
+        .filter(|v| v.remaining != Some(Duration::ZERO))
+        .count() as u64;
+    let counts: Vec<SignatureCounts> = rules
+        .iter()
+        .map(|v| SignatureCounts {
+            id: v.rule.id,
+            rule: Signature::from_rule(&v.rule).to_string(),
+            matched: v.matched,
+            dropped: v.dropped,
+            exempted: v.exempted,
+        })
+        .collect();
+    core.metrics().set_signatures(live, &counts);
 }
 
 /// Frees the slots of expired entries the agent wrote (through the

@@ -4,14 +4,17 @@ use std::{net::IpAddr, time::Duration};
 
 use tonic::Status;
 
-use phantomnet_common::{Action, EventAction, PacketSample, RuleKind, SAMPLE_PAYLOAD_LEN};
+use phantomnet_common::{
+    Action, EventAction, PacketSample, ReasonCode, RuleKind, SAMPLE_PAYLOAD_LEN, sig_flags,
+};
 
 use super::pb;
 use crate::{
+    aggregate::Signature,
     correlate::Verdict,
     daemon::{CoreError, ModelInfo, RuleView},
     dataplane::DataplaneError,
-    dataplane::{Prefix, Rule},
+    dataplane::{KnownGoodView, Prefix, Rule, SignatureView},
     decide::Thresholds,
     enforce::{EnforceError, NftError},
     journal::JournalEvent,
@@ -44,6 +47,7 @@ pub fn status(e: CoreError) -> Status {
         }
         CoreError::OutsideModelDir { .. } | CoreError::Model(_) => invalid("path", msg),
         CoreError::Thresholds(_) => invalid("thresholds", msg),
+        CoreError::BadSignature { .. } => invalid("rule", msg),
     }
 }
 
@@ -101,6 +105,48 @@ pub fn ttl(secs: u64) -> Result<Option<Duration>, Status> {
         )),
         s => Ok(Some(Duration::from_secs(s))),
     }
+}
+
+/// A signature rule's TTL: unlike a block's, 0 means until removed.
+pub fn signature_ttl(secs: u64) -> Result<Option<Duration>, Status> {
+    match secs {
+        0 => Ok(None),
+        s if s > MAX_TTL_SECS => Err(invalid(
+            "ttl_seconds",
+            format!("{s} is more than {MAX_TTL_SECS} (30 days); 0 = until removed"),
+        )),
+        s => Ok(Some(Duration::from_secs(s))),
+    }
+}
+
+/// The most packets per second a rule (or a throttle) lets through.
+pub const MAX_RATE_PPS: u32 = 1_000_000_000;
+
+/// A signature rule's rate: 0 = drop every match.
+pub fn signature_rate(v: u32) -> Result<u32, Status> {
+    if v > MAX_RATE_PPS {
+        return Err(invalid(
+            "rate_pps",
+            format!("{v} is more than {MAX_RATE_PPS}; 0 = drop every match"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A signature rule in its text form (`rule`).
+pub fn signature(s: &str) -> Result<Signature, Status> {
+    if s.trim().is_empty() {
+        return Err(invalid("rule", "required"));
+    }
+    s.parse::<Signature>().map_err(|e| invalid("rule", e))
+}
+
+/// A signature rule's id: ids start at 1.
+pub fn signature_id(id: u32) -> Result<u32, Status> {
+    if id == 0 {
+        return Err(invalid("id", "required (rule ids start at 1)"));
+    }
+    Ok(id)
 }
 
 pub fn reason(s: &str) -> Result<&str, Status> {
@@ -258,14 +304,18 @@ fn verdict_from_name(s: &str) -> pb::Verdict {
     }
 }
 
+/// Whole seconds left, at least 1 while any time is left; 0 = never.
+fn secs_left(remaining: Option<Duration>) -> u64 {
+    remaining
+        .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
+        .unwrap_or(0)
+}
+
 pub fn rule(r: &Rule) -> pb::Rule {
     pb::Rule {
         action: pb_rule_kind(r.kind) as i32,
         cidr: r.prefix.to_string(),
-        expires_in_seconds: r
-            .remaining
-            .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
-            .unwrap_or(0),
+        expires_in_seconds: secs_left(r.remaining),
         expired: r.remaining == Some(Duration::ZERO),
         reason: r.reason_text(),
         hits: r.hits,
@@ -278,15 +328,38 @@ pub fn rule_view(r: &RuleView) -> pb::Rule {
     pb::Rule {
         action: pb_rule_kind(r.kind) as i32,
         cidr: r.prefix.clone(),
-        expires_in_seconds: r
-            .remaining
-            .map(|d| d.as_secs().max(u64::from(!d.is_zero())))
-            .unwrap_or(0),
+        expires_in_seconds: secs_left(r.remaining),
         expired: r.remaining == Some(Duration::ZERO),
         reason: r.reason.clone(),
         hits: r.hits,
         rate_pps: r.rate_pps,
         burst: r.burst,
+    }
+}
+
+pub fn signature_rule(v: &SignatureView) -> pb::SignatureRule {
+    pb::SignatureRule {
+        id: v.rule.id,
+        slot: v.slot,
+        rule: Signature::from_rule(&v.rule).to_string(),
+        rate_pps: v.rule.rate_pps,
+        expires_in_seconds: secs_left(v.remaining),
+        expired: v.remaining == Some(Duration::ZERO),
+        exempt_known_good: v.rule.flags & sig_flags::EXEMPT_KNOWN_GOOD != 0,
+        matched: v.matched,
+        dropped: v.dropped,
+        exempted: v.exempted,
+        reason: ReasonCode::from_u32(v.rule.reason).name().to_string(),
+    }
+}
+
+/// A known-good source, `now_ns` being the data plane's clock
+/// (`dataplane::monotonic_now_ns`).
+pub fn known_good_source(g: &KnownGoodView, now_ns: u64) -> pb::KnownGoodSource {
+    pb::KnownGoodSource {
+        address: g.addr.to_string(),
+        exempted: g.entry.exempted,
+        refreshed_seconds_ago: now_ns.saturating_sub(g.entry.refreshed_ns) / 1_000_000_000,
     }
 }
 
@@ -422,3 +495,6 @@ pub fn model_info(m: ModelInfo) -> pb::ModelInfo {
         path: m.path.map(|p| p.display().to_string()).unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

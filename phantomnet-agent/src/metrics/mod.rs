@@ -22,6 +22,10 @@
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
+//! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |
+//! | `phantomnet_signature_matched_total` | counter, set from the data plane's absolute counts: packets a signature rule matched | `id`, `rule` (its text form; at most 64 series) |
+//! | `phantomnet_signature_dropped_total` | counter, likewise: matched and dropped | `id`, `rule` |
+//! | `phantomnet_signature_exempted_total` | counter, likewise: matched but let through as known-good | `id`, `rule` |
 //!
 //! The exposition is OpenMetrics text (`application/openmetrics-text;
 //! version=1.0.0`), which Prometheus scrapes natively. Every update on the
@@ -33,7 +37,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering;
+use std::sync::{Mutex, atomic::Ordering};
 use std::time::Duration;
 
 use phantomnet_common::{Action, Outcome, RuleKind};
@@ -140,6 +144,27 @@ struct TopLabels {
     reason: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SigLabels {
+    id: String,
+    rule: String,
+}
+
+/// One signature rule's counts, as the data plane reports them (absolute,
+/// summed over CPUs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCounts {
+    pub id: u32,
+    /// The rule's text form.
+    pub rule: String,
+    pub matched: u64,
+    pub dropped: u64,
+    pub exempted: u64,
+}
+
+/// The most signature rules with series: the data plane's slots.
+pub const SIGNATURE_SERIES: usize = phantomnet_common::capacity::SIG_SLOTS as usize;
+
 /// How many BLOCK entries `phantomnet_top_blocked_hits` shows (its series
 /// are bounded by this, whatever an attacker does).
 pub const TOP_BLOCKED: usize = 10;
@@ -183,6 +208,11 @@ pub struct Metrics {
     /// `routine`, then `enforcement`.
     journal_suppressed: [Counter; 2],
     map_full: Family<MapLabels, Counter>,
+    signature_rules: Gauge,
+    /// matched, dropped, exempted.
+    signature_packets: [Family<SigLabels, Counter>; 3],
+    /// The signature series now exported (removed when their rule goes).
+    signature_series: Mutex<Vec<SigLabels>>,
 }
 
 impl Default for Metrics {
@@ -345,8 +375,37 @@ impl Metrics {
             let _ = map_full.get_or_create(&MapLabels { map });
         }
 
+        let signature_rules = Gauge::default();
+        registry.register(
+            "phantomnet_signature_rules",
+            "Signature rules in force (unexpired), whatever set them",
+            signature_rules.clone(),
+        );
+        let signature_packets = [
+            (
+                "phantomnet_signature_matched",
+                "Packets each signature rule matched (absolute totals read from the data plane; at most 64 rules)",
+            ),
+            (
+                "phantomnet_signature_dropped",
+                "Packets each signature rule matched and dropped (in dry-run: would have dropped)",
+            ),
+            (
+                "phantomnet_signature_exempted",
+                "Packets each signature rule matched but let through because the source is known-good",
+            ),
+        ]
+        .map(|(name, help)| {
+            let family = Family::<SigLabels, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        });
+
         Metrics {
             registry,
+            signature_rules,
+            signature_packets,
+            signature_series: Mutex::new(Vec::new()),
             journal_suppressed,
             map_full,
             enforcements,
@@ -543,6 +602,44 @@ impl Metrics {
     /// map constants are passed, so the series stay bounded.
     pub fn map_full(&self, map: &'static str) {
         self.map_full.get_or_create(&MapLabels { map }).inc();
+    }
+
+    /// Sets the signature-rule series: `live` rules in force, and each
+    /// installed rule's counts (at most [`SIGNATURE_SERIES`]; the series of
+    /// a rule no longer listed are removed, so they stay bounded).
+    pub fn set_signatures(&self, live: u64, rules: &[SignatureCounts]) {
+        self.signature_rules
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+        let mut series = self
+            .signature_series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now: Vec<SigLabels> = rules
+            .iter()
+            .take(SIGNATURE_SERIES)
+            .map(|r| SigLabels {
+                id: r.id.to_string(),
+                rule: r.rule.clone(),
+            })
+            .collect();
+        for gone in series.iter().filter(|l| !now.contains(l)) {
+            for family in &self.signature_packets {
+                family.remove(gone);
+            }
+        }
+        for (labels, r) in now.iter().zip(rules) {
+            for (family, v) in self
+                .signature_packets
+                .iter()
+                .zip([r.matched, r.dropped, r.exempted])
+            {
+                family
+                    .get_or_create(labels)
+                    .inner()
+                    .store(v, Ordering::Relaxed);
+            }
+        }
+        *series = now;
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -125,6 +125,101 @@ fn xdp_totals_are_absolute_and_interfaces_can_be_removed() {
 }
 
 #[test]
+fn signature_dropped_is_an_xdp_outcome_series() {
+    let m = Metrics::new();
+    m.set_xdp_totals("eth0", Outcome::SignatureDropped, 12, 720);
+    let text = m.render();
+    let series = "{outcome=\"signature_dropped\",interface=\"eth0\"}";
+    assert_eq!(
+        sample(&text, &format!("phantomnet_xdp_packets_total{series}")),
+        Some(12.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("phantomnet_xdp_bytes_total{series}")),
+        Some(720.0)
+    );
+}
+
+fn sig(id: u32, rule: &str, matched: u64, dropped: u64, exempted: u64) -> SignatureCounts {
+    SignatureCounts {
+        id,
+        rule: rule.to_string(),
+        matched,
+        dropped,
+        exempted,
+    }
+}
+
+#[test]
+fn signature_series_follow_the_rules_installed_and_stay_bounded() {
+    let m = Metrics::new();
+    assert_eq!(sample(&m.render(), "phantomnet_signature_rules"), Some(0.0));
+    let syn = "tcp dst 203.0.113.10/32 dport 80 flags SYN/SYN+ACK";
+    let dns = "udp dst 203.0.113.0/24 dport 53 len 554";
+    m.set_signatures(2, &[sig(1, syn, 10, 9, 1), sig(2, dns, 5, 0, 0)]);
+    m.set_signatures(2, &[sig(1, syn, 30, 27, 3), sig(2, dns, 5, 0, 0)]);
+    let text = m.render();
+    let labels = |id, rule| format!("{{id=\"{id}\",rule=\"{rule}\"}}");
+    for (name, v) in [
+        ("phantomnet_signature_matched_total", 30.0),
+        ("phantomnet_signature_dropped_total", 27.0),
+        ("phantomnet_signature_exempted_total", 3.0),
+    ] {
+        assert_eq!(
+            sample(&text, &format!("{name}{}", labels(1, syn))),
+            Some(v),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            &format!("phantomnet_signature_matched_total{}", labels(2, dns))
+        ),
+        Some(5.0)
+    );
+    assert_eq!(sample(&text, "phantomnet_signature_rules"), Some(2.0));
+    for ty in [
+        "# TYPE phantomnet_signature_rules gauge",
+        "# TYPE phantomnet_signature_matched counter",
+        "# TYPE phantomnet_signature_dropped counter",
+        "# TYPE phantomnet_signature_exempted counter",
+    ] {
+        assert!(text.contains(ty), "{ty} missing in:\n{text}");
+    }
+
+    // Rule 1 removed: its series go, rule 2's stay.
+    m.set_signatures(1, &[sig(2, dns, 6, 0, 0)]);
+    let text = m.render();
+    assert_eq!(
+        sample(
+            &text,
+            &format!("phantomnet_signature_dropped_total{}", labels(1, syn))
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("phantomnet_signature_matched_total{}", labels(2, dns))
+        ),
+        Some(6.0)
+    );
+
+    // Never more series than the data plane has slots.
+    let many: Vec<_> = (1..=100)
+        .map(|i| sig(i, &format!("any dst 10.0.0.{i}/32"), 1, 1, 0))
+        .collect();
+    m.set_signatures(100, &many);
+    let n = m
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("phantomnet_signature_dropped_total{"))
+        .count();
+    assert_eq!(n, SIGNATURE_SERIES);
+}
+
+#[test]
 fn inference_buckets_span_1us_to_10ms() {
     assert_eq!(INFERENCE_BUCKETS.first(), Some(&1e-6));
     assert_eq!(INFERENCE_BUCKETS.last(), Some(&1e-2));

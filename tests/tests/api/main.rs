@@ -9,6 +9,7 @@ mod events;
 mod invalid;
 mod rules;
 mod serving;
+mod signatures;
 
 use std::{
     fs,
@@ -107,6 +108,27 @@ async fn all_rules(c: &mut AgentClient<Channel>) -> Vec<(i32, String)> {
     v
 }
 
+/// The Prometheus endpoint's body, from the gateway namespace's loopback.
+fn metrics_text(t: &TestLab) -> String {
+    in_netns(&t.netns(Role::Gw), || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9477").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+}
+
+/// The value of one series (name and labels exactly as rendered).
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().unwrap())
+    })
+}
+
 fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
     let s = r.expect_err("the request should have been refused");
     (s.code(), s.message().to_string())
@@ -127,6 +149,10 @@ fn every_rpc_over_the_unix_socket() {
         rules::status(&mut c).await;
         rules::block(&t, &mut c).await;
         rules::rules(&t, &mut c).await;
+        signatures::rules(&t, &mut c).await;
+        signatures::invalid(&t, &mut c).await;
+        signatures::full(&mut c).await;
+        signatures::remove(&t, &mut c).await;
         events::journal(&mut c).await;
         events::watch(&t, &mut c).await;
         detection::analyze(&mut c).await;
@@ -137,15 +163,7 @@ fn every_rpc_over_the_unix_socket() {
 
     // The Prometheus endpoint, on the gateway namespace's loopback.
     std::thread::sleep(Duration::from_millis(1200)); // one counters publication
-    let body = in_netns(&t.netns(Role::Gw), || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9477").unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    });
+    let body = metrics_text(&t);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     for metric in [
         "phantomnet_xdp_packets_total{",

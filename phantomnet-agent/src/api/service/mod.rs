@@ -1,11 +1,12 @@
-//! The gRPC handlers, grouped by RPC family: [`rules`], [`events`],
-//! [`detection`] and [`mode`]. Each validates every field first (a rejected
+//! The gRPC handlers, grouped by RPC family: [`rules`], [`signatures`],
+//! [`events`], [`detection`] and [`mode`]. Each validates every field first (a rejected
 //! request changes nothing), calls the core, and converts the reply; the
 //! trait impl here only dispatches.
 mod detection;
 mod events;
 mod mode;
 mod rules;
+mod signatures;
 
 use std::{pin::Pin, sync::Arc};
 
@@ -105,6 +106,48 @@ impl pb::agent_server::Agent for AgentService {
         req: Request<pb::PrefixRequest>,
     ) -> Result<Response<pb::RemoveReply>, Status> {
         rules::undeceive(self, req).await
+    }
+
+    async fn add_signature(
+        &self,
+        req: Request<pb::AddSignatureRequest>,
+    ) -> Result<Response<pb::SignatureReply>, Status> {
+        signatures::add_signature(self, req).await
+    }
+
+    async fn remove_signature(
+        &self,
+        req: Request<pb::RemoveSignatureRequest>,
+    ) -> Result<Response<pb::RemoveSignatureReply>, Status> {
+        signatures::remove_signature(self, req).await
+    }
+
+    async fn list_signatures(
+        &self,
+        req: Request<pb::ListSignaturesRequest>,
+    ) -> Result<Response<pb::ListSignaturesReply>, Status> {
+        signatures::list_signatures(self, req).await
+    }
+
+    async fn add_known_good(
+        &self,
+        req: Request<pb::KnownGoodRequest>,
+    ) -> Result<Response<pb::KnownGoodReply>, Status> {
+        signatures::add_known_good(self, req).await
+    }
+
+    async fn remove_known_good(
+        &self,
+        req: Request<pb::KnownGoodRequest>,
+    ) -> Result<Response<pb::KnownGoodReply>, Status> {
+        signatures::remove_known_good(self, req).await
+    }
+
+    async fn list_known_good(
+        &self,
+        req: Request<pb::ListKnownGoodRequest>,
+    ) -> Result<Response<pb::ListKnownGoodReply>, Status> {
+        signatures::list_known_good(self, req).await
     }
 
     async fn list_rules(

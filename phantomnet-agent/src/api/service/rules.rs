@@ -39,7 +39,7 @@ pub(super) async fn throttle(
     let r = req.into_inner();
     let p = convert::prefix("cidr", &r.cidr)?;
     let ttl = convert::ttl(r.ttl_seconds)?;
-    let rate = convert::positive("rate_pps", r.rate_pps, 1_000_000_000)?;
+    let rate = convert::positive("rate_pps", r.rate_pps, convert::MAX_RATE_PPS)?;
     let burst = convert::positive("burst", r.burst, u32::MAX)?;
     let reason = convert::reason(&r.reason)?.to_string();
     let rule = svc

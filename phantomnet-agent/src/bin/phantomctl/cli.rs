@@ -142,6 +142,17 @@ pub(crate) enum Command {
         #[arg(long, ignore_case = true, value_parser = rule_kind())]
         action: Option<RuleKind>,
     },
+    /// Signature rules: drop or rate-limit the packets to a destination that
+    /// match an attack's traits, whatever their source.
+    Signature {
+        #[command(subcommand)]
+        action: SignatureCmd,
+    },
+    /// Sources that signature rules with --exempt-known-good let through.
+    KnownGood {
+        #[command(subcommand)]
+        action: KnownGoodCmd,
+    },
     /// Journaled decisions, newest first; --follow streams new ones.
     Events {
         /// Only events about this source address.
@@ -183,4 +194,48 @@ pub(crate) enum Command {
     },
     /// Sample 1 packet in N (0 = off).
     Sampling { every: u32 },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SignatureCmd {
+    /// Install a rule, or refresh the live rule with the same match fields.
+    Add {
+        /// The rule: PROTO dst ADDR/LEN [dport P|P-Q] [flags SET/MASK]
+        /// [ttl T|T-U] [len L|L-M] [payload HEX], e.g.
+        /// "tcp dst 203.0.113.10/32 dport 80 flags SYN/SYN+ACK+RST+FIN len 54-60".
+        rule: String,
+        /// Seconds until the rule expires; 0 keeps it until removed.
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+        /// Matching packets per second let through, all sources together;
+        /// 0 drops every match.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// Let known-good sources through (see `phantomctl known-good`).
+        #[arg(long)]
+        exempt_known_good: bool,
+    },
+    /// Remove the rule with this id.
+    Remove {
+        /// The id `signature list` shows.
+        id: u32,
+    },
+    /// Every rule, with its counts and time left.
+    List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KnownGoodCmd {
+    /// Mark a source known-good.
+    Add {
+        /// An IPv4 or IPv6 address.
+        address: String,
+    },
+    /// Withdraw a source's known-good mark.
+    Remove {
+        /// The address as it was added.
+        address: String,
+    },
+    /// Every known-good source (all pages).
+    List,
 }

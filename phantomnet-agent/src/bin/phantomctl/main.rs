@@ -99,6 +99,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Disallow { cidr } => verbs::remove::run(c, out, RuleKind::Allow, &cidr).await,
         Command::Undeceive { cidr } => verbs::remove::run(c, out, RuleKind::Deceive, &cidr).await,
         Command::Rules { action } => verbs::rules::run(c, out, action).await,
+        Command::Signature { action } => verbs::signature::run(c, out, action).await,
+        Command::KnownGood { action } => verbs::known_good::run(c, out, action).await,
         Command::Events {
             source,
             action,

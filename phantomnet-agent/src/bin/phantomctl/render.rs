@@ -100,3 +100,62 @@ pub(crate) fn print_event(e: &pb::Event) {
         e.reason
     );
 }
+
+pub(crate) fn signature_json(r: &pb::SignatureRule) -> Value {
+    json!({
+        "id": r.id,
+        "slot": r.slot,
+        "rule": r.rule,
+        "rate_pps": r.rate_pps,
+        "expires_in_seconds": r.expires_in_seconds,
+        "expired": r.expired,
+        "exempt_known_good": r.exempt_known_good,
+        "matched": r.matched,
+        "dropped": r.dropped,
+        "exempted": r.exempted,
+        "reason": r.reason,
+    })
+}
+
+pub(crate) fn print_signature_header() {
+    println!(
+        "{:>4} {:>4} {:>10} {:>9} {:>12} {:>12} {:>10} {:<12} RULE",
+        "ID", "SLOT", "RATE", "EXPIRES", "MATCHED", "DROPPED", "EXEMPTED", "BY"
+    );
+}
+
+pub(crate) fn print_signature(r: &pb::SignatureRule) {
+    let rate = match r.rate_pps {
+        0 => "drop".to_string(),
+        n => format!("{n}/s"),
+    };
+    let ttl = match (r.expired, r.expires_in_seconds) {
+        (true, _) => "expired".to_string(),
+        (false, 0) => "never".to_string(),
+        (false, s) => format!("{s}s"),
+    };
+    let exempt = if r.exempt_known_good {
+        "  (known-good exempt)"
+    } else {
+        ""
+    };
+    println!(
+        "{:>4} {:>4} {rate:>10} {ttl:>9} {:>12} {:>12} {:>10} {:<12} {}{exempt}",
+        r.id, r.slot, r.matched, r.dropped, r.exempted, r.reason, r.rule
+    );
+}
+
+pub(crate) fn known_good_json(s: &pb::KnownGoodSource) -> Value {
+    json!({
+        "address": s.address,
+        "exempted": s.exempted,
+        "refreshed_seconds_ago": s.refreshed_seconds_ago,
+    })
+}
+
+pub(crate) fn print_known_good(s: &pb::KnownGoodSource) {
+    println!(
+        "{:<39} exempted {:>10}  refreshed {}s ago",
+        s.address, s.exempted, s.refreshed_seconds_ago
+    );
+}

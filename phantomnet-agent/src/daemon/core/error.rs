@@ -43,4 +43,8 @@ pub enum CoreError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Thresholds(#[from] ThresholdError),
+    /// A signature rule the data plane refuses (a match field it would
+    /// misread, or that could never match); nothing was written.
+    #[error("signature {field}: {reason}")]
+    BadSignature { field: &'static str, reason: String },
 }

@@ -2,6 +2,7 @@
 //! both work on. Every method is a short critical section; nothing here
 //! blocks on the network.
 mod error;
+mod signatures;
 mod views;
 
 pub use error::CoreError;
