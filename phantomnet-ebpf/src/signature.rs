@@ -54,26 +54,57 @@ pub(crate) fn dropped(ctx: &XdpContext, meta: &Meta, pkt_len: u64, slots: u32, n
     let mut payload = 0u64;
     let mut payload_avail = 0u32;
     if meta.payload_off != 0 && meta.payload_len != 0 {
+        // Up to 8 bytes: what the IP header declares and the frame holds.
         // Through the helper, not a packet pointer: a direct read would make
         // the verifier track the payload offset precisely and check the
         // rest of the program once per parser path.
+        let room = pkt_len.saturating_sub(meta.payload_off as u64);
+        let mut n = meta.payload_len as u64;
+        if room < n {
+            n = room;
+        }
+        if n > 8 {
+            n = 8;
+        }
         let mut bytes = [0u8; 8];
-        // SAFETY: `bytes` is 8 writable bytes on the stack.
-        let rc = unsafe {
-            bpf_xdp_load_bytes(
-                ctx.ctx,
-                meta.payload_off as u32,
-                bytes.as_mut_ptr().cast(),
-                8,
-            )
-        };
-        if rc == 0 {
+        // The helper's length must be a constant the verifier can bound:
+        // 8 at once, or byte by byte when the frame ends sooner.
+        let mut ok = n != 0;
+        if n == 8 {
+            // SAFETY: `bytes` has room for 8 bytes.
+            ok = unsafe {
+                bpf_xdp_load_bytes(
+                    ctx.ctx,
+                    meta.payload_off as u32,
+                    bytes.as_mut_ptr().cast(),
+                    8,
+                )
+            } == 0;
+        } else {
+            for i in 0..7usize {
+                if i as u64 >= n {
+                    break;
+                }
+                let mut b = [0u8; 1];
+                // SAFETY: `b` has room for the one byte asked for.
+                let rc = unsafe {
+                    bpf_xdp_load_bytes(
+                        ctx.ctx,
+                        (meta.payload_off + i) as u32,
+                        b.as_mut_ptr().cast(),
+                        1,
+                    )
+                };
+                if rc != 0 {
+                    ok = false;
+                    break;
+                }
+                bytes[i] = b[0];
+            }
+        }
+        if ok {
             payload = u64::from_le_bytes(bytes);
-            payload_avail = if meta.payload_len > 8 {
-                8
-            } else {
-                meta.payload_len as u32
-            };
+            payload_avail = n as u32;
         }
     }
     let mut scan = Scan {
@@ -206,9 +237,8 @@ fn halves(a: &[u8; 16]) -> (u64, u64) {
     (u64::from_be_bytes(hi), u64::from_be_bytes(lo))
 }
 
-/// The first `payload_len` (≤ 8) payload bytes equal the rule's. A packet
-/// whose frame ends before 8 bytes past the payload's start does not match
-/// a payload rule (Ethernet's 60-byte minimum makes that rare).
+/// The first `payload_len` (≤ 8) payload bytes equal the rule's; a packet
+/// with fewer payload bytes in its frame does not match.
 #[inline(always)]
 fn payload_matches(rule: &SigRule, p: &Scan) -> bool {
     let n = rule.payload_len as u32;
