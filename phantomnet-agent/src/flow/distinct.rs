@@ -1,29 +1,57 @@
 /// Distinct-value estimator for a sliding window: linear counting
 /// (Whang et al., 1990) over a 256-bit bitmap per 10 s generation, six
-/// generations for 60 s. 192 bytes, O(1) insert, no allocation.
+/// generations for 60 s. 96 bytes, O(1) insert, no allocation.
 ///
 /// Hand-written: no crate offers a fixed-size, windowed distinct counter
 /// that fits a per-source budget of a few hundred bytes. The estimate is
 /// within a few percent up to ~300 values and saturates near 1,400.
+///
+/// **Layout.** The estimate only needs the union of the six generations'
+/// bitmaps, so instead of six bitmaps each bit keeps the generation slot
+/// (`g % 6`) of its *latest* insert, plus 1 (0 = not set), in three bit
+/// planes. This is exactly equivalent to six bitmaps: generations only move
+/// forward and are cleared oldest first, so an earlier slot in which a bit
+/// was also set is always cleared before the latest one, and a bit is in
+/// the union iff its latest slot has not been cleared yet. Half the size
+/// (96 instead of 192 bytes); `clear_generation` and `estimate` stay a few
+/// word operations. (The old six-bitmap layout is kept as the test oracle
+/// in `flow/tests/reference.rs`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DistinctCounter {
-    generations: [[u64; Self::WORDS]; Self::GENERATIONS],
+    /// Bit `b` of the latest slot + 1 of each of the 256 bits: `planes[b]`.
+    /// `u32` words keep the flow slot 4-byte aligned (no padding).
+    planes: [[u32; Self::WORDS]; 3],
 }
 
 impl DistinctCounter {
-    const WORDS: usize = 4;
-    const BITS: usize = Self::WORDS * 64;
+    const WORDS: usize = 8;
+    const BITS: usize = Self::WORDS * 32;
     pub const GENERATIONS: usize = 6;
 
     pub const fn new() -> Self {
         DistinctCounter {
-            generations: [[0; Self::WORDS]; Self::GENERATIONS],
+            planes: [[0; Self::WORDS]; 3],
         }
+    }
+
+    /// The per-word mask of the bits whose stored value is `v` (1..=6).
+    fn matching(&self, w: usize, v: usize) -> u32 {
+        let mut m = u32::MAX;
+        for (p, plane) in self.planes.iter().enumerate() {
+            m &= if v >> p & 1 == 1 { plane[w] } else { !plane[w] };
+        }
+        m
     }
 
     /// Clears generation `g` (the window slot about to be reused).
     pub fn clear_generation(&mut self, g: usize) {
-        self.generations[g % Self::GENERATIONS] = [0; Self::WORDS];
+        let v = g % Self::GENERATIONS + 1;
+        for w in 0..Self::WORDS {
+            let m = self.matching(w, v);
+            for plane in &mut self.planes {
+                plane[w] &= !m;
+            }
+        }
     }
 
     /// Clears every generation.
@@ -34,18 +62,22 @@ impl DistinctCounter {
     /// Records a value hash in generation `g`.
     pub fn insert(&mut self, g: usize, hash: u64) {
         let bit = (hash >> 56) as usize % Self::BITS;
-        self.generations[g % Self::GENERATIONS][bit / 64] |= 1u64 << (bit % 64);
+        let (w, m) = (bit / 32, 1u32 << (bit % 32));
+        let v = g % Self::GENERATIONS + 1;
+        for (p, plane) in self.planes.iter_mut().enumerate() {
+            if v >> p & 1 == 1 {
+                plane[w] |= m;
+            } else {
+                plane[w] &= !m;
+            }
+        }
     }
 
     /// Estimated distinct values across all generations.
     pub fn estimate(&self) -> f64 {
         let mut set = 0u32;
         for w in 0..Self::WORDS {
-            let mut word = 0u64;
-            for g in &self.generations {
-                word |= g[w];
-            }
-            set += word.count_ones();
+            set += (self.planes[0][w] | self.planes[1][w] | self.planes[2][w]).count_ones();
         }
         let m = Self::BITS as f64;
         let zeros = Self::BITS as u32 - set;

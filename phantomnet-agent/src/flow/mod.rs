@@ -2,11 +2,14 @@
 //! source address, in a table with a fixed cap and LRU eviction.
 //!
 //! Memory is bounded: each tracked source costs a fixed
-//! [`FlowTable::BYTES_PER_SOURCE`]-ish amount (see `docs/DETECTION.md`), and
-//! the table never holds more than [`FlowConfig::max_sources`] of them.
+//! [`FlowTable::BYTES_PER_SOURCE`] (531 bytes on x86-64, see
+//! `docs/DETECTION.md`), and the table never holds more than
+//! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
 mod distinct;
 mod table;
+#[cfg(test)]
+mod tests;
 mod window;
 
 pub use distinct::DistinctCounter;
@@ -30,7 +33,9 @@ pub struct FlowConfig {
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
-            max_sources: 65_536,
+            // 1M sources fit in 512 MiB (`FlowTable::BYTES_PER_SOURCE`,
+            // docs/DETECTION.md); the table grows to it, it does not start there.
+            max_sources: 1_000_000,
             sample_every: 1,
         }
     }

@@ -1,10 +1,14 @@
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::HashTable;
 use phantomnet_common::PacketSample;
 
 use super::{FlowConfig, SourceKey, SourceWindows, WindowStats};
 
-const NIL: u32 = u32::MAX;
+/// "No slot" in the links. Slot numbers take 31 bits: the top bit of
+/// `Slot::prev_v6` holds the key's family.
+const NIL: u32 = 0x7FFF_FFFF;
+const V6: u32 = 0x8000_0000;
 
 /// What the table keeps for one source: its windows. (What is in force on
 /// a source is the executor's alone to know.)
@@ -21,24 +25,69 @@ impl FlowEntry {
     }
 }
 
+/// One source's place in the slab: 520 bytes, of which 496 are windows.
+/// The key's family rides in the top bit of the `prev` link rather than in
+/// a byte of its own, which would cost 4 bytes of padding.
 #[derive(Debug)]
 struct Slot {
-    key: SourceKey,
-    entry: FlowEntry,
-    prev: u32,
+    addr: [u8; 16],
+    /// The previous (more recent) slot, or [`NIL`]; [`V6`] if IPv6.
+    prev_v6: u32,
     next: u32,
+    entry: FlowEntry,
+}
+
+impl Slot {
+    fn new(key: SourceKey) -> Slot {
+        let mut s = Slot {
+            addr: key.addr,
+            prev_v6: NIL,
+            next: NIL,
+            entry: FlowEntry::new(),
+        };
+        s.set_key(key);
+        s
+    }
+
+    fn key(&self) -> SourceKey {
+        SourceKey {
+            family: if self.prev_v6 & V6 != 0 { 6 } else { 4 },
+            addr: self.addr,
+        }
+    }
+
+    fn set_key(&mut self, key: SourceKey) {
+        self.addr = key.addr;
+        self.prev_v6 = (self.prev_v6 & !V6) | if key.family == 6 { V6 } else { 0 };
+    }
+
+    fn prev(&self) -> u32 {
+        self.prev_v6 & !V6
+    }
+
+    fn set_prev(&mut self, prev: u32) {
+        self.prev_v6 = (self.prev_v6 & V6) | prev;
+    }
 }
 
 /// Per-source flow state with a hard cap and least-recently-seen eviction.
 ///
 /// Entries live in a slab (`Vec<Slot>`) threaded by an intrusive doubly
-/// linked list in recency order; a `HashMap` maps each source to its slot.
-/// Lookup, move-to-front and eviction are O(1); once the table is full an
-/// eviction reuses the evicted slot, so the steady state does not allocate.
+/// linked list in recency order; a hash index of slot numbers
+/// (`hashbrown::HashTable<u32>`, keyed by the slot's own key, so the key
+/// is stored once) finds a source's slot. Lookup, move-to-front and
+/// eviction are O(1); once the table is full an eviction reuses the evicted
+/// slot, so the steady state does not allocate.
+///
+/// The slab grows (from at most 4,096 slots) by doubling but never beyond
+/// the cap, so a full table has no spare slots. The index hashes with
+/// std's randomly keyed SipHash (`RandomState`): sources are chosen by
+/// whoever sends packets, and must not be able to aim at one chain.
 #[derive(Debug)]
 pub struct FlowTable {
     config: FlowConfig,
-    index: HashMap<SourceKey, u32>,
+    index: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Slot>,
     head: u32,
     tail: u32,
@@ -46,19 +95,22 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// Approximate bytes one tracked source costs: the slot plus its hash
-    /// map entry (key, index, one control byte, at the map's load factor).
+    /// Bytes one tracked source costs: its slot (the slab holds no spare
+    /// slots once full), plus its index entry (a `u32` slot number and one
+    /// control byte) at the index's lowest load factor, 7/16, just after it
+    /// doubled (it doubles when 7/8 full).
     pub const BYTES_PER_SOURCE: usize =
-        std::mem::size_of::<Slot>() + (std::mem::size_of::<(SourceKey, u32)>() + 1) * 8 / 7;
+        std::mem::size_of::<Slot>() + (std::mem::size_of::<u32>() + 1) * 16 / 7;
 
     pub fn new(config: FlowConfig) -> Self {
-        let cap = config.max_sources.max(1);
+        let cap = config.max_sources.clamp(1, NIL as usize);
         FlowTable {
             config: FlowConfig {
                 max_sources: cap,
                 ..config
             },
-            index: HashMap::with_capacity(cap.min(4096)),
+            index: HashTable::with_capacity(cap.min(4096)),
+            hasher: RandomState::new(),
             slots: Vec::with_capacity(cap.min(4096)),
             head: NIL,
             tail: NIL,
@@ -102,7 +154,10 @@ impl FlowTable {
 
     /// The entry for `key`, if tracked (does not change recency).
     pub fn get(&self, key: &SourceKey) -> Option<&FlowEntry> {
-        self.index.get(key).map(|&i| &self.slots[i as usize].entry)
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&i| self.slots[i as usize].key() == *key)
+            .map(|&i| &self.slots[i as usize].entry)
     }
 
     /// Sources from most to least recently seen.
@@ -114,31 +169,40 @@ impl FlowTable {
             }
             let slot = &self.slots[cur as usize];
             cur = slot.next;
-            Some(slot.key)
+            Some(slot.key())
         })
     }
 
     /// Finds or creates the slot for `key` and moves it to the front.
     fn touch(&mut self, key: SourceKey) -> u32 {
-        if let Some(&i) = self.index.get(&key) {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        if let Some(&i) = self.index.find(hash, |&i| slots[i as usize].key() == key) {
             self.unlink(i);
             self.push_front(i);
             return i;
         }
         let i = if self.slots.len() < self.config.max_sources {
-            self.slots.push(Slot {
-                key,
-                entry: FlowEntry::new(),
-                prev: NIL,
-                next: NIL,
-            });
+            if self.slots.len() == self.slots.capacity() {
+                // Double, but never past the cap: a full table wastes no slot.
+                let more = self
+                    .slots
+                    .capacity()
+                    .max(1)
+                    .min(self.config.max_sources - self.slots.len());
+                self.slots.reserve_exact(more);
+            }
+            self.slots.push(Slot::new(key));
             (self.slots.len() - 1) as u32
         } else {
             let victim = self.tail;
             self.unlink(victim);
+            let old = self.hasher.hash_one(self.slots[victim as usize].key());
+            if let Ok(e) = self.index.find_entry(old, |&i| i == victim) {
+                e.remove();
+            }
             let slot = &mut self.slots[victim as usize];
-            self.index.remove(&slot.key);
-            slot.key = key;
+            slot.set_key(key);
             slot.entry = FlowEntry::new();
             self.evictions += 1;
             tracing::trace!(
@@ -147,7 +211,9 @@ impl FlowTable {
             );
             victim
         };
-        self.index.insert(key, i);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(slots[j as usize].key()));
         self.push_front(i);
         i
     }
@@ -155,7 +221,7 @@ impl FlowTable {
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let s = &self.slots[i as usize];
-            (s.prev, s.next)
+            (s.prev(), s.next)
         };
         if prev == NIL {
             self.head = next;
@@ -165,10 +231,10 @@ impl FlowTable {
         if next == NIL {
             self.tail = prev;
         } else {
-            self.slots[next as usize].prev = prev;
+            self.slots[next as usize].set_prev(prev);
         }
         let s = &mut self.slots[i as usize];
-        s.prev = NIL;
+        s.set_prev(NIL);
         s.next = NIL;
     }
 
@@ -176,11 +242,11 @@ impl FlowTable {
         let old = self.head;
         {
             let s = &mut self.slots[i as usize];
-            s.prev = NIL;
+            s.set_prev(NIL);
             s.next = old;
         }
         if old != NIL {
-            self.slots[old as usize].prev = i;
+            self.slots[old as usize].set_prev(i);
         }
         self.head = i;
         if self.tail == NIL {
@@ -233,7 +299,7 @@ mod tests {
         assert!(t.get(&two).is_none());
         // An evicted source comes back with fresh state.
         let (e, _) = t.observe(&from(2, 4, 12));
-        assert_eq!(e.windows.samples(), 1);
+        assert_eq!(e.windows.samples_60s(), 1);
         assert_eq!(t.len(), 3);
     }
 
@@ -244,18 +310,23 @@ mod tests {
             t.observe(&from(7, 4, i * 1_000_000));
         }
         let (e, _) = t.observe(&from(7, 6, 0));
-        assert_eq!(e.windows.samples(), 1);
+        assert_eq!(e.windows.samples_60s(), 1);
         let v4 = SourceKey::of_sample(&from(7, 4, 0));
-        assert_eq!(t.get(&v4).unwrap().windows.samples(), 5);
+        assert_eq!(t.get(&v4).unwrap().windows.samples_60s(), 5);
         assert_eq!(v4.ip().to_string(), "10.0.0.7");
         assert_eq!(t.len(), 2);
     }
 
     #[test]
-    fn bytes_per_source_is_about_a_kilobyte() {
-        // docs/DETECTION.md quotes this figure.
+    fn a_million_sources_fit_in_512_mib() {
+        // docs/DETECTION.md quotes these figures.
+        let slot = std::hint::black_box(std::mem::size_of::<Slot>());
         let bytes = std::hint::black_box(FlowTable::BYTES_PER_SOURCE);
-        println!("bytes per tracked source: {bytes}");
-        assert!((1000..1200).contains(&bytes), "{bytes}");
+        println!("slot {slot} bytes, {bytes} bytes per tracked source");
+        assert_eq!(std::mem::size_of::<SourceWindows>(), 496);
+        assert_eq!(slot, 520);
+        assert_eq!(bytes, 531);
+        assert_eq!(FlowConfig::default().max_sources, 1_000_000);
+        assert!(bytes * FlowConfig::default().max_sources <= 512 << 20);
     }
 }
