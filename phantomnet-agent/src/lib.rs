@@ -7,7 +7,7 @@
 //! - [`flow`] → [`features`] → [`models`] → [`correlate`] → [`decide`]:
 //!   detection, composed per sample by [`detect`]; [`train`] builds models.
 //!   [`aggregate`] recognises attacks spread over many sources and derives
-//!   their packet signatures (not yet wired into the live pipeline).
+//!   their packet signatures; the live pipeline installs them as rules.
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
 //!   for DECEIVE).
 //! - [`daemon`]: the running agent's core state and live pipeline, with
