@@ -19,6 +19,7 @@
 #![no_main]
 
 mod parse;
+mod rate;
 mod sample;
 mod signature;
 mod source;
@@ -26,7 +27,7 @@ mod source;
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, xdp_action},
     btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
-    helpers::{bpf_ktime_get_ns, generated::bpf_xdp_get_buff_len},
+    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_get_buff_len},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -125,33 +126,51 @@ pub fn phantomnet(ctx: XdpContext) -> u32 {
 fn try_phantomnet(ctx: &XdpContext) -> u32 {
     // SAFETY: ctx.ctx is the xdp_md the kernel handed us.
     let pkt_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
-    let Some(meta) = parse::parse(ctx) else {
+    let Some((mut meta, l4)) = parse::parse_l3(ctx) else {
         sample::count(Outcome::Unparsed, pkt_len);
         return xdp_action::XDP_PASS;
     };
-    let Some(meta) = settle(meta) else {
+    let cfg = PN_CONFIG.get(0).copied().unwrap_or_default();
+    let dry_run = cfg.flags & config_flags::DRY_RUN != 0;
+    // Expiry is checked on the coarse clock (a jiffy behind at most, and a
+    // fraction of the precise clock's cost); rates and samples read the
+    // precise one, and only when they need it.
+    // SAFETY: helper without arguments.
+    let coarse = unsafe { bpf_ktime_get_coarse_ns() };
+
+    // Rules about the source need only the L3 header: a blocked source's
+    // packet is dropped here, before the L4 parse, unless it is sampled.
+    let allowed = source::allowed(&meta, cfg.lists);
+    let blocked = !allowed && source::blocked(&meta, cfg.lists, coarse);
+    let due = sample::sample_due(cfg.sample_every);
+    if blocked && !due {
+        sample::count(Outcome::BlockDropped, pkt_len);
+        return if dry_run {
+            xdp_action::XDP_PASS
+        } else {
+            xdp_action::XDP_DROP
+        };
+    }
+    parse::parse_l4(ctx, &l4, &mut meta);
+    let Some(meta) = settle(&meta) else {
         return xdp_action::XDP_PASS;
     };
-    let cfg = PN_CONFIG.get(0).copied().unwrap_or_default();
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
 
-    let (outcome, act) = if source::allowed(meta, cfg.lists) {
+    let (outcome, act) = if allowed {
         (Outcome::Allowlisted, action::ALLOW)
-    } else if source::blocked(meta, cfg.lists, now) {
+    } else if blocked {
         (Outcome::BlockDropped, action::BLOCK)
-    } else if cfg.sig_slots != 0 && signature::dropped(ctx, meta, pkt_len, cfg.sig_slots, now) {
+    } else if cfg.sig_slots != 0 && signature::dropped(ctx, meta, pkt_len, cfg.sig_slots, coarse) {
         (Outcome::SignatureDropped, action::SIGNATURE)
-    } else if source::throttled(meta, cfg.lists, now) {
+    } else if source::throttled(meta, cfg.lists, coarse) {
         (Outcome::ThrottleDropped, action::THROTTLE)
     } else {
         (Outcome::Passed, action::PASS)
     };
     sample::count(outcome, pkt_len);
 
-    let dry_run = cfg.flags & config_flags::DRY_RUN != 0;
-    if sample::sample_due(cfg.sample_every) {
-        sample::sample(ctx, meta, now, pkt_len, act, dry_run);
+    if due {
+        sample::sample(ctx, meta, rate::now(), pkt_len, act, dry_run);
     }
     match outcome {
         Outcome::BlockDropped | Outcome::ThrottleDropped | Outcome::SignatureDropped
@@ -163,19 +182,21 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
     }
 }
 
-/// Passes the parser's result through a per-CPU map slot. The verifier
+/// Passes the packet's fields through a per-CPU map slot. The verifier
 /// cannot know a value read back from a map, so every path through the
 /// parser (each header layout, each offset) reaches the rest of the program
-/// in one state, and the rules and the signature walk are checked once,
-/// not once per layout. Without it the program exceeds the verifier's
-/// budget. The second lookup, opaque to the compiler, keeps it from
-/// forwarding the stored values instead of reading them back.
+/// in one state, and the signature walk's callback is checked once, not
+/// once per layout (without it the program exceeds the verifier's budget;
+/// settling only when signature rules exist leaves the per-layout states
+/// alive after the branch and exceeds it too). The second lookup, opaque
+/// to the compiler, keeps it from forwarding the stored values instead of
+/// reading them back. A blocked source's packet is dropped before it.
 #[inline(always)]
-fn settle(meta: parse::Meta) -> Option<&'static parse::Meta> {
+fn settle(meta: &parse::Meta) -> Option<&'static parse::Meta> {
     let slot = PN_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot of a per-CPU array; no other CPU touches it,
     // and an XDP program is not re-entered on one CPU.
-    unsafe { slot.write(meta) };
+    unsafe { slot.write(*meta) };
     let again = PN_SCRATCH.get_ptr(0)?;
     // SAFETY: as above; nothing writes the slot again in this run.
     Some(unsafe { &*again })

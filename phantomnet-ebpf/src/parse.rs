@@ -69,7 +69,7 @@ fn be16(b: [u8; 2]) -> u16 {
 }
 
 #[inline(always)]
-pub(crate) fn parse(ctx: &XdpContext) -> Option<Meta> {
+pub(crate) fn parse_l3(ctx: &XdpContext) -> Option<(Meta, L4)> {
     let eth: [u8; ETH_HLEN] = load(ctx, 0)?;
     let mut ether_type = be16([eth[12], eth[13]]);
     let mut off = ETH_HLEN;
@@ -111,10 +111,13 @@ pub(crate) fn parse(ctx: &XdpContext) -> Option<Meta> {
             return None;
         }
     };
-    if let Some(l4_off) = l4_off {
-        parse_l4(ctx, l4_off, l3_payload, &mut meta);
-    }
-    Some(meta)
+    Some((
+        meta,
+        L4 {
+            off: l4_off,
+            l3_payload,
+        },
+    ))
 }
 
 /// Fills the IPv4 fields; returns the L4 offset (None for a non-first
@@ -214,8 +217,25 @@ fn parse_ipv6(ctx: &XdpContext, off: usize, meta: &mut Meta) -> Option<(Option<u
     Some((None, 0))
 }
 
+/// Where the L4 header is, for [`parse_l4`]: `off` is `None` without one
+/// (a non-first fragment, a cut extension chain).
+pub(crate) struct L4 {
+    off: Option<usize>,
+    l3_payload: u16,
+}
+
+/// Fills the L4 fields (ports, flags, ICMP type, payload offset) from the
+/// header [`parse_l3`] located. Rules about the source need none of them,
+/// so a packet a block drops skips this.
 #[inline(always)]
-fn parse_l4(ctx: &XdpContext, off: usize, l3_payload: u16, meta: &mut Meta) {
+pub(crate) fn parse_l4(ctx: &XdpContext, l4: &L4, meta: &mut Meta) {
+    if let Some(off) = l4.off {
+        parse_l4_at(ctx, off, l4.l3_payload, meta);
+    }
+}
+
+#[inline(always)]
+fn parse_l4_at(ctx: &XdpContext, off: usize, l3_payload: u16, meta: &mut Meta) {
     let hdr_len = match meta.proto {
         IPPROTO_TCP => {
             let Some(t) = load::<[u8; 20]>(ctx, off) else {

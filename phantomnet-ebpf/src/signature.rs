@@ -19,7 +19,9 @@ use aya_ebpf::{
 };
 use phantomnet_common::{SigRule, SigStats, capacity, sig_flags};
 
-use crate::{PN_GOOD_V4, PN_GOOD_V6, PN_SIG_RULES, PN_SIG_STATE, PN_SIG_STATS, live, parse::Meta};
+use crate::{
+    PN_GOOD_V4, PN_GOOD_V6, PN_SIG_RULES, PN_SIG_STATE, PN_SIG_STATS, live, parse::Meta, rate,
+};
 
 /// What the walk compares: the packet's fields, no packet pointers.
 #[repr(C)]
@@ -151,7 +153,7 @@ extern "C" fn scan_slot(index: u32, ctx: *mut c_void) -> i64 {
         count(stats, rule, |s| s.exempted += 1);
         return 1;
     }
-    if rule.interval_ns != 0 && admit(index, rule, scan.now) {
+    if rule.interval_ns != 0 && admit(index, rule, rate::now()) {
         return 1;
     }
     count(stats, rule, |s| s.dropped += 1);
@@ -290,16 +292,5 @@ fn admit(slot: u32, rule: &SigRule, now: u64) -> bool {
         state.rule_created_ns = rule.created_ns;
         state.tat_ns = now;
     }
-    let start = if state.tat_ns > now {
-        state.tat_ns
-    } else {
-        now
-    };
-    let next = start + rule.interval_ns;
-    if next - now > rule.tolerance_ns {
-        false
-    } else {
-        state.tat_ns = next;
-        true
-    }
+    rate::gcra(&mut state.tat_ns, rule.interval_ns, rule.tolerance_ns, now)
 }

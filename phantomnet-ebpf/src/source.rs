@@ -12,7 +12,7 @@ use phantomnet_common::{
 use crate::{
     PN_ALLOW_H4, PN_ALLOW_H6, PN_ALLOW_V4, PN_ALLOW_V6, PN_BLOCK_H4, PN_BLOCK_H6, PN_BLOCK_V4,
     PN_BLOCK_V6, PN_THR_RULE_V4, PN_THR_RULE_V6, PN_THR_STATE_V4, PN_THR_STATE_V6, live,
-    parse::Meta,
+    parse::Meta, rate,
 };
 
 /// Expired entries a lookup deletes before it gives up (and passes); the
@@ -61,7 +61,8 @@ pub(crate) fn blocked(meta: &Meta, lists: u32, now: u64) -> bool {
     }
 }
 
-/// The source is over its throttle rule's rate.
+/// The source is over its throttle rule's rate. `now` (coarse) is for
+/// expiry; the bucket reads the precise clock.
 #[inline(always)]
 pub(crate) fn throttled(meta: &Meta, lists: u32, now: u64) -> bool {
     if lists & list_flags::THROTTLE == 0 {
@@ -70,10 +71,10 @@ pub(crate) fn throttled(meta: &Meta, lists: u32, now: u64) -> bool {
     if meta.family == 4 {
         let (addr, key) = v4(meta);
         matches!(live_match(&PN_THR_RULE_V4, &key, now, |r| (r.expires_ns, r.prefix_len)),
-            Some(rule) if !admit(&PN_THR_STATE_V4, &addr, rule, now))
+            Some(rule) if !admit(&PN_THR_STATE_V4, &addr, rule, rate::now()))
     } else {
         matches!(live_match(&PN_THR_RULE_V6, &v6(meta), now, |r| (r.expires_ns, r.prefix_len)),
-            Some(rule) if !admit(&PN_THR_STATE_V6, &meta.src, rule, now))
+            Some(rule) if !admit(&PN_THR_STATE_V6, &meta.src, rule, rate::now()))
     }
 }
 
@@ -176,19 +177,12 @@ fn admit<const S: usize>(
                 state.rule_created_ns = rule.created_ns;
                 state.tat_ns = now;
             }
-            let start = if state.tat_ns > now {
-                state.tat_ns
-            } else {
-                now
-            };
-            let next = start + rule.interval_ns;
-            if next - now > rule.tolerance_ns {
-                state.dropped += 1;
-                false
-            } else {
-                state.tat_ns = next;
+            if rate::gcra(&mut state.tat_ns, rule.interval_ns, rule.tolerance_ns, now) {
                 state.passed += 1;
                 true
+            } else {
+                state.dropped += 1;
+                false
             }
         }
         None => {

@@ -374,8 +374,10 @@ impl std::fmt::Display for FloodOutcome {
             f,
             "hping3 -S --flood --rand-source -p 80 for 5 s: {} packets sent; signature rule after {}",
             self.sent,
-            self.mitigated_after
-                .map_or("-".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+            self.mitigated_after.map_or("-".to_string(), |d| format!(
+                "{:.1} ms",
+                d.as_secs_f64() * 1e3
+            ))
         )?;
         writeln!(f, "{:>4} {:>10} {:>10}  RULE", "ID", "MATCHED", "DROPPED")?;
         for (id, rule, matched, dropped) in &self.rules {
@@ -386,11 +388,23 @@ impl std::fmt::Display for FloodOutcome {
 }
 
 fn attacker_tx(lab: &Lab) -> u64 {
-    cmd::output("ip", &["-n", &lab.ns(Role::Atk), "-s", "-j", "link", "show", "dev", "eth0"])
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v[0]["stats64"]["tx"]["packets"].as_u64())
-        .unwrap_or(0)
+    cmd::output(
+        "ip",
+        &[
+            "-n",
+            &lab.ns(Role::Atk),
+            "-s",
+            "-j",
+            "link",
+            "show",
+            "dev",
+            "eth0",
+        ],
+    )
+    .ok()
+    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    .and_then(|v| v[0]["stats64"]["tx"]["packets"].as_u64())
+    .unwrap_or(0)
 }
 
 /// 5 s of `hping3 -S --flood --rand-source` at the server: the aggregate
@@ -599,7 +613,9 @@ pub fn demo(root: &Path, keep_lab: bool) -> Result<()> {
     println!(
         "\n(TO ENFORCE: from the source's first packet at the gateway to its first dropped packet, or to the DNAT rule for a deceived source.)"
     );
-    println!("\n=== Spoofed flood: every packet from a new source, answered by a signature rule ===\n");
+    println!(
+        "\n=== Spoofed flood: every packet from a new source, answered by a signature rule ===\n"
+    );
     println!("{flood}");
     if flood.rules.is_empty() || flood.dropped == 0 {
         failures.push("the spoofed flood got no signature rule that dropped it".to_string());
