@@ -174,8 +174,10 @@ fn host_entries_live_in_the_exact_match_maps_and_empty_lists_are_skipped() {
         "XDP removed the expired host entry"
     );
 
-    // Emptied lists lose their bits at the next sync, and the packet passes.
+    // A list the agent empties loses its bit at once; one XDP emptied (the
+    // expired host entry) keeps a stale bit until the next sync.
     maps.unblock(&p("192.0.2.0/24")).unwrap();
+    assert_eq!(maps.config().unwrap().lists, list_flags::BLOCK_HOST);
     assert_eq!(maps.sync_lists().unwrap(), 0);
     assert_eq!(maps.config().unwrap().lists, 0);
     assert_eq!(

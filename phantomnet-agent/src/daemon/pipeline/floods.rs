@@ -29,6 +29,7 @@ use crate::{
         AggregateConfig, AggregateDetector, AggregateKey, AttackEvent, AttackReport, KnownGood,
         KnownGoodConfig, Signature,
     },
+    dataplane::DataplaneError,
     decide::Action,
     enforce::{EnforceError, Executor, SignatureRequest},
     journal::NewEvent,
@@ -58,6 +59,8 @@ pub struct Floods {
     known: KnownGood,
     installed: HashMap<u64, Installed>,
     events: Vec<AttackEvent>,
+    /// Rule writes refused because a map was full, since the last `act`.
+    full: Vec<&'static str>,
 }
 
 impl Default for Floods {
@@ -73,6 +76,7 @@ impl Floods {
             known: KnownGood::new(known),
             installed: HashMap::new(),
             events: Vec::new(),
+            full: Vec::new(),
         }
     }
 
@@ -80,6 +84,12 @@ impl Floods {
     pub fn observe(&mut self, s: &PacketSample, sample_every: u32) {
         self.known.observe(s);
         self.detector.process(s, sample_every, &mut self.events);
+    }
+
+    /// The maps that refused a rule since the last call (for the
+    /// `phantomnet_map_full_total` metric).
+    pub fn take_full(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.full)
     }
 
     /// Attacks being tracked.
@@ -157,6 +167,10 @@ impl Floods {
                 ))
             }
             Err(e) => {
+                if let EnforceError::Dataplane(DataplaneError::MapFull { map, .. }) = &e {
+                    self.full.push(map);
+                }
+                // One line per attack start: attacks are capped (64).
                 warn!(key = %r.key, error = %e, "flood: installing the signature rule failed");
                 Some(record(
                     r,
@@ -337,6 +351,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         dry_run: bool,
+        /// Every signature slot taken.
+        full: bool,
         vouched: Vec<IpAddr>,
         added: Vec<SignatureRequest>,
         removed: Vec<u32>,
@@ -351,6 +367,12 @@ mod tests {
             Ok(sources.len())
         }
         fn add_signature(&mut self, req: &SignatureRequest) -> Result<u32, EnforceError> {
+            if self.full {
+                return Err(EnforceError::Dataplane(DataplaneError::MapFull {
+                    map: phantomnet_common::maps::SIG_RULES,
+                    capacity: 64,
+                }));
+            }
             self.added.push(req.clone());
             Ok(7)
         }
@@ -456,6 +478,26 @@ mod tests {
             records[1].reason
         );
         assert_eq!(floods.active(), 0);
+    }
+
+    #[test]
+    fn full_signature_slots_are_counted_journaled_and_change_nothing() {
+        let (stream, _) = flood_among_clients();
+        let mut floods = Floods::default();
+        let mut rec = Recorder {
+            full: true,
+            ..Recorder::default()
+        };
+        let records = drive(&mut floods, &mut rec, &stream);
+        assert!(rec.added.is_empty() && rec.removed.is_empty());
+        assert_eq!(floods.take_full(), vec![phantomnet_common::maps::SIG_RULES]);
+        assert!(floods.take_full().is_empty(), "taken once");
+        assert!(
+            records[0].reason.contains("failed"),
+            "{}",
+            records[0].reason
+        );
+        assert_eq!(records[0].action, EventAction::Apply(Action::Log));
     }
 
     #[test]

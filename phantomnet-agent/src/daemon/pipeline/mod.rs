@@ -260,6 +260,9 @@ pub fn handle_batch(
         state.floods.observe(s, every);
     }
     let mut records = state.floods.act(&mut *core.executor());
+    for map in state.floods.take_full() {
+        core.metrics().map_full(map);
+    }
     let mut decisions = Vec::with_capacity(batch.len());
     {
         let mut det = core.detector();

@@ -104,7 +104,8 @@ impl Maps {
             block_v4,
             block_v6,
             |map, key, _host| remove(map, "block", prefix, &key)
-        )
+        )?;
+        self.unmark_if_empty(block_list(prefix).2)
     }
 
     /// Rate-limits every source address inside `prefix` to its own bucket
@@ -154,7 +155,8 @@ impl Maps {
     pub fn unthrottle(&mut self, prefix: &Prefix) -> Result<(), DataplaneError> {
         by_family!(self, prefix, rule_v4, rule_v6, |trie, key| remove(
             trie, "throttle", prefix, &key
-        ))
+        ))?;
+        self.unmark_if_empty(list_flags::THROTTLE)
     }
 
     /// The bucket state of one source address, if it has one.
@@ -215,7 +217,8 @@ impl Maps {
             allow_v4,
             allow_v6,
             |map, key, _host| remove(map, "allow", prefix, &key)
-        )
+        )?;
+        self.unmark_if_empty(allow_list(prefix).2)
     }
 
     /// Every rule, allow first, then block, then throttle, each sorted by prefix.

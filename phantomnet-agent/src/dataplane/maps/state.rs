@@ -65,6 +65,20 @@ impl Maps {
         self.update_config(|c| c.lists |= bits).map(drop)
     }
 
+    /// Clears `bit` if its maps are now empty (after a removal), with the
+    /// same re-check as [`Maps::sync_lists`]: a concurrent insert either is
+    /// seen or sets the bit again itself.
+    pub(super) fn unmark_if_empty(&mut self, bit: u32) -> Result<(), DataplaneError> {
+        if self.lists_in_use() & bit != 0 || self.config()?.lists & bit == 0 {
+            return Ok(());
+        }
+        self.update_config(|c| c.lists &= !bit)?;
+        if self.lists_in_use() & bit != 0 {
+            self.update_config(|c| c.lists |= bit)?;
+        }
+        Ok(())
+    }
+
     /// Which lists hold entries now, one `keys().next()` per map.
     fn lists_in_use(&self) -> u32 {
         let mut bits = 0;
