@@ -36,6 +36,11 @@ pub(crate) struct KeyState {
     pub attack: Option<u32>,
     /// Samples at which to evaluate the spread test next (it reads 64 registers).
     pub next_check: u32,
+    /// Boyer–Moore majority candidate among the tick's sources (by hash),
+    /// and its vote margin: a source with a majority of the tick's samples
+    /// holds at least `(samples + votes) / 2` of them.
+    pub major_src: u64,
+    pub src_votes: u32,
     /// Boyer–Moore majority candidate among the narrower keys inside this
     /// one (port for a host key, host for a prefix key) in the tick.
     pub major_dst: Option<IpAddr>,
@@ -48,6 +53,9 @@ pub(crate) struct KeyState {
 pub(crate) struct CompletedTick {
     pub tick: u64,
     pub packets: u64,
+    /// `packets` less what one source is proven to have sent (see
+    /// [`KeyState::spread_packets`]).
+    pub spread_packets: u64,
     pub first_ns: u64,
     pub samples: u32,
     pub distinct: f64,
@@ -69,6 +77,8 @@ impl KeyState {
             active_ticks: 0,
             attack: None,
             next_check: 0,
+            major_src: 0,
+            src_votes: 0,
             major_dst: None,
             major_port: 0,
             major_votes: 0,
@@ -90,6 +100,7 @@ impl KeyState {
         CompletedTick {
             tick: self.tick,
             packets: self.cur_packets,
+            spread_packets: self.spread_packets(),
             first_ns: self.cur_first_ns,
             samples: self.cur_samples,
             distinct: self.cur_distinct.estimate(),
@@ -131,6 +142,8 @@ impl KeyState {
         self.cur_first_ns = 0;
         self.cur_distinct.clear();
         self.next_check = 0;
+        self.major_src = 0;
+        self.src_votes = 0;
         self.major_dst = None;
         self.major_port = 0;
         self.major_votes = 0;
@@ -144,6 +157,20 @@ impl KeyState {
         self.baseline_pps += w * (rate - self.baseline_pps);
     }
 
+    /// The tick's packets less the least the majority source (if one
+    /// holds a majority) sent: what the spread of sources, not one heavy
+    /// client, accounts for. A bulk download among a service's clients is
+    /// one source's traffic, the per-source path's business, not a flood.
+    pub fn spread_packets(&self) -> u64 {
+        let n = u64::from(self.cur_samples);
+        if n == 0 {
+            return 0;
+        }
+        let top = (n + u64::from(self.src_votes)) / 2;
+        let top = if self.src_votes > 0 { top.min(n) } else { 0 };
+        self.cur_packets.saturating_mul(n - top) / n
+    }
+
     /// Counts one sample.
     pub fn record(&mut self, ts: u64, every: u64, src_hash: u64, dst: IpAddr, port: u16) {
         if self.cur_samples == 0 {
@@ -152,6 +179,14 @@ impl KeyState {
         self.cur_samples = self.cur_samples.saturating_add(1);
         self.cur_packets = self.cur_packets.saturating_add(every);
         self.cur_distinct.insert(src_hash);
+        if self.src_votes == 0 {
+            self.major_src = src_hash;
+            self.src_votes = 1;
+        } else if self.major_src == src_hash {
+            self.src_votes += 1;
+        } else {
+            self.src_votes -= 1;
+        }
         if self.major_votes == 0 {
             self.major_dst = Some(dst);
             self.major_port = port;

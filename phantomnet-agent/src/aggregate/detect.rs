@@ -316,7 +316,7 @@ impl AggregateDetector {
             };
             let threshold = self.threshold_pps(k.baseline_pps);
             if self.warm()
-                && k.cur_packets as f64 >= threshold * self.tick_secs()
+                && k.spread_packets() as f64 >= threshold * self.tick_secs()
                 && k.cur_samples >= k.next_check
             {
                 let done = k.completed();
@@ -353,7 +353,7 @@ impl AggregateDetector {
             return;
         }
         let threshold = self.threshold_pps(baseline);
-        let mut excess = done.packets;
+        let mut excess = done.spread_packets;
         for a in self.attacks.iter().flatten() {
             if !a.key.overlaps(&key) {
                 continue;

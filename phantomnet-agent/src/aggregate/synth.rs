@@ -142,10 +142,26 @@ pub(crate) fn synthesize(
     }
     let all_b: Vec<&SigSample> = baseline.iter().collect();
     let b: Vec<&SigSample> = baseline.iter().filter(|s| base.matches_fields(s)).collect();
-    let benign = if benign_share.is_finite() {
-        benign_share.clamp(0.0, 0.5)
-    } else {
+    // The attack's samples include its target's normal traffic. The
+    // baseline rate says how much on average; a burst (a bulk transfer
+    // during the flood) can be far more, so the share of attack samples
+    // shaped exactly like baseline ones (same flags and length) counts too.
+    // It only lowers the coverage asked; what spares the clients is the
+    // baseline check at the end.
+    let shapes: std::collections::HashSet<(u8, u16)> =
+        b.iter().map(|s| (s.tcp_flags, s.packet_len)).collect();
+    let looks_benign = if a.is_empty() {
         0.0
+    } else {
+        a.iter()
+            .filter(|s| shapes.contains(&(s.tcp_flags, s.packet_len)))
+            .count() as f64
+            / a.len() as f64
+    };
+    let benign = if benign_share.is_finite() {
+        benign_share.max(looks_benign).clamp(0.0, 0.5)
+    } else {
+        looks_benign.clamp(0.0, 0.5)
     };
     let coverage = cfg.attack_coverage.clamp(0.0, 1.0) * (1.0 - benign);
     let need = ((coverage * a.len() as f64).ceil() as usize).clamp(1, a.len());

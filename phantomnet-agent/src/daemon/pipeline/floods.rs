@@ -551,6 +551,62 @@ mod tests {
             assert!(s.tcp_flags.is_none() && s.packet_len.is_none());
         }
     }
+    /// A bulk transfer bursting while the flood runs puts far more of the
+    /// target's normal traffic among the attack's samples than its average
+    /// rate says; the signature must still be found (it once fell back to
+    /// a rate limit, as the demo showed).
+    #[test]
+    fn a_flood_during_a_bulk_burst_still_gets_a_signature() {
+        use phantomnet_common::{TCP_ACK, TCP_PSH};
+        let mut r = rng(13);
+        let cl = clients(&mut r, 40);
+        let bulk_src = cl[0].0;
+        let bulk = |r: &mut rand_chacha::ChaCha8Rng, ts: u64| {
+            let mut s = crate::aggregate::tests::tcp(ts, bulk_src, DST, 80);
+            s.src_port = 45_000;
+            s.tcp_flags = TCP_ACK | TCP_PSH;
+            s.packet_len = 1514;
+            s.payload_len = 1448;
+            s.ttl = cl[0].1;
+            let _ = r;
+            s
+        };
+        let stream = merge(vec![
+            at_rate(
+                &mut r,
+                0.0,
+                60.0,
+                400.0,
+                Origin::Benign,
+                web_client(&cl, 80, DST),
+            ),
+            at_rate(&mut r, 5.0, 12.0, 40_000.0, Origin::Benign, bulk),
+            at_rate(&mut r, 30.0, 38.0, 40_000.0, Origin::Benign, bulk),
+            at_rate(
+                &mut r,
+                30.5,
+                36.0,
+                100_000.0,
+                Origin::Attack,
+                syn_flood(DST, 80),
+            ),
+        ]);
+        let mut floods = Floods::default();
+        let mut rec = Recorder::default();
+        drive(&mut floods, &mut rec, &stream);
+        let first = rec.added.first().expect("a rule");
+        assert_eq!(first.rate_pps, 0, "{}", first.signature);
+        for (s, o) in &stream {
+            if *o == Origin::Benign {
+                assert!(
+                    !first.signature.matches(s),
+                    "{} matches a client",
+                    first.signature
+                );
+            }
+        }
+    }
+
     /// The detector recognises a flood when its first tick completes; a
     /// flood that starts on a tick boundary fills that whole tick, which
     /// must not reach the baseline its signature is checked against (it
