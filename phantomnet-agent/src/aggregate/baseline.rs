@@ -243,6 +243,16 @@ impl HostBaseline {
         self.pending.clear();
     }
 
+    /// Forgets every sample of the source with this tag: the data plane
+    /// enforced on it, so its traffic was an attack's, not the host's
+    /// normal traffic. Returns how many were dropped.
+    pub fn forget_source(&mut self, tag: [u8; 4]) -> usize {
+        let before = self.samples.len() + self.pending.len();
+        self.samples.retain(|s| s.src_tag != tag);
+        self.pending.retain(|s| s.src_tag != tag);
+        before - self.samples.len() - self.pending.len()
+    }
+
     /// Moves the last tick's samples into the reservoir.
     fn commit(&mut self, cap: usize) {
         let t = self.tick;

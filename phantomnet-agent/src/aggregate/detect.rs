@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use phantomnet_common::PacketSample;
+use phantomnet_common::{PacketSample, action};
 
 use super::baseline::{CompletedTick, HostBaseline, KeyState};
 use super::hll::{Hll, hash_addr, mix};
@@ -86,6 +86,9 @@ pub struct AggregateStats {
     pub attacks_dropped: u64,
 }
 
+/// How many forgotten (destination, source) pairs the detector remembers.
+const FORGOTTEN: usize = 64;
+
 /// Recognises attacks spread over many sources (see the module docs).
 ///
 /// Feed every sample to [`AggregateDetector::process`] with the sampling
@@ -93,6 +96,11 @@ pub struct AggregateStats {
 #[derive(Debug)]
 pub struct AggregateDetector {
     cfg: AggregateConfig,
+    /// The (destination, source tag) pairs whose samples the baseline
+    /// forgot most recently: a ring, so a throttled flood's every sample
+    /// does not rescan the reservoir.
+    forgotten: [(IpAddr, [u8; 4]); FORGOTTEN],
+    forgotten_next: usize,
     keys: SegmentedLru<AggregateKey, KeyState>,
     hosts: SegmentedLru<IpAddr, HostBaseline>,
     attacks: Vec<Option<Attack>>,
@@ -151,6 +159,8 @@ impl AggregateDetector {
         let tau = cfg.baseline_tau_secs.max(1e-3);
         let alpha = 1.0 - (-(cfg.tick_ns as f64 / 1e9) / tau).exp();
         AggregateDetector {
+            forgotten: [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), [0; 4]); FORGOTTEN],
+            forgotten_next: 0,
             keys: SegmentedLru::new(cfg.max_keys),
             hosts: SegmentedLru::new(cfg.max_hosts),
             attacks: (0..cfg.max_attacks).map(|_| None).collect(),
@@ -219,7 +229,7 @@ impl AggregateDetector {
         } else {
             self.cfg.v4_prefix_len.min(32)
         };
-        let sig = SigSample::of(s);
+        let sig = SigSample::of(s).tagged(src_hash);
         let keys = [
             Some(AggregateKey::Service {
                 dst,
@@ -243,7 +253,31 @@ impl AggregateDetector {
         for key in keys.into_iter().flatten() {
             self.observe_key(key, t, every, src_hash, s, &sig, events);
         }
-        self.offer_baseline(dst, sig, t);
+        // A packet the data plane dropped by a rule on its source (BLOCK,
+        // THROTTLE) was an attacker's: its source's samples leave the
+        // baseline, so a signature is never refused for matching an attack
+        // the per-source path already handled.
+        if matches!(s.action, action::BLOCK | action::THROTTLE) {
+            self.forget_source(dst, sig.src_tag);
+        } else if !self.forgotten.contains(&(dst, sig.src_tag)) {
+            // (A throttled source's admitted packets pass: still not normal.)
+            self.offer_baseline(dst, sig, t);
+        }
+    }
+
+    /// Removes a source's samples from `dst`'s baseline, once per source
+    /// while it stays among the last [`FORGOTTEN`] forgotten.
+    fn forget_source(&mut self, dst: IpAddr, tag: [u8; 4]) {
+        if self.forgotten.contains(&(dst, tag)) {
+            return;
+        }
+        self.forgotten[self.forgotten_next % FORGOTTEN] = (dst, tag);
+        self.forgotten_next = self.forgotten_next.wrapping_add(1);
+        if let Some(slot) = self.hosts.find(&dst)
+            && let Some(h) = self.hosts.value_mut(slot)
+        {
+            h.forget_source(tag);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

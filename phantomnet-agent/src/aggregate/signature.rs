@@ -52,8 +52,9 @@ pub struct Signature {
     pub payload_prefix: Option<Vec<u8>>,
 }
 
-/// The fields of a sample a signature reads, in 34 bytes: what the detector
-/// keeps in its baseline and attack reservoirs instead of whole 128-byte samples.
+/// The fields of a sample a signature reads, and a tag of its source, in
+/// 38 bytes: what the detector keeps in its baseline and attack reservoirs
+/// instead of whole 128-byte samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct SigSample {
     pub dst: [u8; 16],
@@ -65,6 +66,9 @@ pub(crate) struct SigSample {
     pub ttl: u8,
     pub payload_valid: u8,
     pub payload: [u8; MAX_PAYLOAD_PREFIX],
+    /// The low 32 bits of the source's hash: lets the baseline forget a
+    /// source the data plane later enforced on.
+    pub src_tag: [u8; 4],
 }
 
 impl SigSample {
@@ -85,7 +89,14 @@ impl SigSample {
             ttl: s.ttl,
             payload_valid: s.payload_valid.min(MAX_PAYLOAD_PREFIX as u8),
             payload,
+            src_tag: [0; 4],
         }
+    }
+
+    /// With its source's tag (the detector's source hash).
+    pub fn tagged(mut self, src_hash: u64) -> SigSample {
+        self.src_tag = (src_hash as u32).to_le_bytes();
+        self
     }
 
     fn dst_ip(&self) -> IpAddr {

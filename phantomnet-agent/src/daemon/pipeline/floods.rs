@@ -607,6 +607,51 @@ mod tests {
         }
     }
 
+    /// A single-source SYN flood earlier (the per-source path throttled it:
+    /// its later samples carry THROTTLE) must not stay in the baseline, or
+    /// a later spoofed SYN flood's signature would be refused for matching
+    /// "normal" traffic (the demo showed it).
+    #[test]
+    fn an_attack_the_per_source_path_handled_leaves_the_baseline() {
+        let mut r = rng(14);
+        let cl = clients(&mut r, 40);
+        let attacker = crate::aggregate::tests::v4([192, 0, 2, 12]);
+        let single = move |r: &mut rand_chacha::ChaCha8Rng, ts: u64| {
+            let mut s = syn_flood(DST, 80)(r, ts);
+            s.src_addr = attacker;
+            // Throttled 20 ms after it started.
+            if ts > 10_020_000_000 {
+                s.action = phantomnet_common::action::THROTTLE;
+            }
+            s
+        };
+        let stream = merge(vec![
+            at_rate(
+                &mut r,
+                0.0,
+                60.0,
+                400.0,
+                Origin::Benign,
+                web_client(&cl, 80, DST),
+            ),
+            at_rate(&mut r, 10.0, 15.0, 300.0, Origin::Benign, single),
+            at_rate(
+                &mut r,
+                40.5,
+                48.0,
+                10_000.0,
+                Origin::Attack,
+                syn_flood(DST, 80),
+            ),
+        ]);
+        let mut floods = Floods::default();
+        let mut rec = Recorder::default();
+        drive(&mut floods, &mut rec, &stream);
+        let first = rec.added.first().expect("a rule");
+        assert_eq!(first.rate_pps, 0, "{}", first.signature);
+        assert_eq!(first.signature.packet_len, Some((54, 60)));
+    }
+
     /// The detector recognises a flood when its first tick completes; a
     /// flood that starts on a tick boundary fills that whole tick, which
     /// must not reach the baseline its signature is checked against (it
