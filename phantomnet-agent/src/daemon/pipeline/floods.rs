@@ -327,12 +327,17 @@ fn record(r: &AttackReport, action: Action, what: String) -> NewEvent {
         threat: 0.0,
         rule: "aggregate".to_string(),
         reason: format!(
-            "flood {} on {}: ~{} packets from ~{} sources, peak {:.0} pps (baseline {:.0}, threshold {:.0}); {what}",
+            "flood {} on {}: ~{} packets from ~{} sources{} (baseline {:.0} pps, threshold {:.0}); {what}",
             r.id,
             r.key,
             r.est_packets,
             r.est_distinct_sources,
-            r.peak_pps,
+            // The peak is known once a tick of the attack has completed.
+            if r.peak_pps > 0.0 {
+                format!(", peak {:.0} pps", r.peak_pps)
+            } else {
+                String::new()
+            },
             r.baseline_pps,
             r.threshold_pps
         ),
