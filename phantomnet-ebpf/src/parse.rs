@@ -30,8 +30,11 @@ const MAX_L4_OFFSET: usize = 512;
 
 /// What the parser learned. Lives on the BPF stack; copied into a sample
 /// only when one is due.
+// Aligned to 8 so the compiler zeroes and copies the address arrays with
+// 8-byte stores: at alignment 1 it calls `memset`, a byte loop that cost
+// more than the rest of the block-drop path.
 #[derive(Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(8))]
 pub(crate) struct Meta {
     pub(crate) src: [u8; 16],
     pub(crate) dst: [u8; 16],
@@ -120,6 +123,17 @@ pub(crate) fn parse_l3(ctx: &XdpContext) -> Option<(Meta, L4)> {
     ))
 }
 
+/// An IPv4 address in a 16-byte field, written whole as two words: the
+/// compiler then drops the field's zero-initialisation instead of calling
+/// `memset` (a byte loop in BPF) for the 12 bytes after a 4-byte copy.
+#[inline(always)]
+fn v4_addr(a: [u8; 4]) -> [u8; 16] {
+    let words = [u64::from(u32::from_le_bytes(a)), 0u64];
+    // SAFETY: two u64 are 16 plain bytes; BPF is little-endian here
+    // (bpfel), so the address's bytes come first, in order.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
+}
+
 /// Fills the IPv4 fields; returns the L4 offset (None for a non-first
 /// fragment) and the L3 payload length. `None` only if the 20-byte header
 /// itself is unreadable or not IPv4.
@@ -133,8 +147,8 @@ fn parse_ipv4(ctx: &XdpContext, off: usize, meta: &mut Meta) -> Option<(Option<u
     meta.family = 4;
     meta.ttl = h[8];
     meta.proto = h[9];
-    meta.src[..4].copy_from_slice(&h[12..16]);
-    meta.dst[..4].copy_from_slice(&h[16..20]);
+    meta.src = v4_addr([h[12], h[13], h[14], h[15]]);
+    meta.dst = v4_addr([h[16], h[17], h[18], h[19]]);
     if ihl > IPV4_HLEN {
         meta.flags |= sample_flags::IP_OPTIONS;
     }

@@ -63,8 +63,16 @@ pub(crate) fn sample(
         (*s).timestamp_ns = now;
         (*s).ifindex = ctx.ingress_ifindex() as u32;
         (*s).packet_len = pkt_len as u32;
-        (*s).src_addr = meta.src;
-        (*s).dst_addr = meta.dst;
+        // Word copies: a 16-byte array copy at alignment 1 becomes a call
+        // to `memmove`, a byte loop in BPF. Both ends are 8-aligned: `Meta`
+        // is, and a PacketSample's addresses sit at offsets 16 and 32 of
+        // an 8-aligned ring-buffer record.
+        (&raw mut (*s).src_addr)
+            .cast::<[u64; 2]>()
+            .write(meta.src.as_ptr().cast::<[u64; 2]>().read());
+        (&raw mut (*s).dst_addr)
+            .cast::<[u64; 2]>()
+            .write(meta.dst.as_ptr().cast::<[u64; 2]>().read());
         (*s).src_port = meta.sport;
         (*s).dst_port = meta.dport;
         (*s).payload_len = meta.payload_len;
@@ -77,8 +85,10 @@ pub(crate) fn sample(
         (*s).flags = meta.flags | if dry_run { sample_flags::DRY_RUN } else { 0 };
         (*s).icmp_type = meta.icmp_type;
         let payload = (&raw mut (*s).payload).cast::<u64>();
+        // Volatile, so the compiler keeps eight word stores instead of
+        // turning them into a call to `memset` (a byte loop in BPF).
         for i in 0..SAMPLE_PAYLOAD_LEN / 8 {
-            payload.add(i).write_unaligned(0);
+            payload.add(i).write_volatile(0);
         }
         if valid >= 1 && valid <= SAMPLE_PAYLOAD_LEN as u64 {
             let rc = bpf_xdp_load_bytes(
