@@ -200,6 +200,9 @@ impl Detector {
 }
 
 #[cfg(test)]
+mod flow_equivalence;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::correlate::SignatureSet;

@@ -9,7 +9,7 @@
 mod distinct;
 mod table;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod window;
 
 pub use distinct::DistinctCounter;

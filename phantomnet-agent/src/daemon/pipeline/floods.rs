@@ -416,6 +416,14 @@ mod tests {
         (stream, benign)
     }
 
+    /// The first rule a fresh `Floods` installs for `stream`.
+    fn first_rule(stream: &[(PacketSample, Origin)]) -> Option<SignatureRequest> {
+        let mut floods = Floods::default();
+        let mut rec = Recorder::default();
+        drive(&mut floods, &mut rec, stream);
+        rec.added.into_iter().next()
+    }
+
     fn drive(
         floods: &mut Floods,
         rec: &mut Recorder,
@@ -596,10 +604,7 @@ mod tests {
                 syn_flood(DST, 80),
             ),
         ]);
-        let mut floods = Floods::default();
-        let mut rec = Recorder::default();
-        drive(&mut floods, &mut rec, &stream);
-        let first = rec.added.first().expect("a rule");
+        let first = first_rule(&stream).expect("a rule");
         assert_eq!(first.rate_pps, 0, "{}", first.signature);
         for (s, o) in &stream {
             if *o == Origin::Benign {
@@ -649,10 +654,7 @@ mod tests {
                 syn_flood(DST, 80),
             ),
         ]);
-        let mut floods = Floods::default();
-        let mut rec = Recorder::default();
-        drive(&mut floods, &mut rec, &stream);
-        let first = rec.added.first().expect("a rule");
+        let first = first_rule(&stream).expect("a rule");
         assert_eq!(first.rate_pps, 0, "{}", first.signature);
         assert_eq!(first.signature.packet_len, Some((54, 60)));
     }

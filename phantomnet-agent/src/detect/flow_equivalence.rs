@@ -13,9 +13,9 @@ use phantomnet_common::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PacketSample, TC
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::reference::OldWindows;
 use crate::decide::{DecisionTree, Thresholds};
 use crate::features::{extract, index};
+use crate::flow::tests::reference::OldWindows;
 use crate::flow::{SourceWindows, WindowStats};
 use crate::models::Model;
 
