@@ -25,6 +25,8 @@ pub fn policy_of(c: &Config) -> EnforcePolicy {
         throttle_burst: e.throttle_burst,
         min_evidence: e.min_evidence,
         evidence_window: Duration::from_secs(e.evidence_window_secs),
+        floods: e.floods,
+        flood_rule_ttl: Duration::from_secs(e.flood_rule_ttl_secs),
     }
 }
 

@@ -253,10 +253,23 @@ impl HostBaseline {
         before - self.samples.len() - self.pending.len()
     }
 
+    /// Forgets the samples kept in tick `since` or later: an attack that
+    /// ramped up over a few ticks before it crossed the threshold had its
+    /// packets admitted as normal traffic meanwhile.
+    pub fn forget_since(&mut self, since: u64) -> usize {
+        let before = self.samples.len() + self.pending.len();
+        let since = u32::try_from(since).unwrap_or(u32::MAX);
+        self.samples.retain(|s| s.tick < since);
+        self.pending.clear();
+        before - self.samples.len()
+    }
+
     /// Moves the last tick's samples into the reservoir.
     fn commit(&mut self, cap: usize) {
         let t = self.tick;
-        for (i, s) in std::mem::take(&mut self.pending).into_iter().enumerate() {
+        let tick = u32::try_from(t).unwrap_or(u32::MAX);
+        for (i, mut s) in std::mem::take(&mut self.pending).into_iter().enumerate() {
+            s.tick = tick;
             self.admitted = (self.admitted + 1).min(8 * cap as u64);
             if self.samples.len() < cap {
                 self.samples.push(s);

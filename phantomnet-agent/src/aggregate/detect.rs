@@ -86,6 +86,9 @@ pub struct AggregateStats {
     pub attacks_dropped: u64,
 }
 
+/// Ticks before an attack's trigger whose baseline samples it takes back.
+const RAMP_TICKS: u64 = 3;
+
 /// How many forgotten (destination, source) pairs the detector remembers.
 const FORGOTTEN: usize = 64;
 
@@ -456,6 +459,16 @@ impl AggregateDetector {
             }
             return;
         };
+        // What the attack's ramp-up (the ticks before it crossed the
+        // threshold) left in its destinations' baselines is its own.
+        if let Some((net, len, _, _)) = key.scope() {
+            let since = done.tick.saturating_sub(RAMP_TICKS);
+            self.hosts.for_each_mut(|ip, h| {
+                if same_prefix(net, *ip, len) {
+                    h.forget_since(since);
+                }
+            });
+        }
         let id = self.next_id;
         self.next_id += 1;
         let attack = Attack {

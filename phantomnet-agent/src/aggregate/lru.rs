@@ -108,6 +108,16 @@ impl<K: Hash + Eq + Copy, V> SegmentedLru<K, V> {
         self.slots.get_mut(slot as usize).map(|s| &mut s.value)
     }
 
+    /// Calls `f` on every (key, value), in no particular order, without
+    /// changing the recency order.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&K, &mut V)) {
+        for &i in self.index.values() {
+            if let Some(s) = self.slots.get_mut(i as usize) {
+                f(&s.key, &mut s.value);
+            }
+        }
+    }
+
     /// Every (key, value), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.index

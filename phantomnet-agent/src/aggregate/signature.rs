@@ -52,8 +52,8 @@ pub struct Signature {
     pub payload_prefix: Option<Vec<u8>>,
 }
 
-/// The fields of a sample a signature reads, and a tag of its source, in
-/// 38 bytes: what the detector keeps in its baseline and attack reservoirs
+/// The fields of a sample a signature reads, a tag of its source and the
+/// tick it was kept in, in 44 bytes: what the detector keeps in its baseline and attack reservoirs
 /// instead of whole 128-byte samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct SigSample {
@@ -69,6 +69,9 @@ pub(crate) struct SigSample {
     /// The low 32 bits of the source's hash: lets the baseline forget a
     /// source the data plane later enforced on.
     pub src_tag: [u8; 4],
+    /// The tick it entered a baseline (0 elsewhere): lets an attack's start
+    /// take back what its ramp-up left there.
+    pub tick: u32,
 }
 
 impl SigSample {
@@ -90,6 +93,7 @@ impl SigSample {
             payload_valid: s.payload_valid.min(MAX_PAYLOAD_PREFIX as u8),
             payload,
             src_tag: [0; 4],
+            tick: 0,
         }
     }
 

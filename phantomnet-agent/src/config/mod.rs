@@ -122,6 +122,11 @@ pub struct EnforcementConfig {
     pub throttle_burst: u32,
     pub min_evidence: u32,
     pub evidence_window_secs: u64,
+    /// Answer floods from many sources with signature rules (the aggregate
+    /// detector; docs/DETECTION.md).
+    pub floods: bool,
+    /// How long a flood's signature rule lives without an update.
+    pub flood_rule_ttl_secs: u64,
 }
 
 impl Default for EnforcementConfig {
@@ -134,6 +139,8 @@ impl Default for EnforcementConfig {
             throttle_burst: 20,
             min_evidence: 3,
             evidence_window_secs: 10,
+            floods: true,
+            flood_rule_ttl_secs: 60,
         }
     }
 }

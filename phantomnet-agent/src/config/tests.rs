@@ -226,6 +226,11 @@ fn every_validation_error_names_its_key() {
             "outside 1..=3600",
         ),
         (
+            with("[enforcement]\nflood_rule_ttl_secs = 5\n"),
+            "enforcement.flood_rule_ttl_secs",
+            "outside 15..=3600",
+        ),
+        (
             with("[[honeypot]]\nport = 0\ntarget = \"10.0.0.1:22\"\n"),
             "honeypot[0].port",
             "1..=65535",

@@ -134,6 +134,14 @@ fn enforcement(c: &Config) -> Result<(), Failure> {
             format!("{} is outside 1..=3600", e.evidence_window_secs),
         );
     }
+    // At least two of the detector's 5 s updates, so a lasting flood's rule
+    // is refreshed before it runs out.
+    if e.flood_rule_ttl_secs < 15 || e.flood_rule_ttl_secs > 3600 {
+        return fail(
+            "enforcement.flood_rule_ttl_secs",
+            format!("{} is outside 15..=3600", e.flood_rule_ttl_secs),
+        );
+    }
     Ok(())
 }
 

@@ -35,8 +35,9 @@ use crate::{
     journal::NewEvent,
 };
 
-/// How long an installed rule lives without an update; the detector
-/// refreshes it every few seconds while the attack lasts.
+/// How long an installed rule lives without an update by default
+/// (`enforcement.flood_rule_ttl_secs`); the detector refreshes it every 5 s
+/// while the attack lasts.
 pub const RULE_TTL: Duration = Duration::from_secs(60);
 /// Most known-good sources vouched for per attack.
 pub const MAX_VOUCH: usize = 1024;
@@ -61,6 +62,8 @@ pub struct Floods {
     events: Vec<AttackEvent>,
     /// Rule writes refused because a map was full, since the last `act`.
     full: Vec<&'static str>,
+    /// TTL of the rules installed.
+    rule_ttl: Duration,
 }
 
 impl Default for Floods {
@@ -77,6 +80,7 @@ impl Floods {
             installed: HashMap::new(),
             events: Vec::new(),
             full: Vec::new(),
+            rule_ttl: RULE_TTL,
         }
     }
 
@@ -84,6 +88,11 @@ impl Floods {
     pub fn observe(&mut self, s: &PacketSample, sample_every: u32) {
         self.known.observe(s);
         self.detector.process(s, sample_every, &mut self.events);
+    }
+
+    /// The TTL of rules installed or refreshed from now on.
+    pub fn set_rule_ttl(&mut self, ttl: Duration) {
+        self.rule_ttl = ttl;
     }
 
     /// The maps that refused a rule since the last call (for the
@@ -137,7 +146,7 @@ impl Floods {
         if let Err(e) = exec.vouch(&exempt) {
             warn!(error = %e, "vouching for known-good sources");
         }
-        match exec.add_signature(&request(r, &signature, synthesized)) {
+        match exec.add_signature(&request(r, &signature, synthesized, self.rule_ttl)) {
             Ok(id) => {
                 info!(key = %r.key, rule = id, %signature, "flood: signature rule installed");
                 self.installed.insert(
@@ -195,7 +204,7 @@ impl Floods {
         if upgrade && let Err(e) = exec.remove_signature(inst.rule_id) {
             warn!(error = %e, "flood: removing the rate-limit rule");
         }
-        match exec.add_signature(&request(r, &signature, synthesized)) {
+        match exec.add_signature(&request(r, &signature, synthesized, self.rule_ttl)) {
             Ok(id) => {
                 self.installed.insert(
                     r.id,
@@ -299,10 +308,15 @@ fn rate_of(r: &AttackReport) -> u32 {
     r.threshold_pps.clamp(1.0, 1e9) as u32
 }
 
-fn request(r: &AttackReport, signature: &Signature, synthesized: bool) -> SignatureRequest {
+fn request(
+    r: &AttackReport,
+    signature: &Signature,
+    synthesized: bool,
+    ttl: Duration,
+) -> SignatureRequest {
     SignatureRequest {
         signature: signature.clone(),
-        ttl: Some(RULE_TTL),
+        ttl: Some(ttl),
         rate_pps: if synthesized { 0 } else { rate_of(r) },
         exempt_known_good: true,
         reason: ReasonCode::Detection,

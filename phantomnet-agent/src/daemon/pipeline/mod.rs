@@ -250,18 +250,24 @@ pub fn handle_batch(
 ) -> Vec<NewEvent> {
     // Floods first: the aggregate detector needs no model, and its rules
     // are about packets, whatever their source. The rate each sample
-    // stands for is the data plane's (one map read per batch).
-    let every = core
-        .executor()
-        .maps()
-        .config()
-        .map_or(1, |c| c.sample_every.max(1));
-    for s in batch {
-        state.floods.observe(s, every);
-    }
-    let mut records = state.floods.act(&mut *core.executor());
-    for map in state.floods.take_full() {
-        core.metrics().map_full(map);
+    // stands for is the data plane's (one map read per batch). Switched
+    // off (`enforcement.floods = false`), rules already installed run out
+    // within their TTL.
+    let (every, policy) = {
+        let ex = core.executor();
+        let every = ex.maps().config().map_or(1, |c| c.sample_every.max(1));
+        (every, *ex.policy())
+    };
+    let mut records = Vec::new();
+    if policy.floods {
+        state.floods.set_rule_ttl(policy.flood_rule_ttl);
+        for s in batch {
+            state.floods.observe(s, every);
+        }
+        records = state.floods.act(&mut *core.executor());
+        for map in state.floods.take_full() {
+            core.metrics().map_full(map);
+        }
     }
     let mut decisions = Vec::with_capacity(batch.len());
     {
@@ -290,7 +296,6 @@ pub fn handle_batch(
     }
     core.count_decisions(decisions.len() as u64);
     let now = Instant::now();
-    let policy = *core.executor().policy();
     for d in &decisions {
         let out = step(
             state,

@@ -50,6 +50,10 @@ pub struct EnforcePolicy {
     /// the pipeline enforces (1 = every decision acts).
     pub min_evidence: u32,
     pub evidence_window: Duration,
+    /// Answer floods from many sources with signature rules.
+    pub floods: bool,
+    /// A flood's signature rule lives this long without an update.
+    pub flood_rule_ttl: Duration,
 }
 
 impl Default for EnforcePolicy {
@@ -62,6 +66,8 @@ impl Default for EnforcePolicy {
             throttle_burst: 20,
             min_evidence: 3,
             evidence_window: Duration::from_secs(10),
+            floods: true,
+            flood_rule_ttl: Duration::from_secs(60),
         }
     }
 }
