@@ -253,15 +253,14 @@ impl HostBaseline {
         before - self.samples.len() - self.pending.len()
     }
 
-    /// Forgets the samples kept in tick `since` or later: an attack that
-    /// ramped up over a few ticks before it crossed the threshold had its
-    /// packets admitted as normal traffic meanwhile.
-    pub fn forget_since(&mut self, since: u64) -> usize {
-        let before = self.samples.len() + self.pending.len();
+    /// Forgets the samples of the sources with these tags (sorted) kept in
+    /// tick `since` or later (and every pending one of theirs).
+    pub fn forget_sources_since(&mut self, tags: &[[u8; 4]], since: u64) {
         let since = u32::try_from(since).unwrap_or(u32::MAX);
-        self.samples.retain(|s| s.tick < since);
-        self.pending.clear();
-        before - self.samples.len()
+        self.samples
+            .retain(|s| s.tick < since || tags.binary_search(&s.src_tag).is_err());
+        self.pending
+            .retain(|s| tags.binary_search(&s.src_tag).is_err());
     }
 
     /// Moves the last tick's samples into the reservoir.

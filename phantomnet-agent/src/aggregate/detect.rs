@@ -86,7 +86,8 @@ pub struct AggregateStats {
     pub attacks_dropped: u64,
 }
 
-/// Ticks before an attack's trigger whose baseline samples it takes back.
+/// Ticks before an attack tripped whose baseline samples from its own
+/// sources it takes back.
 const RAMP_TICKS: u64 = 3;
 
 /// How many forgotten (destination, source) pairs the detector remembers.
@@ -459,16 +460,6 @@ impl AggregateDetector {
             }
             return;
         };
-        // What the attack's ramp-up (the ticks before it crossed the
-        // threshold) left in its destinations' baselines is its own.
-        if let Some((net, len, _, _)) = key.scope() {
-            let since = done.tick.saturating_sub(RAMP_TICKS);
-            self.hosts.for_each_mut(|ip, h| {
-                if same_prefix(net, *ip, len) {
-                    h.forget_since(since);
-                }
-            });
-        }
         let id = self.next_id;
         self.next_id += 1;
         let attack = Attack {
@@ -589,7 +580,33 @@ impl AggregateDetector {
         )
     }
 
+    /// Takes what the attack's own sources left in its destinations'
+    /// baselines in the [`RAMP_TICKS`] before it tripped: a flood that ramps
+    /// up (a botnet whose members start one by one) crosses the threshold
+    /// only after its first packets were admitted as normal traffic. A
+    /// client that was there long before (a bulk transfer that goes on
+    /// during the flood) keeps its older samples; spoofed sources are never
+    /// in a baseline.
+    fn forget_attack_sources(&mut self, idx: usize) {
+        let Some(Some(a)) = self.attacks.get(idx) else {
+            return;
+        };
+        let Some((net, len, _, _)) = a.key.scope() else {
+            return;
+        };
+        let since = a.tick.saturating_sub(RAMP_TICKS);
+        let mut tags: Vec<[u8; 4]> = a.reservoir.iter().map(|s| s.src_tag).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        self.hosts.for_each_mut(|ip, h| {
+            if same_prefix(net, *ip, len) {
+                h.forget_sources_since(&tags, since);
+            }
+        });
+    }
+
     fn announce(&mut self, idx: usize, events: &mut Vec<AttackEvent>) {
+        self.forget_attack_sources(idx);
         let Some(Some(a)) = self.attacks.get(idx) else {
             return;
         };
@@ -651,7 +668,15 @@ impl AggregateDetector {
                             < self.cfg.synth.attack_coverage * 0.9 * a.reservoir.len() as f64
                     }
                 };
-                let fresh = if stale { self.synthesize_for(a) } else { None };
+                let fresh = if stale {
+                    self.forget_attack_sources(idx);
+                    self.attacks
+                        .get(idx)
+                        .and_then(Option::as_ref)
+                        .and_then(|a| self.synthesize_for(a))
+                } else {
+                    None
+                };
                 if let Some(Some(a)) = self.attacks.get_mut(idx) {
                     if fresh.is_some() {
                         a.signature = fresh;

@@ -69,8 +69,7 @@ pub(crate) struct SigSample {
     /// The low 32 bits of the source's hash: lets the baseline forget a
     /// source the data plane later enforced on.
     pub src_tag: [u8; 4],
-    /// The tick it entered a baseline (0 elsewhere): lets an attack's start
-    /// take back what its ramp-up left there.
+    /// The tick it entered a baseline (0 elsewhere).
     pub tick: u32,
 }
 

@@ -673,6 +673,46 @@ mod tests {
         assert_eq!(first.signature.packet_len, Some((54, 60)));
     }
 
+    /// A botnet whose members start one by one crosses the threshold only
+    /// after its first packets were admitted into the baseline as normal;
+    /// its signature must still be found (the lab's distributed flood of
+    /// 50 hping3 processes showed it).
+    #[test]
+    fn a_botnet_that_ramps_up_still_gets_a_signature() {
+        let mut r = rng(15);
+        let cl = clients(&mut r, 5);
+        let mut parts = vec![at_rate(
+            &mut r,
+            0.0,
+            60.0,
+            120.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        )];
+        // 100 packets/s each, one more every 0.2 s: the 1,000 packets/s
+        // floor is crossed only two seconds in.
+        for i in 0..50u8 {
+            let bot = crate::aggregate::tests::v4([192, 0, 2, 100 + i]);
+            let start = 30.0 + f64::from(i) * 0.2;
+            parts.push(at_rate(
+                &mut r,
+                start,
+                45.0,
+                100.0,
+                Origin::Attack,
+                move |r, ts| {
+                    let mut s = syn_flood(DST, 80)(r, ts);
+                    s.src_addr = bot;
+                    s
+                },
+            ));
+        }
+        let stream = merge(parts);
+        let first = first_rule(&stream).expect("a rule");
+        assert_eq!(first.rate_pps, 0, "{}", first.signature);
+        assert_eq!(first.signature.packet_len, Some((54, 60)));
+    }
+
     /// The detector recognises a flood when its first tick completes; a
     /// flood that starts on a tick boundary fills that whole tick, which
     /// must not reach the baseline its signature is checked against (it
