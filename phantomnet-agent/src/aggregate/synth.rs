@@ -21,7 +21,10 @@ use super::signature::{MAX_PAYLOAD_PREFIX, SigSample, Signature};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
     /// Fewest attack samples, and fewest baseline samples of the
-    /// destination, to synthesise from. Defaults 32 and 32.
+    /// destination, to synthesise from. Defaults 32 and 16: a quiet
+    /// service at 1-in-16 sampling collects a few baseline samples a
+    /// second, and what keeps a signature off the clients is that it must
+    /// match none of them (1 % of fewer than 100).
     pub min_attack_samples: usize,
     pub min_baseline_samples: usize,
     /// Share of the attack's own packets (the key's samples less its
@@ -43,7 +46,7 @@ impl Default for SynthConfig {
     fn default() -> Self {
         SynthConfig {
             min_attack_samples: 32,
-            min_baseline_samples: 32,
+            min_baseline_samples: 16,
             attack_coverage: 0.99,
             max_baseline_match: 0.01,
             max_field_baseline_share: 0.9,
