@@ -105,6 +105,10 @@ pub struct AggregateDetector {
     /// does not rescan the reservoir.
     forgotten: [(IpAddr, [u8; 4]); FORGOTTEN],
     forgotten_next: usize,
+    /// The first tag bytes the ring holds, one bit each: most samples'
+    /// bit is clear, and they skip the scan of the ring on the per-sample
+    /// path.
+    forgotten_bytes: [u64; 4],
     keys: SegmentedLru<AggregateKey, KeyState>,
     hosts: SegmentedLru<IpAddr, HostBaseline>,
     attacks: Vec<Option<Attack>>,
@@ -165,6 +169,7 @@ impl AggregateDetector {
         AggregateDetector {
             forgotten: [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), [0; 4]); FORGOTTEN],
             forgotten_next: 0,
+            forgotten_bytes: [0; 4],
             keys: SegmentedLru::new(cfg.max_keys),
             hosts: SegmentedLru::new(cfg.max_hosts),
             attacks: (0..cfg.max_attacks).map(|_| None).collect(),
@@ -263,20 +268,33 @@ impl AggregateDetector {
         // the per-source path already handled.
         if matches!(s.action, action::BLOCK | action::THROTTLE) {
             self.forget_source(dst, sig.src_tag);
-        } else if !self.forgotten.contains(&(dst, sig.src_tag)) {
+        } else if !self.is_forgotten(dst, sig.src_tag) {
             // (A throttled source's admitted packets pass: still not normal.)
             self.offer_baseline(dst, sig, t);
         }
     }
 
+    /// Whether `dst`'s baseline forgot the source with this tag recently.
+    fn is_forgotten(&self, dst: IpAddr, tag: [u8; 4]) -> bool {
+        let b = usize::from(tag[0]);
+        self.forgotten_bytes[b / 64] & (1 << (b % 64)) != 0
+            && self.forgotten[..self.forgotten_next.min(FORGOTTEN)].contains(&(dst, tag))
+    }
+
     /// Removes a source's samples from `dst`'s baseline, once per source
     /// while it stays among the last [`FORGOTTEN`] forgotten.
     fn forget_source(&mut self, dst: IpAddr, tag: [u8; 4]) {
-        if self.forgotten.contains(&(dst, tag)) {
+        if self.is_forgotten(dst, tag) {
             return;
         }
         self.forgotten[self.forgotten_next % FORGOTTEN] = (dst, tag);
         self.forgotten_next = self.forgotten_next.wrapping_add(1);
+        // Rebuilt from the ring (an entry that rolled out takes its bit).
+        self.forgotten_bytes = [0; 4];
+        for (_, t) in &self.forgotten[..self.forgotten_next.min(FORGOTTEN)] {
+            let b = usize::from(t[0]);
+            self.forgotten_bytes[b / 64] |= 1 << (b % 64);
+        }
         if let Some(slot) = self.hosts.find(&dst)
             && let Some(h) = self.hosts.value_mut(slot)
         {
