@@ -392,38 +392,48 @@ impl Maps {
     }
 }
 
-/// The map a block at `prefix` lives in: its name, capacity and list bit.
-fn block_list(prefix: &Prefix) -> (&'static str, u32, u32) {
-    match (prefix.is_ipv4(), prefix.is_host()) {
-        (true, true) => (
-            maps::BLOCK_HOST_V4,
-            capacity::BLOCK_HOST,
-            list_flags::BLOCK_HOST,
-        ),
-        (false, true) => (
-            maps::BLOCK_HOST_V6,
-            capacity::BLOCK_HOST,
-            list_flags::BLOCK_HOST,
-        ),
-        (true, false) => (maps::BLOCK_V4, capacity::BLOCK, list_flags::BLOCK_PREFIX),
-        (false, false) => (maps::BLOCK_V6, capacity::BLOCK, list_flags::BLOCK_PREFIX),
+/// A rule list's two homes: the host hashes (/32, /128) and the tries.
+struct ListMaps {
+    host: [&'static str; 2],
+    host_cap: u32,
+    host_bit: u32,
+    trie: [&'static str; 2],
+    trie_cap: u32,
+    trie_bit: u32,
+}
+
+const BLOCK_MAPS: ListMaps = ListMaps {
+    host: [maps::BLOCK_HOST_V4, maps::BLOCK_HOST_V6],
+    host_cap: capacity::BLOCK_HOST,
+    host_bit: list_flags::BLOCK_HOST,
+    trie: [maps::BLOCK_V4, maps::BLOCK_V6],
+    trie_cap: capacity::BLOCK,
+    trie_bit: list_flags::BLOCK_PREFIX,
+};
+
+const ALLOW_MAPS: ListMaps = ListMaps {
+    host: [maps::ALLOW_HOST_V4, maps::ALLOW_HOST_V6],
+    host_cap: capacity::ALLOW_HOST,
+    host_bit: list_flags::ALLOW_HOST,
+    trie: [maps::ALLOW_V4, maps::ALLOW_V6],
+    trie_cap: capacity::ALLOW,
+    trie_bit: list_flags::ALLOW_PREFIX,
+};
+
+/// The map an entry at `prefix` lives in: its name, capacity and list bit.
+fn list_of(prefix: &Prefix, l: &ListMaps) -> (&'static str, u32, u32) {
+    let family = usize::from(!prefix.is_ipv4());
+    if prefix.is_host() {
+        (l.host[family], l.host_cap, l.host_bit)
+    } else {
+        (l.trie[family], l.trie_cap, l.trie_bit)
     }
 }
 
-/// The map an allow entry at `prefix` lives in, likewise.
+fn block_list(prefix: &Prefix) -> (&'static str, u32, u32) {
+    list_of(prefix, &BLOCK_MAPS)
+}
+
 fn allow_list(prefix: &Prefix) -> (&'static str, u32, u32) {
-    match (prefix.is_ipv4(), prefix.is_host()) {
-        (true, true) => (
-            maps::ALLOW_HOST_V4,
-            capacity::ALLOW_HOST,
-            list_flags::ALLOW_HOST,
-        ),
-        (false, true) => (
-            maps::ALLOW_HOST_V6,
-            capacity::ALLOW_HOST,
-            list_flags::ALLOW_HOST,
-        ),
-        (true, false) => (maps::ALLOW_V4, capacity::ALLOW, list_flags::ALLOW_PREFIX),
-        (false, false) => (maps::ALLOW_V6, capacity::ALLOW, list_flags::ALLOW_PREFIX),
-    }
+    list_of(prefix, &ALLOW_MAPS)
 }
