@@ -91,6 +91,10 @@ enum Command {
     Train(phantomnet_agent::train::TrainArgs),
     /// Evaluate a model on a CSV: metrics, confusion matrix and ROC PNGs.
     Evaluate(phantomnet_agent::train::EvaluateArgs),
+    /// Replay a capture through the decision path offline (no root) and
+    /// report per source: attackers enforced and how fast, benign sources
+    /// acted on by name.
+    Replay(phantomnet_agent::replay::ReplayArgs),
     /// Drop all traffic from a prefix.
     Block {
         cidr: String,
@@ -388,6 +392,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dataset(args) => Ok(phantomnet_agent::train::run_dataset(&args)?),
         Command::Train(args) => Ok(phantomnet_agent::train::run_train(&args)?),
         Command::Evaluate(args) => Ok(phantomnet_agent::train::run_evaluate(&args)?),
+        Command::Replay(args) => {
+            phantomnet_agent::replay::run_replay(&args)?;
+            Ok(())
+        }
         Command::Block {
             cidr,
             ttl: t,

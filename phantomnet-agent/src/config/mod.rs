@@ -129,6 +129,24 @@ pub struct EnforcementConfig {
     pub flood_rule_ttl_secs: u64,
 }
 
+impl EnforcementConfig {
+    /// The executor's policy these settings make.
+    pub fn policy(&self) -> crate::enforce::EnforcePolicy {
+        use std::time::Duration;
+        crate::enforce::EnforcePolicy {
+            block_ttl: Duration::from_secs(self.block_ttl_secs),
+            throttle_ttl: Duration::from_secs(self.throttle_ttl_secs),
+            deceive_ttl: Duration::from_secs(self.deceive_ttl_secs),
+            throttle_rate_pps: self.throttle_rate_pps,
+            throttle_burst: self.throttle_burst,
+            min_evidence: self.min_evidence,
+            evidence_window: Duration::from_secs(self.evidence_window_secs),
+            floods: self.floods,
+            flood_rule_ttl: Duration::from_secs(self.flood_rule_ttl_secs),
+        }
+    }
+}
+
 impl Default for EnforcementConfig {
     fn default() -> Self {
         EnforcementConfig {

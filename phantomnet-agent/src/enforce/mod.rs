@@ -9,7 +9,7 @@ mod tracked;
 pub use executor::{Applied, EnforceError, EnforcePolicy, Executor, SignatureRequest};
 pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
-pub use precedence::{InForce, Verdict};
+pub use precedence::{InForce, Verdict, verdict};
 pub use tracked::{DeceiveIndex, FailedDeceive, MAX_NETS, MAX_TRACKED, lru_bytes_per_entry};
 
 /// The longest TTL any rule may have, from the config, the API, a feed or

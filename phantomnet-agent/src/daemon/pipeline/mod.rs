@@ -23,10 +23,12 @@
 //! Every per-source structure here has a hard cap and O(1) eviction
 //! (`Evidence`, the sieve's repeat filter): nothing on the per-sample path
 //! scans or clears a map.
+mod clock;
 mod evidence;
 mod floods;
 mod sieve;
 
+pub use clock::SampleClock;
 pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
 pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
@@ -78,16 +80,30 @@ pub struct PipelineState {
     evidence: Evidence,
     failures: LogLimiter,
     floods: Floods,
+    clock: SampleClock,
 }
 
 impl Default for PipelineState {
     fn default() -> Self {
+        Self::with_clock(SampleClock::live())
+    }
+}
+
+impl PipelineState {
+    /// Empty state judging samples on `clock` (a replay anchors its own).
+    pub fn with_clock(clock: SampleClock) -> PipelineState {
         PipelineState {
             sieve: JournalSieve::default(),
             evidence: Evidence::default(),
             failures: LogLimiter::new(FAILURE_LOG_EVERY),
             floods: Floods::default(),
+            clock,
         }
+    }
+
+    /// The instant the sample stamped `ns` was seen.
+    pub fn at(&self, ns: u64) -> Instant {
+        self.clock.at(ns)
     }
 }
 
@@ -295,8 +311,9 @@ pub fn handle_batch(
             .set_flow_table_sources(det.flows().len() as u64);
     }
     core.count_decisions(decisions.len() as u64);
-    let now = Instant::now();
     for d in &decisions {
+        // Each decision at its sample's time (see `clock`).
+        let now = state.at(d.timestamp_ns);
         let out = step(
             state,
             d,
@@ -310,6 +327,7 @@ pub fn handle_batch(
         }
         records.extend(out.record);
     }
+    let now = Instant::now();
     records.extend(state.sieve.summary(now, unix_now_ns()));
     if let Some(n) = state.failures.flush(now) {
         warn!(
