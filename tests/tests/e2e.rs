@@ -260,6 +260,78 @@ fn benign_clients_are_never_acted_on() {
     }
 }
 
+/// The live agent's decisions, replayed offline from its own capture with
+/// its own config, are the same: every source enforced live is enforced by
+/// the replay with the same first action, and no other.
+#[test]
+fn a_replayed_capture_gives_the_live_agents_decisions() {
+    use phantomnet_agent::{
+        config::Config,
+        correlate::ThreatFeedHandle,
+        models::ModelHandle,
+        replay::{ReplayInput, replay},
+        train::labels::LabelRules,
+    };
+    if !root_or_skip("a_replayed_capture_gives_the_live_agents_decisions") {
+        return;
+    }
+    let mut rig = Rig::up("replay", "");
+    std::thread::scope(|s| {
+        for (sc, src) in Scenario::BENIGN.iter().zip(addr::CLI_SRC4) {
+            let lab = &rig.t.lab;
+            s.spawn(move || sc.run(lab, src, sc.default_budget(), 1.0).unwrap());
+        }
+        rig.run(Scenario::SynFlood, &addr::atk_src4(0));
+        rig.run(Scenario::NmapSyn, &addr::atk_src4(1));
+        rig.run(Scenario::HttpInjection, &addr::atk_src4(2));
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let live: BTreeMap<IpAddr, String> = rig
+        .enforced()
+        .into_iter()
+        .map(|(src, v)| (src, v[0].0.clone()))
+        .collect();
+    // The pipeline flushes the capture after every batch.
+    rig.kill9();
+    let capture = rig.paths.file(&latest_capture(&rig.paths.dir));
+    let config = Config::load(rig.paths.file("agent.toml")).unwrap();
+    let model = ModelHandle::open(config.model.path.as_ref().unwrap())
+        .unwrap()
+        .current();
+    let feed = ThreatFeedHandle::open(config.intel.feed.as_ref().unwrap())
+        .unwrap()
+        .current();
+    let input = ReplayInput {
+        capture,
+        labels: &LabelRules::default(),
+        config: &config,
+        policy: config.enforcement.policy(),
+        model,
+        feed,
+        recorded_every: 1,
+        sample_every: 1,
+        seed: 1,
+    };
+    let report = replay(&input).unwrap();
+    assert_eq!(report, replay(&input).unwrap(), "replay is deterministic");
+    let replayed: BTreeMap<IpAddr, String> = report
+        .sources
+        .iter()
+        .filter_map(|s| {
+            s.first
+                .as_ref()
+                .map(|f| (s.source, format!("ACTION_{}", f.action)))
+        })
+        .collect();
+    for src in [addr::atk_src4(0), addr::atk_src4(1), addr::atk_src4(2)] {
+        assert!(
+            live.contains_key(&ip(&src)),
+            "{src} enforced live: {live:?}"
+        );
+    }
+    assert_eq!(replayed, live, "replayed vs live first enforcements");
+}
+
 fn latest_capture(dir: &Path) -> String {
     let mut caps: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

@@ -48,6 +48,10 @@ enum Task {
     GenModel {
         #[arg(long)]
         from_csv: bool,
+        /// Only record: the capture and the labels files in target/pngen/
+        /// (for `phantomnet-agent replay`), no dataset and no training.
+        #[arg(long, conflicts_with = "from_csv")]
+        record_only: bool,
     },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
@@ -142,12 +146,23 @@ fn main() -> Result<()> {
             )
         }
         Task::Test { unit_only } => test(unit_only),
-        Task::GenModel { from_csv } => {
-            let opts = xtask::dataset::GenOptions { from_csv };
+        Task::GenModel {
+            from_csv,
+            record_only,
+        } => {
+            let opts = xtask::dataset::GenOptions {
+                from_csv,
+                record_only,
+            };
             if from_csv {
                 return xtask::dataset::gen_model(&root, &opts);
             }
-            as_root(&["gen-model"], release_agent, || {
+            let args: &[&str] = if record_only {
+                &["gen-model", "--record-only"]
+            } else {
+                &["gen-model"]
+            };
+            as_root(args, release_agent, || {
                 prereq::setup()?;
                 xtask::dataset::gen_model(&root, &opts)
             })
