@@ -53,6 +53,19 @@ enum Task {
         #[arg(long, conflicts_with = "from_csv")]
         record_only: bool,
     },
+    /// Judge the model per source on a recording (default: the one
+    /// `gen-model --record-only` made) through `phantomnet-agent replay`:
+    /// the shipped model at 1-in-1 and 1-in-16, then each attack family left
+    /// out of training in turn. No root.
+    Evaluate {
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// The training CSV [default: models/lab-dataset.csv].
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
     Install {
@@ -146,6 +159,18 @@ fn main() -> Result<()> {
             )
         }
         Task::Test { unit_only } => test(unit_only),
+        Task::Evaluate {
+            capture,
+            labels,
+            csv,
+        } => xtask::evaluate::evaluate(
+            &root,
+            &xtask::evaluate::EvalOptions {
+                capture,
+                labels,
+                csv,
+            },
+        ),
         Task::GenModel {
             from_csv,
             record_only,
