@@ -134,6 +134,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
                         ..FlowConfig::default()
                     },
                     thresholds: cfg.thresholds,
+                    scoring: cfg.detection.scoring,
                 },
                 handle.current(),
                 Correlator::new(SignatureSet::builtin(), feed_now),

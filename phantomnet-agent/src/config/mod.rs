@@ -46,6 +46,7 @@ pub const MIN_JOURNAL_BYTES: u64 = 1 << 20;
 pub struct Config {
     pub dataplane: DataplaneConfig,
     pub thresholds: crate::decide::Thresholds,
+    pub detection: DetectionConfig,
     pub enforcement: EnforcementConfig,
     /// `[[honeypot]]` entries: where DECEIVE redirects each destination port.
     #[serde(rename = "honeypot")]
@@ -61,6 +62,15 @@ pub struct Config {
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
     pub journal: JournalConfig,
+}
+
+/// `[detection]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// `"every-sample"` (default) or `"on-change"` (docs/DETECTION.md,
+    /// "Scoring a source").
+    pub scoring: crate::detect::Scoring,
 }
 
 /// `[dataplane]`.

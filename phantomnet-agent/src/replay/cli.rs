@@ -7,6 +7,7 @@ use super::{ReplayError, ReplayInput, Report, replay};
 use crate::{
     config::Config,
     correlate::{ThreatFeed, ThreatFeedHandle},
+    detect::Scoring,
     models::ModelHandle,
     train::labels::LabelRules,
 };
@@ -36,12 +37,23 @@ pub struct ReplayArgs {
     /// The data plane's sampling rate to emulate [default: the config's].
     #[arg(long)]
     pub sample_every: Option<u32>,
+    /// When to score a source, instead of the config's `[detection]
+    /// scoring`: every-sample or on-change.
+    #[arg(long, value_parser = parse_scoring)]
+    pub scoring: Option<Scoring>,
     /// Seeds the emulated sampling.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Also write the whole report, every source included, as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+fn parse_scoring(s: &str) -> Result<Scoring, String> {
+    [Scoring::EverySample, Scoring::OnChange]
+        .into_iter()
+        .find(|v| v.name() == s)
+        .ok_or_else(|| format!("{s:?}: expected every-sample or on-change"))
 }
 
 /// What can stop a replay before it starts or while it writes.
@@ -57,10 +69,13 @@ pub enum ReplayCliError {
 pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
     let input =
         |what: &str, e: &dyn std::fmt::Display| ReplayCliError::Input(format!("{what}: {e}"));
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| input("config", &e))?,
         None => Config::default(),
     };
+    if let Some(s) = args.scoring {
+        config.detection.scoring = s;
+    }
     let model_path = args
         .model
         .clone()

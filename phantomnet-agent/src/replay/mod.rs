@@ -117,6 +117,7 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
                 ..FlowConfig::default()
             },
             thresholds: input.config.thresholds,
+            scoring: input.config.detection.scoring,
         },
         input.model.clone(),
         Correlator::new(SignatureSet::builtin(), input.feed.clone()),
@@ -150,8 +151,9 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
         let state = state.get_or_insert_with(|| {
             PipelineState::with_clock(SampleClock::anchored(sample.timestamp_ns))
         });
-        let d = match detector.process(&sample) {
-            Ok(d) => d,
+        let d = match detector.observe(&sample) {
+            Ok(Some(d)) => d,
+            Ok(None) => continue,
             Err(_) => {
                 counts.refused += 1;
                 continue;

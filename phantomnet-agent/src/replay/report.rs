@@ -31,7 +31,8 @@ pub struct SourceOutcome {
     pub attack: bool,
     /// Packets in the capture (× the capture's own sampling rate).
     pub packets: u64,
-    /// Samples the detector decided on (after the emulated sampling).
+    /// Times the detector scored it (`Detector::observe`: on a meaningful
+    /// change of its window, not per sample).
     pub decided: u64,
     pub first: Option<FirstEnforcement>,
     /// The strongest action put in force during the replay; `LOG` if none.
@@ -68,6 +69,8 @@ pub struct Counts {
     pub signature_dropped: u64,
     /// Samples the detector refused (a non-finite feature), as live.
     pub refused: u64,
+    /// Scorings: samples on which a source's window had changed enough to
+    /// be judged again (`Detector::observe`).
     pub decisions: u64,
     /// Decisions the evidence rule let reach the executor.
     pub past_evidence: u64,
@@ -174,7 +177,7 @@ impl Report {
         let n = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
         let _ = writeln!(
             t,
-            "Replay at 1-in-{} sampling (capture recorded at 1-in-{}): {} records, {} sampled, {} decisions.\n",
+            "Replay at 1-in-{} sampling (capture recorded at 1-in-{}): {} records, {} sampled, {} scorings.\n",
             self.sample_every,
             self.recorded_every,
             self.counts.records,

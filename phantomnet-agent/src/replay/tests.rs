@@ -60,12 +60,27 @@ fn write_capture(path: &Path) {
 }
 
 fn run(capture: &Path, sample_every: u32, seed: u64) -> Result<Report, ReplayError> {
+    run_with(
+        capture,
+        sample_every,
+        seed,
+        crate::detect::Scoring::EverySample,
+    )
+}
+
+fn run_with(
+    capture: &Path,
+    sample_every: u32,
+    seed: u64,
+    scoring: crate::detect::Scoring,
+) -> Result<Report, ReplayError> {
     let labels = LabelRules::from_args(&[
         "192.0.2.12=syn_flood".into(),
         "198.51.100.10=benign_http".into(),
     ])
     .unwrap();
-    let config = Config::default();
+    let mut config = Config::default();
+    config.detection.scoring = scoring;
     let model = ModelHandle::open(Path::new(SHIPPED)).unwrap().current();
     replay(&ReplayInput {
         capture: capture.to_path_buf(),
@@ -113,10 +128,23 @@ fn a_replay_is_deterministic_and_judges_per_source() {
     let c = run(&cap, 16, 8).unwrap();
     assert_eq!(c.counts.records, a.counts.records);
     assert_ne!(c.counts.sampled, 0);
-    // At 1-in-1, every record is decided.
+    // At 1-in-1, every record reaches the detector and is scored.
     let full = run(&cap, 1, 7).unwrap();
     assert_eq!(full.counts.sampled, 2015);
     assert_eq!(full.counts.decisions, 2015);
+    // Scored on change, the flood's 2,000 SYNs take a few dozen scorings
+    // (growth points and one a second), and it is enforced as early.
+    let full = run_with(&cap, 1, 7, crate::detect::Scoring::OnChange).unwrap();
+    let flood = full
+        .sources
+        .iter()
+        .find(|s| s.scenario == "syn_flood")
+        .unwrap();
+    assert!(flood.decided >= 15 && flood.decided <= 40, "{flood:?}");
+    assert!(
+        flood.first.as_ref().unwrap().packets_before <= 3,
+        "{flood:?}"
+    );
 }
 
 #[test]

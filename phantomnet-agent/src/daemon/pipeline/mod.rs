@@ -299,11 +299,14 @@ pub fn handle_batch(
                 continue;
             }
             let t = Instant::now();
-            match det.process(s) {
-                Ok(d) => {
+            match det.observe(s) {
+                Ok(Some(d)) => {
                     core.metrics().inference(t.elapsed());
                     decisions.push(d);
                 }
+                // Counted in its source's flow state; not a change worth
+                // a new verdict (`Detector::observe`).
+                Ok(None) => {}
                 Err(e) => warn!(error = %e, "sample skipped"),
             }
         }
