@@ -357,12 +357,8 @@ fn on_change() -> DetectorConfig {
 
 fn pipeline_benches(c: &mut Criterion, f: &Fixture) {
     c.bench_function("detect/observe", |b| {
-        let mut det = Detector::new(
-            DetectorConfig::default(),
-            f.model.clone(),
-            Correlator::builtin(),
-        )
-        .expect("detector");
+        let mut det =
+            Detector::new(on_change(), f.model.clone(), Correlator::builtin()).expect("detector");
         let n = f.samples.len();
         let span = f.samples[n - 1].timestamp_ns - f.samples[0].timestamp_ns + NS;
         let mut i = 0usize;
@@ -385,12 +381,12 @@ fn pipeline_benches(c: &mut Criterion, f: &Fixture) {
         let (raw, span) = raw_stream(&f.samples, compress);
         let n = raw.len();
         c.bench_function(name, |b| {
-            let mut det = Detector::new(
-                DetectorConfig::default(),
-                f.model.clone(),
-                Correlator::builtin(),
-            )
-            .expect("detector");
+            let det_config = DetectorConfig {
+                scoring,
+                ..DetectorConfig::default()
+            };
+            let mut det = Detector::new(det_config, f.model.clone(), Correlator::builtin())
+                .expect("detector");
             let config = Config::default();
             let policy = config.enforcement.policy();
             let mut enforcer = Enforcer::new(policy, Vec::new(), [true, true]);
