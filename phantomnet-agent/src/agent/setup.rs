@@ -27,6 +27,7 @@ pub fn policy_of(c: &Config) -> EnforcePolicy {
         evidence_window: Duration::from_secs(e.evidence_window_secs),
         floods: e.floods,
         flood_rule_ttl: Duration::from_secs(e.flood_rule_ttl_secs),
+        ipv6_source_prefix: e.ipv6_source_prefix,
     }
 }
 
