@@ -11,7 +11,7 @@ use phantomnet_common::PacketSample;
 use crate::correlate::{Correlator, SignatureMatches, ThreatAssessment, ThreatFeed};
 use crate::decide::{Action, DecisionTree, Rule, ThresholdError, Thresholds};
 use crate::features::{FeatureError, FeatureVector, extract};
-use crate::flow::{FlowConfig, FlowTable, SourceKey};
+use crate::flow::{FlowConfig, FlowTable, Source};
 use crate::models::{Model, ModelScores};
 
 /// Whether a source's window, as it stands after its latest sample, has
@@ -81,7 +81,9 @@ pub enum DetectError {
 /// One decision with everything that explains it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub source: IpAddr,
+    /// The source the sample counted under: its IPv4 address, or its IPv6
+    /// address's configured prefix (`2001:db8:bad::/64`).
+    pub source: Source,
     pub timestamp_ns: u64,
     /// What the decision tree proposes for this sample. The detector only
     /// proposes: the executor alone knows what is in force and applies
@@ -189,6 +191,11 @@ impl Detector {
         &self.flows
     }
 
+    /// Groups IPv6 sources to `len` bits from the next sample on.
+    pub fn set_ipv6_source_prefix(&mut self, len: u8) {
+        self.flows.set_ipv6_source_prefix(len);
+    }
+
     /// Follows a change of the data plane's sampling rate.
     pub fn set_sample_every(&mut self, every: u32) {
         self.flows.set_sample_every(every);
@@ -275,12 +282,15 @@ impl Detector {
     ) -> Result<Decision, DetectError> {
         let features = extract(sample, stats)?;
         let scores = self.model.score(&features);
-        let source = SourceKey::of_sample(sample).ip();
+        let source = self.flows.source_of(sample);
         let valid = (sample.payload_valid as usize).min(sample.payload.len());
+        // The feed is asked about the sample's own address: a listed host
+        // inside an unlisted /64 still counts.
+        let addr = crate::flow::SourceKey::of_sample(sample).ip();
         let payload = &sample.payload[..valid];
         let threat = match signatures {
-            Some(found) => self.correlator.assess_found(source, found, scores.anomaly),
-            None => self.correlator.assess(source, payload, scores.anomaly),
+            Some(found) => self.correlator.assess_found(addr, found, scores.anomaly),
+            None => self.correlator.assess(addr, payload, scores.anomaly),
         };
         let (action, rule) = self.tree.decide(
             scores.prediction,
@@ -426,6 +436,28 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_source_is_decided_as_its_prefix() {
+        let model = Arc::new(small_model(31));
+        let mut d = Detector::new(DetectorConfig::default(), model, Correlator::builtin()).unwrap();
+        let v6 = |ts: u64, addr: &str| PacketSample {
+            family: 6,
+            src_addr: addr.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            ..sample(ts, 0, b"")
+        };
+        d.process(&v6(0, "2001:db8:bad::1")).unwrap();
+        let dec = d.process(&v6(1_000_000, "2001:db8:bad::2:3")).unwrap();
+        assert_eq!(dec.source.to_string(), "2001:db8:bad::/64");
+        assert!(dec.to_string().starts_with("2001:db8:bad::/64 "), "{dec}");
+        assert_eq!(d.flows().len(), 1);
+        // Per address again with /128.
+        d.set_ipv6_source_prefix(128);
+        let dec = d.process(&v6(2_000_000, "2001:db8:bad::2:3")).unwrap();
+        assert_eq!(dec.source.to_string(), "2001:db8:bad::2:3");
+        let v4 = d.process(&sample(3_000_000, 9, b"")).unwrap();
+        assert_eq!(v4.source.to_string(), "192.0.2.9");
+    }
+
+    #[test]
     fn non_finite_thresholds_are_refused_at_construction() {
         let cfg = DetectorConfig {
             thresholds: Thresholds {
@@ -450,7 +482,7 @@ mod tests {
             .process(&sample(1_000_000_000, 9, b"GET /?q=' OR 1=1--"))
             .unwrap();
         let flows_before = d.flows().len();
-        let a = d.analyze(Some(dec.source), dec.features, b"GET /?q=' OR 1=1--");
+        let a = d.analyze(Some(dec.source.addr()), dec.features, b"GET /?q=' OR 1=1--");
         assert_eq!(d.flows().len(), flows_before);
         assert_eq!((a.action, a.rule), (dec.action, dec.rule));
         assert_eq!(a.scores, dec.scores);

@@ -137,6 +137,10 @@ pub struct EnforcementConfig {
     pub floods: bool,
     /// How long a flood's signature rule lives without an update.
     pub flood_rule_ttl_secs: u64,
+    /// IPv6 sources are grouped to this prefix length for flow state,
+    /// evidence and enforcement (32..=128; 128 = per address). IPv4
+    /// sources are per address.
+    pub ipv6_source_prefix: u8,
 }
 
 impl EnforcementConfig {
@@ -153,6 +157,7 @@ impl EnforcementConfig {
             evidence_window: Duration::from_secs(self.evidence_window_secs),
             floods: self.floods,
             flood_rule_ttl: Duration::from_secs(self.flood_rule_ttl_secs),
+            ipv6_source_prefix: self.ipv6_source_prefix,
         }
     }
 }
@@ -169,6 +174,7 @@ impl Default for EnforcementConfig {
             evidence_window_secs: 10,
             floods: true,
             flood_rule_ttl_secs: 60,
+            ipv6_source_prefix: crate::flow::DEFAULT_IPV6_SOURCE_PREFIX,
         }
     }
 }

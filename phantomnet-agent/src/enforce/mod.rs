@@ -24,7 +24,8 @@ pub const NO_HONEYPOT: &str = "no honeypot is configured";
 /// watcher). Sent only for a source's new action, not for refreshes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enforced {
-    pub source: std::net::IpAddr,
+    /// A host, or an IPv6 source's prefix (`2001:db8:bad::/64`).
+    pub source: crate::flow::Source,
     pub action: crate::decide::Action,
     pub ttl: std::time::Duration,
     /// The decision tree's rule number.

@@ -9,7 +9,6 @@
 //! is taken to work).
 use std::{
     collections::HashMap,
-    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -20,6 +19,7 @@ use crate::{
     dataplane::{Covering, Prefix},
     decide::Action,
     enforce::{Applied, EnforcePolicy, InForce, Verdict, verdict},
+    flow::Source,
 };
 
 /// What the detector holds in force on one source, each until an instant.
@@ -40,7 +40,7 @@ pub struct Enforcer {
     allowlist: Vec<IpNet>,
     /// Honeypots configured per family: [IPv4, IPv6].
     honeypot: [bool; 2],
-    held: HashMap<IpAddr, Held>,
+    held: HashMap<Source, Held>,
 }
 
 fn live(until: Option<Instant>, now: Instant) -> Option<Duration> {
@@ -58,28 +58,35 @@ impl Enforcer {
     }
 
     /// `Executor::apply` for a detector's proposal at `now`.
-    pub fn apply(&mut self, source: IpAddr, action: Action, now: Instant) -> Applied {
+    pub fn apply(&mut self, source: impl Into<Source>, action: Action, now: Instant) -> Applied {
+        let source = source.into();
         if action == Action::Log {
             return Applied::Logged;
         }
-        if let Some(net) = self.allowlist.iter().find(|n| n.contains(&source)) {
-            let by = Prefix::new(net.network(), net.prefix_len())
-                .unwrap_or_else(|_| Prefix::host(source));
+        let prefix = source.prefix();
+        // An allowlist entry counts when it covers the whole source (as
+        // `Maps::allowlisted_by`'s longest-prefix lookup of the source's
+        // prefix).
+        if let Some(net) = self
+            .allowlist
+            .iter()
+            .find(|n| n.prefix_len() <= source.prefix_len() && n.contains(&source.addr()))
+        {
+            let by = Prefix::new(net.network(), net.prefix_len()).unwrap_or(prefix);
             return Applied::Allowlisted { by };
         }
-        let prefix = Prefix::host(source);
         let held = self.held.entry(source).or_default();
         let (action, fallback) = match action {
             Action::Deceive if live(held.deceive_failed, now).is_some() => (
                 Action::Throttle,
                 Some("DECEIVE failed earlier for this source"),
             ),
-            Action::Deceive if !self.honeypot[usize::from(source.is_ipv6())] => (
+            Action::Deceive if !self.honeypot[usize::from(!source.is_ipv4())] => (
                 Action::Throttle,
-                Some(if source.is_ipv6() {
-                    "no IPv6 honeypot is configured"
-                } else {
+                Some(if source.is_ipv4() {
                     "no IPv4 honeypot is configured"
+                } else {
+                    "no IPv6 honeypot is configured"
                 }),
             ),
             a => (a, None),
@@ -132,6 +139,8 @@ impl Enforcer {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn policy() -> EnforcePolicy {
@@ -145,6 +154,7 @@ mod tests {
             evidence_window: Duration::from_secs(10),
             floods: true,
             flood_rule_ttl: Duration::from_secs(60),
+            ipv6_source_prefix: 64,
         }
     }
 
@@ -204,7 +214,7 @@ mod tests {
             e.apply(ok, Action::Block, t0),
             Applied::Allowlisted { .. }
         ));
-        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6 = Source::new("2001:db8::1".parse().unwrap(), 64);
         assert!(matches!(
             e.apply(v6, Action::Deceive, t0),
             Applied::Fallback {

@@ -38,7 +38,7 @@ use crate::{
     decide::Action,
     detect::{DetectError, Detector, DetectorConfig},
     enforce::{Applied, EnforcePolicy},
-    flow::{FlowConfig, SourceKey},
+    flow::{FlowConfig, Source, SourceKey},
     metrics::Metrics,
     models::Model,
     train::labels::LabelRules,
@@ -78,6 +78,9 @@ pub struct ReplayInput<'a> {
 /// Per source while replaying.
 #[derive(Debug, Default)]
 struct Track {
+    /// The address of its first packet: it names the source's scenario
+    /// (an IPv6 /64 may hold several addresses).
+    first_addr: Option<IpAddr>,
     first_ns: u64,
     records: u64,
     decided: u64,
@@ -114,6 +117,7 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
         DetectorConfig {
             flow: FlowConfig {
                 sample_every: every,
+                ipv6_source_prefix: input.config.enforcement.ipv6_source_prefix,
                 ..FlowConfig::default()
             },
             thresholds: input.config.thresholds,
@@ -129,13 +133,14 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
     let mut enforcer = Enforcer::new(input.policy, input.config.allowlist.clone(), honeypot);
     let metrics = Metrics::new();
     let mut state: Option<PipelineState> = None;
-    let mut tracks: HashMap<IpAddr, Track> = HashMap::new();
+    let mut tracks: HashMap<Source, Track> = HashMap::new();
     let mut counts = Counts::default();
     for sample in CaptureReader::open(&input.capture)? {
         let sample: PacketSample = sample?;
         counts.records += 1;
-        let source = SourceKey::of_sample(&sample).ip();
+        let source = detector.flows().source_of(&sample);
         let track = tracks.entry(source).or_insert_with(|| Track {
+            first_addr: Some(SourceKey::of_sample(&sample).ip()),
             first_ns: sample.timestamp_ns,
             ..Track::default()
         });
@@ -189,15 +194,18 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
             });
         }
     }
-    let mut sources: Vec<SourceOutcome> = tracks
+    let mut tracks: Vec<(Source, Track)> = tracks.into_iter().collect();
+    tracks.sort_by_key(|(s, _)| *s);
+    let sources: Vec<SourceOutcome> = tracks
         .into_iter()
         .map(|(source, t)| {
-            let (scenario, attack) = match input.labels.scenario(source) {
+            let named = t.first_addr.and_then(|a| input.labels.scenario(a));
+            let (scenario, attack) = match named {
                 Some((name, attack)) => (name.to_string(), attack),
                 None => ("unlabeled".to_string(), false),
             };
             SourceOutcome {
-                source,
+                source: source.to_string(),
                 scenario,
                 attack,
                 packets: t.records * u64::from(recorded),
@@ -207,7 +215,6 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
             }
         })
         .collect();
-    sources.sort_by_key(|s| s.source);
     Ok(Report::new(recorded, every, counts, sources))
 }
 

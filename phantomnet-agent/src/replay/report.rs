@@ -2,7 +2,7 @@
 //! operator judges a detector by: which attackers were enforced and how
 //! fast, which benign sources were acted on (each by name), and how many
 //! packets got through first.
-use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
@@ -25,7 +25,9 @@ pub struct FirstEnforcement {
 /// One source, start to end of the capture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceOutcome {
-    pub source: IpAddr,
+    /// The source as the detector keys it: an address, or an IPv6 prefix
+    /// (`enforcement.ipv6_source_prefix`).
+    pub source: String,
     /// The labels file's name for it; `unlabeled` when no line covers it.
     pub scenario: String,
     pub attack: bool,
@@ -257,7 +259,7 @@ mod tests {
 
     fn src(last: u8, scenario: &str, attack: bool, first: Option<(f64, u64)>) -> SourceOutcome {
         SourceOutcome {
-            source: IpAddr::from([192, 0, 2, last]),
+            source: std::net::IpAddr::from([192, 0, 2, last]).to_string(),
             scenario: scenario.into(),
             attack,
             packets: 100,

@@ -34,7 +34,6 @@ pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
 
 use std::{
-    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -49,6 +48,7 @@ use crate::{
     decide::Action,
     detect::Decision,
     enforce::{Applied, EnforceError, EnforcePolicy, Enforced},
+    flow::Source,
     journal::NewEvent,
     metrics::Metrics,
 };
@@ -58,10 +58,13 @@ use crate::{
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The journal record of a decision and what the executor did with it.
+/// An IPv6 source grouped to a prefix is stored as its network address,
+/// as an operator's prefix rule is; the reason (the decision's
+/// explanation) starts with the prefix itself (`2001:db8:bad::/64 BLOCK: …`).
 pub fn event_of(d: &Decision, applied: &str) -> NewEvent {
     NewEvent {
         time_unix_ns: unix_now_ns(),
-        source: d.source,
+        source: d.source.addr(),
         action: EventAction::Apply(d.action),
         verdict: d.threat.verdict.to_string(),
         confidence: d.scores.confidence,
@@ -125,7 +128,7 @@ pub fn step(
     policy: &EnforcePolicy,
     metrics: &Metrics,
     now: Instant,
-    apply: impl FnOnce(IpAddr, Action, &str) -> Result<Applied, EnforceError>,
+    apply: impl FnOnce(Source, Action, &str) -> Result<Applied, EnforceError>,
 ) -> Step {
     let mut out = Step::default();
     metrics.decision(d.action);
