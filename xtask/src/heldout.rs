@@ -149,7 +149,7 @@ fn runs_text(plan: &Plan, seed: u64) -> String {
                 .collect();
             let _ = writeln!(
                 t,
-                "{kind} {} [{}] from {} in {}-{} ({} s max): {}\n    {}",
+                "{kind} {} [{}] from {} in {}-{} ({:.1} s max): {}\n    {}",
                 r.scenario,
                 r.tool,
                 r.sources.join(" "),

@@ -1280,18 +1280,19 @@ pub fn nat_up(lab: &Lab) -> Result<()> {
     r.map(drop)
 }
 
-/// The labels file: `CIDR SCENARIO` for every source of every run.
+/// The labels file: `CIDR SCENARIO` for every source of every run,
+/// attacks first, by scenario.
 pub fn labels(plan: &Plan, header: &str) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "# {header}");
-    let mut seen = std::collections::BTreeSet::new();
+    let mut rows = std::collections::BTreeSet::new();
     for r in plan.attacks.iter().chain(&plan.benign) {
         for src in &r.sources {
-            if seen.insert(src.clone()) {
-                let len = if src.contains(':') { 128 } else { 32 };
-                let _ = writeln!(t, "{src}/{len} {}", r.scenario);
-            }
+            rows.insert((!r.is_attack(), r.scenario, src.contains(':'), src.clone()));
         }
+    }
+    for (_, scenario, v6, src) in rows {
+        let _ = writeln!(t, "{src}/{} {scenario}", if v6 { 128 } else { 32 });
     }
     t
 }
