@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::heldout::Rng;
+use super::Rng;
 use crate::cmd;
 use crate::lab::{Lab, Role, addr};
 use crate::proc::Bg;
@@ -314,7 +314,7 @@ impl HeldoutServers {
         let mut procs = Vec::new();
         for (name, argv) in commands {
             let log = fs::File::create(dir.join(format!("{name}.log")))?;
-            let mut c = super::in_ns(
+            let mut c = crate::traffic::in_ns(
                 lab,
                 Role::Srv,
                 &argv.iter().map(String::as_str).collect::<Vec<_>>(),
