@@ -39,21 +39,14 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// The replay's config. The lab gives each IPv6 client and attacker its
-/// own address inside a shared /64 (`2001:db8:100::/64`,
-/// `2001:db8:bad::/64`), so its sources are judged per address
-/// (`ipv6_source_prefix = 128`); everything else is the default.
-const LAB_CONFIG: &str = r#"# Written by cargo xtask evaluate.
-[dataplane]
-interfaces = ["out0"]
-
-[enforcement]
-ipv6_source_prefix = 128
-"#;
+/// The replay's config (`config/replay-lab.toml`): the defaults, with the
+/// lab's IPv6 sources judged per address (they share /64s).
+pub const LAB_CONFIG: &str = "config/replay-lab.toml";
 
 /// Runs `replay`; returns its JSON report and its Markdown table.
 fn replay(
     bin: &Path,
+    config: &Path,
     capture: &Path,
     labels: &Path,
     model: &Path,
@@ -61,14 +54,12 @@ fn replay(
     scoring: &str,
     out: &Path,
 ) -> Result<(Value, String)> {
-    let config = out.with_file_name("lab.toml");
-    fs::write(&config, LAB_CONFIG)?;
     let table = cmd::output(
         s(bin),
         &[
             "replay",
             "--config",
-            s(&config),
+            s(config),
             "--capture",
             s(capture),
             "--labels",
@@ -180,6 +171,7 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
     let dir = root.join(EVAL_DIR);
     fs::create_dir_all(&dir)?;
     let bin = cmd::build_release_agent(root)?;
+    let config = root.join(LAB_CONFIG);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -197,7 +189,9 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
     ] {
         let out = dir.join(format!("shipped-{every}-{scoring}.json"));
         let models = root.join("models");
-        let (_, text) = replay(&bin, &capture, &labels, &models, every, scoring, &out)?;
+        let (_, text) = replay(
+            &bin, &config, &capture, &labels, &models, every, scoring, &out,
+        )?;
         let _ = writeln!(
             md,
             "### The shipped model, 1-in-{every}, scoring {scoring}\n\n{text}"
@@ -241,6 +235,7 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
         )?;
         let (r, _) = replay(
             &bin,
+            &config,
             &capture,
             &labels,
             &mdir,
