@@ -43,27 +43,32 @@ fn s(p: &Path) -> &str {
 /// lab's IPv6 sources judged per address (they share /64s).
 pub const LAB_CONFIG: &str = "config/replay-lab.toml";
 
+/// What every replay of one evaluation shares.
+struct Replays<'a> {
+    bin: &'a Path,
+    config: &'a Path,
+    capture: &'a Path,
+    labels: &'a Path,
+}
+
 /// Runs `replay`; returns its JSON report and its Markdown table.
 fn replay(
-    bin: &Path,
-    config: &Path,
-    capture: &Path,
-    labels: &Path,
+    r: &Replays<'_>,
     model: &Path,
     every: u32,
     scoring: &str,
     out: &Path,
 ) -> Result<(Value, String)> {
     let table = cmd::output(
-        s(bin),
+        s(r.bin),
         &[
             "replay",
             "--config",
-            s(config),
+            s(r.config),
             "--capture",
-            s(capture),
+            s(r.capture),
             "--labels",
-            s(labels),
+            s(r.labels),
             "--model",
             s(model),
             "--sample-every",
@@ -172,6 +177,12 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let bin = cmd::build_release_agent(root)?;
     let config = root.join(LAB_CONFIG);
+    let runs = Replays {
+        bin: &bin,
+        config: &config,
+        capture: &capture,
+        labels: &labels,
+    };
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -189,9 +200,7 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
     ] {
         let out = dir.join(format!("shipped-{every}-{scoring}.json"));
         let models = root.join("models");
-        let (_, text) = replay(
-            &bin, &config, &capture, &labels, &models, every, scoring, &out,
-        )?;
+        let (_, text) = replay(&runs, &models, every, scoring, &out)?;
         let _ = writeln!(
             md,
             "### The shipped model, 1-in-{every}, scoring {scoring}\n\n{text}"
@@ -234,10 +243,7 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
             ],
         )?;
         let (r, _) = replay(
-            &bin,
-            &config,
-            &capture,
-            &labels,
+            &runs,
             &mdir,
             DEFAULT_EVERY,
             "every-sample",
