@@ -255,7 +255,8 @@ impl Detector {
     /// packet, and a busy source costs a flow update per sample and a
     /// model call per change.
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
-        let (entry, stats) = self.flows.observe(sample);
+        let sample_every = self.flows.config().sample_every;
+        let entry = self.flows.record(sample);
         let due = rescore_due(
             entry.windows.samples_60s(),
             entry.windows.samples_this_second(),
@@ -269,6 +270,8 @@ impl Detector {
         if self.scoring == Scoring::OnChange && !due && signatures.is_empty() {
             return Ok(None);
         }
+        // The window statistics only for a sample that is scored.
+        let stats = entry.windows.stats(sample_every);
         self.score(sample, &stats, Some(signatures)).map(Some)
     }
 

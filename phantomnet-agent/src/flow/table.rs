@@ -161,13 +161,21 @@ impl FlowTable {
     /// address) and returns the source's entry and its window statistics
     /// after the update.
     pub fn observe(&mut self, sample: &PacketSample) -> (&mut FlowEntry, WindowStats) {
-        let key = self.key_of(sample);
-        let i = self.touch(key);
         let sample_every = self.config.sample_every;
-        let entry = &mut self.slots[i as usize].entry;
-        entry.windows.record(sample);
+        let entry = self.record(sample);
         let stats = entry.windows.stats(sample_every);
         (entry, stats)
+    }
+
+    /// Records `sample` under its source, as [`FlowTable::observe`], without
+    /// computing the window statistics (a caller that scores only some
+    /// samples computes them for those: `SourceWindows::stats`).
+    pub fn record(&mut self, sample: &PacketSample) -> &mut FlowEntry {
+        let key = self.key_of(sample);
+        let i = self.touch(key);
+        let entry = &mut self.slots[i as usize].entry;
+        entry.windows.record(sample);
+        entry
     }
 
     /// The entry for `key`, if tracked (does not change recency).
