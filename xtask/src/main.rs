@@ -35,6 +35,12 @@ enum Task {
         /// Runs, one fresh attacker source each.
         #[arg(long, default_value_t = 20)]
         runs: u8,
+        /// The SYN flood's rate, packets/s (at most 10,000).
+        #[arg(long, default_value_t = 375)]
+        rate: u32,
+        /// The data plane's sampling: 1 in N.
+        #[arg(long, default_value_t = 1)]
+        sample_every: u32,
     },
     /// The main job: the lab, the agent with the shipped model, benign
     /// clients and real attack tools, decisions live, and a table per source.
@@ -212,11 +218,32 @@ fn main() -> Result<()> {
                 xtask::heldout::record_heldout(&root, &opts)
             })
         }
-        Task::BenchTte { runs } => {
-            let runs_s = runs.to_string();
-            as_root(&["bench-tte", "--runs", &runs_s], release_agent, || {
+        Task::BenchTte {
+            runs,
+            rate,
+            sample_every,
+        } => {
+            let (runs_s, rate_s, every_s) =
+                (runs.to_string(), rate.to_string(), sample_every.to_string());
+            let args = [
+                "bench-tte",
+                "--runs",
+                &runs_s,
+                "--rate",
+                &rate_s,
+                "--sample-every",
+                &every_s,
+            ];
+            as_root(&args, release_agent, || {
                 prereq::setup()?;
-                xtask::tte::bench_tte(&root, runs)
+                xtask::tte::bench_tte(
+                    &root,
+                    xtask::tte::TteOptions {
+                        runs,
+                        rate,
+                        sample_every,
+                    },
+                )
             })
         }
         Task::Demo { keep_lab } => {

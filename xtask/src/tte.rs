@@ -8,6 +8,12 @@
 //! program: the source's first sample, and its first sample whose action is
 //! BLOCK or THROTTLE (a dropped packet). The wall clock, scheduling of the
 //! tool, and the capture file's latency do not enter the figure.
+//!
+//! `--rate` sets the flood's rate and `--sample-every` the data plane's
+//! sampling. Below 1-in-1 both ends are sampled packets: the first is exact
+//! when the source's first SYN is a priority sample (a connection opener),
+//! and the first dropped sample may come up to N packets after the first
+//! dropped packet, so the figure is then an upper bound.
 use std::{fs, path::Path, thread, time::Duration};
 
 use anyhow::{Result, bail};
@@ -28,7 +34,25 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
+/// A flood's rate and the data plane's sampling for `bench-tte`.
+#[derive(Clone, Copy, Debug)]
+pub struct TteOptions {
+    pub runs: u8,
+    /// SYNs per second (hping3 sends at most 10,000/s here).
+    pub rate: u32,
+    /// The data plane samples 1 in this many packets.
+    pub sample_every: u32,
+}
+
+pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
+    let TteOptions {
+        runs,
+        rate,
+        sample_every,
+    } = opts;
+    if !(1..=10_000).contains(&rate) || sample_every == 0 {
+        bail!("--rate must be 1..=10000 packets/s and --sample-every at least 1");
+    }
     if runs == 0 || runs > addr::ATK_SOURCES {
         bail!(
             "--runs must be 1..={} (one fresh attacker source per run)",
@@ -49,7 +73,7 @@ pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
     cleanup(&lab);
     lab.up()?;
     let result = (|| -> Result<Vec<f64>> {
-        let config = write_config(root, &paths, "", 1)?;
+        let config = write_config(root, &paths, "", sample_every)?;
         let _servers = Servers::start(&lab)?;
         let _hp = start_honeypot(&lab)?;
         let capture = paths.file("tte.pncap");
@@ -57,11 +81,12 @@ pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
         let mut sources = Vec::new();
         for i in 0..runs {
             let src = addr::atk_src4(i);
+            // The scenario spreads its count over 80 % of the time bound.
             Scenario::SynFlood.run(
                 &lab,
                 &src,
                 Budget {
-                    count: 600,
+                    count: (f64::from(rate) * 1.6).round() as u32,
                     secs: 2.0,
                 },
                 1.0,
@@ -91,7 +116,7 @@ pub fn bench_tte(root: &Path, runs: u8) -> Result<()> {
     }
     tte.sort_by(f64::total_cmp);
     println!(
-        "\n## Time to enforcement ({} runs, hping3 SYN flood, fresh source each run)\n",
+        "\n## Time to enforcement ({} runs, hping3 SYN flood at {rate} packets/s, 1-in-{sample_every} sampling, fresh source each run)\n",
         tte.len()
     );
     println!("| p50 | p90 | p99 | min | max |");
