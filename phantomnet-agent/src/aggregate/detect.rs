@@ -223,13 +223,15 @@ impl AggregateDetector {
         }
     }
 
-    /// Counts one sample; each stands for `sample_every` packets (0 is taken as 1).
+    /// Counts one sample; it stands for `sample_every` packets (0 is taken
+    /// as 1), or for one if the data plane took it with priority
+    /// (`phantomnet_common::sampling::weight`).
     pub fn process(&mut self, s: &PacketSample, sample_every: u32, events: &mut Vec<AttackEvent>) {
         self.stats.samples += 1;
         self.start_ns.get_or_insert(s.timestamp_ns);
         self.advance(s.timestamp_ns, events);
         let t = self.tick;
-        let every = u64::from(sample_every.max(1));
+        let every = u64::from(phantomnet_common::sampling::weight(s.flags, sample_every));
         let family = if s.family == 6 { 6 } else { 4 };
         let src_hash = hash_addr(family, &s.src_addr);
         let (dst, src) = (s.dst_ip(), s.src_ip());

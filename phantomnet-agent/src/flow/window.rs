@@ -1,4 +1,4 @@
-use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN};
+use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flags};
 
 use super::WindowStats;
 use super::distinct::{DistinctCounter, hash_bytes, mix};
@@ -35,6 +35,12 @@ const FIRST: u8 = 0x80;
 /// the one lossy part: `f32` sums, and squared deviations kept per bucket
 /// (Welford) rather than raw squares, so that a steady stream's standard
 /// deviation does not drown in cancellation.
+///
+/// Priority samples (`sample_flags::PRIORITY`, taken with probability 1)
+/// are counted in every field like the others, and again in the `*_p`
+/// fields: `stats` weights them 1 and the others N (Horvitz–Thompson)
+/// from the two. A bucket without priority samples gives exactly what it
+/// gave before they existed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Coarse {
     /// Samples in the bucket.
@@ -55,6 +61,16 @@ struct Coarse {
     gap_sum: [f32; COARSE_SLOTS],
     /// Sum of squared deviations of those gaps from their bucket mean (s²).
     gap_m2: [f32; COARSE_SLOTS],
+    /// Of `count`, the priority samples; of `tcp` and `syn` likewise.
+    prio: [u16; COARSE_SLOTS],
+    tcp_p: [u16; COARSE_SLOTS],
+    syn_p: [u16; COARSE_SLOTS],
+    /// Of `size_sum`, the priority samples' part.
+    size_sum_p: [u32; COARSE_SLOTS],
+    /// Of the sum of `packet_len²`, the priority samples' part: low 32
+    /// bits, and bits 32..39 in `size_hi_p`.
+    size_sq_p_lo: [u32; COARSE_SLOTS],
+    size_hi_p: [u8; COARSE_SLOTS],
 }
 
 impl Coarse {
@@ -67,6 +83,12 @@ impl Coarse {
         size_hi: [0; COARSE_SLOTS],
         gap_sum: [0.0; COARSE_SLOTS],
         gap_m2: [0.0; COARSE_SLOTS],
+        prio: [0; COARSE_SLOTS],
+        tcp_p: [0; COARSE_SLOTS],
+        syn_p: [0; COARSE_SLOTS],
+        size_sum_p: [0; COARSE_SLOTS],
+        size_sq_p_lo: [0; COARSE_SLOTS],
+        size_hi_p: [0; COARSE_SLOTS],
     };
 
     fn clear(&mut self, i: usize) {
@@ -78,6 +100,16 @@ impl Coarse {
         self.size_hi[i] = 0;
         self.gap_sum[i] = 0.0;
         self.gap_m2[i] = 0.0;
+        self.prio[i] = 0;
+        self.tcp_p[i] = 0;
+        self.syn_p[i] = 0;
+        self.size_sum_p[i] = 0;
+        self.size_sq_p_lo[i] = 0;
+        self.size_hi_p[i] = 0;
+    }
+
+    fn size_sq_p(&self, i: usize) -> u64 {
+        ((self.size_hi_p[i] as u64) << 32) | self.size_sq_p_lo[i] as u64
     }
 
     fn size_sq(&self, i: usize) -> u64 {
@@ -94,8 +126,10 @@ impl Coarse {
     }
 
     /// Adds one sample to bucket `i`; `gap` is `None` for the source's
-    /// first sample. A bucket that cannot take it exactly leaves it out.
-    fn add(&mut self, i: usize, len: u32, tcp: bool, syn: bool, gap: Option<f64>) {
+    /// first sample; `prio` for a priority sample. A bucket that cannot
+    /// take it exactly leaves it out. (The `*_p` parts are at most the
+    /// totals, so they fit whenever the totals do.)
+    fn add(&mut self, i: usize, len: u32, tcp: bool, syn: bool, gap: Option<f64>, prio: bool) {
         let Some(count) = self.count[i].checked_add(1) else {
             return;
         };
@@ -115,6 +149,19 @@ impl Coarse {
             self.tcp[i] += 1; // tcp <= count <= u16::MAX
             if syn {
                 self.syn[i] += 1;
+            }
+        }
+        if prio {
+            self.prio[i] += 1; // prio <= count
+            self.size_sum_p[i] += len; // <= size_sum
+            let sq = self.size_sq_p(i) + len as u64 * len as u64; // <= size_sq
+            self.size_sq_p_lo[i] = sq as u32;
+            self.size_hi_p[i] = (sq >> 32) as u8;
+            if tcp {
+                self.tcp_p[i] += 1;
+                if syn {
+                    self.syn_p[i] += 1;
+                }
             }
         }
         match gap {
@@ -147,7 +194,8 @@ impl Coarse {
 /// slot plus the 11 before it (55–60 s), and rates divide by that exact
 /// span; the 10 s window likewise spans 9–10 s.
 ///
-/// 496 bytes, 4-byte aligned (see `docs/DETECTION.md` for the breakdown);
+/// 696 bytes, 4-byte aligned (see `docs/DETECTION.md` for the breakdown;
+/// 200 of them hold the priority samples' share of the counts and sums);
 /// the layout before issue 11 took 1,016 and survives as the test oracle
 /// in `flow/tests/reference.rs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +203,8 @@ pub struct SourceWindows {
     /// Samples per 1 s slot; saturates at `u16::MAX` (65,535 samples of one
     /// source in one second).
     fine: [u16; FINE_SLOTS],
+    /// Of `fine`, the priority samples.
+    fine_p: [u16; FINE_SLOTS],
     coarse: Coarse,
     dst_ips: DistinctCounter,
     dst_ports: DistinctCounter,
@@ -167,6 +217,7 @@ impl SourceWindows {
     pub fn new() -> Self {
         let mut w = SourceWindows {
             fine: [0; FINE_SLOTS],
+            fine_p: [0; FINE_SLOTS],
             coarse: Coarse::ZERO,
             dst_ips: DistinctCounter::new(),
             dst_ports: DistinctCounter::new(),
@@ -199,11 +250,21 @@ impl SourceWindows {
         if self.is_empty() { 0 } else { self.last() }
     }
 
-    /// Adds one sample. A timestamp older than the latest one (reordered
-    /// samples from several CPUs) is counted at the latest time. (A
-    /// timestamp of `u64::MAX` ns, 584 years of uptime, is taken as one ns
-    /// less: that value marks an empty window.)
-    pub fn record(&mut self, s: &PacketSample) {
+    /// Adds one sample, drawn 1 in `sample_every` unless it carries
+    /// `sample_flags::PRIORITY` (then taken with probability 1). A
+    /// timestamp older than the latest one (reordered samples from several
+    /// CPUs) is counted at the latest time. (A timestamp of `u64::MAX` ns,
+    /// 584 years of uptime, is taken as one ns less: that value marks an
+    /// empty window.)
+    ///
+    /// The gap before a sample is divided by that sample's weight (N for a
+    /// 1-in-N sample, 1 for a priority one). Gaps are stored in 1-in-N
+    /// units (a priority sample's gap times `sample_every`) and `stats`
+    /// divides them all by its N, so a uniform stream is stored exactly as
+    /// before; a priority gap recorded under one N and read under another
+    /// is off by their ratio until it leaves the window.
+    pub fn record(&mut self, s: &PacketSample, sample_every: u32) {
+        let prio = s.flags & sample_flags::PRIORITY != 0;
         let first = self.is_empty();
         let ts = if first {
             s.timestamp_ns.min(EMPTY - 1)
@@ -213,7 +274,12 @@ impl SourceWindows {
         let gap = if first {
             None
         } else {
-            Some((ts - self.last()) as f64 / NS as f64)
+            let g = (ts - self.last()) as f64 / NS as f64;
+            Some(if prio {
+                g * sample_every.max(1) as f64
+            } else {
+                g
+            })
         };
         if first {
             self.advance_all_fresh();
@@ -222,8 +288,13 @@ impl SourceWindows {
         }
         self.set_last(ts);
 
-        let f = &mut self.fine[((ts / FINE_NS) % FINE_SLOTS as u64) as usize];
-        *f = f.saturating_add(1);
+        let fi = ((ts / FINE_NS) % FINE_SLOTS as u64) as usize;
+        if self.fine[fi] < u16::MAX {
+            self.fine[fi] += 1;
+            if prio {
+                self.fine_p[fi] += 1; // fine_p <= fine
+            }
+        }
         let tcp = s.protocol == IPPROTO_TCP;
         let syn = tcp && s.tcp_flags & TCP_SYN != 0 && s.tcp_flags & TCP_ACK == 0;
         self.coarse.add(
@@ -232,6 +303,7 @@ impl SourceWindows {
             tcp,
             syn,
             gap,
+            prio,
         );
         let generation = (ts / GEN_NS) as usize;
         let dst_len = if s.family == 6 { 16 } else { 4 };
@@ -243,6 +315,7 @@ impl SourceWindows {
 
     fn advance_all_fresh(&mut self) {
         self.fine = [0; FINE_SLOTS];
+        self.fine_p = [0; FINE_SLOTS];
         self.coarse = Coarse::ZERO;
         self.dst_ips.clear();
         self.dst_ports.clear();
@@ -255,6 +328,7 @@ impl SourceWindows {
         let (old, new) = (last / FINE_NS, ts / FINE_NS);
         for s in (old + 1)..=new.min(old + FINE_SLOTS as u64) {
             self.fine[(s % FINE_SLOTS as u64) as usize] = 0;
+            self.fine_p[(s % FINE_SLOTS as u64) as usize] = 0;
         }
         let (old, new) = (last / COARSE_NS, ts / COARSE_NS);
         for s in (old + 1)..=new.min(old + COARSE_SLOTS as u64) {
@@ -270,6 +344,12 @@ impl SourceWindows {
 
     /// The window statistics as of the latest sample, with rates and
     /// inter-arrival times corrected for 1-in-`sample_every` sampling.
+    ///
+    /// Each sample is weighted by the inverse of the probability it was
+    /// taken with: N for a 1-in-N sample, 1 for a priority one. Rates are
+    /// weighted counts over the span; the SYN ratio and the size variance
+    /// are weighted too. Without priority samples the weights cancel in
+    /// the ratios, which are then computed exactly as before.
     pub fn stats(&self, sample_every: u32) -> WindowStats {
         if self.is_empty() {
             return WindowStats::default();
@@ -277,13 +357,21 @@ impl SourceWindows {
         let scale = sample_every.max(1) as f64;
         let now = self.last();
         let fine_count: u64 = self.fine.iter().map(|&c| c as u64).sum();
+        let fine_p: u64 = self.fine_p.iter().map(|&c| c as u64).sum();
         let fine_span = (FINE_SLOTS as u64 - 1) as f64 + (now % FINE_NS) as f64 / NS as f64;
         let coarse_span =
             ((COARSE_SLOTS as u64 - 1) * COARSE_NS + now % COARSE_NS) as f64 / NS as f64;
         let c = &self.coarse;
         let (mut count, mut tcp, mut syn, mut gaps) = (0u64, 0u64, 0u64, 0u64);
         let (mut size_sum, mut size_sq, mut gap_sum) = (0u64, 0u64, 0.0f64);
+        let (mut prio, mut tcp_p, mut syn_p, mut size_sum_p, mut size_sq_p) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         for i in 0..COARSE_SLOTS {
+            prio += c.prio[i] as u64;
+            tcp_p += c.tcp_p[i] as u64;
+            syn_p += c.syn_p[i] as u64;
+            size_sum_p += c.size_sum_p[i] as u64;
+            size_sq_p += c.size_sq_p(i);
             count += c.count[i] as u64;
             tcp += c.tcp[i] as u64;
             syn += c.syn[i] as u64;
@@ -311,26 +399,35 @@ impl SourceWindows {
         };
         // Every sum below 12 · 2^39 < 2^53: the f64 values are exact, and
         // the arithmetic is the old one operation for operation.
-        let size_var = if count > 0 {
+        // Weighted totals: the 1-in-N part times N, plus the priority part.
+        let weighted = |all: u64, p: u64| (all - p) as f64 * scale + p as f64;
+        let size_var = if count == 0 {
+            0.0
+        } else if prio == 0 {
             let n = count as f64;
             let mean = size_sum as f64 / n;
             (size_sq as f64 / n - mean * mean).max(0.0)
         } else {
+            let n = weighted(count, prio);
+            let mean = weighted(size_sum, size_sum_p) / n;
+            (weighted(size_sq, size_sq_p) / n - mean * mean).max(0.0)
+        };
+        let syn_ratio = if tcp == 0 {
             0.0
+        } else if tcp_p == 0 {
+            syn as f64 / tcp as f64
+        } else {
+            weighted(syn, syn_p) / weighted(tcp, tcp_p)
         };
         WindowStats {
-            event_rate_1m: count as f64 * scale / coarse_span,
-            burst_rate_10s: fine_count as f64 * scale / fine_span,
+            event_rate_1m: weighted(count, prio) / coarse_span,
+            burst_rate_10s: weighted(fine_count, fine_p) / fine_span,
             inter_arrival_mean: iat_mean,
             inter_arrival_std: iat_std,
             packet_size_variance: size_var,
             unique_dst_ips: self.dst_ips.estimate(),
             unique_dst_ports: self.dst_ports.estimate(),
-            syn_ratio: if tcp > 0 {
-                syn as f64 / tcp as f64
-            } else {
-                0.0
-            },
+            syn_ratio,
         }
     }
 }
@@ -370,13 +467,21 @@ mod tests {
         }
     }
 
+    impl SourceWindows {
+        /// Records a sample drawn at 1 in 1 (uniform samples' storage does
+        /// not depend on N).
+        fn record_n(&mut self, s: &PacketSample) {
+            self.record(s, 1);
+        }
+    }
+
     #[test]
     fn steady_rate_is_measured_and_scaled_by_sampling() {
         let mut w = SourceWindows::new();
         // 10 packets/s for 120 s, starting at t = 1000 s.
         let start = 1000 * NS;
         for i in 0..1200u64 {
-            w.record(&pkt(start + i * NS / 10, 100, 1, 80, IPPROTO_UDP, 0));
+            w.record_n(&pkt(start + i * NS / 10, 100, 1, 80, IPPROTO_UDP, 0));
         }
         let s = w.stats(1);
         assert!((s.event_rate_1m - 10.0).abs() < 0.3, "{}", s.event_rate_1m);
@@ -402,19 +507,19 @@ mod tests {
         let mut w = SourceWindows::new();
         let t0 = 500 * NS;
         for i in 0..100u64 {
-            w.record(&pkt(t0 + i * NS / 100, 60, 1, 80, IPPROTO_TCP, TCP_SYN));
+            w.record_n(&pkt(t0 + i * NS / 100, 60, 1, 80, IPPROTO_TCP, TCP_SYN));
         }
         let hot = w.stats(1);
         assert!(hot.burst_rate_10s > 9.0, "{}", hot.burst_rate_10s);
         assert_eq!(hot.syn_ratio, 1.0);
         // One packet 20 s later: the burst has left the 10 s window, not the 60 s one.
-        w.record(&pkt(t0 + 20 * NS, 60, 1, 80, IPPROTO_TCP, TCP_ACK));
+        w.record_n(&pkt(t0 + 20 * NS, 60, 1, 80, IPPROTO_TCP, TCP_ACK));
         let later = w.stats(1);
         assert!(later.burst_rate_10s < 0.2, "{}", later.burst_rate_10s);
         assert!(later.event_rate_1m > 1.5, "{}", later.event_rate_1m);
         assert!((later.syn_ratio - 100.0 / 101.0).abs() < 1e-12);
         // 70 s after that: everything old is gone.
-        w.record(&pkt(t0 + 90 * NS, 60, 2, 443, IPPROTO_UDP, 0));
+        w.record_n(&pkt(t0 + 90 * NS, 60, 2, 443, IPPROTO_UDP, 0));
         let cold = w.stats(1);
         assert!(cold.event_rate_1m < 0.02);
         assert_eq!(cold.syn_ratio, 0.0);
@@ -428,7 +533,7 @@ mod tests {
         let mut w = SourceWindows::new();
         for i in 0..50u64 {
             let len = if i % 2 == 0 { 60 } else { 1500 };
-            w.record(&pkt(
+            w.record_n(&pkt(
                 NS * 10 + i * NS / 10,
                 len,
                 i as u8,
@@ -454,8 +559,8 @@ mod tests {
     #[test]
     fn reordered_timestamps_count_as_now() {
         let mut w = SourceWindows::new();
-        w.record(&pkt(100 * NS, 60, 1, 80, IPPROTO_UDP, 0));
-        w.record(&pkt(99 * NS, 60, 1, 80, IPPROTO_UDP, 0));
+        w.record_n(&pkt(100 * NS, 60, 1, 80, IPPROTO_UDP, 0));
+        w.record_n(&pkt(99 * NS, 60, 1, 80, IPPROTO_UDP, 0));
         assert_eq!(w.last_ns(), 100 * NS);
         let s = w.stats(1);
         assert_eq!(s.inter_arrival_mean, 0.0);

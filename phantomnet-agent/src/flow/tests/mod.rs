@@ -5,3 +5,4 @@
 
 mod memory;
 pub(crate) mod reference;
+mod weighted;
