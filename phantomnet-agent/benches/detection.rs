@@ -3,7 +3,13 @@
 //! - `forest/single_row`, `forest/batch_1000`: compact-forest attack probability;
 //! - `smartcore/single_row`: smartcore's own predict on one row (for reference);
 //! - `iforest/single_row`: isolation-forest score;
-//! - `detect/full_path`: sample → flow → features → models → correlator → decision.
+//! - `detect/full_path`: sample → flow → features → models → correlator → decision;
+//! - `detect/observe`: the live path's detector step: the flow update, and
+//!   a scoring only when the source's window has changed (`Detector::observe`);
+//! - `pipeline/whole_path_*`: one sample from the ring buffer's bytes to the
+//!   executor's verdict (decode, `observe`, evidence, journal sieve, the
+//!   executor's precedence rule in memory as `replay` runs it), at the
+//!   simulated capture's own rates and with time compressed 100×.
 //!
 //! The model is trained here on a labeled CSV: `PN_BENCH_CSV` names it; if
 //! the file does not exist it is generated first from a simulated, seeded
@@ -17,19 +23,25 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use phantomnet_agent::capture::CaptureWriter;
+use phantomnet_agent::config::Config;
 use phantomnet_agent::correlate::{Correlator, SignatureSet, ThreatFeed};
-use phantomnet_agent::detect::{Detector, DetectorConfig};
+use phantomnet_agent::daemon::pipeline::{PipelineState, SampleClock, step};
+use phantomnet_agent::dataplane::decode_sample;
+use phantomnet_agent::detect::{Detector, DetectorConfig, Scoring};
 use phantomnet_agent::features::FEATURE_COUNT;
 use phantomnet_agent::flow::{FlowConfig, FlowTable};
+use phantomnet_agent::metrics::Metrics;
 use phantomnet_agent::models::forest::{fit_smartcore, to_matrix};
 use phantomnet_agent::models::{
     CompactForest, ForestParams, IsolationForest, IsolationParams, Model, ModelParams,
     StandardScaler,
 };
+use phantomnet_agent::replay::Enforcer;
 use phantomnet_agent::train::csvdata::read_csv;
 use phantomnet_agent::train::dataset::{Input, build_dataset};
 use phantomnet_agent::train::labels::LabelRules;
 use phantomnet_agent::train::progress::Progress;
+use phantomnet_common::capture::{RECORD_LEN, encode};
 use phantomnet_common::{IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_PSH, TCP_SYN};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -316,6 +328,89 @@ fn benches(c: &mut Criterion) {
             black_box(det.process(black_box(s)).expect("decision").action)
         })
     });
+
+    pipeline_benches(c, &f);
+}
+
+/// The stream's samples as the ring buffer hands them over (raw records),
+/// with its time compressed `compress`×; and the stream's span.
+fn raw_stream(samples: &[PacketSample], compress: u64) -> (Vec<[u8; RECORD_LEN]>, u64) {
+    let t0 = samples[0].timestamp_ns;
+    let raw: Vec<[u8; RECORD_LEN]> = samples
+        .iter()
+        .map(|s| {
+            let mut s = *s;
+            s.timestamp_ns = t0 + (s.timestamp_ns - t0) / compress;
+            *encode(&s)
+        })
+        .collect();
+    let span = (samples[samples.len() - 1].timestamp_ns - t0) / compress + 1_000_000;
+    (raw, span)
+}
+
+fn on_change() -> DetectorConfig {
+    DetectorConfig {
+        scoring: Scoring::OnChange,
+        ..DetectorConfig::default()
+    }
+}
+
+fn pipeline_benches(c: &mut Criterion, f: &Fixture) {
+    c.bench_function("detect/observe", |b| {
+        let mut det =
+            Detector::new(on_change(), f.model.clone(), Correlator::builtin()).expect("detector");
+        let n = f.samples.len();
+        let span = f.samples[n - 1].timestamp_ns - f.samples[0].timestamp_ns + NS;
+        let mut i = 0usize;
+        b.iter(|| {
+            let mut s = f.samples[i % n];
+            s.timestamp_ns += (i / n) as u64 * span;
+            i += 1;
+            black_box(det.observe(black_box(&s)).expect("observe").is_some())
+        })
+    });
+    for (name, compress, scoring) in [
+        ("pipeline/whole_path_lab_rates", 1u64, Scoring::OnChange),
+        ("pipeline/whole_path_100x_rates", 100, Scoring::OnChange),
+        (
+            "pipeline/whole_path_100x_rates_every_sample",
+            100,
+            Scoring::EverySample,
+        ),
+    ] {
+        let (raw, span) = raw_stream(&f.samples, compress);
+        let n = raw.len();
+        c.bench_function(name, |b| {
+            let det_config = DetectorConfig {
+                scoring,
+                ..DetectorConfig::default()
+            };
+            let mut det = Detector::new(det_config, f.model.clone(), Correlator::builtin())
+                .expect("detector");
+            let config = Config::default();
+            let policy = config.enforcement.policy();
+            let mut enforcer = Enforcer::new(policy, Vec::new(), [true, true]);
+            let metrics = Metrics::new();
+            let first = decode_sample(&raw[0]).expect("record").timestamp_ns;
+            let mut state = PipelineState::with_clock(SampleClock::anchored(first));
+            let mut i = 0usize;
+            b.iter(|| {
+                let mut s = decode_sample(black_box(&raw[i % n])).expect("record");
+                s.timestamp_ns += (i / n) as u64 * span;
+                i += 1;
+                match det.observe(&s).expect("observe") {
+                    Some(d) => {
+                        let now = state.at(d.timestamp_ns);
+                        let out = step(&mut state, &d, &policy, &metrics, now, |src, a, _| {
+                            Ok(enforcer.apply(src, a, now))
+                        });
+                        black_box(out.record.is_some())
+                    }
+                    None => false,
+                }
+            })
+        });
+    }
 }
 
 criterion_group! {

@@ -8,17 +8,66 @@ use std::sync::Arc;
 
 use phantomnet_common::PacketSample;
 
-use crate::correlate::{Correlator, ThreatAssessment, ThreatFeed};
+use crate::correlate::{Correlator, SignatureMatches, ThreatAssessment, ThreatFeed};
 use crate::decide::{Action, DecisionTree, Rule, ThresholdError, Thresholds};
 use crate::features::{FeatureError, FeatureVector, extract};
-use crate::flow::{FlowConfig, FlowTable, SourceKey};
+use crate::flow::{FlowConfig, FlowTable, Source};
 use crate::models::{Model, ModelScores};
+
+/// Whether a source's window, as it stands after its latest sample, has
+/// changed enough to be scored again. Kept without any per-source memory
+/// of its own (the flow table's 531 bytes per source stay as they are):
+///
+/// - **growth**: its 60 s window has just reached one of 1, 2, 3, 4, 6, 9,
+///   13, 19, 28, ... samples (each half as many again as the one before),
+///   about log₁.₅ n scorings for n samples;
+/// - **time**: this is its first sample in the current second, so a source
+///   that keeps sending is scored at least once a second, and its rates
+///   and counts as they move.
+pub fn rescore_due(samples_60s: u64, samples_this_second: u16) -> bool {
+    if samples_this_second == 1 {
+        return true;
+    }
+    let mut t: u64 = 1;
+    while t < samples_60s {
+        t += (t / 2).max(1);
+    }
+    t == samples_60s
+}
+
+/// When the live path scores a source (`[detection] scoring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// Every sample is scored, as the prototype did.
+    #[default]
+    EverySample,
+    /// A source is scored when its window has changed meaningfully
+    /// ([`rescore_due`]) or a payload matches a signature.
+    OnChange,
+}
+
+impl Scoring {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scoring::EverySample => "every-sample",
+            Scoring::OnChange => "on-change",
+        }
+    }
+}
+
+impl fmt::Display for Scoring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Detector settings.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DetectorConfig {
     pub flow: FlowConfig,
     pub thresholds: Thresholds,
+    pub scoring: Scoring,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +81,9 @@ pub enum DetectError {
 /// One decision with everything that explains it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub source: IpAddr,
+    /// The source the sample counted under: its IPv4 address, or its IPv6
+    /// address's configured prefix (`2001:db8:bad::/64`).
+    pub source: Source,
     pub timestamp_ns: u64,
     /// What the decision tree proposes for this sample. The detector only
     /// proposes: the executor alone knows what is in force and applies
@@ -95,6 +146,7 @@ pub struct Detector {
     model: Arc<Model>,
     correlator: Correlator,
     tree: DecisionTree,
+    scoring: Scoring,
 }
 
 impl Detector {
@@ -108,7 +160,17 @@ impl Detector {
             model,
             correlator,
             tree: DecisionTree::new(config.thresholds)?,
+            scoring: config.scoring,
         })
+    }
+
+    pub fn scoring(&self) -> Scoring {
+        self.scoring
+    }
+
+    /// Follows a change of `[detection] scoring`.
+    pub fn set_scoring(&mut self, scoring: Scoring) {
+        self.scoring = scoring;
     }
 
     /// Swaps the model (e.g. after [`crate::models::ModelHandle::load_validated`]).
@@ -127,6 +189,11 @@ impl Detector {
 
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    /// Groups IPv6 sources to `len` bits from the next sample on.
+    pub fn set_ipv6_source_prefix(&mut self, len: u8) {
+        self.flows.set_ipv6_source_prefix(len);
     }
 
     /// Follows a change of the data plane's sampling rate.
@@ -173,13 +240,58 @@ impl Detector {
     /// The full per-sample path.
     pub fn process(&mut self, sample: &PacketSample) -> Result<Decision, DetectError> {
         let (_, stats) = self.flows.observe(sample);
-        let features = extract(sample, &stats)?;
-        let scores = self.model.score(&features);
-        let source = SourceKey::of_sample(sample).ip();
+        self.score(sample, &stats, None)
+    }
+
+    /// The live path's entry: records `sample` in its source's flow state
+    /// and scores it. With [`Scoring::EverySample`] that is every sample
+    /// (`Some` always, as [`Detector::process`]). With [`Scoring::OnChange`]
+    /// it scores the source only when its window has changed meaningfully
+    /// ([`rescore_due`]: at growth points of its sample count, and at its
+    /// first sample of each second) or the sample's payload matches a
+    /// signature. Otherwise
+    /// `None`: the sample is counted in the flow state, and the source's
+    /// last verdict stands. A source is judged on its window, not once per
+    /// packet, and a busy source costs a flow update per sample and a
+    /// model call per change.
+    pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
+        let (entry, stats) = self.flows.observe(sample);
+        let due = rescore_due(
+            entry.windows.samples_60s(),
+            entry.windows.samples_this_second(),
+        );
         let valid = (sample.payload_valid as usize).min(sample.payload.len());
-        let threat = self
-            .correlator
-            .assess(source, &sample.payload[..valid], scores.anomaly);
+        let signatures = if valid == 0 {
+            SignatureMatches::default()
+        } else {
+            self.correlator.signatures(&sample.payload[..valid])
+        };
+        if self.scoring == Scoring::OnChange && !due && signatures.is_empty() {
+            return Ok(None);
+        }
+        self.score(sample, &stats, Some(signatures)).map(Some)
+    }
+
+    /// Features, models, correlator and tree for one sample of a source
+    /// whose window statistics are `stats`.
+    fn score(
+        &self,
+        sample: &PacketSample,
+        stats: &crate::flow::WindowStats,
+        signatures: Option<SignatureMatches>,
+    ) -> Result<Decision, DetectError> {
+        let features = extract(sample, stats)?;
+        let scores = self.model.score(&features);
+        let source = self.flows.source_of(sample);
+        let valid = (sample.payload_valid as usize).min(sample.payload.len());
+        // The feed is asked about the sample's own address: a listed host
+        // inside an unlisted /64 still counts.
+        let addr = crate::flow::SourceKey::of_sample(sample).ip();
+        let payload = &sample.payload[..valid];
+        let threat = match signatures {
+            Some(found) => self.correlator.assess_found(addr, found, scores.anomaly),
+            None => self.correlator.assess(addr, payload, scores.anomaly),
+        };
         let (action, rule) = self.tree.decide(
             scores.prediction,
             scores.confidence,
@@ -278,6 +390,74 @@ mod tests {
     }
 
     #[test]
+    fn a_source_is_rescored_at_growth_points_and_once_a_second() {
+        let growth: Vec<u64> = (2..=100u64).filter(|&n| rescore_due(n, 2)).collect();
+        assert_eq!(growth, [2, 3, 4, 6, 9, 13, 19, 28, 42, 63, 94]);
+        // The first sample of a second, whatever the count.
+        assert!(rescore_due(50, 1));
+        assert!(!rescore_due(50, 7));
+        assert!(rescore_due(1, 1));
+    }
+
+    #[test]
+    fn observe_scores_on_change_and_on_every_signature_hit() {
+        let mut d = Detector::new(
+            DetectorConfig {
+                scoring: Scoring::OnChange,
+                ..DetectorConfig::default()
+            },
+            Arc::new(small_model(1)),
+            Correlator::new(SignatureSet::builtin(), Arc::new(ThreatFeed::empty())),
+        )
+        .unwrap();
+        // 100 samples 1 ms apart from one source: scored at its growth
+        // points only (all within one second).
+        let base = 5_000_000_000u64;
+        let scored: Vec<usize> = (0..100)
+            .filter(|&i| {
+                d.observe(&sample(base + i as u64 * 1_000_000, 9, b""))
+                    .unwrap()
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(scored, [0, 1, 2, 3, 5, 8, 12, 18, 27, 41, 62, 93]);
+        // A payload with a signature is scored whenever it comes.
+        let hit = d
+            .observe(&sample(base + 100_000_000, 9, b"GET /?id=1 union select 1"))
+            .unwrap()
+            .expect("scored");
+        assert!(!hit.threat.signatures.is_empty());
+        // The first sample in the next second is scored.
+        assert!(
+            d.observe(&sample(base + 1_000_000_000, 9, b""))
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn an_ipv6_source_is_decided_as_its_prefix() {
+        let model = Arc::new(small_model(31));
+        let mut d = Detector::new(DetectorConfig::default(), model, Correlator::builtin()).unwrap();
+        let v6 = |ts: u64, addr: &str| PacketSample {
+            family: 6,
+            src_addr: addr.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            ..sample(ts, 0, b"")
+        };
+        d.process(&v6(0, "2001:db8:bad::1")).unwrap();
+        let dec = d.process(&v6(1_000_000, "2001:db8:bad::2:3")).unwrap();
+        assert_eq!(dec.source.to_string(), "2001:db8:bad::/64");
+        assert!(dec.to_string().starts_with("2001:db8:bad::/64 "), "{dec}");
+        assert_eq!(d.flows().len(), 1);
+        // Per address again with /128.
+        d.set_ipv6_source_prefix(128);
+        let dec = d.process(&v6(2_000_000, "2001:db8:bad::2:3")).unwrap();
+        assert_eq!(dec.source.to_string(), "2001:db8:bad::2:3");
+        let v4 = d.process(&sample(3_000_000, 9, b"")).unwrap();
+        assert_eq!(v4.source.to_string(), "192.0.2.9");
+    }
+
+    #[test]
     fn non_finite_thresholds_are_refused_at_construction() {
         let cfg = DetectorConfig {
             thresholds: Thresholds {
@@ -302,7 +482,7 @@ mod tests {
             .process(&sample(1_000_000_000, 9, b"GET /?q=' OR 1=1--"))
             .unwrap();
         let flows_before = d.flows().len();
-        let a = d.analyze(Some(dec.source), dec.features, b"GET /?q=' OR 1=1--");
+        let a = d.analyze(Some(dec.source.addr()), dec.features, b"GET /?q=' OR 1=1--");
         assert_eq!(d.flows().len(), flows_before);
         assert_eq!((a.action, a.rule), (dec.action, dec.rule));
         assert_eq!(a.scores, dec.scores);

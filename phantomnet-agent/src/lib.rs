@@ -14,6 +14,8 @@
 //!   [`config`], [`journal`] and [`metrics`]; [`feeds`] and [`crowdsec`]
 //!   act on it through traits of their own.
 //! - [`api`]: the gRPC control API, which calls into the daemon's core.
+//! - [`replay`]: a recorded capture through the same path, offline, judged
+//!   per source (`phantomnet-agent replay`).
 //! - [`agent`]: the composition root (start-up, reload, housekeeping), on
 //!   top of everything; only the binary imports it.
 //! - [`docgen`]: man pages and completions from the binaries' clap definitions.
@@ -55,6 +57,8 @@ pub mod crowdsec;
 pub mod daemon;
 
 pub mod api;
+
+pub mod replay;
 
 pub mod agent;
 

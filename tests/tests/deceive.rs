@@ -69,7 +69,7 @@ fn deceived_source_reaches_the_honeypot_until_undeceived_or_expired() {
 
     assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "server");
     let applied = ex
-        .apply(a0.parse().unwrap(), Action::Deceive, "test")
+        .apply(a0.parse::<IpAddr>().unwrap(), Action::Deceive, "test")
         .unwrap();
     assert!(
         matches!(
@@ -450,7 +450,7 @@ fn allowlisted_sources_are_never_deceived() {
     let a2 = addr::atk_src4(2);
     // A detection inside the deceived prefix keeps it (no overlapping element).
     assert_eq!(
-        ex.apply(a2.parse().unwrap(), Action::Deceive, "r4")
+        ex.apply(a2.parse::<IpAddr>().unwrap(), Action::Deceive, "r4")
             .unwrap(),
         Applied::Unchanged {
             in_force: Action::Deceive

@@ -260,6 +260,76 @@ fn benign_clients_are_never_acted_on() {
     }
 }
 
+/// The live agent's decisions, replayed offline from its own capture with
+/// its own config, are the same: every source enforced live is enforced by
+/// the replay with the same first action, and no other.
+#[test]
+fn a_replayed_capture_gives_the_live_agents_decisions() {
+    use phantomnet_agent::{
+        config::Config,
+        correlate::ThreatFeedHandle,
+        models::ModelHandle,
+        replay::{ReplayInput, replay},
+        train::labels::LabelRules,
+    };
+    if !root_or_skip("a_replayed_capture_gives_the_live_agents_decisions") {
+        return;
+    }
+    let mut rig = Rig::up("replay", "");
+    std::thread::scope(|s| {
+        for (sc, src) in Scenario::BENIGN.iter().zip(addr::CLI_SRC4) {
+            let lab = &rig.t.lab;
+            s.spawn(move || sc.run(lab, src, sc.default_budget(), 1.0).unwrap());
+        }
+        rig.run(Scenario::SynFlood, &addr::atk_src4(0));
+        rig.run(Scenario::NmapSyn, &addr::atk_src4(1));
+        rig.run(Scenario::HttpInjection, &addr::atk_src4(2));
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Every source here is an IPv4 host: its name is its address.
+    let live: BTreeMap<String, String> = rig
+        .enforced()
+        .into_iter()
+        .map(|(src, v)| (src.to_string(), v[0].0.clone()))
+        .collect();
+    // The pipeline flushes the capture after every batch.
+    rig.kill9();
+    let capture = rig.paths.file(&latest_capture(&rig.paths.dir));
+    let config = Config::load(rig.paths.file("agent.toml")).unwrap();
+    let model = ModelHandle::open(config.model.path.as_ref().unwrap())
+        .unwrap()
+        .current();
+    let feed = ThreatFeedHandle::open(config.intel.feed.as_ref().unwrap())
+        .unwrap()
+        .current();
+    let input = ReplayInput {
+        capture,
+        labels: &LabelRules::default(),
+        config: &config,
+        policy: config.enforcement.policy(),
+        model,
+        feed,
+        recorded_every: 1,
+        sample_every: 1,
+        seed: 1,
+    };
+    let report = replay(&input).unwrap();
+    assert_eq!(report, replay(&input).unwrap(), "replay is deterministic");
+    let replayed: BTreeMap<String, String> = report
+        .sources
+        .iter()
+        .filter_map(|s| {
+            s.first
+                .as_ref()
+                .map(|f| (s.source.clone(), format!("ACTION_{}", f.action)))
+        })
+        .collect();
+    for src in [addr::atk_src4(0), addr::atk_src4(1), addr::atk_src4(2)] {
+        assert!(live.contains_key(&src), "{src} enforced live: {live:?}");
+    }
+    assert_eq!(replayed, live, "replayed vs live first enforcements");
+}
+
 fn latest_capture(dir: &Path) -> String {
     let mut caps: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -398,4 +468,122 @@ fn an_orchestrators_block_and_deceive_are_honoured() {
         who_answers(&rig.t, Role::Atk, &b, ssh).contains("honeypot"),
         "deceived"
     );
+}
+
+/// Issue 10, point 7: an IPv6 attacker rotating through its /64 is one
+/// source. Each nmap burst comes from another address of 2001:db8:bad::/64;
+/// the detector's entry is the /64 (a trie entry in the BPF maps), and a
+/// fresh address of that /64, never seen before, is dropped as well.
+#[test]
+fn an_ipv6_attacker_rotating_through_its_64_is_enforced_as_one_prefix() {
+    use phantomnet_agent::dataplane::{Prefix, RuleKind};
+    use phantomnet_common::ReasonCode;
+    use phantomnet_tests::{AgentProcess, observe::write_agent_config};
+
+    if !root_or_skip("an_ipv6_attacker_rotating_through_its_64_is_enforced_as_one_prefix") {
+        return;
+    }
+    let t = TestLab::up("rot6");
+    // The shipped model, every packet sampled, no honeypot (a DECEIVE
+    // falls back to THROTTLE): whatever the tree picks lands in the maps.
+    let model = root().join("models/model-v1.pnm");
+    let cfg = write_agent_config(&t, 1, &format!("[model]\npath = \"{}\"\n", model.display()));
+    let _agent = AgentProcess::start(&t, &["--config", cfg.to_str().unwrap()]);
+    let net: Prefix = addr::ATK_NET6.parse().unwrap();
+    let inside = |p: &Prefix| !p.is_ipv4() && net.contains(p.addr());
+    let detector_entry = || {
+        t.maps().rules().unwrap().into_iter().find(|r| {
+            inside(&r.prefix)
+                && r.reason
+                    .as_ref()
+                    .is_some_and(|(c, _)| *c == ReasonCode::Detection)
+        })
+    };
+    let budget = phantomnet_lab::traffic::Budget {
+        count: 150,
+        secs: 4.0,
+    };
+    let mut used = Vec::new();
+    for i in 0..addr::ATK_SOURCES {
+        let src = addr::atk_src6(i);
+        Scenario::NmapSyn.run(&t.lab, &src, budget, 1.0).unwrap();
+        used.push(src);
+        if detector_entry().is_some() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rules = t.maps().rules().unwrap();
+    let ours: Vec<_> = rules.iter().filter(|r| inside(&r.prefix)).collect();
+    assert!(
+        !ours.is_empty(),
+        "the scan from {} addresses was not enforced: {rules:?}",
+        used.len()
+    );
+    for r in &ours {
+        assert_eq!(r.prefix, net, "one /64 entry, no per-address one: {ours:?}");
+        assert!(matches!(r.kind, RuleKind::Block | RuleKind::Throttle));
+    }
+
+    // A fresh address of the /64 the detector never saw.
+    let fresh = "2001:db8:bad::99";
+    phantomnet_lab::cmd::run(
+        "ip",
+        &[
+            "-n",
+            &t.lab.ns(Role::Atk),
+            "-6",
+            "addr",
+            "add",
+            &format!("{fresh}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    )
+    .unwrap();
+    let dst: SocketAddr = format!("[{}]:5002", addr::SRV6).parse().unwrap();
+    let sink = udp_sink(&t.netns(Role::Srv), addr::SRV6, 5002);
+    send_udp(&udp_from(&t.netns(Role::Atk), fresh), dst, 200, b"x", None);
+    let from_fresh = from_src(&drain(&sink, Duration::from_millis(300)), fresh);
+    match ours[0].kind {
+        RuleKind::Block => assert_eq!(from_fresh, 0, "blocked with its /64"),
+        // 100 pps, burst 20, for 200 datagrams sent at once.
+        _ => assert!(
+            from_fresh <= 50,
+            "throttled with its /64: {from_fresh} of 200"
+        ),
+    }
+    // Another /64 (the clients') is untouched.
+    let client = udp_from(&t.netns(Role::Cli), addr::CLI6);
+    send_udp(&client, dst, 50, b"x", Some(100));
+    let from_client = from_src(&drain(&sink, Duration::from_millis(300)), addr::CLI6);
+    assert_eq!(from_client, 50, "the client's /64 is untouched");
+
+    // The journal and the API name the /64.
+    let rt = rt();
+    let events = rt.block_on(async {
+        let mut c = connect_unix(t.api_socket()).await.unwrap();
+        c.list_events(pb::ListEventsRequest {
+            source_prefix: addr::ATK_NET6.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+    });
+    // Every record about the attacker names its /64, the journal's repeat
+    // filter's key. (A DECEIVE that falls back to THROTTLE is a routine
+    // record, so the "awaiting evidence" one may stand for it.)
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!(e.source, "2001:db8:bad::", "{e:?}");
+        assert!(
+            e.reason.starts_with("2001:db8:bad::/64 "),
+            "the record names the /64: {}",
+            e.reason
+        );
+    }
 }

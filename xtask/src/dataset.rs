@@ -19,7 +19,8 @@
 //!    and `evaluate` on those held-out rows for the plots in `docs/img/`.
 //!
 //! `--from-csv` skips steps 1–4 and retrains from the shipped
-//! `models/lab-dataset.csv` (no root needed).
+//! `models/lab-dataset.csv` (no root needed). `--record-only` stops after
+//! step 4: the capture and labels, for `phantomnet-agent replay`.
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub const IMG_DIR: &str = "docs/img";
 pub struct GenOptions {
     /// Retrain from the shipped CSV instead of generating traffic.
     pub from_csv: bool,
+    /// Stop after recording: the capture and the labels files only.
+    pub record_only: bool,
 }
 
 /// One planned attack run: a scenario from one dedicated source.
@@ -248,6 +251,15 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
         let labels = work.join("labels.txt");
         fs::write(&labels, labels_text(&plan))?;
         fs::write(work.join("labels-count.txt"), counting_labels_text(&plan))?;
+        if opts.record_only {
+            println!(
+                "gen-model: recorded {} with its labels ({} names every source, benign ones by scenario) in {:.0} s",
+                capture.display(),
+                work.join("labels-count.txt").display(),
+                t0.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
         fs::create_dir_all(root.join(MODELS_DIR))?;
         cmd::run(
             s(&bin),

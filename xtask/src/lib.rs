@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cmd;
 pub mod dataset;
 pub mod demo;
+pub mod evaluate;
 pub mod install;
 pub mod prereq;
 pub mod privilege;

@@ -48,6 +48,23 @@ enum Task {
     GenModel {
         #[arg(long)]
         from_csv: bool,
+        /// Only record: the capture and the labels files in target/pngen/
+        /// (for `phantomnet-agent replay`), no dataset and no training.
+        #[arg(long, conflicts_with = "from_csv")]
+        record_only: bool,
+    },
+    /// Judge the model per source on a recording (default: the one
+    /// `gen-model --record-only` made) through `phantomnet-agent replay`:
+    /// the shipped model at 1-in-1 and 1-in-16, then each attack family left
+    /// out of training in turn. No root.
+    Evaluate {
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// The training CSV [default: models/lab-dataset.csv].
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
@@ -142,12 +159,35 @@ fn main() -> Result<()> {
             )
         }
         Task::Test { unit_only } => test(unit_only),
-        Task::GenModel { from_csv } => {
-            let opts = xtask::dataset::GenOptions { from_csv };
+        Task::Evaluate {
+            capture,
+            labels,
+            csv,
+        } => xtask::evaluate::evaluate(
+            &root,
+            &xtask::evaluate::EvalOptions {
+                capture,
+                labels,
+                csv,
+            },
+        ),
+        Task::GenModel {
+            from_csv,
+            record_only,
+        } => {
+            let opts = xtask::dataset::GenOptions {
+                from_csv,
+                record_only,
+            };
             if from_csv {
                 return xtask::dataset::gen_model(&root, &opts);
             }
-            as_root(&["gen-model"], release_agent, || {
+            let args: &[&str] = if record_only {
+                &["gen-model", "--record-only"]
+            } else {
+                &["gen-model"]
+            };
+            as_root(args, release_agent, || {
                 prereq::setup()?;
                 xtask::dataset::gen_model(&root, &opts)
             })

@@ -63,6 +63,12 @@ pub(super) fn reload(
     } else if core.thresholds().is_ok_and(|t| t != new.thresholds) {
         kept("thresholds");
     }
+    if new.detection.scoring != old.detection.scoring
+        && let Some(det) = core.detector().as_mut()
+    {
+        det.set_scoring(new.detection.scoring);
+        info!(scoring = %new.detection.scoring, "scoring changed");
+    }
     core.set_policy(policy_of(&new));
     let running = core.executor().maps().config().ok();
     if new.dataplane.sample_every != old.dataplane.sample_every {

@@ -1,6 +1,6 @@
 //! What the configuration makes: the enforcement policy, the deceiver, the
 //! allowlist in the maps, the model and the plain threat feed.
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, path::PathBuf};
 
 use ipnet::IpNet;
 use phantomnet_common::{ReasonCode, RuleKind};
@@ -16,18 +16,7 @@ use crate::{
 };
 
 pub fn policy_of(c: &Config) -> EnforcePolicy {
-    let e = &c.enforcement;
-    EnforcePolicy {
-        block_ttl: Duration::from_secs(e.block_ttl_secs),
-        throttle_ttl: Duration::from_secs(e.throttle_ttl_secs),
-        deceive_ttl: Duration::from_secs(e.deceive_ttl_secs),
-        throttle_rate_pps: e.throttle_rate_pps,
-        throttle_burst: e.throttle_burst,
-        min_evidence: e.min_evidence,
-        evidence_window: Duration::from_secs(e.evidence_window_secs),
-        floods: e.floods,
-        flood_rule_ttl: Duration::from_secs(e.flood_rule_ttl_secs),
-    }
+    c.enforcement.policy()
 }
 
 fn honeypots_of(c: &Config) -> Vec<Honeypot> {

@@ -132,9 +132,11 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
                 DetectorConfig {
                     flow: FlowConfig {
                         sample_every: cfg.dataplane.sample_every.max(1),
+                        ipv6_source_prefix: cfg.enforcement.ipv6_source_prefix,
                         ..FlowConfig::default()
                     },
                     thresholds: cfg.thresholds,
+                    scoring: cfg.detection.scoring,
                 },
                 handle.current(),
                 Correlator::new(SignatureSet::builtin(), feed_now),

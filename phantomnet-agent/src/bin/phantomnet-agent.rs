@@ -97,6 +97,10 @@ enum Command {
     Train(phantomnet_agent::train::TrainArgs),
     /// Evaluate a model on a CSV: metrics, confusion matrix and ROC PNGs.
     Evaluate(phantomnet_agent::train::EvaluateArgs),
+    /// Replay a capture through the decision path offline (no root) and
+    /// report per source: attackers enforced and how fast, benign sources
+    /// acted on by name.
+    Replay(phantomnet_agent::replay::ReplayArgs),
     /// Drop all traffic from a prefix.
     Block {
         cidr: String,
@@ -265,14 +269,21 @@ fn known_good_cmd(pins: &PinDir, cmd: KnownGoodCmd) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A replay runs the live path, whose per-enforcement log lines would
+    // bury its report: warnings only, unless RUST_LOG says otherwise.
+    let default = match cli.command {
+        Command::Replay(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -401,6 +412,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dataset(args) => Ok(phantomnet_agent::train::run_dataset(&args)?),
         Command::Train(args) => Ok(phantomnet_agent::train::run_train(&args)?),
         Command::Evaluate(args) => Ok(phantomnet_agent::train::run_evaluate(&args)?),
+        Command::Replay(args) => {
+            phantomnet_agent::replay::run_replay(&args)?;
+            Ok(())
+        }
         Command::Block {
             cidr,
             ttl: t,

@@ -46,6 +46,7 @@ pub const MIN_JOURNAL_BYTES: u64 = 1 << 20;
 pub struct Config {
     pub dataplane: DataplaneConfig,
     pub thresholds: crate::decide::Thresholds,
+    pub detection: DetectionConfig,
     pub enforcement: EnforcementConfig,
     /// `[[honeypot]]` entries: where DECEIVE redirects each destination port.
     #[serde(rename = "honeypot")]
@@ -61,6 +62,15 @@ pub struct Config {
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
     pub journal: JournalConfig,
+}
+
+/// `[detection]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// `"every-sample"` (default) or `"on-change"` (docs/DETECTION.md,
+    /// "Scoring a source").
+    pub scoring: crate::detect::Scoring,
 }
 
 /// `[dataplane]`.
@@ -132,6 +142,29 @@ pub struct EnforcementConfig {
     pub floods: bool,
     /// How long a flood's signature rule lives without an update.
     pub flood_rule_ttl_secs: u64,
+    /// IPv6 sources are grouped to this prefix length for flow state,
+    /// evidence and enforcement (32..=128; 128 = per address). IPv4
+    /// sources are per address.
+    pub ipv6_source_prefix: u8,
+}
+
+impl EnforcementConfig {
+    /// The executor's policy these settings make.
+    pub fn policy(&self) -> crate::enforce::EnforcePolicy {
+        use std::time::Duration;
+        crate::enforce::EnforcePolicy {
+            block_ttl: Duration::from_secs(self.block_ttl_secs),
+            throttle_ttl: Duration::from_secs(self.throttle_ttl_secs),
+            deceive_ttl: Duration::from_secs(self.deceive_ttl_secs),
+            throttle_rate_pps: self.throttle_rate_pps,
+            throttle_burst: self.throttle_burst,
+            min_evidence: self.min_evidence,
+            evidence_window: Duration::from_secs(self.evidence_window_secs),
+            floods: self.floods,
+            flood_rule_ttl: Duration::from_secs(self.flood_rule_ttl_secs),
+            ipv6_source_prefix: self.ipv6_source_prefix,
+        }
+    }
 }
 
 impl Default for EnforcementConfig {
@@ -146,6 +179,7 @@ impl Default for EnforcementConfig {
             evidence_window_secs: 10,
             floods: true,
             flood_rule_ttl_secs: 60,
+            ipv6_source_prefix: crate::flow::DEFAULT_IPV6_SOURCE_PREFIX,
         }
     }
 }

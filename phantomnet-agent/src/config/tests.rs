@@ -234,6 +234,16 @@ fn every_validation_error_names_its_key() {
             "outside 15..=3600",
         ),
         (
+            with("[enforcement]\nipv6_source_prefix = 24\n"),
+            "enforcement.ipv6_source_prefix",
+            "24 is outside 32..=128",
+        ),
+        (
+            with("[enforcement]\nipv6_source_prefix = 129\n"),
+            "enforcement.ipv6_source_prefix",
+            "outside 32..=128",
+        ),
+        (
             with("[[honeypot]]\nport = 0\ntarget = \"10.0.0.1:22\"\n"),
             "honeypot[0].port",
             "1..=65535",

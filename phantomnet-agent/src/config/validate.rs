@@ -142,6 +142,18 @@ fn enforcement(c: &Config) -> Result<(), Failure> {
             format!("{} is outside 15..=3600", e.flood_rule_ttl_secs),
         );
     }
+    let v6 = crate::flow::IPV6_SOURCE_PREFIXES;
+    if !v6.contains(&e.ipv6_source_prefix) {
+        return fail(
+            "enforcement.ipv6_source_prefix",
+            format!(
+                "{} is outside {}..={} (a prefix length: 64 groups each /64, 128 keeps one source per address)",
+                e.ipv6_source_prefix,
+                v6.start(),
+                v6.end()
+            ),
+        );
+    }
     Ok(())
 }
 

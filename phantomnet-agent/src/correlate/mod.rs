@@ -119,8 +119,23 @@ impl Correlator {
     /// the normalised isolation-forest score. No allocation (the feed label
     /// is a shared `Arc<str>`).
     pub fn assess(&self, source: IpAddr, payload: &[u8], anomaly: f64) -> ThreatAssessment {
+        self.assess_found(source, self.signatures.scan(payload), anomaly)
+    }
+
+    /// The signature categories `payload` matches (the first half of
+    /// [`Correlator::assess`]).
+    pub fn signatures(&self, payload: &[u8]) -> SignatureMatches {
+        self.signatures.scan(payload)
+    }
+
+    /// [`Correlator::assess`] with the payload's signatures already found.
+    pub fn assess_found(
+        &self,
+        source: IpAddr,
+        signatures: SignatureMatches,
+        anomaly: f64,
+    ) -> ThreatAssessment {
         let anomaly = anomaly.clamp(0.0, 1.0);
-        let signatures = self.signatures.scan(payload);
         let signature_score = signatures.score();
         let (feed_score, feed_label) = match self.feed.lookup(source) {
             Some(e) => (e.confidence, Some(e.label.clone())),

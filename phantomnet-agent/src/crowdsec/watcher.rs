@@ -39,7 +39,17 @@ fn rfc3339(unix_ns: u64) -> String {
 pub fn alert(e: &Enforced, machine: &str) -> Value {
     let at = rfc3339(e.time_unix_ns);
     let scenario = format!("phantomnet/rule-{}", e.rule);
+    // A host is an `Ip` decision; an IPv6 source grouped to its prefix
+    // (`2001:db8:bad::/64`) a `Range` one, which bouncers enforce as such.
     let value = e.source.to_string();
+    let (scope, source) = if e.source.is_host() {
+        ("Ip", json!({"scope": "Ip", "value": value, "ip": value}))
+    } else {
+        (
+            "Range",
+            json!({"scope": "Range", "value": value, "range": value}),
+        )
+    };
     let sigs = if e.signatures.is_empty() {
         String::new()
     } else {
@@ -64,11 +74,11 @@ pub fn alert(e: &Enforced, machine: &str) -> Value {
                 {"key": "source_ip", "value": value},
             ],
         }],
-        "source": {"scope": "Ip", "value": value, "ip": value},
+        "source": source,
         "decisions": [{
             "origin": "phantomnet",
             "type": "ban",
-            "scope": "Ip",
+            "scope": scope,
             "value": value,
             "duration": format!("{}s", e.ttl.as_secs().max(1)),
             "scenario": scenario,

@@ -62,6 +62,18 @@ impl Prefix {
         Prefix(IpNet::from(addr))
     }
 
+    /// The network of length `len` (capped at the family's maximum) that
+    /// holds `addr`: host bits are cleared, not refused. Like
+    /// [`host`](Self::host), it takes an address the data plane saw, so it
+    /// does not refuse what [`new`](Self::new) refuses for an operator's typo.
+    pub fn masked(addr: IpAddr, len: u8) -> Prefix {
+        let net = match addr {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, len.min(32)).expect("len <= 32")),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, len.min(128)).expect("len <= 128")),
+        };
+        Prefix(net.trunc())
+    }
+
     pub fn addr(&self) -> IpAddr {
         self.0.addr()
     }
@@ -198,6 +210,19 @@ mod tests {
             let err = input.parse::<Prefix>().unwrap_err().to_string();
             assert!(err.contains(reason), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn masked_clears_host_bits_and_caps_the_length() {
+        let a: IpAddr = "2001:db8:bad:0:1:2:3:4".parse().unwrap();
+        assert_eq!(Prefix::masked(a, 64).to_string(), "2001:db8:bad::/64");
+        assert_eq!(Prefix::masked(a, 200), Prefix::host(a));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(Prefix::masked(v4, 64), Prefix::host(v4));
+        assert_eq!(Prefix::masked(v4, 24).to_string(), "192.0.2.0/24");
+        // An address the data plane saw is taken as it is.
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(Prefix::masked(mapped, 128).is_host());
     }
 
     #[test]

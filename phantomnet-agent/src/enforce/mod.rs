@@ -9,7 +9,7 @@ mod tracked;
 pub use executor::{Applied, EnforceError, EnforcePolicy, Executor, SignatureRequest};
 pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
-pub use precedence::{InForce, Verdict};
+pub use precedence::{InForce, Verdict, verdict};
 pub use tracked::{DeceiveIndex, FailedDeceive, MAX_NETS, MAX_TRACKED, lru_bytes_per_entry};
 
 /// The longest TTL any rule may have, from the config, the API, a feed or
@@ -24,7 +24,8 @@ pub const NO_HONEYPOT: &str = "no honeypot is configured";
 /// watcher). Sent only for a source's new action, not for refreshes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enforced {
-    pub source: std::net::IpAddr,
+    /// A host, or an IPv6 source's prefix (`2001:db8:bad::/64`).
+    pub source: crate::flow::Source,
     pub action: crate::decide::Action,
     pub ttl: std::time::Duration,
     /// The decision tree's rule number.

@@ -221,6 +221,97 @@ mod tests {
         ));
     }
 
+    /// An IPv6 source grouped to its /64: the executor's `is_own` is
+    /// "the entry is exactly the source's prefix", as it is for a /32.
+    const OWN: &str = "2001:db8:bad::/64";
+    fn own64(c: &Covering) -> bool {
+        c.prefix.to_string() == OWN
+    }
+
+    #[test]
+    fn a_detectors_own_ipv6_prefix_is_refreshed_like_its_host_entry() {
+        let keep = Verdict::Keep {
+            in_force: Action::Block,
+        };
+        let fresh = InForce {
+            block: Some(cov(OWN, Detection, Some(3000), 0)),
+            ..InForce::default()
+        };
+        assert_eq!(verdict(Action::Block, H, 0, &fresh, own64), keep);
+        let old = InForce {
+            block: Some(cov(OWN, Detection, Some(60), 0)),
+            ..InForce::default()
+        };
+        assert_eq!(verdict(Action::Block, H, 0, &old, own64), Verdict::Write);
+        // Its own throttle: refreshed past half its life, else kept.
+        let thr = |secs| InForce {
+            throttle: Some(cov(OWN, Detection, Some(secs), 100)),
+            ..InForce::default()
+        };
+        assert!(matches!(
+            verdict(Action::Throttle, H, 100, &thr(3000), own64),
+            Verdict::Keep { .. }
+        ));
+        assert_eq!(
+            verdict(Action::Throttle, H, 100, &thr(60), own64),
+            Verdict::Write
+        );
+        // A detection's wider entry (a /48 from a wider setting) is not its
+        // own: a longer own /64 is added under a short one, as for a /32.
+        let wider = InForce {
+            block: Some(cov("2001:db8::/48", Detection, Some(60), 0)),
+            ..InForce::default()
+        };
+        assert_eq!(verdict(Action::Block, H, 0, &wider, own64), Verdict::Write);
+    }
+
+    #[test]
+    fn an_operators_rules_are_never_weakened_by_a_detectors_ipv6_prefix() {
+        // The operator's entry at the very /64: never rewritten, even short.
+        for secs in [None, Some(10)] {
+            let op = InForce {
+                block: Some(cov(OWN, Manual, secs, 0)),
+                ..InForce::default()
+            };
+            assert!(matches!(
+                verdict(Action::Block, H, 0, &op, own64),
+                Verdict::Keep { .. }
+            ));
+        }
+        // A permanent covering /48 stays; a short one gets the own /64.
+        let perm = InForce {
+            block: Some(cov("2001:db8::/48", Manual, None, 0)),
+            ..InForce::default()
+        };
+        assert!(matches!(
+            verdict(Action::Block, H, 0, &perm, own64),
+            Verdict::Keep { .. }
+        ));
+        let short = InForce {
+            block: Some(cov("2001:db8::/48", Manual, Some(10), 0)),
+            ..InForce::default()
+        };
+        assert_eq!(verdict(Action::Block, H, 0, &short, own64), Verdict::Write);
+        // Throttles: a stricter covering rate stays; a looser one gets the
+        // own, stricter /64; the operator's own /64 rule is never rewritten.
+        let thr = |p, rate| InForce {
+            throttle: Some(cov(p, Manual, None, rate)),
+            ..InForce::default()
+        };
+        assert!(matches!(
+            verdict(Action::Throttle, H, 100, &thr("2001:db8::/32", 10), own64),
+            Verdict::Keep { .. }
+        ));
+        assert_eq!(
+            verdict(Action::Throttle, H, 100, &thr("2001:db8::/32", 1000), own64),
+            Verdict::Write
+        );
+        assert!(matches!(
+            verdict(Action::Throttle, H, 100, &thr(OWN, 1000), own64),
+            Verdict::Keep { .. }
+        ));
+    }
+
     #[test]
     fn deceive_outranks_throttle_and_upgrades_apply() {
         let deceived = InForce {

@@ -7,15 +7,13 @@
 //! was cleared wholesale when full.
 use std::{
     collections::HashMap,
-    net::IpAddr,
     num::NonZeroUsize,
     time::{Duration, Instant},
 };
 
-use ipnet::IpNet;
 use lru::LruCache;
 
-use crate::dataplane::Prefix;
+use crate::{dataplane::Prefix, flow::IPV6_SOURCE_PREFIXES};
 
 /// Heap bytes one entry of an `lru::LruCache<K, V>` costs: its boxed node
 /// (key, value, two links) rounded up to a glibc malloc chunk (8 bytes of
@@ -30,25 +28,28 @@ pub const fn lru_bytes_per_entry<K, V>() -> usize {
     chunk + slot
 }
 
-/// Most deceived hosts indexed, and most remembered DECEIVE failures.
+/// Most deceived sources indexed, and most remembered DECEIVE failures.
 /// Past it the least recently touched is forgotten: a forgotten deception
 /// is still in nftables (which expires it); the executor may only write it
 /// again, which refreshes it.
 pub const MAX_TRACKED: usize = 65_536;
-/// Most deceived prefixes wider than a host (only an operator sets those:
-/// the detector deceives hosts). Past it, new ones are not indexed.
+/// Most deceived prefixes wider than any source (IPv4 shorter than /32,
+/// IPv6 shorter than /32: only an operator sets those; the detector
+/// deceives sources). Past it, new ones are not indexed.
 pub const MAX_NETS: usize = 4096;
 
-/// Deceptions in force: hosts in an LRU map, wider prefixes in a small map
-/// looked up per prefix length, so a lookup costs O(1) plus one probe per
-/// distinct prefix length in use, never a scan.
+/// Deceptions in force: sources' elements (hosts, and IPv6 prefixes of /32
+/// or longer, such as the detector's /64s) in an LRU map, wider prefixes in
+/// a small map, both looked up per prefix length in use, so a lookup costs
+/// O(1) plus one probe per distinct prefix length, never a scan.
 #[derive(Debug)]
 pub struct DeceiveIndex {
-    /// Host → when its element expires (`None`: never).
-    hosts: LruCache<IpAddr, Option<Instant>>,
-    /// (network, length) → when it expires.
-    nets: HashMap<(IpAddr, u8), Option<Instant>>,
-    /// How many of `nets` have each prefix length: [IPv4 0..=32, IPv6 0..=128].
+    /// Source element → when it expires (`None`: never).
+    sources: LruCache<Prefix, Option<Instant>>,
+    /// Wider prefix → when it expires.
+    nets: HashMap<Prefix, Option<Instant>>,
+    /// How many entries of either map have each prefix length: [IPv4
+    /// 0..=32, IPv6 0..=128].
     lens: [Vec<u32>; 2],
 }
 
@@ -58,12 +59,13 @@ impl Default for DeceiveIndex {
     }
 }
 
-fn family(a: IpAddr) -> usize {
-    usize::from(a.is_ipv6())
+fn family(p: &Prefix) -> usize {
+    usize::from(!p.is_ipv4())
 }
 
-fn is_host(p: &Prefix) -> bool {
-    p.prefix_len() == if p.is_ipv4() { 32 } else { 128 }
+/// A source's own element (LRU) rather than an operator's wide prefix.
+fn is_source(p: &Prefix) -> bool {
+    p.is_host() || (!p.is_ipv4() && p.prefix_len() >= *IPV6_SOURCE_PREFIXES.start())
 }
 
 fn live(until: Option<Instant>, now: Instant) -> bool {
@@ -71,19 +73,19 @@ fn live(until: Option<Instant>, now: Instant) -> bool {
 }
 
 impl DeceiveIndex {
-    /// Heap bytes per indexed host; 83 on x86-64.
-    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<IpAddr, Option<Instant>>();
+    /// Heap bytes per indexed source; 83 on x86-64.
+    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<Prefix, Option<Instant>>();
 
     pub fn with_cap(cap: usize) -> DeceiveIndex {
         DeceiveIndex {
-            hosts: LruCache::new(NonZeroUsize::new(cap.max(1)).expect("at least 1")),
+            sources: LruCache::new(NonZeroUsize::new(cap.max(1)).expect("at least 1")),
             nets: HashMap::new(),
             lens: [vec![0; 33], vec![0; 129]],
         }
     }
 
     pub fn len(&self) -> usize {
-        self.hosts.len() + self.nets.len()
+        self.sources.len() + self.nets.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,58 +93,75 @@ impl DeceiveIndex {
     }
 
     pub fn clear(&mut self) {
-        self.hosts.clear();
+        self.sources.clear();
         self.nets.clear();
         self.lens.iter_mut().for_each(|l| l.fill(0));
     }
 
+    fn count(&mut self, p: &Prefix, up: bool) {
+        let n = &mut self.lens[family(p)][usize::from(p.prefix_len())];
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+    }
+
     pub fn insert(&mut self, p: Prefix, until: Option<Instant>) {
-        if is_host(&p) {
-            self.hosts.put(p.addr(), until);
+        if is_source(&p) {
+            match self.sources.push(p, until) {
+                None => self.count(&p, true),
+                Some((old, _)) if old != p => {
+                    // Evicted the least recently touched.
+                    self.count(&old, false);
+                    self.count(&p, true);
+                }
+                Some(_) => {}
+            }
             return;
         }
-        let key = (p.addr(), p.prefix_len());
-        if let Some(u) = self.nets.get_mut(&key) {
+        if let Some(u) = self.nets.get_mut(&p) {
             *u = until;
         } else if self.nets.len() < MAX_NETS {
-            self.nets.insert(key, until);
-            self.lens[family(p.addr())][usize::from(p.prefix_len())] += 1;
+            self.nets.insert(p, until);
+            self.count(&p, true);
         }
     }
 
     pub fn remove(&mut self, p: &Prefix) {
-        if is_host(p) {
-            self.hosts.pop(&p.addr());
-        } else if self.nets.remove(&(p.addr(), p.prefix_len())).is_some() {
-            self.lens[family(p.addr())][usize::from(p.prefix_len())] -= 1;
+        let removed = if is_source(p) {
+            self.sources.pop(p).is_some()
+        } else {
+            self.nets.remove(p).is_some()
+        };
+        if removed {
+            self.count(p, false);
         }
     }
 
-    /// Deceived, by a host or covering element: the time left (`None`: no
-    /// timeout). A covering prefix cannot be extended by a host element
-    /// (nft's interval sets refuse the overlap): it counts as never stale.
-    /// An expired host entry found here is dropped.
-    pub fn left(&mut self, source: IpAddr, now: Instant) -> Option<Option<Duration>> {
+    /// Whether `source` is deceived, by its own element or a covering one:
+    /// the time left (`None`: no timeout). A covering prefix cannot be
+    /// extended by a narrower element (nft's interval sets refuse the
+    /// overlap): it counts as never stale. Elements narrower than `source`
+    /// do not cover it. An expired own element found here is dropped.
+    pub fn left(&mut self, source: &Prefix, now: Instant) -> Option<Option<Duration>> {
         let f = family(source);
-        for (len, n) in self.lens[f].iter().enumerate() {
-            if *n == 0 {
+        let own = usize::from(source.prefix_len());
+        for len in 0..own {
+            if self.lens[f][len] == 0 {
                 continue;
             }
-            let net = IpNet::new(source, len as u8)
-                .expect("a length the index holds is valid")
-                .trunc();
-            if self
+            let net = Prefix::masked(source.addr(), len as u8);
+            let until = self
                 .nets
-                .get(&(net.network(), len as u8))
-                .is_some_and(|u| live(*u, now))
-            {
+                .get(&net)
+                .or_else(|| self.sources.peek(&net))
+                .copied();
+            if until.is_some_and(|u| live(u, now)) {
                 return Some(None);
             }
         }
-        match self.hosts.peek(&source).copied() {
+        match self.sources.peek(source).copied() {
             Some(u) if live(u, now) => Some(u.map(|u| u - now)),
             Some(_) => {
-                self.hosts.pop(&source);
+                self.sources.pop(source);
+                self.count(source, false);
                 None
             }
             None => None,
@@ -151,39 +170,42 @@ impl DeceiveIndex {
 
     /// Prefixes inside `outer` (an operator's allow: O(index)).
     pub fn inside(&self, outer: &Prefix) -> Vec<Prefix> {
-        let hosts = self.hosts.iter().map(|(a, _)| Prefix::host(*a));
-        let nets = self
-            .nets
-            .keys()
-            .filter_map(|(a, l)| Prefix::new(*a, *l).ok());
-        hosts
-            .chain(nets)
-            .filter(|p| outer.contains(p.addr()) && p.prefix_len() >= outer.prefix_len())
+        self.sources
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(self.nets.keys().copied())
+            .filter(|p| {
+                p.is_ipv4() == outer.is_ipv4()
+                    && outer.contains(p.addr())
+                    && p.prefix_len() >= outer.prefix_len()
+            })
             .collect()
     }
 
-    /// Drops expired entries from the cold end of the host map until the
+    /// Drops expired entries from the cold end of the source map until the
     /// least recently touched one is live, and expired wide prefixes (at
-    /// most `MAX_NETS`). Entries that expire elsewhere in the host map are
+    /// most `MAX_NETS`). Entries that expire elsewhere in the source map are
     /// dropped when looked up or evicted. O(expired at the cold end).
     pub fn prune(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while let Some((_, u)) = self.hosts.peek_lru() {
+        while let Some((_, u)) = self.sources.peek_lru() {
             if live(*u, now) {
                 break;
             }
-            self.hosts.pop_lru();
+            if let Some((p, _)) = self.sources.pop_lru() {
+                self.count(&p, false);
+            }
             n += 1;
         }
-        let dead: Vec<(IpAddr, u8)> = self
+        let dead: Vec<Prefix> = self
             .nets
             .iter()
             .filter(|(_, u)| !live(**u, now))
             .map(|(k, _)| *k)
             .collect();
-        for (a, l) in dead {
-            self.nets.remove(&(a, l));
-            self.lens[family(a)][usize::from(l)] -= 1;
+        for p in dead {
+            self.nets.remove(&p);
+            self.count(&p, false);
             n += 1;
         }
         n
@@ -194,7 +216,7 @@ impl DeceiveIndex {
 /// Capped; an expired entry is dropped when looked up.
 #[derive(Debug)]
 pub struct FailedDeceive {
-    until: LruCache<IpAddr, Instant>,
+    until: LruCache<Prefix, Instant>,
 }
 
 impl Default for FailedDeceive {
@@ -205,7 +227,7 @@ impl Default for FailedDeceive {
 
 impl FailedDeceive {
     /// Heap bytes per remembered source; 83 on x86-64.
-    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<IpAddr, Instant>();
+    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<Prefix, Instant>();
 
     pub fn with_cap(cap: usize) -> FailedDeceive {
         FailedDeceive {
@@ -225,16 +247,16 @@ impl FailedDeceive {
         self.until.clear();
     }
 
-    pub fn remember(&mut self, source: IpAddr, until: Instant) {
+    pub fn remember(&mut self, source: Prefix, until: Instant) {
         self.until.put(source, until);
     }
 
     /// Whether DECEIVE failed for `source` and THROTTLE still stands in.
-    pub fn failed(&mut self, source: IpAddr, now: Instant) -> bool {
-        match self.until.peek(&source) {
+    pub fn failed(&mut self, source: &Prefix, now: Instant) -> bool {
+        match self.until.peek(source) {
             Some(u) if *u > now => true,
             Some(_) => {
-                self.until.pop(&source);
+                self.until.pop(source);
                 false
             }
             None => false,
@@ -257,7 +279,13 @@ mod tests {
     use super::*;
 
     fn host(i: u32) -> Prefix {
-        Prefix::host(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+        Prefix::host(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 + i,
+        )))
+    }
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -266,20 +294,63 @@ mod tests {
         let now = Instant::now();
         let min = Duration::from_secs(60);
         d.insert(host(5), Some(now + min));
-        assert_eq!(d.left(host(5).addr(), now), Some(Some(min)));
-        assert_eq!(d.left(host(6).addr(), now), None);
+        assert_eq!(d.left(&host(5), now), Some(Some(min)));
+        assert_eq!(d.left(&host(6), now), None);
         let net = Prefix::new("10.0.0.0".parse().unwrap(), 24).unwrap();
         d.insert(net, Some(now + min));
-        assert_eq!(d.left(host(6).addr(), now), Some(None), "covered");
-        assert_eq!(d.left(host(5).addr(), now), Some(None), "covered wins");
-        assert_eq!(d.left(host(300).addr(), now), None, "10.0.1.44 is outside");
+        assert_eq!(d.left(&host(6), now), Some(None), "covered");
+        assert_eq!(d.left(&host(5), now), Some(None), "covered wins");
+        assert_eq!(d.left(&host(300), now), None, "10.0.1.44 is outside");
         assert_eq!(d.inside(&net).len(), 2);
         d.remove(&net);
-        assert_eq!(d.left(host(6).addr(), now), None);
+        assert_eq!(d.left(&host(6), now), None);
         // Expired: gone at lookup.
         let later = now + 2 * min;
-        assert_eq!(d.left(host(5).addr(), later), None);
+        assert_eq!(d.left(&host(5), later), None);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_source_prefix_is_its_own_element_and_refreshes_like_a_host() {
+        let mut d = DeceiveIndex::with_cap(4);
+        let now = Instant::now();
+        let min = Duration::from_secs(60);
+        let own = p("2001:db8:bad::/64");
+        d.insert(own, Some(now + min));
+        // Its own element: time left, so the detector refreshes it.
+        assert_eq!(d.left(&own, now), Some(Some(min)));
+        assert_eq!(d.left(&p("2001:db8:bad:1::/64"), now), None);
+        // An element inside it (a /128 of an earlier per-address setting,
+        // an operator's /96) does not cover the whole /64.
+        let mut inner = DeceiveIndex::default();
+        inner.insert(p("2001:db8:bad::5/128"), None);
+        inner.insert(p("2001:db8:bad::/96"), None);
+        assert_eq!(inner.left(&own, now), None);
+        // An operator's covering /48 (a source-sized element) or /16 (a
+        // wide one) covers it and is never stale.
+        d.insert(p("2001:db8:bad::/48"), Some(now + min));
+        assert_eq!(d.left(&own, now), Some(None));
+        d.remove(&p("2001:db8:bad::/48"));
+        d.insert(p("2001::/16"), None);
+        assert_eq!(d.left(&own, now), Some(None));
+        d.remove(&p("2001::/16"));
+        assert_eq!(d.left(&own, now), Some(Some(min)));
+        assert_eq!(d.inside(&p("2001:db8::/32")), vec![own]);
+        // Sources are evicted at the cap and their lengths uncounted.
+        for i in 0..10u16 {
+            d.insert(
+                Prefix::masked(format!("2001:db8:{i}::1").parse().unwrap(), 64),
+                None,
+            );
+        }
+        assert_eq!(d.len(), 4);
+        assert_eq!(d.lens[1][64], 4);
+        assert_eq!(d.left(&own, now), None, "evicted");
+        // Expired: dropped at lookup.
+        d.clear();
+        d.insert(own, Some(now + min));
+        assert_eq!(d.left(&own, now + 2 * min), None);
+        assert!(d.is_empty() && d.lens[1][64] == 0);
     }
 
     #[test]
@@ -295,27 +366,28 @@ mod tests {
         let at = now + Duration::from_secs(9950);
         assert_eq!(d.prune(at), 51);
         assert_eq!(d.len(), 49);
-        assert_eq!(
-            d.left(host(9999).addr(), at),
-            Some(Some(Duration::from_secs(49)))
-        );
+        assert_eq!(d.left(&host(9999), at), Some(Some(Duration::from_secs(49))));
     }
 
     #[test]
     fn failures_expire_and_are_capped() {
         let mut f = FailedDeceive::with_cap(10);
         let now = Instant::now();
-        let a = host(1).addr();
+        let a = host(1);
         f.remember(a, now + Duration::from_secs(5));
-        assert!(f.failed(a, now));
-        assert!(!f.failed(a, now + Duration::from_secs(5)));
+        assert!(f.failed(&a, now));
+        assert!(!f.failed(&a, now + Duration::from_secs(5)));
         assert!(f.is_empty(), "dropped at lookup");
         for i in 0..1000 {
-            f.remember(host(i).addr(), now + Duration::from_secs(1));
+            f.remember(host(i), now + Duration::from_secs(1));
         }
         assert_eq!(f.len(), 10);
-        assert!(f.failed(host(999).addr(), now));
-        assert!(!f.failed(host(0).addr(), now), "evicted");
+        assert!(f.failed(&host(999), now));
+        assert!(!f.failed(&host(0), now), "evicted");
+        // An IPv6 source's /64 is remembered as one.
+        let net = p("2001:db8:bad::/64");
+        f.remember(net, now + Duration::from_secs(1));
+        assert!(f.failed(&net, now));
         assert_eq!(f.prune(now + Duration::from_secs(1)), 10);
     }
 

@@ -7,12 +7,14 @@
 //! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 768 MiB).
 
 mod distinct;
+mod source;
 mod table;
 #[cfg(test)]
 pub(crate) mod tests;
 mod window;
 
 pub use distinct::DistinctCounter;
+pub use source::{DEFAULT_IPV6_SOURCE_PREFIX, IPV6_SOURCE_PREFIXES, Source};
 pub use table::{FlowEntry, FlowTable};
 pub use window::SourceWindows;
 
@@ -29,6 +31,9 @@ pub struct FlowConfig {
     /// samples with probability 1); each sample is weighted by the inverse
     /// of its probability to estimate the real traffic.
     pub sample_every: u32,
+    /// IPv6 sources are grouped to this prefix (/64 by default; 128 = per
+    /// address). IPv4 sources are per address.
+    pub ipv6_source_prefix: u8,
 }
 
 impl Default for FlowConfig {
@@ -38,6 +43,7 @@ impl Default for FlowConfig {
             // docs/DETECTION.md); the table grows to it, it does not start there.
             max_sources: 1_000_000,
             sample_every: 1,
+            ipv6_source_prefix: DEFAULT_IPV6_SOURCE_PREFIX,
         }
     }
 }
@@ -62,6 +68,26 @@ impl SourceKey {
             return SourceKey { family: 4, addr };
         }
         SourceKey { family: 6, addr }
+    }
+
+    /// The key with an IPv6 address masked to `ipv6_prefix` bits (capped
+    /// at 128): the key of the [`Source`] it belongs to. IPv4 is unchanged.
+    pub fn masked(mut self, ipv6_prefix: u8) -> SourceKey {
+        if self.family != 6 {
+            return self;
+        }
+        let bits = usize::from(ipv6_prefix.min(128));
+        let (whole, rest) = (bits / 8, bits % 8);
+        if whole < 16 {
+            self.addr[whole] &= !(0xFFu8 >> rest);
+            self.addr[whole + 1..].fill(0);
+        }
+        self
+    }
+
+    /// The source this key belongs to (IPv6 masked to `ipv6_prefix`).
+    pub fn source(&self, ipv6_prefix: u8) -> Source {
+        Source::new(self.ip(), ipv6_prefix)
     }
 
     pub fn ip(&self) -> IpAddr {

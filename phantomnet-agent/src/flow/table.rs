@@ -140,10 +140,28 @@ impl FlowTable {
         self.evictions
     }
 
-    /// Records `sample` under its source and returns the source's entry and
-    /// its window statistics after the update.
+    /// Groups IPv6 sources to `len` bits from the next sample on (capped at
+    /// 128). Entries already keyed under the old length age out.
+    pub fn set_ipv6_source_prefix(&mut self, len: u8) {
+        self.config.ipv6_source_prefix = len.min(128);
+    }
+
+    /// The key `sample` is recorded under: its source address, IPv6 masked
+    /// to the configured prefix.
+    pub fn key_of(&self, sample: &PacketSample) -> SourceKey {
+        SourceKey::of_sample(sample).masked(self.config.ipv6_source_prefix)
+    }
+
+    /// The [`Source`](super::Source) `sample` is recorded under.
+    pub fn source_of(&self, sample: &PacketSample) -> super::Source {
+        SourceKey::of_sample(sample).source(self.config.ipv6_source_prefix)
+    }
+
+    /// Records `sample` under its source (IPv6: the configured prefix of its
+    /// address) and returns the source's entry and its window statistics
+    /// after the update.
     pub fn observe(&mut self, sample: &PacketSample) -> (&mut FlowEntry, WindowStats) {
-        let key = SourceKey::of_sample(sample);
+        let key = self.key_of(sample);
         let i = self.touch(key);
         let sample_every = self.config.sample_every;
         let entry = &mut self.slots[i as usize].entry;
@@ -284,6 +302,7 @@ mod tests {
         let mut t = FlowTable::new(FlowConfig {
             max_sources: 3,
             sample_every: 1,
+            ..FlowConfig::default()
         });
         for a in 1..=3 {
             t.observe(&from(a, 4, a as u64));
@@ -315,6 +334,72 @@ mod tests {
         assert_eq!(t.get(&v4).unwrap().windows.samples_60s(), 5);
         assert_eq!(v4.ip().to_string(), "10.0.0.7");
         assert_eq!(t.len(), 2);
+    }
+
+    fn v6(addr: &str, ts: u64) -> PacketSample {
+        let a: std::net::Ipv6Addr = addr.parse().unwrap();
+        PacketSample {
+            src_addr: a.octets(),
+            ..from(0, 6, ts)
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_prefix_share_one_entry() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        t.observe(&v6("2001:db8:bad::1", 0));
+        t.observe(&v6("2001:db8:bad:0:ffff:1:2:3", 1_000_000));
+        let (e, _) = t.observe(&v6("2001:db8:bad::9", 2_000_000));
+        assert_eq!(e.windows.samples_60s(), 3, "one /64, one entry");
+        assert_eq!(t.len(), 1);
+        let k = t.key_of(&v6("2001:db8:bad::77", 0));
+        assert_eq!(k.ip().to_string(), "2001:db8:bad::");
+        assert_eq!(
+            t.source_of(&v6("2001:db8:bad::77", 0)).to_string(),
+            "2001:db8:bad::/64"
+        );
+        // The next /64 is another source.
+        let (e, _) = t.observe(&v6("2001:db8:bad:1::1", 3_000_000));
+        assert_eq!(e.windows.samples_60s(), 1);
+        assert_eq!(t.len(), 2);
+        // IPv4 stays per address.
+        t.observe(&from(1, 4, 0));
+        t.observe(&from(2, 4, 0));
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn a_128_prefix_keeps_one_entry_per_address() {
+        let mut t = FlowTable::new(FlowConfig {
+            ipv6_source_prefix: 128,
+            ..FlowConfig::default()
+        });
+        t.observe(&v6("2001:db8:bad::1", 0));
+        t.observe(&v6("2001:db8:bad::2", 0));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.source_of(&v6("2001:db8:bad::2", 0)).to_string(),
+            "2001:db8:bad::2"
+        );
+        // Switched to /64 (a reload): the next samples group.
+        t.set_ipv6_source_prefix(64);
+        t.observe(&v6("2001:db8:bad::3", 0));
+        let (e, _) = t.observe(&v6("2001:db8:bad::4", 0));
+        assert_eq!(e.windows.samples_60s(), 2);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn masking_clears_exactly_the_host_bits() {
+        let k = |a: &str| SourceKey::from(a.parse::<std::net::IpAddr>().unwrap());
+        let a = k("2001:db8:bad:ffff:ffff:ffff:ffff:ffff");
+        assert_eq!(a.masked(64).ip().to_string(), "2001:db8:bad:ffff::");
+        assert_eq!(a.masked(60).ip().to_string(), "2001:db8:bad:fff0::");
+        assert_eq!(a.masked(32).ip().to_string(), "2001:db8::");
+        assert_eq!(a.masked(128), a);
+        assert_eq!(a.masked(200), a);
+        let v4 = k("192.0.2.255");
+        assert_eq!(v4.masked(64), v4);
     }
 
     #[test]

@@ -245,6 +245,14 @@ impl SourceWindows {
         self.coarse.count.iter().map(|&c| c as u64).sum()
     }
 
+    /// Samples in the current 1 s slot (the latest sample's second).
+    pub fn samples_this_second(&self) -> u16 {
+        if self.is_empty() {
+            return 0;
+        }
+        self.fine[((self.last() / FINE_NS) % FINE_SLOTS as u64) as usize]
+    }
+
     /// Latest timestamp recorded (0 before the first sample).
     pub fn last_ns(&self) -> u64 {
         if self.is_empty() { 0 } else { self.last() }

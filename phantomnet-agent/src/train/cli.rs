@@ -138,6 +138,9 @@ pub fn run_dataset(args: &DatasetArgs) -> Result<(), TrainError> {
     let flow = FlowConfig {
         max_sources: args.max_sources.max(1),
         sample_every: args.sample_every,
+        // IPv6 sources grouped as the agent groups them by default, so the
+        // features are the ones it computes.
+        ..FlowConfig::default()
     };
     let s = build_dataset(&inputs, &rules, flow, &args.out, &progress(args.quiet))?;
     println!(

@@ -3,6 +3,9 @@
 //!
 //! Rules come from `--attack CIDR=TYPE` (repeatable) and/or a labels file
 //! with one `CIDR TYPE` per line (`#` comments). The most specific prefix wins.
+//! A TYPE that starts with `benign_` names a benign scenario (`benign_http`):
+//! its rows are labeled benign, and `replay` reports its sources by that
+//! name.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,6 +18,11 @@ use super::TrainError;
 pub struct LabelRules {
     /// Sorted most specific first.
     rules: Vec<(IpNet, String)>,
+}
+
+/// A scenario name for benign traffic.
+pub fn is_benign_kind(kind: &str) -> bool {
+    kind.starts_with("benign_")
 }
 
 fn parse_rule(prefix: &str, kind: &str) -> Result<(IpNet, String), String> {
@@ -97,10 +105,19 @@ impl LabelRules {
 
     /// `(label, attack_type)` for a source.
     pub fn label(&self, ip: IpAddr) -> (u32, &str) {
-        match self.rules.iter().find(|(net, _)| net.contains(&ip)) {
-            Some((_, kind)) => (1, kind),
+        match self.scenario(ip) {
+            Some((kind, attack)) => (u32::from(attack), kind),
             None => (0, "benign"),
         }
+    }
+
+    /// The scenario a source belongs to and whether it is an attack; `None`
+    /// when no rule covers it.
+    pub fn scenario(&self, ip: IpAddr) -> Option<(&str, bool)> {
+        self.rules
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|(_, kind)| (kind.as_str(), !is_benign_kind(kind)))
     }
 }
 
@@ -121,6 +138,23 @@ mod tests {
         assert_eq!(r.label("192.0.2.12".parse().unwrap()), (1, "scan"));
         assert_eq!(r.label("2001:db8::5".parse().unwrap()), (1, "udp_flood"));
         assert_eq!(r.label("198.51.100.1".parse().unwrap()), (0, "benign"));
+        assert_eq!(r.scenario("198.51.100.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn benign_scenarios_are_named_and_labeled_benign() {
+        let r = LabelRules::from_args(&[
+            "198.51.100.10=benign_http".into(),
+            "192.0.2.11=syn_flood".into(),
+        ])
+        .unwrap();
+        let http = "198.51.100.10".parse().unwrap();
+        assert_eq!(r.label(http), (0, "benign_http"));
+        assert_eq!(r.scenario(http), Some(("benign_http", false)));
+        assert_eq!(
+            r.scenario("192.0.2.11".parse().unwrap()),
+            Some(("syn_flood", true))
+        );
     }
 
     #[test]

@@ -413,7 +413,12 @@ impl AgentCore {
         Ok(cfg.sample_every)
     }
 
+    /// The enforcement policy, and the IPv6 source prefix it carries to
+    /// the detector's flow state (the next samples group by it).
     pub fn set_policy(&self, policy: EnforcePolicy) {
+        if let Some(d) = self.detector().as_mut() {
+            d.set_ipv6_source_prefix(policy.ipv6_source_prefix);
+        }
         self.executor().set_policy(policy);
     }
 }

@@ -1,14 +1,13 @@
 //! Evidence before enforcement: per source, over a window, how many of its
 //! samples the tree called an attack.
 use std::{
-    net::IpAddr,
     num::NonZeroUsize,
     time::{Duration, Instant},
 };
 
 use lru::LruCache;
 
-use crate::{correlate::SignatureMatches, enforce::lru_bytes_per_entry};
+use crate::{correlate::SignatureMatches, enforce::lru_bytes_per_entry, flow::Source};
 
 /// Most sources whose evidence is kept. An attacker chooses how many
 /// sources we see, so the map has a hard cap and evicts the least recently
@@ -27,7 +26,7 @@ pub const EVIDENCE_CAP: usize = 131_072;
 /// entry is never scanned for, so `observe` is O(1) whatever the map holds.
 #[derive(Debug)]
 pub struct Evidence {
-    seen: LruCache<IpAddr, Window>,
+    seen: LruCache<Source, Window>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +54,7 @@ impl Default for Evidence {
 impl Evidence {
     /// Heap bytes per tracked source (see [`lru_bytes_per_entry`]); 99 on
     /// x86-64.
-    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<IpAddr, Window>();
+    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<Source, Window>();
 
     /// At most `cap` sources (at least 1).
     pub fn with_cap(cap: usize) -> Self {
@@ -73,11 +72,12 @@ impl Evidence {
         self.seen.is_empty()
     }
 
-    /// Records one decision about `src` at `now`. O(1): a full map evicts
-    /// its least recently seen source.
+    /// Records one decision about `src` (a host, or an IPv6 source's
+    /// prefix) at `now`. O(1): a full map evicts its least recently seen
+    /// source.
     pub fn observe(
         &mut self,
-        src: IpAddr,
+        src: impl Into<Source>,
         attack: bool,
         signatures: SignatureMatches,
         now: Instant,
@@ -89,7 +89,7 @@ impl Evidence {
             total: 0,
             signatures: SignatureMatches::default(),
         };
-        let w = self.seen.get_or_insert_mut(src, || fresh);
+        let w = self.seen.get_or_insert_mut(src.into(), || fresh);
         if now.duration_since(w.start) >= window {
             *w = fresh;
         }
@@ -113,6 +113,7 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn evidence_needs_a_count_and_a_majority_within_the_window() {

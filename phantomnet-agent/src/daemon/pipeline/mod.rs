@@ -23,16 +23,17 @@
 //! Every per-source structure here has a hard cap and O(1) eviction
 //! (`Evidence`, the sieve's repeat filter): nothing on the per-sample path
 //! scans or clears a map.
+mod clock;
 mod evidence;
 mod floods;
 mod sieve;
 
+pub use clock::SampleClock;
 pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
 pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
 
 use std::{
-    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -47,6 +48,7 @@ use crate::{
     decide::Action,
     detect::Decision,
     enforce::{Applied, EnforceError, EnforcePolicy, Enforced},
+    flow::Source,
     journal::NewEvent,
     metrics::Metrics,
 };
@@ -56,10 +58,13 @@ use crate::{
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The journal record of a decision and what the executor did with it.
+/// An IPv6 source grouped to a prefix is stored as its network address,
+/// as an operator's prefix rule is; the reason (the decision's
+/// explanation) starts with the prefix itself (`2001:db8:bad::/64 BLOCK: …`).
 pub fn event_of(d: &Decision, applied: &str) -> NewEvent {
     NewEvent {
         time_unix_ns: unix_now_ns(),
-        source: d.source,
+        source: d.source.addr(),
         action: EventAction::Apply(d.action),
         verdict: d.threat.verdict.to_string(),
         confidence: d.scores.confidence,
@@ -78,16 +83,30 @@ pub struct PipelineState {
     evidence: Evidence,
     failures: LogLimiter,
     floods: Floods,
+    clock: SampleClock,
 }
 
 impl Default for PipelineState {
     fn default() -> Self {
+        Self::with_clock(SampleClock::live())
+    }
+}
+
+impl PipelineState {
+    /// Empty state judging samples on `clock` (a replay anchors its own).
+    pub fn with_clock(clock: SampleClock) -> PipelineState {
         PipelineState {
             sieve: JournalSieve::default(),
             evidence: Evidence::default(),
             failures: LogLimiter::new(FAILURE_LOG_EVERY),
             floods: Floods::default(),
+            clock,
         }
+    }
+
+    /// The instant the sample stamped `ns` was seen.
+    pub fn at(&self, ns: u64) -> Instant {
+        self.clock.at(ns)
     }
 }
 
@@ -109,7 +128,7 @@ pub fn step(
     policy: &EnforcePolicy,
     metrics: &Metrics,
     now: Instant,
-    apply: impl FnOnce(IpAddr, Action, &str) -> Result<Applied, EnforceError>,
+    apply: impl FnOnce(Source, Action, &str) -> Result<Applied, EnforceError>,
 ) -> Step {
     let mut out = Step::default();
     metrics.decision(d.action);
@@ -283,11 +302,14 @@ pub fn handle_batch(
                 continue;
             }
             let t = Instant::now();
-            match det.process(s) {
-                Ok(d) => {
+            match det.observe(s) {
+                Ok(Some(d)) => {
                     core.metrics().inference(t.elapsed());
                     decisions.push(d);
                 }
+                // Counted in its source's flow state; not a change worth
+                // a new verdict (`Detector::observe`).
+                Ok(None) => {}
                 Err(e) => warn!(error = %e, "sample skipped"),
             }
         }
@@ -295,8 +317,9 @@ pub fn handle_batch(
             .set_flow_table_sources(det.flows().len() as u64);
     }
     core.count_decisions(decisions.len() as u64);
-    let now = Instant::now();
     for d in &decisions {
+        // Each decision at its sample's time (see `clock`).
+        let now = state.at(d.timestamp_ns);
         let out = step(
             state,
             d,
@@ -310,6 +333,7 @@ pub fn handle_batch(
         }
         records.extend(out.record);
     }
+    let now = Instant::now();
     records.extend(state.sieve.summary(now, unix_now_ns()));
     if let Some(n) = state.failures.flush(now) {
         warn!(

@@ -11,7 +11,7 @@ use std::{
 use lru::LruCache;
 use phantomnet_common::EventAction;
 
-use crate::{decide::Action, enforce::lru_bytes_per_entry, journal::NewEvent};
+use crate::{decide::Action, enforce::lru_bytes_per_entry, flow::Source, journal::NewEvent};
 
 /// At most one repeated (non-enforcing) record per source and action this often.
 pub const JOURNAL_REPEAT: Duration = Duration::from_secs(60);
@@ -91,7 +91,7 @@ impl Bucket {
 #[derive(Debug)]
 pub struct JournalSieve {
     /// When each (source, action) was last journaled (or would have been).
-    gate: LruCache<(IpAddr, Action), Instant>,
+    gate: LruCache<(Source, Action), Instant>,
     routine: Bucket,
     enforcement: Bucket,
     /// Dropped since the last summary: routine, enforcement.
@@ -107,7 +107,7 @@ impl Default for JournalSieve {
 
 impl JournalSieve {
     /// Heap bytes per remembered (source, action); 83 on x86-64.
-    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<(IpAddr, Action), Instant>();
+    pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<(Source, Action), Instant>();
 
     pub fn new(gate_cap: usize) -> JournalSieve {
         JournalSieve {
@@ -129,9 +129,15 @@ impl JournalSieve {
     /// record always does. Either then needs a token from its bucket. The
     /// filter is updated even when the budget drops the record, so the
     /// count in the summary is of records, not of samples. O(1).
-    pub fn admit(&mut self, source: IpAddr, action: Action, kind: Record, now: Instant) -> Admit {
+    pub fn admit(
+        &mut self,
+        source: impl Into<Source>,
+        action: Action,
+        kind: Record,
+        now: Instant,
+    ) -> Admit {
         self.since.get_or_insert(now);
-        let key = (source, action);
+        let key = (source.into(), action);
         if kind == Record::Routine
             && self
                 .gate

@@ -68,15 +68,17 @@ impl Entry for ThrottleRule {
     }
 }
 
+/// The longest live trie entry covering all of `of` (the lookup key has
+/// `of`'s length, so an entry narrower than `of` is not returned).
 fn live_covering<const N: usize, V: Entry>(
     trie: &mut Trie<N, V>,
-    addr: IpAddr,
+    of: &Prefix,
     key_of: impl Fn(IpAddr, u8) -> Option<Key<[u8; N]>>,
 ) -> Option<Covering> {
-    let host = if addr.is_ipv4() { 32 } else { 128 };
+    let (addr, of_len) = (of.addr(), of.prefix_len());
     let now = monotonic_now_ns();
     for _ in 0..MAX_EXPIRED_PER_LOOKUP {
-        let e = lookup(trie, &key_of(addr, host)?)?;
+        let e = lookup(trie, &key_of(addr, of_len)?)?;
         let len = u8::try_from(e.prefix_len()).ok()?;
         let prefix = Prefix::new(ipnet_network(addr, len)?, len).ok()?;
         let expiry = Expiry(e.expires_ns());
@@ -133,24 +135,37 @@ impl Maps {
     /// The live block entry that applies to `addr` (its longest live
     /// covering entry), deleting expired entries that would hide it.
     pub fn block_in_force(&mut self, addr: IpAddr) -> Option<Covering> {
-        // A host entry is the longest match: it answers first.
-        let now = monotonic_now_ns();
-        let host = match addr {
-            IpAddr::V4(a) => live_host(&mut self.block_h4, a.octets(), now),
-            IpAddr::V6(a) => live_host(&mut self.block_h6, a.octets(), now),
-        };
-        if let Some(e) = host {
-            let expiry = Expiry(e.expires_ns);
-            return Some(Covering {
-                prefix: Prefix::host(addr),
-                reason: ReasonCode::from_u32(e.reason),
-                remaining: expiry.remaining(now),
-                rate_pps: 0,
-            });
+        self.block_covering(&Prefix::host(addr))
+    }
+
+    /// The longest live block entry that covers all of `prefix`: for a
+    /// host, as [`block_in_force`](Self::block_in_force); for a network
+    /// (an IPv6 source's /64), the trie entry at that length or shorter.
+    /// Entries inside the network (hosts, longer prefixes) do not cover it
+    /// and are not returned; in the data plane they still decide for their
+    /// own addresses, being longer matches.
+    pub fn block_covering(&mut self, prefix: &Prefix) -> Option<Covering> {
+        let addr = prefix.addr();
+        if prefix.is_host() {
+            // A host entry is the longest match: it answers first.
+            let now = monotonic_now_ns();
+            let host = match addr {
+                IpAddr::V4(a) => live_host(&mut self.block_h4, a.octets(), now),
+                IpAddr::V6(a) => live_host(&mut self.block_h6, a.octets(), now),
+            };
+            if let Some(e) = host {
+                let expiry = Expiry(e.expires_ns);
+                return Some(Covering {
+                    prefix: *prefix,
+                    reason: ReasonCode::from_u32(e.reason),
+                    remaining: expiry.remaining(now),
+                    rate_pps: 0,
+                });
+            }
         }
         match addr {
-            IpAddr::V4(_) => live_covering(&mut self.block_v4, addr, v4_key),
-            IpAddr::V6(_) => live_covering(&mut self.block_v6, addr, v6_key),
+            IpAddr::V4(_) => live_covering(&mut self.block_v4, prefix, v4_key),
+            IpAddr::V6(_) => live_covering(&mut self.block_v6, prefix, v6_key),
         }
     }
 
@@ -171,9 +186,15 @@ impl Maps {
 
     /// The live throttle rule that applies to `addr`, likewise.
     pub fn throttle_in_force(&mut self, addr: IpAddr) -> Option<Covering> {
-        match addr {
-            IpAddr::V4(_) => live_covering(&mut self.rule_v4, addr, v4_key),
-            IpAddr::V6(_) => live_covering(&mut self.rule_v6, addr, v6_key),
+        self.throttle_covering(&Prefix::host(addr))
+    }
+
+    /// The longest live throttle rule that covers all of `prefix`
+    /// (see [`block_covering`](Self::block_covering)).
+    pub fn throttle_covering(&mut self, prefix: &Prefix) -> Option<Covering> {
+        match prefix.addr() {
+            IpAddr::V4(_) => live_covering(&mut self.rule_v4, prefix, v4_key),
+            IpAddr::V6(_) => live_covering(&mut self.rule_v6, prefix, v6_key),
         }
     }
 }

@@ -36,6 +36,7 @@ use super::{
 use crate::{
     dataplane::{DataplaneError, Maps, Prefix, Rule, RuleKind, ThrottleParams, monotonic_now_ns},
     decide::Action,
+    flow::Source,
 };
 
 /// TTLs and throttle parameters for decisions the detector makes.
@@ -54,6 +55,9 @@ pub struct EnforcePolicy {
     pub floods: bool,
     /// A flood's signature rule lives this long without an update.
     pub flood_rule_ttl: Duration,
+    /// IPv6 sources are grouped to this prefix (the detector's flow state,
+    /// hence the evidence and the entry the executor writes).
+    pub ipv6_source_prefix: u8,
 }
 
 impl Default for EnforcePolicy {
@@ -68,6 +72,7 @@ impl Default for EnforcePolicy {
             evidence_window: Duration::from_secs(10),
             floods: true,
             flood_rule_ttl: Duration::from_secs(60),
+            ipv6_source_prefix: crate::flow::DEFAULT_IPV6_SOURCE_PREFIX,
         }
     }
 }
@@ -213,14 +218,16 @@ impl Executor {
         }
     }
 
-    /// Deceived, by a host or covering element: the time left (`None`: no
-    /// timeout). O(1) plus one probe per prefix length of operator prefixes.
-    fn deceived_left(&mut self, source: IpAddr) -> Option<Option<Duration>> {
+    /// Deceived, by the source's own element or a covering one: the time
+    /// left (`None`: no timeout). O(1) plus one probe per prefix length in use.
+    fn deceived_left(&mut self, source: &Prefix) -> Option<Option<Duration>> {
         self.deceived.left(source, Instant::now())
     }
 
-    fn is_host(source: IpAddr) -> impl Fn(&crate::dataplane::Covering) -> bool {
-        move |c| c.prefix == Prefix::host(source)
+    /// Whether a covering entry is the source's own key (its host entry,
+    /// or its IPv6 prefix): the precedence rule's "host entry".
+    fn is_own(source: Prefix) -> impl Fn(&crate::dataplane::Covering) -> bool {
+        move |c| c.prefix == source
     }
 
     pub fn policy(&self) -> &EnforcePolicy {
@@ -285,27 +292,31 @@ impl Executor {
 
     /// Enforces a detector's proposal on one source, under the precedence
     /// rule: it may add or extend, never weaken, shorten or rewrite an
-    /// operator's rule.
+    /// operator's rule. The source's own entry is its prefix: a host
+    /// (/32, or /128 per address), or an IPv6 source's network (/64 by
+    /// default), written to the maps' tries like any wider prefix. That
+    /// entry is the detector's own exactly as a host entry is.
     pub fn apply(
         &mut self,
-        source: IpAddr,
+        source: impl Into<Source>,
         action: Action,
         reason: &str,
     ) -> Result<Applied, EnforceError> {
+        let source = source.into();
         if action == Action::Log {
             return Ok(Applied::Logged);
         }
         if self.dry_run {
             return Ok(Applied::DryRun { action });
         }
-        let prefix = Prefix::host(source);
+        let prefix = source.prefix();
         if let Some(by) = self.maps.allowlisted_by(&prefix) {
             return Ok(Applied::Allowlisted { by });
         }
         let now = Instant::now();
         // A DECEIVE that failed for this source stands as THROTTLE until then.
         let (action, fallback_why) = match action {
-            Action::Deceive if self.deceive_failed.failed(source, now) => (
+            Action::Deceive if self.deceive_failed.failed(&prefix, now) => (
                 Action::Throttle,
                 Some("DECEIVE failed earlier for this source".to_string()),
             ),
@@ -316,9 +327,9 @@ impl Executor {
             a => (a, None),
         };
         let in_force = InForce {
-            block: self.maps.block_in_force(source),
-            throttle: self.maps.throttle_in_force(source),
-            deceive: self.deceived_left(source),
+            block: self.maps.block_covering(&prefix),
+            throttle: self.maps.throttle_covering(&prefix),
+            deceive: self.deceived_left(&prefix),
         };
         let ttl = self.policy.ttl(action);
         let refresh = match action {
@@ -328,7 +339,7 @@ impl Executor {
         };
         let rate = self.policy.throttle_rate_pps;
         if let Verdict::Keep { in_force } =
-            verdict(action, ttl, rate, &in_force, Self::is_host(source))
+            verdict(action, ttl, rate, &in_force, Self::is_own(prefix))
         {
             return Ok(Applied::Unchanged { in_force });
         }
@@ -342,7 +353,7 @@ impl Executor {
                 ),
                 Action::Deceive,
             ) => {
-                self.remember_deceive_failure(source, now);
+                self.remember_deceive_failure(prefix, now);
                 self.enforce(
                     &prefix,
                     Action::Throttle,
@@ -358,7 +369,7 @@ impl Executor {
         debug!(%source, %action, refresh, "enforced");
         Ok(match why {
             Some(why) => {
-                self.remember_deceive_failure(source, now);
+                self.remember_deceive_failure(prefix, now);
                 Applied::Fallback {
                     wanted: Action::Deceive,
                     enforced: Action::Throttle,
@@ -387,7 +398,7 @@ impl Executor {
         Ok(())
     }
 
-    fn remember_deceive_failure(&mut self, source: IpAddr, now: Instant) {
+    fn remember_deceive_failure(&mut self, source: Prefix, now: Instant) {
         self.deceive_failed
             .remember(source, now + self.policy.throttle_ttl);
     }
@@ -455,7 +466,7 @@ impl Executor {
                 self.deceived.insert(*prefix, Some(Instant::now() + ttl));
                 // The XDP program must let a deceived source through: the
                 // detector's own throttle on it goes; an operator's stays.
-                if let Some(t) = self.maps.throttle_in_force(prefix.addr())
+                if let Some(t) = self.maps.throttle_covering(prefix)
                     && t.prefix == *prefix
                     && t.reason == ReasonCode::Detection
                     && let Err(e) = self.remove_throttle(prefix)

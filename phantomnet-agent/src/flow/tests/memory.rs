@@ -60,6 +60,8 @@ fn fill(n: u32) -> u64 {
     let mut t = FlowTable::new(FlowConfig {
         max_sources: n as usize,
         sample_every: 16,
+        // One source per address: the test counts a million entries.
+        ipv6_source_prefix: 128,
     });
     for i in 0..n {
         t.observe(&source(i, 1_000_000_000 + i as u64 * 1_000));

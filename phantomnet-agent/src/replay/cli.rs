@@ -1,0 +1,119 @@
+//! The `replay` subcommand: its clap arguments and entry point.
+use std::{path::PathBuf, sync::Arc};
+
+use clap::Args;
+
+use super::{ReplayError, ReplayInput, Report, replay};
+use crate::{
+    config::Config,
+    correlate::{ThreatFeed, ThreatFeedHandle},
+    detect::Scoring,
+    models::ModelHandle,
+    train::labels::LabelRules,
+};
+
+/// Replay a recorded capture through the decision path, offline, and
+/// report per source and per scenario.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// A capture file (`run --capture`).
+    #[arg(long, value_name = "FILE")]
+    pub capture: PathBuf,
+    /// A labels file: one `CIDR TYPE` per line; a TYPE that starts with
+    /// `benign_` names a benign scenario, any other an attack. Sources no
+    /// line covers are reported as `unlabeled` (benign).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// The agent's config file [default: built-in defaults]: thresholds,
+    /// evidence, TTLs, allowlist, honeypots, sampling rate, model, feed.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A model artifact or registry directory, instead of the config's.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The sampling rate the capture was recorded at (1 in N).
+    #[arg(long, default_value_t = 1)]
+    pub recorded_every: u32,
+    /// The data plane's sampling rate to emulate [default: the config's].
+    #[arg(long)]
+    pub sample_every: Option<u32>,
+    /// When to score a source, instead of the config's `[detection]
+    /// scoring`: every-sample or on-change.
+    #[arg(long, value_parser = parse_scoring)]
+    pub scoring: Option<Scoring>,
+    /// Seeds the emulated sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the whole report, every source included, as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_scoring(s: &str) -> Result<Scoring, String> {
+    [Scoring::EverySample, Scoring::OnChange]
+        .into_iter()
+        .find(|v| v.name() == s)
+        .ok_or_else(|| format!("{s:?}: expected every-sample or on-change"))
+}
+
+/// What can stop a replay before it starts or while it writes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayCliError {
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Runs the subcommand: prints the Markdown report, writes the JSON one.
+pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
+    let input =
+        |what: &str, e: &dyn std::fmt::Display| ReplayCliError::Input(format!("{what}: {e}"));
+    let mut config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| input("config", &e))?,
+        None => Config::default(),
+    };
+    if let Some(s) = args.scoring {
+        config.detection.scoring = s;
+    }
+    let model_path = args
+        .model
+        .clone()
+        .or_else(|| config.model.path.clone())
+        .ok_or_else(|| {
+            ReplayCliError::Input("no model: give --model or set [model] path".into())
+        })?;
+    let model = ModelHandle::open(&model_path)
+        .map_err(|e| input(&model_path.display().to_string(), &e))?
+        .current();
+    let feed = match &config.intel.feed {
+        Some(p) => ThreatFeedHandle::open(p)
+            .map_err(|e| input(&p.display().to_string(), &e))?
+            .current(),
+        None => Arc::new(ThreatFeed::empty()),
+    };
+    let mut labels = LabelRules::default();
+    if let Some(p) = &args.labels {
+        labels.add_file(p).map_err(|e| input("labels", &e))?;
+    }
+    let report = replay(&ReplayInput {
+        capture: args.capture.clone(),
+        labels: &labels,
+        config: &config,
+        policy: config.enforcement.policy(),
+        model,
+        feed,
+        recorded_every: args.recorded_every,
+        sample_every: args
+            .sample_every
+            .unwrap_or(config.dataplane.sample_every)
+            .max(1),
+        seed: args.seed,
+    })?;
+    print!("{}", report.to_markdown());
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| input("json", &e))?;
+        std::fs::write(p, text).map_err(|e| input(&p.display().to_string(), &e))?;
+    }
+    Ok(report)
+}

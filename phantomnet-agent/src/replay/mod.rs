@@ -1,0 +1,222 @@
+//! `phantomnet-agent replay`: a recorded capture through the live decision
+//! path, without root and deterministically, judged per source.
+//!
+//! Each sample goes where the live pipeline sends it (`daemon::pipeline`):
+//! flow state → features → models → correlator → decision tree (the
+//! `Detector`), then the evidence rule and the journal sieve
+//! (`pipeline::step`, the same function), then an executor. The executor
+//! is [`Enforcer`]: the live one's precedence rule, TTLs, allowlist and
+//! DECEIVE fallback over an in-memory record, writing nothing. Time is the
+//! samples' own (`SampleClock`), as live, so a replayed capture gives the
+//! live agent's decisions.
+//!
+//! A capture recorded at 1-in-1 can be replayed at any rate: the data
+//! plane's uniform 1-in-N draw is emulated with a seeded generator.
+//!
+//! Not replayed: the flood path (`aggregate`, signature rules), which is
+//! about packets, not sources, and has its own tests; rules from operators,
+//! feeds and CrowdSec.
+mod cli;
+mod enforcer;
+mod report;
+
+pub use cli::{ReplayArgs, ReplayCliError, run_replay};
+pub use enforcer::Enforcer;
+pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
+
+use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
+
+use phantomnet_common::{PacketSample, action};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{
+    capture::{CaptureError, CaptureReader},
+    config::Config,
+    correlate::{Correlator, SignatureSet, ThreatFeed},
+    daemon::pipeline::{PipelineState, SampleClock, step},
+    decide::Action,
+    detect::{DetectError, Detector, DetectorConfig},
+    enforce::{Applied, EnforcePolicy},
+    flow::{FlowConfig, Source, SourceKey},
+    metrics::Metrics,
+    models::Model,
+    train::labels::LabelRules,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(
+        "--sample-every {sample_every} cannot be emulated from a capture recorded at 1-in-{recorded_every}: it must be a multiple of it"
+    )]
+    Rate {
+        recorded_every: u32,
+        sample_every: u32,
+    },
+}
+
+/// Everything a replay depends on. The same inputs give the same report.
+pub struct ReplayInput<'a> {
+    pub capture: PathBuf,
+    pub labels: &'a LabelRules,
+    pub config: &'a Config,
+    pub policy: EnforcePolicy,
+    pub model: Arc<Model>,
+    pub feed: Arc<ThreatFeed>,
+    /// The rate the capture was recorded at (1: every packet).
+    pub recorded_every: u32,
+    /// The data plane rate to emulate.
+    pub sample_every: u32,
+    /// Seeds the emulated sampling draw.
+    pub seed: u64,
+}
+
+/// Per source while replaying.
+#[derive(Debug, Default)]
+struct Track {
+    /// The address of its first packet: it names the source's scenario
+    /// (an IPv6 /64 may hold several addresses).
+    first_addr: Option<IpAddr>,
+    first_ns: u64,
+    records: u64,
+    decided: u64,
+    first: Option<FirstEnforcement>,
+    strongest: Option<Action>,
+}
+
+/// What the executor put in force, if anything: the action now covering
+/// the source because of this decision.
+fn put_in_force(applied: &Applied) -> Option<Action> {
+    match applied {
+        Applied::Enforced { action, .. } | Applied::Refreshed { action, .. } => Some(*action),
+        Applied::Fallback { enforced, .. } => Some(*enforced),
+        Applied::Logged
+        | Applied::Unchanged { .. }
+        | Applied::DryRun { .. }
+        | Applied::Allowlisted { .. } => None,
+    }
+}
+
+/// Replays the capture and reports per source.
+pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
+    let recorded = input.recorded_every.max(1);
+    let every = input.sample_every.max(1);
+    if !every.is_multiple_of(recorded) {
+        return Err(ReplayError::Rate {
+            recorded_every: recorded,
+            sample_every: every,
+        });
+    }
+    let keep_one_in = every / recorded;
+    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+    let mut detector = Detector::new(
+        DetectorConfig {
+            flow: FlowConfig {
+                sample_every: every,
+                ipv6_source_prefix: input.config.enforcement.ipv6_source_prefix,
+                ..FlowConfig::default()
+            },
+            thresholds: input.config.thresholds,
+            scoring: input.config.detection.scoring,
+        },
+        input.model.clone(),
+        Correlator::new(SignatureSet::builtin(), input.feed.clone()),
+    )?;
+    let honeypot = [
+        input.config.honeypots.iter().any(|h| h.target.is_ipv4()),
+        input.config.honeypots.iter().any(|h| h.target.is_ipv6()),
+    ];
+    let mut enforcer = Enforcer::new(input.policy, input.config.allowlist.clone(), honeypot);
+    let metrics = Metrics::new();
+    let mut state: Option<PipelineState> = None;
+    let mut tracks: HashMap<Source, Track> = HashMap::new();
+    let mut counts = Counts::default();
+    for sample in CaptureReader::open(&input.capture)? {
+        let sample: PacketSample = sample?;
+        counts.records += 1;
+        let source = detector.flows().source_of(&sample);
+        let track = tracks.entry(source).or_insert_with(|| Track {
+            first_addr: Some(SourceKey::of_sample(&sample).ip()),
+            first_ns: sample.timestamp_ns,
+            ..Track::default()
+        });
+        track.records += 1;
+        if keep_one_in > 1 && rng.random_range(0..keep_one_in) != 0 {
+            continue;
+        }
+        counts.sampled += 1;
+        if sample.action == action::SIGNATURE {
+            counts.signature_dropped += 1;
+            continue;
+        }
+        let state = state.get_or_insert_with(|| {
+            PipelineState::with_clock(SampleClock::anchored(sample.timestamp_ns))
+        });
+        let d = match detector.observe(&sample) {
+            Ok(Some(d)) => d,
+            Ok(None) => continue,
+            Err(_) => {
+                counts.refused += 1;
+                continue;
+            }
+        };
+        counts.decisions += 1;
+        track.decided += 1;
+        let now = state.at(d.timestamp_ns);
+        let mut applied = None;
+        step(state, &d, &input.policy, &metrics, now, |src, action, _| {
+            let a = enforcer.apply(src, action, now);
+            applied = Some(a.clone());
+            Ok(a)
+        });
+        let Some(applied) = applied else {
+            continue;
+        };
+        counts.past_evidence += 1;
+        let Some(action) = put_in_force(&applied) else {
+            continue;
+        };
+        track.strongest = Some(
+            track
+                .strongest
+                .map_or(action, |s| report::stronger(s, action)),
+        );
+        if track.first.is_none() {
+            track.first = Some(FirstEnforcement {
+                action: action.to_string(),
+                rule: d.rule.number(),
+                after_ms: sample.timestamp_ns.saturating_sub(track.first_ns) as f64 / 1e6,
+                packets_before: track.records * u64::from(recorded),
+            });
+        }
+    }
+    let mut tracks: Vec<(Source, Track)> = tracks.into_iter().collect();
+    tracks.sort_by_key(|(s, _)| *s);
+    let sources: Vec<SourceOutcome> = tracks
+        .into_iter()
+        .map(|(source, t)| {
+            let named = t.first_addr.and_then(|a| input.labels.scenario(a));
+            let (scenario, attack) = match named {
+                Some((name, attack)) => (name.to_string(), attack),
+                None => ("unlabeled".to_string(), false),
+            };
+            SourceOutcome {
+                source: source.to_string(),
+                scenario,
+                attack,
+                packets: t.records * u64::from(recorded),
+                decided: t.decided,
+                first: t.first,
+                strongest: t.strongest.unwrap_or(Action::Log).to_string(),
+            }
+        })
+        .collect();
+    Ok(Report::new(recorded, every, counts, sources))
+}
+
+#[cfg(test)]
+mod tests;
