@@ -217,9 +217,10 @@ pub mod sample_flags {
     pub const QINQ: u8 = 1 << 4;
     /// IPv4 header carried options (IHL > 5).
     pub const IP_OPTIONS: u8 = 1 << 5;
-    /// Sampled with probability 1 by priority sampling (see
-    /// [`sampling`](crate::sampling)): the sample stands for 1 packet.
-    /// Without it a sample was drawn 1 in N and stands for N.
+    /// Sampled by priority sampling (see [`sampling`](crate::sampling)),
+    /// on top of the 1-in-N draw, which did not take it. Without it a
+    /// sample was drawn 1 in N (the uniform stratum) and stands for N; the
+    /// agent's rates and volumes come from those alone.
     pub const PRIORITY: u8 = 1 << 6;
 }
 

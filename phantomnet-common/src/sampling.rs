@@ -17,7 +17,11 @@
 //! [`SOURCE_BURST`]) and so are each CPU's ([`CPU_RATE_PPS`],
 //! [`CPU_BURST`]); past a bound the packet takes the 1-in-N draw like any
 //! other and is counted as `Outcome::PriorityBounded`. A priority sample
-//! carries [`sample_flags::PRIORITY`](crate::sample_flags::PRIORITY).
+//! carries [`sample_flags::PRIORITY`](crate::sample_flags::PRIORITY); a
+//! packet the 1-in-N draw takes is a uniform sample, never a priority one,
+//! even if it is eligible. So the samples without the flag are exactly the
+//! 1-in-N draw over all packets (the uniform stratum: scaled by N, its
+//! counts are unbiased), and priority samples come on top of it.
 //!
 //! Everything here is pure and `no_std`: the kernel calls it per packet,
 //! and userspace can call it to emulate the data plane's choice offline
@@ -118,20 +122,6 @@ pub const fn class_of(s: &PacketSample) -> Class {
         s.icmp_type,
         s.flags & no_l4 == 0,
     )
-}
-
-/// The packets one sample with these `flags` stands for, when the data
-/// plane samples 1 in `sample_every` (0 is taken as 1): 1 for a priority
-/// sample (it was taken with probability 1), `sample_every` otherwise
-/// (probability 1/N). Weighting each sample by this (Horvitz–Thompson)
-/// keeps counts and rates unbiased whatever mix of the two arrives.
-#[inline(always)]
-pub const fn weight(flags: u8, sample_every: u32) -> u32 {
-    if flags & sample_flags::PRIORITY != 0 || sample_every == 0 {
-        1
-    } else {
-        sample_every
-    }
 }
 
 /// The key of a flow in the kernel's per-flow count: a 64-bit hash of the
@@ -242,19 +232,6 @@ mod tests {
             ..PacketSample::ZERO
         };
         assert_eq!(class_of(&s), Class::Control);
-    }
-
-    #[test]
-    fn weights_are_inverse_probabilities() {
-        assert_eq!(weight(sample_flags::PRIORITY, 16), 1);
-        assert_eq!(
-            weight(sample_flags::PRIORITY | sample_flags::DRY_RUN, 16),
-            1
-        );
-        assert_eq!(weight(0, 16), 16);
-        assert_eq!(weight(sample_flags::DRY_RUN, 16), 16);
-        assert_eq!(weight(0, 1), 1);
-        assert_eq!(weight(0, 0), 1);
     }
 
     #[test]

@@ -187,10 +187,14 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
     };
     sample::count(outcome, pkt_len);
 
-    // A blocked source's packet took the 1-in-N draw alone (it is dropped
-    // before the L4 parse unless due); priority applies to the others.
+    // A packet the 1-in-N draw took is a uniform sample, priority or not:
+    // the samples without the PRIORITY flag stay exactly the 1-in-N draw,
+    // whose counts the agent scales by N. A blocked source's packet took
+    // the draw alone (it is dropped before the L4 parse unless due);
+    // priority applies to the others.
     let mut now = 0;
-    let priority = !blocked
+    let priority = !due
+        && !blocked
         && cfg.sample_every != 0
         && cfg.flags & config_flags::PRIORITY_SAMPLING != 0
         && priority::admit(meta, pkt_len, &mut now);

@@ -223,15 +223,20 @@ impl AggregateDetector {
         }
     }
 
-    /// Counts one sample; it stands for `sample_every` packets (0 is taken
-    /// as 1), or for one if the data plane took it with priority
-    /// (`phantomnet_common::sampling::weight`).
+    /// Counts one sample; each stands for `sample_every` packets (0 is taken
+    /// as 1). Only the uniform (1-in-N) stratum is counted: a priority
+    /// sample (`sample_flags::PRIORITY`, taken on top of the 1-in-N draw)
+    /// is left out, so volumes, baselines and signatures are what they were
+    /// before priority sampling.
     pub fn process(&mut self, s: &PacketSample, sample_every: u32, events: &mut Vec<AttackEvent>) {
+        if s.flags & phantomnet_common::sample_flags::PRIORITY != 0 {
+            return;
+        }
         self.stats.samples += 1;
         self.start_ns.get_or_insert(s.timestamp_ns);
         self.advance(s.timestamp_ns, events);
         let t = self.tick;
-        let every = u64::from(phantomnet_common::sampling::weight(s.flags, sample_every));
+        let every = u64::from(sample_every.max(1));
         let family = if s.family == 6 { 6 } else { 4 };
         let src_hash = hash_addr(family, &s.src_addr);
         let (dst, src) = (s.dst_ip(), s.src_ip());
