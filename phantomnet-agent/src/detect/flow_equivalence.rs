@@ -219,7 +219,7 @@ fn run(seed: u64, n: usize, errs: &mut Errors) -> Vec<([f64; 15], [f64; 15])> {
         // Bursty sources dominate the sample count, as floods do.
         let i = rng.random_range(0..srcs.len());
         let s = sample(&mut rng, &mut srcs[i]);
-        new[i].record(&s, 16);
+        new[i].record(&s);
         old[i].record(&s);
         assert_eq!(new[i].last_ns(), old[i].last_ns());
         for every in [1, 16] {

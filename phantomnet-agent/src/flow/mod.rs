@@ -2,9 +2,9 @@
 //! source address, in a table with a fixed cap and LRU eviction.
 //!
 //! Memory is bounded: each tracked source costs a fixed
-//! [`FlowTable::BYTES_PER_SOURCE`] (731 bytes on x86-64, see
+//! [`FlowTable::BYTES_PER_SOURCE`] (531 bytes on x86-64, see
 //! `docs/DETECTION.md`), and the table never holds more than
-//! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 768 MiB).
+//! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
 mod distinct;
 mod source;
@@ -27,9 +27,8 @@ use phantomnet_common::PacketSample;
 pub struct FlowConfig {
     /// Most sources tracked at once; the least recently seen is evicted.
     pub max_sources: usize,
-    /// The data plane samples 1 packet in `sample_every` (and priority
-    /// samples with probability 1); each sample is weighted by the inverse
-    /// of its probability to estimate the real traffic.
+    /// The data plane samples 1 packet in `sample_every`; rates and
+    /// inter-arrival times are scaled by it to estimate the real traffic.
     pub sample_every: u32,
     /// IPv6 sources are grouped to this prefix (/64 by default; 128 = per
     /// address). IPv4 sources are per address.
@@ -39,7 +38,7 @@ pub struct FlowConfig {
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
-            // 1M sources fit in 768 MiB (`FlowTable::BYTES_PER_SOURCE`,
+            // 1M sources fit in 512 MiB (`FlowTable::BYTES_PER_SOURCE`,
             // docs/DETECTION.md); the table grows to it, it does not start there.
             max_sources: 1_000_000,
             sample_every: 1,

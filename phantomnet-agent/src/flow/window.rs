@@ -35,12 +35,6 @@ const FIRST: u8 = 0x80;
 /// the one lossy part: `f32` sums, and squared deviations kept per bucket
 /// (Welford) rather than raw squares, so that a steady stream's standard
 /// deviation does not drown in cancellation.
-///
-/// Priority samples (`sample_flags::PRIORITY`, taken with probability 1)
-/// are counted in every field like the others, and again in the `*_p`
-/// fields: `stats` weights them 1 and the others N (Horvitz–Thompson)
-/// from the two. A bucket without priority samples gives exactly what it
-/// gave before they existed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Coarse {
     /// Samples in the bucket.
@@ -61,16 +55,6 @@ struct Coarse {
     gap_sum: [f32; COARSE_SLOTS],
     /// Sum of squared deviations of those gaps from their bucket mean (s²).
     gap_m2: [f32; COARSE_SLOTS],
-    /// Of `count`, the priority samples; of `tcp` and `syn` likewise.
-    prio: [u16; COARSE_SLOTS],
-    tcp_p: [u16; COARSE_SLOTS],
-    syn_p: [u16; COARSE_SLOTS],
-    /// Of `size_sum`, the priority samples' part.
-    size_sum_p: [u32; COARSE_SLOTS],
-    /// Of the sum of `packet_len²`, the priority samples' part: low 32
-    /// bits, and bits 32..39 in `size_hi_p`.
-    size_sq_p_lo: [u32; COARSE_SLOTS],
-    size_hi_p: [u8; COARSE_SLOTS],
 }
 
 impl Coarse {
@@ -83,12 +67,6 @@ impl Coarse {
         size_hi: [0; COARSE_SLOTS],
         gap_sum: [0.0; COARSE_SLOTS],
         gap_m2: [0.0; COARSE_SLOTS],
-        prio: [0; COARSE_SLOTS],
-        tcp_p: [0; COARSE_SLOTS],
-        syn_p: [0; COARSE_SLOTS],
-        size_sum_p: [0; COARSE_SLOTS],
-        size_sq_p_lo: [0; COARSE_SLOTS],
-        size_hi_p: [0; COARSE_SLOTS],
     };
 
     fn clear(&mut self, i: usize) {
@@ -100,16 +78,6 @@ impl Coarse {
         self.size_hi[i] = 0;
         self.gap_sum[i] = 0.0;
         self.gap_m2[i] = 0.0;
-        self.prio[i] = 0;
-        self.tcp_p[i] = 0;
-        self.syn_p[i] = 0;
-        self.size_sum_p[i] = 0;
-        self.size_sq_p_lo[i] = 0;
-        self.size_hi_p[i] = 0;
-    }
-
-    fn size_sq_p(&self, i: usize) -> u64 {
-        ((self.size_hi_p[i] as u64) << 32) | self.size_sq_p_lo[i] as u64
     }
 
     fn size_sq(&self, i: usize) -> u64 {
@@ -126,10 +94,8 @@ impl Coarse {
     }
 
     /// Adds one sample to bucket `i`; `gap` is `None` for the source's
-    /// first sample; `prio` for a priority sample. A bucket that cannot
-    /// take it exactly leaves it out. (The `*_p` parts are at most the
-    /// totals, so they fit whenever the totals do.)
-    fn add(&mut self, i: usize, len: u32, tcp: bool, syn: bool, gap: Option<f64>, prio: bool) {
+    /// first sample. A bucket that cannot take it exactly leaves it out.
+    fn add(&mut self, i: usize, len: u32, tcp: bool, syn: bool, gap: Option<f64>) {
         let Some(count) = self.count[i].checked_add(1) else {
             return;
         };
@@ -149,19 +115,6 @@ impl Coarse {
             self.tcp[i] += 1; // tcp <= count <= u16::MAX
             if syn {
                 self.syn[i] += 1;
-            }
-        }
-        if prio {
-            self.prio[i] += 1; // prio <= count
-            self.size_sum_p[i] += len; // <= size_sum
-            let sq = self.size_sq_p(i) + len as u64 * len as u64; // <= size_sq
-            self.size_sq_p_lo[i] = sq as u32;
-            self.size_hi_p[i] = (sq >> 32) as u8;
-            if tcp {
-                self.tcp_p[i] += 1;
-                if syn {
-                    self.syn_p[i] += 1;
-                }
             }
         }
         match gap {
@@ -194,8 +147,7 @@ impl Coarse {
 /// slot plus the 11 before it (55–60 s), and rates divide by that exact
 /// span; the 10 s window likewise spans 9–10 s.
 ///
-/// 696 bytes, 4-byte aligned (see `docs/DETECTION.md` for the breakdown;
-/// 200 of them hold the priority samples' share of the counts and sums);
+/// 496 bytes, 4-byte aligned (see `docs/DETECTION.md` for the breakdown);
 /// the layout before issue 11 took 1,016 and survives as the test oracle
 /// in `flow/tests/reference.rs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,106 +155,171 @@ pub struct SourceWindows {
     /// Samples per 1 s slot; saturates at `u16::MAX` (65,535 samples of one
     /// source in one second).
     fine: [u16; FINE_SLOTS],
-    /// Of `fine`, the priority samples.
-    fine_p: [u16; FINE_SLOTS],
     coarse: Coarse,
     dst_ips: DistinctCounter,
     dst_ports: DistinctCounter,
-    /// Latest timestamp seen (samples older than it count as "now"), or
-    /// [`EMPTY`]; two halves so the struct needs only 4-byte alignment.
+    /// The window clock, two halves so the struct needs only 4-byte
+    /// alignment; see [`Clock`].
     last_ns: [u32; 2],
+}
+
+/// What `last_ns` holds. Priority samples must not move the clock that
+/// gaps and rate spans are measured from (the uniform stratum's), yet the
+/// distinct counters they feed need a clock of their own: both fit in the
+/// one word, so the windows cost no more than before priority sampling.
+///
+/// - [`EMPTY`]: no sample yet.
+/// - `Uniform { last, lead }`: `last` is the latest uniform (1-in-N)
+///   sample's timestamp (low 60 bits); the distinct counters' generation
+///   is `lead` (top 4 bits, 0..=[`LEAD_MAX`]) ahead of `last`'s, moved
+///   there by later priority samples. Without priority samples `lead` is
+///   0 and the word is the plain timestamp, as before.
+/// - `Priority { at }`: no uniform sample in the window, only priority
+///   ones; `at` is the latest one's timestamp (top 4 bits all set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Empty,
+    Uniform { last: u64, lead: u64 },
+    Priority { at: u64 },
+}
+
+/// Timestamps kept below 2^60 ns (36 years of uptime); a later one is
+/// taken as this.
+const TS_MAX: u64 = (1 << 60) - 2;
+const TS_MASK: u64 = (1 << 60) - 1;
+/// Most distinct-counter generations (10 s each) priority samples may run
+/// ahead of the latest uniform sample; past it the uniform windows (60 s)
+/// have long expired, and the source is `Clock::Priority` until its next
+/// uniform sample.
+const LEAD_MAX: u64 = 14;
+const PRIORITY_TAG: u64 = 0xF;
+
+impl Clock {
+    fn decode(word: u64) -> Clock {
+        match word >> 60 {
+            _ if word == EMPTY => Clock::Empty,
+            PRIORITY_TAG => Clock::Priority { at: word & TS_MASK },
+            lead => Clock::Uniform {
+                last: word & TS_MASK,
+                lead,
+            },
+        }
+    }
+
+    fn encode(self) -> u64 {
+        match self {
+            Clock::Empty => EMPTY,
+            Clock::Uniform { last, lead } => (lead << 60) | last,
+            Clock::Priority { at } => (PRIORITY_TAG << 60) | at,
+        }
+    }
 }
 
 impl SourceWindows {
     pub fn new() -> Self {
         let mut w = SourceWindows {
             fine: [0; FINE_SLOTS],
-            fine_p: [0; FINE_SLOTS],
             coarse: Coarse::ZERO,
             dst_ips: DistinctCounter::new(),
             dst_ports: DistinctCounter::new(),
             last_ns: [0; 2],
         };
-        w.set_last(EMPTY);
+        w.set_clock(Clock::Empty);
         w
     }
 
-    fn last(&self) -> u64 {
-        ((self.last_ns[1] as u64) << 32) | self.last_ns[0] as u64
+    fn clock(&self) -> Clock {
+        Clock::decode(((self.last_ns[1] as u64) << 32) | self.last_ns[0] as u64)
     }
 
-    fn set_last(&mut self, ts: u64) {
-        self.last_ns = [ts as u32, (ts >> 32) as u32];
+    fn set_clock(&mut self, c: Clock) {
+        let w = c.encode();
+        self.last_ns = [w as u32, (w >> 32) as u32];
     }
 
-    /// True until the first sample.
+    /// The latest uniform sample's timestamp, if any is in the window.
+    fn uniform_last(&self) -> Option<u64> {
+        match self.clock() {
+            Clock::Uniform { last, .. } => Some(last),
+            _ => None,
+        }
+    }
+
+    /// True until the first uniform (1-in-N) sample: priority samples
+    /// alone leave the rate windows empty.
     pub fn is_empty(&self) -> bool {
-        self.last() == EMPTY
+        self.uniform_last().is_none()
     }
 
-    /// Samples in the 60 s window as of the latest sample.
+    /// Uniform samples in the 60 s window as of the latest one.
     pub fn samples_60s(&self) -> u64 {
-        self.coarse.count.iter().map(|&c| c as u64).sum()
-    }
-
-    /// Samples in the current 1 s slot (the latest sample's second).
-    pub fn samples_this_second(&self) -> u16 {
         if self.is_empty() {
             return 0;
         }
-        self.fine[((self.last() / FINE_NS) % FINE_SLOTS as u64) as usize]
+        self.coarse.count.iter().map(|&c| c as u64).sum()
     }
 
-    /// Latest timestamp recorded (0 before the first sample).
+    /// Uniform samples in the current 1 s slot (the latest one's second).
+    pub fn samples_this_second(&self) -> u16 {
+        match self.uniform_last() {
+            Some(last) => self.fine[((last / FINE_NS) % FINE_SLOTS as u64) as usize],
+            None => 0,
+        }
+    }
+
+    /// Latest uniform sample's timestamp (0 before the first).
     pub fn last_ns(&self) -> u64 {
-        if self.is_empty() { 0 } else { self.last() }
+        self.uniform_last().unwrap_or(0)
     }
 
-    /// Adds one sample, drawn 1 in `sample_every` unless it carries
-    /// `sample_flags::PRIORITY` (then taken with probability 1). A
-    /// timestamp older than the latest one (reordered samples from several
-    /// CPUs) is counted at the latest time. (A timestamp of `u64::MAX` ns,
-    /// 584 years of uptime, is taken as one ns less: that value marks an
-    /// empty window.)
+    /// Adds one sample. A uniform (1-in-N) sample updates every window
+    /// exactly as before priority sampling existed. A timestamp older than
+    /// the latest one (reordered samples from several CPUs) is counted at
+    /// the latest time. (Timestamps are capped at 2^60 − 2 ns, 36 years of
+    /// uptime: the top bits of the clock word carry its state.)
     ///
-    /// The gap before a sample is divided by that sample's weight (N for a
-    /// 1-in-N sample, 1 for a priority one). Gaps are stored in 1-in-N
-    /// units (a priority sample's gap times `sample_every`) and `stats`
-    /// divides them all by its N, so a uniform stream is stored exactly as
-    /// before; a priority gap recorded under one N and read under another
-    /// is off by their ratio until it leaves the window.
-    pub fn record(&mut self, s: &PacketSample, sample_every: u32) {
-        let prio = s.flags & sample_flags::PRIORITY != 0;
-        let first = self.is_empty();
-        let ts = if first {
-            s.timestamp_ns.min(EMPTY - 1)
-        } else {
-            s.timestamp_ns.clamp(self.last(), EMPTY - 1)
-        };
-        let gap = if first {
-            None
-        } else {
-            let g = (ts - self.last()) as f64 / NS as f64;
-            Some(if prio {
-                g * sample_every.max(1) as f64
-            } else {
-                g
-            })
-        };
-        if first {
-            self.advance_all_fresh();
-        } else {
-            self.advance(ts);
+    /// A priority sample (`sample_flags::PRIORITY`: taken with probability
+    /// 1, on top of the 1-in-N draw) adds no count, sum or gap and does not
+    /// move the uniform clock: rates, the SYN ratio, size variance and
+    /// gaps stay the uniform stratum's, unbiased when scaled by N. It only
+    /// adds its destination address and port to the distinct counters
+    /// (distinct counts are not scaled: every probe counts).
+    pub fn record(&mut self, s: &PacketSample) {
+        if s.flags & sample_flags::PRIORITY != 0 {
+            self.record_priority(s);
+            return;
         }
-        self.set_last(ts);
-
-        let fi = ((ts / FINE_NS) % FINE_SLOTS as u64) as usize;
-        if self.fine[fi] < u16::MAX {
-            self.fine[fi] += 1;
-            if prio {
-                self.fine_p[fi] += 1; // fine_p <= fine
+        let (ts, gap) = match self.clock() {
+            Clock::Uniform { last, .. } => {
+                let ts = s.timestamp_ns.clamp(last, TS_MAX);
+                self.advance(last, ts);
+                (ts, Some((ts - last) as f64 / NS as f64))
             }
-        }
+            Clock::Empty => {
+                self.advance_all_fresh();
+                (s.timestamp_ns.min(TS_MAX), None)
+            }
+            Clock::Priority { at } => {
+                // The first uniform sample after priority ones: fresh rate
+                // windows; the distinct counters run on from `at`.
+                self.fine = [0; FINE_SLOTS];
+                self.coarse = Coarse::ZERO;
+                (s.timestamp_ns.clamp(at, TS_MAX), None)
+            }
+        };
+        let distinct_gen = match self.clock() {
+            Clock::Uniform { last, lead } => last / GEN_NS + lead,
+            Clock::Priority { at } => at / GEN_NS,
+            Clock::Empty => ts / GEN_NS,
+        };
+        let g = self.advance_distinct(distinct_gen, ts);
+        self.set_clock(Clock::Uniform {
+            last: ts,
+            lead: g - ts / GEN_NS,
+        });
+
+        let f = &mut self.fine[((ts / FINE_NS) % FINE_SLOTS as u64) as usize];
+        *f = f.saturating_add(1);
         let tcp = s.protocol == IPPROTO_TCP;
         let syn = tcp && s.tcp_flags & TCP_SYN != 0 && s.tcp_flags & TCP_ACK == 0;
         self.coarse.add(
@@ -311,9 +328,63 @@ impl SourceWindows {
             tcp,
             syn,
             gap,
-            prio,
         );
-        let generation = (ts / GEN_NS) as usize;
+        self.insert_distinct(s, g, ts);
+    }
+
+    fn record_priority(&mut self, s: &PacketSample) {
+        let ts = s.timestamp_ns.min(TS_MAX);
+        match self.clock() {
+            Clock::Empty => {
+                self.advance_all_fresh();
+                self.set_clock(Clock::Priority { at: ts });
+                self.insert_distinct(s, ts / GEN_NS, ts);
+            }
+            Clock::Priority { at } => {
+                let g = self.advance_distinct(at / GEN_NS, ts);
+                self.set_clock(Clock::Priority { at: at.max(ts) });
+                self.insert_distinct(s, g, ts);
+            }
+            Clock::Uniform { last, lead } => {
+                let ts = ts.max(last);
+                let g = self.advance_distinct(last / GEN_NS + lead, ts);
+                let lead = g - last / GEN_NS;
+                if lead <= LEAD_MAX {
+                    self.set_clock(Clock::Uniform { last, lead });
+                } else {
+                    // The uniform windows expired long ago (`g` is this
+                    // sample's generation).
+                    self.fine = [0; FINE_SLOTS];
+                    self.coarse = Coarse::ZERO;
+                    self.set_clock(Clock::Priority { at: ts });
+                }
+                self.insert_distinct(s, g, ts);
+            }
+        }
+    }
+
+    /// Moves the distinct counters' generation from `from` to `ts`'s if
+    /// that is later, clearing the generations it expires; returns the
+    /// (new) current generation.
+    fn advance_distinct(&mut self, from: u64, ts: u64) -> u64 {
+        let new = ts / GEN_NS;
+        let gens = DistinctCounter::GENERATIONS as u64;
+        for g in (from + 1)..=new.min(from + gens) {
+            self.dst_ips.clear_generation(g as usize);
+            self.dst_ports.clear_generation(g as usize);
+        }
+        from.max(new)
+    }
+
+    /// Adds `s`'s destination to the distinct counters: in `ts`'s
+    /// generation, or the current one `g` if `ts`'s has expired.
+    fn insert_distinct(&mut self, s: &PacketSample, g: u64, ts: u64) {
+        let own = ts / GEN_NS;
+        let generation = if own + DistinctCounter::GENERATIONS as u64 > g {
+            own
+        } else {
+            g
+        } as usize;
         let dst_len = if s.family == 6 { 16 } else { 4 };
         self.dst_ips
             .insert(generation, hash_bytes(&s.dst_addr[..dst_len]));
@@ -323,63 +394,70 @@ impl SourceWindows {
 
     fn advance_all_fresh(&mut self) {
         self.fine = [0; FINE_SLOTS];
-        self.fine_p = [0; FINE_SLOTS];
         self.coarse = Coarse::ZERO;
         self.dst_ips.clear();
         self.dst_ports.clear();
     }
 
-    /// Clears the slots that the move from the latest timestamp to `ts`
-    /// expires.
-    fn advance(&mut self, ts: u64) {
-        let last = self.last();
+    /// Clears the rate windows' slots that the move from the latest uniform
+    /// timestamp `last` to `ts` expires.
+    fn advance(&mut self, last: u64, ts: u64) {
         let (old, new) = (last / FINE_NS, ts / FINE_NS);
         for s in (old + 1)..=new.min(old + FINE_SLOTS as u64) {
             self.fine[(s % FINE_SLOTS as u64) as usize] = 0;
-            self.fine_p[(s % FINE_SLOTS as u64) as usize] = 0;
         }
         let (old, new) = (last / COARSE_NS, ts / COARSE_NS);
         for s in (old + 1)..=new.min(old + COARSE_SLOTS as u64) {
             self.coarse.clear((s % COARSE_SLOTS as u64) as usize);
         }
-        let (old, new) = (last / GEN_NS, ts / GEN_NS);
-        let gens = DistinctCounter::GENERATIONS as u64;
-        for g in (old + 1)..=new.min(old + gens) {
-            self.dst_ips.clear_generation(g as usize);
-            self.dst_ports.clear_generation(g as usize);
-        }
     }
 
-    /// The window statistics as of the latest sample, with rates and
-    /// inter-arrival times corrected for 1-in-`sample_every` sampling.
-    ///
-    /// Each sample is weighted by the inverse of the probability it was
-    /// taken with: N for a 1-in-N sample, 1 for a priority one. Rates are
-    /// weighted counts over the span; the SYN ratio and the size variance
-    /// are weighted too. Without priority samples the weights cancel in
-    /// the ratios, which are then computed exactly as before.
+    /// The window statistics as of the latest uniform sample, with rates
+    /// and inter-arrival times corrected for 1-in-`sample_every` sampling.
     pub fn stats(&self, sample_every: u32) -> WindowStats {
-        if self.is_empty() {
-            return WindowStats::default();
-        }
+        self.stats_at(sample_every, 0)
+    }
+
+    /// The window statistics as of `at` (a priority sample's time) or the
+    /// latest uniform sample, whichever is later. The rate windows are the
+    /// uniform stratum's: a slot that `at` has moved out of the window is
+    /// left out and rates divide by the span ending at `at`, without
+    /// changing the windows. With no uniform sample in the window, rates,
+    /// ratios, variance and gaps are 0 and only the distinct counts speak.
+    pub fn stats_at(&self, sample_every: u32, at: u64) -> WindowStats {
+        let Some(last) = self.uniform_last() else {
+            return match self.clock() {
+                Clock::Empty => WindowStats::default(),
+                _ => WindowStats {
+                    unique_dst_ips: self.dst_ips.estimate(),
+                    unique_dst_ports: self.dst_ports.estimate(),
+                    ..WindowStats::default()
+                },
+            };
+        };
         let scale = sample_every.max(1) as f64;
-        let now = self.last();
-        let fine_count: u64 = self.fine.iter().map(|&c| c as u64).sum();
-        let fine_p: u64 = self.fine_p.iter().map(|&c| c as u64).sum();
+        let now = at.min(TS_MAX).max(last);
+        // Whether ring slot `i` (of `n`, `width` ns each) still holds a
+        // slot inside the window ending at `now` (a slot never written is
+        // zero either way). At `now == last` all do.
+        let live = |i: usize, n: u64, width: u64| {
+            let (l, cur) = (last / width, now / width);
+            let back = (l % n + n - i as u64) % n;
+            l.checked_sub(back).is_none_or(|s| s + n > cur)
+        };
+        let fine_count: u64 = (0..FINE_SLOTS)
+            .filter(|&i| live(i, FINE_SLOTS as u64, FINE_NS))
+            .map(|i| self.fine[i] as u64)
+            .sum();
         let fine_span = (FINE_SLOTS as u64 - 1) as f64 + (now % FINE_NS) as f64 / NS as f64;
         let coarse_span =
             ((COARSE_SLOTS as u64 - 1) * COARSE_NS + now % COARSE_NS) as f64 / NS as f64;
         let c = &self.coarse;
+        let slots: [bool; COARSE_SLOTS] =
+            std::array::from_fn(|i| live(i, COARSE_SLOTS as u64, COARSE_NS));
         let (mut count, mut tcp, mut syn, mut gaps) = (0u64, 0u64, 0u64, 0u64);
         let (mut size_sum, mut size_sq, mut gap_sum) = (0u64, 0u64, 0.0f64);
-        let (mut prio, mut tcp_p, mut syn_p, mut size_sum_p, mut size_sq_p) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
-        for i in 0..COARSE_SLOTS {
-            prio += c.prio[i] as u64;
-            tcp_p += c.tcp_p[i] as u64;
-            syn_p += c.syn_p[i] as u64;
-            size_sum_p += c.size_sum_p[i] as u64;
-            size_sq_p += c.size_sq_p(i);
+        for i in (0..COARSE_SLOTS).filter(|&i| slots[i]) {
             count += c.count[i] as u64;
             tcp += c.tcp[i] as u64;
             syn += c.syn[i] as u64;
@@ -393,7 +471,7 @@ impl SourceWindows {
             let mean = gap_sum / n;
             // Chan et al.'s combination of the buckets' deviations.
             let mut m2 = 0.0;
-            for i in 0..COARSE_SLOTS {
+            for i in (0..COARSE_SLOTS).filter(|&i| slots[i]) {
                 let k = c.gaps(i);
                 if k > 0 {
                     let d = c.gap_sum[i] as f64 / k as f64 - mean;
@@ -407,35 +485,26 @@ impl SourceWindows {
         };
         // Every sum below 12 · 2^39 < 2^53: the f64 values are exact, and
         // the arithmetic is the old one operation for operation.
-        // Weighted totals: the 1-in-N part times N, plus the priority part.
-        let weighted = |all: u64, p: u64| (all - p) as f64 * scale + p as f64;
-        let size_var = if count == 0 {
-            0.0
-        } else if prio == 0 {
+        let size_var = if count > 0 {
             let n = count as f64;
             let mean = size_sum as f64 / n;
             (size_sq as f64 / n - mean * mean).max(0.0)
         } else {
-            let n = weighted(count, prio);
-            let mean = weighted(size_sum, size_sum_p) / n;
-            (weighted(size_sq, size_sq_p) / n - mean * mean).max(0.0)
-        };
-        let syn_ratio = if tcp == 0 {
             0.0
-        } else if tcp_p == 0 {
-            syn as f64 / tcp as f64
-        } else {
-            weighted(syn, syn_p) / weighted(tcp, tcp_p)
         };
         WindowStats {
-            event_rate_1m: weighted(count, prio) / coarse_span,
-            burst_rate_10s: weighted(fine_count, fine_p) / fine_span,
+            event_rate_1m: count as f64 * scale / coarse_span,
+            burst_rate_10s: fine_count as f64 * scale / fine_span,
             inter_arrival_mean: iat_mean,
             inter_arrival_std: iat_std,
             packet_size_variance: size_var,
             unique_dst_ips: self.dst_ips.estimate(),
             unique_dst_ports: self.dst_ports.estimate(),
-            syn_ratio,
+            syn_ratio: if tcp > 0 {
+                syn as f64 / tcp as f64
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -475,21 +544,13 @@ mod tests {
         }
     }
 
-    impl SourceWindows {
-        /// Records a sample drawn at 1 in 1 (uniform samples' storage does
-        /// not depend on N).
-        fn record_n(&mut self, s: &PacketSample) {
-            self.record(s, 1);
-        }
-    }
-
     #[test]
     fn steady_rate_is_measured_and_scaled_by_sampling() {
         let mut w = SourceWindows::new();
         // 10 packets/s for 120 s, starting at t = 1000 s.
         let start = 1000 * NS;
         for i in 0..1200u64 {
-            w.record_n(&pkt(start + i * NS / 10, 100, 1, 80, IPPROTO_UDP, 0));
+            w.record(&pkt(start + i * NS / 10, 100, 1, 80, IPPROTO_UDP, 0));
         }
         let s = w.stats(1);
         assert!((s.event_rate_1m - 10.0).abs() < 0.3, "{}", s.event_rate_1m);
@@ -515,19 +576,19 @@ mod tests {
         let mut w = SourceWindows::new();
         let t0 = 500 * NS;
         for i in 0..100u64 {
-            w.record_n(&pkt(t0 + i * NS / 100, 60, 1, 80, IPPROTO_TCP, TCP_SYN));
+            w.record(&pkt(t0 + i * NS / 100, 60, 1, 80, IPPROTO_TCP, TCP_SYN));
         }
         let hot = w.stats(1);
         assert!(hot.burst_rate_10s > 9.0, "{}", hot.burst_rate_10s);
         assert_eq!(hot.syn_ratio, 1.0);
         // One packet 20 s later: the burst has left the 10 s window, not the 60 s one.
-        w.record_n(&pkt(t0 + 20 * NS, 60, 1, 80, IPPROTO_TCP, TCP_ACK));
+        w.record(&pkt(t0 + 20 * NS, 60, 1, 80, IPPROTO_TCP, TCP_ACK));
         let later = w.stats(1);
         assert!(later.burst_rate_10s < 0.2, "{}", later.burst_rate_10s);
         assert!(later.event_rate_1m > 1.5, "{}", later.event_rate_1m);
         assert!((later.syn_ratio - 100.0 / 101.0).abs() < 1e-12);
         // 70 s after that: everything old is gone.
-        w.record_n(&pkt(t0 + 90 * NS, 60, 2, 443, IPPROTO_UDP, 0));
+        w.record(&pkt(t0 + 90 * NS, 60, 2, 443, IPPROTO_UDP, 0));
         let cold = w.stats(1);
         assert!(cold.event_rate_1m < 0.02);
         assert_eq!(cold.syn_ratio, 0.0);
@@ -541,7 +602,7 @@ mod tests {
         let mut w = SourceWindows::new();
         for i in 0..50u64 {
             let len = if i % 2 == 0 { 60 } else { 1500 };
-            w.record_n(&pkt(
+            w.record(&pkt(
                 NS * 10 + i * NS / 10,
                 len,
                 i as u8,
@@ -567,8 +628,8 @@ mod tests {
     #[test]
     fn reordered_timestamps_count_as_now() {
         let mut w = SourceWindows::new();
-        w.record_n(&pkt(100 * NS, 60, 1, 80, IPPROTO_UDP, 0));
-        w.record_n(&pkt(99 * NS, 60, 1, 80, IPPROTO_UDP, 0));
+        w.record(&pkt(100 * NS, 60, 1, 80, IPPROTO_UDP, 0));
+        w.record(&pkt(99 * NS, 60, 1, 80, IPPROTO_UDP, 0));
         assert_eq!(w.last_ns(), 100 * NS);
         let s = w.stats(1);
         assert_eq!(s.inter_arrival_mean, 0.0);
