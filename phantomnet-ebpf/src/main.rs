@@ -187,14 +187,10 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
     };
     sample::count(outcome, pkt_len);
 
-    // A packet the 1-in-N draw took is a uniform sample, priority or not:
-    // the samples without the PRIORITY flag stay exactly the 1-in-N draw,
-    // whose counts the agent scales by N. A blocked source's packet took
-    // the draw alone (it is dropped before the L4 parse unless due);
-    // priority applies to the others.
+    // A blocked source's packet took the 1-in-N draw alone (it is dropped
+    // before the L4 parse unless due); priority applies to the others.
     let mut now = 0;
-    let priority = !due
-        && !blocked
+    let priority = !blocked
         && cfg.sample_every != 0
         && cfg.flags & config_flags::PRIORITY_SAMPLING != 0
         && priority::admit(meta, pkt_len, &mut now);
@@ -202,7 +198,11 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
         if now == 0 {
             now = rate::now();
         }
-        sample::sample(ctx, meta, now, pkt_len, act, dry_run, priority);
+        // A packet the 1-in-N draw took is a uniform sample, eligible or
+        // not: the samples without the PRIORITY flag stay exactly the draw,
+        // whose counts the agent scales by N. (It was still admitted: it
+        // counts toward its flow's first K and the bounds.)
+        sample::sample(ctx, meta, now, pkt_len, act, dry_run, priority && !due);
     }
     match outcome {
         Outcome::BlockDropped | Outcome::ThrottleDropped | Outcome::SignatureDropped
