@@ -156,8 +156,9 @@ pub enum Outcome {
     /// A priority-eligible packet (see [`sampling`]) past its source's or
     /// its CPU's bound on priority samples: it took the 1-in-N draw instead.
     PriorityBounded = 8,
-    /// A sample written with probability 1 ([`sample_flags::PRIORITY`]);
-    /// also counted in `Sampled`.
+    /// A priority sample written ([`sample_flags::PRIORITY`]: eligible,
+    /// within the bounds, not taken by the 1-in-N draw); also counted in
+    /// `Sampled`.
     PrioritySampled = 9,
 }
 

@@ -32,7 +32,8 @@ struct Decide {
     admitted: u8,
 }
 
-/// Whether this packet is a priority sample. Counts a packet that was
+/// Whether this packet is admitted as a priority sample (it is flagged
+/// one only if the 1-in-N draw did not take it). Counts a packet that was
 /// eligible but past a bound as [`Outcome::PriorityBounded`] (it then
 /// takes the 1-in-N draw like any other). `now` is read only for an
 /// eligible packet and handed back for the sample's timestamp.
