@@ -207,20 +207,29 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// Removes the lab and the pins this task created (and only those), also
-/// when dropped on an error path.
-struct Cleanup {
-    lab: Lab,
-    bin: PathBuf,
+/// Removes the lab, its extra namespaces and the pins this task created
+/// (and only those), also when dropped on an error path.
+pub(crate) struct Cleanup {
+    pub lab: Lab,
+    pub bin: PathBuf,
+    pub pin_dir: &'static str,
+    /// Namespaces `<prefix>-<name>` made besides the lab's own
+    /// (`Lab::add_outside_host`); their nft tables go with them.
+    pub extra: Vec<String>,
 }
 
 impl Cleanup {
-    fn run(&self) {
-        if Path::new(PIN_DIR).exists() {
-            let _ = cmd::output(s(&self.bin), &["--pin-dir", PIN_DIR, "detach"]);
+    pub fn run(&self) {
+        if Path::new(self.pin_dir).exists() {
+            let _ = cmd::output(s(&self.bin), &["--pin-dir", self.pin_dir, "detach"]);
+        }
+        for name in &self.extra {
+            if let Err(e) = self.lab.remove_host(name) {
+                eprintln!("removing {}-{name}: {e:#}", self.lab.prefix());
+            }
         }
         if let Err(e) = self.lab.down() {
-            eprintln!("gen-model: removing lab {PREFIX}: {e:#}");
+            eprintln!("removing lab {}: {e:#}", self.lab.prefix());
         }
     }
 }
@@ -299,6 +308,8 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     let cleanup = Cleanup {
         lab: lab.clone(),
         bin: bin.to_path_buf(),
+        pin_dir: PIN_DIR,
+        extra: Vec::new(),
     };
     cleanup.run(); // leftovers of an interrupted run
     lab.up()?;
@@ -308,11 +319,11 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     let servers = Servers::start(&lab)?;
     let log_path = root.join(WORK_DIR).join("agent.log");
     let _ = fs::remove_file(capture);
-    let mut agent = start_agent(&lab, bin, capture, &log_path)?;
+    let mut agent = start_agent(&lab, bin, PIN_DIR, capture, &log_path)?;
     let reports = traffic(&lab, plan);
     // Let the last samples reach the ring buffer reader.
     std::thread::sleep(Duration::from_millis(500));
-    let stats = cmd::output(s(bin), &["--pin-dir", PIN_DIR, "stats"]).unwrap_or_default();
+    let stats = dataplane_stats(bin, PIN_DIR);
     if !agent.stop(Duration::from_secs(15)) {
         bail!(
             "the agent did not exit on SIGTERM; see {}",
@@ -326,6 +337,18 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     for r in &reports {
         println!("  {r}");
     }
+    print_capture_stats("gen-model", &stats, capture);
+    Ok(created_at)
+}
+
+/// The data plane's counters (`phantomnet-agent stats`), while it runs.
+pub(crate) fn dataplane_stats(bin: &Path, pin_dir: &str) -> String {
+    cmd::output(s(bin), &["--pin-dir", pin_dir, "stats"]).unwrap_or_default()
+}
+
+/// Prints what the data plane passed, sampled and lost, and how many
+/// samples the capture holds; returns the samples lost.
+pub(crate) fn print_capture_stats(tag: &str, stats: &str, capture: &Path) -> u64 {
     let counter = |name: &str| -> u64 {
         stats
             .lines()
@@ -338,15 +361,15 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
         .map(|m| m.len().saturating_sub(16) / 128)
         .unwrap_or(0);
     println!(
-        "gen-model: data plane passed {} packets, sampled {}, lost {}; capture holds {records} samples",
+        "{tag}: data plane passed {} packets, sampled {}, lost {}; capture holds {records} samples",
         counter("passed"),
         counter("sampled"),
         counter("sample_lost")
     );
     if counter("sample_lost") > 0 {
-        println!("gen-model: WARNING: the ring buffer overflowed; the capture misses some packets");
+        println!("{tag}: WARNING: the ring buffer overflowed; the capture misses some packets");
     }
-    Ok(created_at)
+    counter("sample_lost")
 }
 
 /// A file beside the capture, in the work directory.
@@ -354,9 +377,17 @@ fn work_file(capture: &Path, name: &str) -> PathBuf {
     capture.with_file_name(name)
 }
 
-fn start_agent(lab: &Lab, bin: &Path, capture: &Path, log_path: &Path) -> Result<AgentRun> {
+/// `phantomnet-agent run --sample-rate 1 --capture` in the lab's gateway,
+/// with its own pins, control socket and journal beside the capture.
+pub(crate) fn start_agent(
+    lab: &Lab,
+    bin: &Path,
+    pin_dir: &str,
+    capture: &Path,
+    log_path: &Path,
+) -> Result<AgentRun> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
-    let mut args: Vec<String> = ["--pin-dir", PIN_DIR, "run", "--iface", GW_XDP_IFACE]
+    let mut args: Vec<String> = ["--pin-dir", pin_dir, "run", "--iface", GW_XDP_IFACE]
         .into_iter()
         .chain(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
         .map(String::from)
@@ -451,7 +482,7 @@ fn traffic(lab: &Lab, plan: &[AttackRun]) -> Result<Vec<Report>> {
 }
 
 /// Rows per `attack_type` of a CSV (its last column).
-fn count_types(csv: &Path) -> Result<Vec<(String, u64)>> {
+pub(crate) fn count_types(csv: &Path) -> Result<Vec<(String, u64)>> {
     let text = fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
     let mut counts: Vec<(String, u64)> = Vec::new();
     for line in text.lines().skip(1) {

@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod dataset;
 pub mod demo;
 pub mod evaluate;
+pub mod heldout;
 pub mod install;
 pub mod prereq;
 pub mod privilege;

@@ -66,6 +66,14 @@ enum Task {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Record the tool-disjoint held-out corpus (target/heldout/): real
+    /// servers and tools training never uses, from fresh sources (root).
+    /// Never train or tune on it (docs/HELDOUT.md).
+    RecordHeldout {
+        /// Repeat a plan (rates, ports, payloads, timing) from its seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
     Install {
@@ -190,6 +198,18 @@ fn main() -> Result<()> {
             as_root(args, release_agent, || {
                 prereq::setup()?;
                 xtask::dataset::gen_model(&root, &opts)
+            })
+        }
+        Task::RecordHeldout { seed } => {
+            let opts = xtask::heldout::HeldoutOptions { seed };
+            let seed_s = seed.map(|s| s.to_string());
+            let mut args = vec!["record-heldout"];
+            if let Some(s) = &seed_s {
+                args.extend(["--seed", s.as_str()]);
+            }
+            as_root(&args, release_agent, || {
+                prereq::setup()?;
+                xtask::heldout::record_heldout(&root, &opts)
             })
         }
         Task::BenchTte { runs } => {

@@ -27,6 +27,24 @@ pub const APT_PACKAGES: &[&str] = &[
     // `apt()`.
     "nginx",
     "prometheus",
+    // The held-out corpus (`record-heldout`, docs/HELDOUT.md): real servers
+    // (OpenSSH, dnsmasq without its service package, iperf3, chrony), the
+    // attack tools training never uses (masscan, hydra, sqlmap,
+    // slowhttptest, ab from apache2-utils, hey; nping comes with nmap) and
+    // the benign clients (wget, dig, ssh). Their services are not started.
+    "openssh-server",
+    "openssh-client",
+    "dnsmasq-base",
+    "iperf3",
+    "chrony",
+    "masscan",
+    "hydra",
+    "sqlmap",
+    "slowhttptest",
+    "apache2-utils",
+    "hey",
+    "wget",
+    "bind9-dnsutils",
 ];
 
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).

@@ -409,6 +409,131 @@ impl Lab {
         Ok(())
     }
 
+    /// Adds an extra host on the outside segment: its own namespace
+    /// `<prefix>-<name>`, an `eth0` veth (MAC `mac`) into the `wan` bridge,
+    /// the source `v4` (and `v6`) as host addresses, a default route via the
+    /// gateway, and permanent neighbours both ways. The gateway gets a host
+    /// route to each address on `out0`, so any address works, on-link
+    /// (`198.51.100.0/24`, `2001:db8:100::/64`) or not (`192.0.2.0/24`,
+    /// which otherwise routes to `atk`). Like the lab's own hosts, nothing
+    /// resolves an address through ARP or ND across the XDP hook.
+    /// [`Lab::down`] does not know these: remove them with
+    /// [`Lab::remove_host`].
+    pub fn add_outside_host(
+        &self,
+        name: &str,
+        host_mac: &str,
+        v4: &str,
+        v6: Option<&str>,
+    ) -> Result<()> {
+        use addr::*;
+        let ns = format!("{}-{name}", self.prefix);
+        let peer = format!("p-{name}");
+        let run = |args: &[&str]| cmd::output("ip", args).map(drop);
+        let in_ns = |args: &[&str]| {
+            let mut full = vec!["-n", ns.as_str()];
+            full.extend_from_slice(args);
+            run(&full)
+        };
+        let gw = self.ns(Role::Gw);
+        let in_gw = |args: &[&str]| {
+            let mut full = vec!["-n", gw.as_str()];
+            full.extend_from_slice(args);
+            run(&full)
+        };
+        let wan = self.ns(Role::Wan);
+        run(&["netns", "add", &ns])?;
+        let v6_on = v6.is_some() && self.opts.ipv6;
+        for scope in ["all", "default"] {
+            for (key, value) in [
+                ("disable_ipv6", if v6_on { "0" } else { "1" }),
+                ("accept_dad", "0"),
+                ("router_solicitations", "0"),
+            ] {
+                let kv = format!("net.ipv6.conf.{scope}.{key}={value}");
+                cmd::output("ip", &["netns", "exec", &ns, "sysctl", "-qw", &kv])?;
+            }
+        }
+        in_ns(&["link", "set", "lo", "up"])?;
+        run(&[
+            "link", "add", "eth0", "netns", &ns, "address", host_mac, "type", "veth", "peer",
+            "name", &peer, "netns", &wan,
+        ])?;
+        run(&["-n", &wan, "link", "set", &peer, "master", "br0", "up"])?;
+        in_ns(&["link", "set", "eth0", "up"])?;
+        let gw_out = mac((Role::Gw, GW_XDP_IFACE));
+        fn neigh<'a>(ip: &'a str, lladdr: &'a str, dev: &'a str) -> [&'a str; 9] {
+            [
+                "neigh",
+                "replace",
+                ip,
+                "lladdr",
+                lladdr,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ]
+        }
+        in_ns(&["addr", "add", &format!("{v4}/32"), "dev", "eth0"])?;
+        in_ns(&["route", "add", GW_WAN4, "dev", "eth0"])?;
+        in_ns(&["route", "add", "default", "via", GW_WAN4, "dev", "eth0"])?;
+        in_ns(&neigh(GW_WAN4, &gw_out, "eth0"))?;
+        in_gw(&["route", "replace", &format!("{v4}/32"), "dev", GW_XDP_IFACE])?;
+        in_gw(&neigh(v4, host_mac, GW_XDP_IFACE))?;
+        if let (Some(v6), true) = (v6, v6_on) {
+            in_ns(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/128"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            in_ns(&[
+                "-6",
+                "route",
+                "add",
+                &format!("{GW_WAN6}/128"),
+                "dev",
+                "eth0",
+            ])?;
+            in_ns(&[
+                "-6", "route", "add", "default", "via", GW_WAN6, "dev", "eth0",
+            ])?;
+            in_ns(&neigh(GW_WAN6, &gw_out, "eth0"))?;
+            in_gw(&[
+                "-6",
+                "route",
+                "replace",
+                &format!("{v6}/128"),
+                "dev",
+                GW_XDP_IFACE,
+            ])?;
+            in_gw(&neigh(v6, host_mac, GW_XDP_IFACE))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an extra namespace `<prefix>-<name>` (an outside host, or
+    /// anything else made under this lab's prefix), if it exists. Its veths
+    /// go with it; the gateway's routes to its addresses go with the
+    /// gateway's namespace.
+    pub fn remove_host(&self, name: &str) -> Result<()> {
+        let ns = format!("{}-{name}", self.prefix);
+        if Path::new("/run/netns").join(&ns).exists() {
+            cmd::output("ip", &["netns", "del", &ns])?;
+        }
+        Ok(())
+    }
+
+    /// The gateway's outside (`out0`) MAC, for tools that write their own
+    /// Ethernet frames (masscan's `--router-mac`).
+    pub fn gw_out_mac() -> String {
+        mac((Role::Gw, GW_XDP_IFACE))
+    }
+
     /// Deletes this lab's namespaces (and with them their veths and
     /// bridge). Namespaces of other prefixes are never touched.
     pub fn down(&self) -> Result<()> {

@@ -12,6 +12,7 @@
 //!
 //! Nothing here leaves the lab: every destination is the server's
 //! address, every source one of the lab's own.
+pub mod heldout;
 mod servers;
 
 use std::os::unix::process::CommandExt;

@@ -1,0 +1,319 @@
+//! `cargo xtask record-heldout`: the tool-disjoint held-out corpus
+//! (docs/HELDOUT.md). Never train or tune on it.
+//!
+//! 1. Build the agent (release).
+//! 2. Bring up a lab of its own (`pnho-*`, pins in `/sys/fs/bpf/pnho`),
+//!    one extra host namespace per scenario on the outside segment, a NAT
+//!    router with four clients behind it, and real servers in `pnho-srv`
+//!    (nginx, OpenSSH, dnsmasq, iperf3, chronyd:
+//!    [`phantomnet_lab::traffic::heldout`]).
+//! 3. Record with `phantomnet-agent run --sample-rate 1 --capture` in the
+//!    gateway, exactly as `gen-model` does, while the attacks run one after
+//!    another and benign sessions run in lanes around them. Rates, ports,
+//!    counts, payloads and pauses come from a seeded generator; the seed is
+//!    printed, and `--seed` repeats the plan.
+//! 4. Stop the agent (SIGTERM flushes the capture), remove the lab, the
+//!    extra namespaces (their nft table with them) and the pins, also on
+//!    error.
+//! 5. Write `target/heldout/labels.txt` (`CIDR SCENARIO`, `benign_*` for
+//!    benign sources), `runs.txt` (every run's tool, sources and drawn
+//!    parameters) and count the capture's samples per scenario.
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+
+use crate::cmd;
+use crate::dataset::{Cleanup, count_types, dataplane_stats, print_capture_stats, start_agent};
+use phantomnet_lab::lab::{Lab, LabOptions};
+use phantomnet_lab::traffic::heldout::{
+    self, Ctx, HeldoutServers, LAN, Outcome, Plan, Ports, Rng, Run,
+};
+
+/// The lab's namespace prefix and pin directory.
+pub const PREFIX: &str = "pnho";
+pub const PIN_DIR: &str = "/sys/fs/bpf/pnho";
+/// The capture, labels, run list and logs, relative to the workspace root.
+pub const WORK_DIR: &str = "target/heldout";
+/// Benign sessions: every kind this many times (fresh draws each pass),
+/// as long as the attacks last, and at least the first pass.
+const PASSES: usize = 2;
+/// Benign sessions run side by side.
+const LANES: usize = 3;
+/// Benign traffic alone before the first attack, and after the last.
+const LEAD_SECS: f64 = 6.0;
+
+#[derive(Clone, Debug, Default)]
+pub struct HeldoutOptions {
+    /// Repeats a plan; otherwise drawn from the clock.
+    pub seed: Option<u64>,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
+    if !crate::prereq::is_root() {
+        bail!("record-heldout runs a namespace lab and loads XDP: run as root");
+    }
+    let t0 = Instant::now();
+    let bin = cmd::build_release_agent(root)?;
+    let seed = opts.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    println!("record-heldout: seed {seed} (repeat this plan with --seed {seed})");
+    let work = root.join(WORK_DIR);
+    let run_dir = work.join("run");
+    let srv_dir = work.join("srv");
+    let _ = fs::remove_dir_all(&run_dir);
+    fs::create_dir_all(&run_dir)?;
+    let mut rng = Rng::new(seed);
+    let ports = Ports::draw(&mut rng);
+    let key = srv_dir.join("client_ed25519");
+    let ctx = Ctx {
+        ports,
+        work: &run_dir,
+        key: &key,
+    };
+    let plan = heldout::plan(&mut rng, &ctx, PASSES);
+    let gaps: Vec<f64> = (0..plan.attacks.len() + plan.benign.len())
+        .map(|_| rng.float(0.4, 2.0))
+        .collect();
+    println!(
+        "record-heldout: {} attack runs, {} benign sessions planned, {} hosts; nginx also on :{}, sshd also on :{}, iperf3 on :{}",
+        plan.attacks.len(),
+        plan.benign.len(),
+        plan.hosts.len() + 1,
+        ports.http_alt,
+        ports.ssh_alt,
+        ports.iperf
+    );
+    fs::write(work.join("runs.txt"), runs_text(&plan, seed))?;
+    let capture = work.join("heldout.pncap");
+    let t_rec = Instant::now();
+    let outcomes = record(
+        root, &bin, &capture, &plan, ports, &srv_dir, &gaps, &mut rng,
+    )?;
+    println!(
+        "record-heldout: recorded in {:.0} s (lab up, traffic, lab down)",
+        t_rec.elapsed().as_secs_f64()
+    );
+    println!("record-heldout: traffic sent");
+    let mut text = format!("# seed {seed}: the runs that ran\n");
+    for o in &outcomes {
+        println!("  {o}");
+        let _ = writeln!(text, "{o}");
+    }
+    fs::write(work.join("outcomes.txt"), text)?;
+    let header = format!("cargo xtask record-heldout --seed {seed}: one host per scenario");
+    let mut labels = heldout::labels(&plan, &header);
+    // Kernel control traffic (MLD reports when the hosts' links come up).
+    labels.push_str("fe80::/10 benign_link_local\n");
+    let labels_path = work.join("labels.txt");
+    fs::write(&labels_path, &labels)?;
+    count_by_scenario(&bin, &capture, &work, &labels)?;
+    println!(
+        "record-heldout: done in {:.0} s; {} and {}",
+        t0.elapsed().as_secs_f64(),
+        capture.display(),
+        labels_path.display()
+    );
+    Ok(())
+}
+
+/// Every planned run with its drawn parameters (scripts elided).
+fn runs_text(plan: &Plan, seed: u64) -> String {
+    let mut t = format!(
+        "# cargo xtask record-heldout --seed {seed}: every planned run (benign sessions of the second pass run only while attacks last)\n"
+    );
+    for (kind, runs) in [("attack", &plan.attacks), ("benign", &plan.benign)] {
+        for r in runs.iter() {
+            let argv: Vec<&str> = r
+                .argv
+                .iter()
+                .map(|a| {
+                    if a.contains('\n') {
+                        "<script>"
+                    } else {
+                        a.as_str()
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                t,
+                "{kind} {} [{}] from {} in {}-{} ({:.1} s max): {}\n    {}",
+                r.scenario,
+                r.tool,
+                r.sources.join(" "),
+                PREFIX,
+                r.ns,
+                r.secs,
+                r.what,
+                argv.join(" ")
+            );
+        }
+    }
+    t
+}
+
+/// Steps 2–4.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    root: &Path,
+    bin: &Path,
+    capture: &Path,
+    plan: &Plan,
+    ports: Ports,
+    srv_dir: &Path,
+    gaps: &[f64],
+    rng: &mut Rng,
+) -> Result<Vec<Outcome>> {
+    let lab = Lab::new(PREFIX, LabOptions { ipv6: true });
+    let mut extra: Vec<String> = plan.hosts.iter().map(|h| h.name.clone()).collect();
+    extra.push(LAN.to_string());
+    let cleanup = Cleanup {
+        lab: lab.clone(),
+        bin: bin.to_path_buf(),
+        pin_dir: PIN_DIR,
+        extra,
+    };
+    cleanup.run(); // leftovers of an interrupted run
+    lab.up()?;
+    for h in &plan.hosts {
+        lab.add_outside_host(&h.name, &h.mac, &h.v4, Some(&h.v6))?;
+    }
+    heldout::nat_up(&lab)?;
+    let servers = HeldoutServers::start(&lab, srv_dir, ports, rng)?;
+    println!(
+        "record-heldout: {} servers up in {PREFIX}-srv",
+        servers.count()
+    );
+    let log_path = root.join(WORK_DIR).join("agent.log");
+    let _ = fs::remove_file(capture);
+    let mut agent = start_agent(&lab, bin, PIN_DIR, capture, &log_path)?;
+    let outcomes = traffic(&lab, plan, gaps);
+    // Let the last samples reach the ring buffer reader.
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = dataplane_stats(bin, PIN_DIR);
+    if !agent.stop(Duration::from_secs(15)) {
+        bail!(
+            "the agent did not exit on SIGTERM; see {}",
+            log_path.display()
+        );
+    }
+    drop(servers);
+    drop(cleanup);
+    let outcomes = outcomes?;
+    print_capture_stats("record-heldout", &stats, capture);
+    Ok(outcomes)
+}
+
+/// Step 3: benign lanes on their own threads, attacks one after another on
+/// this one.
+fn traffic(lab: &Lab, plan: &Plan, gaps: &[f64]) -> Result<Vec<Outcome>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    // The first pass always runs to its end.
+    let first_pass = plan.benign.len() / PASSES;
+    let start = Instant::now();
+    let log = |r: &Run| {
+        println!(
+            "record-heldout: {:>6.1} s  {:<7} {:<18} {:<13} from {}",
+            start.elapsed().as_secs_f64(),
+            if r.is_attack() { "attack" } else { "benign" },
+            r.scenario,
+            r.tool,
+            r.sources.join(" ")
+        );
+    };
+    let exec = |r: &Run| match heldout::execute(lab, r) {
+        Ok(o) => outcomes.lock().unwrap().push(o),
+        Err(e) => errors.lock().unwrap().push(format!("{e:#}")),
+    };
+    std::thread::scope(|sc| {
+        for _ in 0..LANES {
+            let (stop, next) = (stop.clone(), next.clone());
+            let (exec, log) = (&exec, &log);
+            sc.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plan.benign.len() || (i >= first_pass && stop.load(Ordering::Relaxed)) {
+                        break;
+                    }
+                    let r = &plan.benign[i];
+                    log(r);
+                    exec(r);
+                    std::thread::sleep(Duration::from_secs_f64(gaps[plan.attacks.len() + i]));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs_f64(LEAD_SECS));
+        for (i, r) in plan.attacks.iter().enumerate() {
+            log(r);
+            exec(r);
+            std::thread::sleep(Duration::from_secs_f64(gaps[i]));
+        }
+        std::thread::sleep(Duration::from_secs_f64(LEAD_SECS / 2.0));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let errors = errors.lock().unwrap();
+    if !errors.is_empty() {
+        bail!("{} runs failed:\n  {}", errors.len(), errors.join("\n  "));
+    }
+    let mut o = std::mem::take(&mut *outcomes.lock().unwrap());
+    o.sort_by_key(|o| {
+        (
+            o.scenario.starts_with("benign_"),
+            o.scenario,
+            o.sources.clone(),
+        )
+    });
+    Ok(o)
+}
+
+/// Samples per scenario, with catch-alls that must stay empty.
+fn count_by_scenario(bin: &Path, capture: &Path, work: &Path, labels: &str) -> Result<()> {
+    let counting = work.join("labels-count.txt");
+    fs::write(
+        &counting,
+        format!("{labels}0.0.0.0/0 unknown_source\n::/0 unknown_source\n"),
+    )?;
+    let out: PathBuf = work.join("by-scenario.csv");
+    cmd::output(
+        s(bin),
+        &[
+            "dataset",
+            "--quiet",
+            "--capture",
+            s(capture),
+            "--labels",
+            s(&counting),
+            "--sample-every",
+            "1",
+            "--out",
+            s(&out),
+        ],
+    )?;
+    println!("record-heldout: samples per scenario");
+    let mut stray = 0;
+    for (t, n) in count_types(&out)? {
+        println!("  {t:<18} {n:>7}");
+        if t == "unknown_source" {
+            stray += n;
+        }
+    }
+    if stray > 0 {
+        println!("record-heldout: WARNING: {stray} samples came from sources no scenario owns");
+    }
+    Ok(())
+}
