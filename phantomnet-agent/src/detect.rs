@@ -248,8 +248,9 @@ impl Detector {
     /// (`Some` always, as [`Detector::process`]). With [`Scoring::OnChange`]
     /// it scores the source only when its window has changed meaningfully
     /// ([`rescore_due`]: at growth points of its sample count, and at its
-    /// first sample of each second) or the sample's payload matches a
-    /// signature. Otherwise
+    /// first sample of each second), the sample is a priority one
+    /// (`sample_flags::PRIORITY`), or its payload matches a signature.
+    /// Otherwise
     /// `None`: the sample is counted in the flow state, and the source's
     /// last verdict stands. A source is judged on its window, not once per
     /// packet, and a busy source costs a flow update per sample and a
@@ -257,10 +258,13 @@ impl Detector {
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
         let sample_every = self.flows.config().sample_every;
         let entry = self.flows.record(sample);
-        let due = rescore_due(
-            entry.windows.samples_60s(),
-            entry.windows.samples_this_second(),
-        );
+        // A priority sample leaves the counts as they were, and is the one
+        // a detector must not miss (bounded per source by the data plane).
+        let due = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0
+            || rescore_due(
+                entry.windows.samples_60s(),
+                entry.windows.samples_this_second(),
+            );
         let valid = (sample.payload_valid as usize).min(sample.payload.len());
         let signatures = if valid == 0 {
             SignatureMatches::default()
@@ -270,8 +274,9 @@ impl Detector {
         if self.scoring == Scoring::OnChange && !due && signatures.is_empty() {
             return Ok(None);
         }
-        // The window statistics only for a sample that is scored.
-        let stats = entry.windows.stats(sample_every);
+        // The window statistics only for a sample that is scored, as of
+        // its own time.
+        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
         self.score(sample, &stats, Some(signatures)).map(Some)
     }
 
@@ -436,6 +441,43 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn priority_samples_are_scored_and_a_source_of_only_those_has_finite_features() {
+        let prio = |ts: u64, port: u16| PacketSample {
+            flags: phantomnet_common::sample_flags::PRIORITY,
+            tcp_flags: phantomnet_common::TCP_SYN,
+            dst_port: port,
+            ..sample(ts, 7, b"")
+        };
+        let mut d = Detector::new(
+            DetectorConfig {
+                scoring: Scoring::OnChange,
+                flow: FlowConfig {
+                    sample_every: 16,
+                    ..FlowConfig::default()
+                },
+                ..DetectorConfig::default()
+            },
+            Arc::new(small_model(3)),
+            Correlator::builtin(),
+        )
+        .unwrap();
+        // A slow scan seen only through priority samples: every probe is
+        // scored (its counts do not move, so growth points would not fire),
+        // on finite features with rates of 0 and its distinct ports.
+        for i in 0..40u64 {
+            let dec = d
+                .observe(&prio(9_000_000_000 + i * 50_000_000, 1000 + i as u16))
+                .unwrap()
+                .expect("a priority sample is scored");
+            assert!(dec.features.as_array().iter().all(|v| v.is_finite()));
+            assert_eq!(dec.features.get(crate::features::index::EVENT_RATE_1M), 0.0);
+        }
+        assert_eq!(d.flows().len(), 1);
+        let last = d.process(&prio(11_000_000_000, 2000)).unwrap();
+        assert!(last.features.get(crate::features::index::UNIQUE_DST_PORTS) > 35.0);
     }
 
     #[test]

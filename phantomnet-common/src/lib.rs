@@ -11,6 +11,7 @@
 #![no_std]
 
 pub mod capture;
+pub mod sampling;
 mod vocab;
 pub use vocab::{Action, EventAction, RuleKind};
 
@@ -105,6 +106,11 @@ pub mod capacity {
     pub const SIG_SLOTS: u32 = 64;
     /// Known-good sources per family (LRU: the least recently refreshed go first).
     pub const KNOWN_GOOD: u32 = 65_536;
+    /// Flows whose payload-bearing packets XDP counts for priority
+    /// sampling (LRU, not pinned; see [`sampling`](crate::sampling)).
+    pub const PRIORITY_FLOWS: u32 = 65_536;
+    /// Sources with a priority-sample bucket (LRU, not pinned).
+    pub const PRIORITY_SOURCES: u32 = 65_536;
 }
 
 /// The name of the XDP program in the object (its function name).
@@ -125,7 +131,8 @@ pub const MAX_IPV6_EXT_HEADERS: u32 = 8;
 ///
 /// `Passed`, `Allowlisted`, `BlockDropped`, `ThrottleDropped`, `Unparsed`
 /// and `SignatureDropped` are exclusive (every packet lands in exactly
-/// one); `Sampled` and `SampleLost` count in addition to them.
+/// one); `Sampled`, `SampleLost`, `PriorityBounded` and `PrioritySampled`
+/// count in addition to them. Variants are appended, never renumbered.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -146,11 +153,18 @@ pub enum Outcome {
     /// Dropped (or, in dry-run, would have been) by a signature rule,
     /// whatever its source: a drop rule, or a rate-limit rule over its rate.
     SignatureDropped = 7,
+    /// A priority-eligible packet (see [`sampling`]) past its source's or
+    /// its CPU's bound on priority samples: it took the 1-in-N draw instead.
+    PriorityBounded = 8,
+    /// A priority sample written ([`sample_flags::PRIORITY`]: eligible,
+    /// within the bounds, not taken by the 1-in-N draw); also counted in
+    /// `Sampled`.
+    PrioritySampled = 9,
 }
 
 impl Outcome {
-    pub const COUNT: u32 = 8;
-    pub const ALL: [Outcome; 8] = [
+    pub const COUNT: u32 = 10;
+    pub const ALL: [Outcome; 10] = [
         Outcome::Passed,
         Outcome::Allowlisted,
         Outcome::BlockDropped,
@@ -159,6 +173,8 @@ impl Outcome {
         Outcome::Sampled,
         Outcome::SampleLost,
         Outcome::SignatureDropped,
+        Outcome::PriorityBounded,
+        Outcome::PrioritySampled,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -171,6 +187,8 @@ impl Outcome {
             Outcome::Sampled => "sampled",
             Outcome::SampleLost => "sample_lost",
             Outcome::SignatureDropped => "signature_dropped",
+            Outcome::PriorityBounded => "priority_bounded",
+            Outcome::PrioritySampled => "priority_sampled",
         }
     }
 }
@@ -200,12 +218,20 @@ pub mod sample_flags {
     pub const QINQ: u8 = 1 << 4;
     /// IPv4 header carried options (IHL > 5).
     pub const IP_OPTIONS: u8 = 1 << 5;
+    /// Sampled by priority sampling (see [`sampling`](crate::sampling)),
+    /// on top of the 1-in-N draw, which did not take it. Without it a
+    /// sample was drawn 1 in N (the uniform stratum) and stands for N; the
+    /// agent's rates and volumes come from those alone.
+    pub const PRIORITY: u8 = 1 << 6;
 }
 
 /// `Config::flags` bits.
 pub mod config_flags {
     /// Count outcomes as if enforced, but pass every packet.
     pub const DRY_RUN: u32 = 1 << 0;
+    /// Priority sampling (see [`sampling`](crate::sampling)) on top of the
+    /// 1-in-N draw. Clear: plain uniform sampling.
+    pub const PRIORITY_SAMPLING: u32 = 1 << 1;
 }
 
 /// `Config::lists` bits: which rule maps may hold entries. XDP skips a

@@ -4,7 +4,8 @@
 //! extension headers, TCP / UDP / ICMP / ICMPv6), then
 //! allowlist → block → signature rules → throttle, count the outcome per
 //! CPU, and sample 1 in N packets (metadata plus a 64-byte payload prefix)
-//! into a ring buffer.
+//! into a ring buffer, and with probability 1 the packets that open
+//! connections, probe ports or start a flow's payload ([`priority`]).
 //!
 //! Source rules key on the L3 source only, so a packet whose L4 header is
 //! cut short is still blocked or throttled; only a packet without a readable
@@ -13,12 +14,14 @@
 //!
 //! The entry point is a thin wrapper; each module holds one stage:
 //! [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
-//! about packets to a destination, whatever their source) and [`sample`]
+//! about packets to a destination, whatever their source), [`priority`]
+//! (which packets are sampled with probability 1) and [`sample`]
 //! (counters and the ring buffer).
 #![no_std]
 #![no_main]
 
 mod parse;
+mod priority;
 mod rate;
 mod sample;
 mod signature;
@@ -113,6 +116,21 @@ static PN_GOOD_V4: LruHashMap<[u8; 4], KnownGood, { capacity::KNOWN_GOOD as usiz
 static PN_GOOD_V6: LruHashMap<[u8; 16], KnownGood, { capacity::KNOWN_GOOD as usize }> =
     LruHashMap::new();
 
+/// Priority sampling's state (not pinned: losing it on a restart costs a
+/// few extra priority samples). Payload-bearing packets seen per flow,
+/// keyed by `sampling::flow_hash` (see [`priority`]).
+#[btf_map]
+static PN_PRIO_FLOWS: LruHashMap<u64, u32, { capacity::PRIORITY_FLOWS as usize }> =
+    LruHashMap::new();
+/// Each source's priority-sample bucket (GCRA theoretical arrival time),
+/// keyed by its 16-byte address (IPv4 as `::ffff:a.b.c.d`).
+#[btf_map]
+static PN_PRIO_SRC: LruHashMap<[u8; 16], u64, { capacity::PRIORITY_SOURCES as usize }> =
+    LruHashMap::new();
+/// Each CPU's priority-sample bucket, all sources together.
+#[btf_map]
+static PN_PRIO_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
+
 /// One [`parse::Meta`] per CPU: see [`settle`].
 #[btf_map]
 static PN_SCRATCH: PerCpuArray<parse::Meta, 1> = PerCpuArray::new();
@@ -169,8 +187,22 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
     };
     sample::count(outcome, pkt_len);
 
-    if due {
-        sample::sample(ctx, meta, rate::now(), pkt_len, act, dry_run);
+    // A blocked source's packet took the 1-in-N draw alone (it is dropped
+    // before the L4 parse unless due); priority applies to the others.
+    let mut now = 0;
+    let priority = !blocked
+        && cfg.sample_every != 0
+        && cfg.flags & config_flags::PRIORITY_SAMPLING != 0
+        && priority::admit(meta, pkt_len, &mut now);
+    if priority || due {
+        if now == 0 {
+            now = rate::now();
+        }
+        // A packet the 1-in-N draw took is a uniform sample, eligible or
+        // not: the samples without the PRIORITY flag stay exactly the draw,
+        // whose counts the agent scales by N. (It was still admitted: it
+        // counts toward its flow's first K and the bounds.)
+        sample::sample(ctx, meta, now, pkt_len, act, dry_run, priority && !due);
     }
     match outcome {
         Outcome::BlockDropped | Outcome::ThrottleDropped | Outcome::SignatureDropped

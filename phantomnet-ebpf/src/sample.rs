@@ -1,4 +1,5 @@
-//! Per-CPU outcome counters and the 1-in-N sample written to the ring buffer.
+//! Per-CPU outcome counters and the samples written to the ring buffer
+//! (drawn 1 in N, or chosen by [`crate::priority`]).
 use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, generated::bpf_xdp_load_bytes},
     programs::XdpContext,
@@ -39,6 +40,7 @@ pub(crate) fn sample(
     pkt_len: u64,
     act: u8,
     dry_run: bool,
+    priority: bool,
 ) {
     let Some(mut entry) = PN_SAMPLES.reserve(0) else {
         count(Outcome::SampleLost, pkt_len);
@@ -82,7 +84,9 @@ pub(crate) fn sample(
         (*s).tcp_flags = meta.tcp_flags;
         (*s).ttl = meta.ttl;
         (*s).action = act;
-        (*s).flags = meta.flags | if dry_run { sample_flags::DRY_RUN } else { 0 };
+        (*s).flags = meta.flags
+            | if dry_run { sample_flags::DRY_RUN } else { 0 }
+            | if priority { sample_flags::PRIORITY } else { 0 };
         (*s).icmp_type = meta.icmp_type;
         let payload = (&raw mut (*s).payload).cast::<u64>();
         // Volatile, so the compiler keeps eight word stores instead of
@@ -105,4 +109,7 @@ pub(crate) fn sample(
     }
     entry.submit(0);
     count(Outcome::Sampled, pkt_len);
+    if priority {
+        count(Outcome::PrioritySampled, pkt_len);
+    }
 }

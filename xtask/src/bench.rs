@@ -21,6 +21,8 @@ use phantomnet_lab::{
     packet::{self, Frame},
 };
 
+use phantomnet_common::{TCP_ACK, TCP_PSH, TCP_SYN};
+
 use crate::cmd;
 
 const NS: &str = "pnbench";
@@ -35,6 +37,18 @@ fn frame() -> Vec<u8> {
         Frame::eth(&[], packet::ETH_IP).ipv4([192, 0, 2, 10], [203, 0, 113, 10], 17, &[], 0, &udp);
     debug_assert_eq!(f.bytes.len(), 64);
     f.bytes
+}
+
+/// A 64-byte Ethernet/IPv4/TCP frame from 192.0.2.10:40000 to
+/// 203.0.113.10:80 with these flags and 10 bytes of payload (or none).
+fn tcp_frame(flags: u8, payload: bool) -> Vec<u8> {
+    let data: &[u8] = if payload { &[0x5A; 10] } else { &[] };
+    let tcp = packet::tcp(40000, 80, flags, data);
+    let mut f = Frame::eth(&[], packet::ETH_IP)
+        .ipv4([192, 0, 2, 10], [203, 0, 113, 10], 6, &[], 0, &tcp)
+        .bytes;
+    f.resize(64, 0); // Ethernet padding: the IP header's length excludes it.
+    f
 }
 
 /// Mean ns per run over `repeat` runs, the best of `rounds`.
@@ -260,6 +274,51 @@ fn run(bin: &Path) -> Result<()> {
     for id in 1..=64u32 {
         agent(bin, &["signature", "remove", &id.to_string()])?;
     }
+
+    // Sampling at 1 in 16, priority sampling on (the agent set the flag
+    // at start: `dataplane.priority_sampling` defaults to true). Repeated
+    // runs of one frame are one flow and one source: the UDP frame is past
+    // its flow's first 2 payload packets after 2 runs (one flow-map hit per
+    // run), the SYN past its source's bound after 64 (the CPU bucket peek,
+    // one source-map hit, the `priority_bounded` count, then the 1-in-16
+    // draw). The pure ACK touches no map.
+    agent(bin, &["sampling", "16"])?;
+    let ack = tcp_frame(TCP_ACK, false);
+    let syn = tcp_frame(TCP_SYN, false);
+    let data = tcp_frame(TCP_ACK | TCP_PSH, true);
+    rows.push((
+        "1-in-16 + priority: pure TCP ACK (no map)",
+        bpf::best_duration_ns(pn, &ack, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    rows.push((
+        "1-in-16 + priority: UDP payload after its flow's first 2",
+        prog_run(pn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    rows.push((
+        "1-in-16 + priority: TCP data after its flow's first 2",
+        bpf::best_duration_ns(pn, &data, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    rows.push((
+        "1-in-16 + priority: SYN past its source's bound",
+        bpf::best_duration_ns(pn, &syn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    // The same frames with priority sampling off: the uniform draw alone.
+    agent(bin, &["priority-sampling", "off"])?;
+    rows.push((
+        "1-in-16, priority off: UDP",
+        prog_run(pn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    rows.push((
+        "1-in-16, priority off: SYN",
+        bpf::best_duration_ns(pn, &syn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    agent(bin, &["priority-sampling", "on"])?;
 
     // Sampled: every packet reserves, fills and submits a ring-buffer record.
     // 20,000 runs fit in the 4 MiB ring, so none is lost to a full ring.

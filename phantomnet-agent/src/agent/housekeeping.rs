@@ -58,6 +58,8 @@ pub(super) fn publish_counters(core: &AgentCore, ifnames: &[String]) {
         signature_dropped = c.get(Outcome::SignatureDropped).packets,
         sampled = c.get(Outcome::Sampled).packets,
         sample_lost = c.get(Outcome::SampleLost).packets,
+        priority_sampled = c.get(Outcome::PrioritySampled).packets,
+        priority_bounded = c.get(Outcome::PriorityBounded).packets,
         samples_read = core.samples_read(),
         "counters"
     );

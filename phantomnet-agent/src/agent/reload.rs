@@ -78,6 +78,16 @@ pub(super) fn reload(
     } else if running.is_some_and(|c| c.sample_every != new.dataplane.sample_every) {
         kept("dataplane.sample_every");
     }
+    if new.dataplane.priority_sampling != old.dataplane.priority_sampling {
+        if let Err(e) = core.set_priority_sampling(new.dataplane.priority_sampling) {
+            warn!(error = %e, "priority sampling not applied");
+        }
+    } else if running.is_some_and(|c| {
+        (c.flags & phantomnet_common::config_flags::PRIORITY_SAMPLING != 0)
+            != new.dataplane.priority_sampling
+    }) {
+        kept("dataplane.priority_sampling");
+    }
     if new.dataplane.dry_run != old.dataplane.dry_run {
         if let Err(e) = core.set_dry_run(new.dataplane.dry_run) {
             warn!(error = %e, "mode not applied");

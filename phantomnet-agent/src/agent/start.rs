@@ -106,6 +106,7 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     }
     let mut maps = Maps::open(&pins)?;
     maps.set_sampling(cfg.dataplane.sample_every)?;
+    maps.set_priority_sampling(cfg.dataplane.priority_sampling)?;
     maps.set_dry_run(cfg.dataplane.dry_run)?;
 
     let deceiver = deceiver_of(&cfg);

@@ -223,8 +223,15 @@ impl AggregateDetector {
         }
     }
 
-    /// Counts one sample; each stands for `sample_every` packets (0 is taken as 1).
+    /// Counts one sample; each stands for `sample_every` packets (0 is taken
+    /// as 1). Only the uniform (1-in-N) stratum is counted: a priority
+    /// sample (`sample_flags::PRIORITY`, taken on top of the 1-in-N draw)
+    /// is left out, so volumes, baselines and signatures are what they were
+    /// before priority sampling.
     pub fn process(&mut self, s: &PacketSample, sample_every: u32, events: &mut Vec<AttackEvent>) {
+        if s.flags & phantomnet_common::sample_flags::PRIORITY != 0 {
+            return;
+        }
         self.stats.samples += 1;
         self.start_ns.get_or_insert(s.timestamp_ns);
         self.advance(s.timestamp_ns, events);

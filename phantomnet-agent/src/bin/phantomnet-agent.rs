@@ -36,6 +36,12 @@ enum ModeArg {
     DryRun,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write man pages and shell completions under --out (for packaging).
@@ -148,6 +154,13 @@ enum Command {
     /// Sample 1 packet in N into the ring buffer (0 = off).
     Sampling {
         every: u32,
+    },
+    /// Priority sampling on (connection openers, probes and each flow's
+    /// first payload packets sampled with probability 1, within bounds)
+    /// or off (plain 1-in-N sampling).
+    PrioritySampling {
+        #[arg(value_enum)]
+        state: OnOff,
     },
     /// Enforce, or only count what would be enforced (dry-run).
     Mode {
@@ -487,6 +500,12 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::PrioritySampling { state } => {
+            let on = matches!(state, OnOff::On);
+            Maps::open(&pins)?.set_priority_sampling(on)?;
+            println!("priority sampling: {}", if on { "on" } else { "off" });
+            Ok(())
+        }
         Command::Mode { mode } => {
             let dry = matches!(mode, ModeArg::DryRun);
             Maps::open(&pins)?.set_dry_run(dry)?;
@@ -568,10 +587,15 @@ fn print_stats(maps: &Maps) -> Result<()> {
     }
     let cfg = maps.config()?;
     println!(
-        "sampling: {}\nmode: {}",
+        "sampling: {}\npriority sampling: {}\nmode: {}",
         match cfg.sample_every {
             0 => "off".to_string(),
             n => format!("1 in {n}"),
+        },
+        if cfg.flags & phantomnet_common::config_flags::PRIORITY_SAMPLING != 0 {
+            "on"
+        } else {
+            "off"
         },
         if cfg.flags & phantomnet_common::config_flags::DRY_RUN != 0 {
             "dry-run"

@@ -84,6 +84,10 @@ pub struct DataplaneConfig {
     pub pin_dir: PathBuf,
     /// Sample 1 packet in N into the ring buffer; 0 turns sampling off.
     pub sample_every: u32,
+    /// Also sample with probability 1 the packets that open connections,
+    /// probe ports or start a flow's payload, within per-source bounds
+    /// (docs/DATAPLANE.md, "Sampling"); false: plain 1-in-N sampling.
+    pub priority_sampling: bool,
     /// Count what would be enforced but pass every packet.
     pub dry_run: bool,
 }
@@ -95,6 +99,7 @@ impl Default for DataplaneConfig {
             xdp_mode: XdpMode::Auto,
             pin_dir: PathBuf::from("/sys/fs/bpf/phantomnet"),
             sample_every: 16,
+            priority_sampling: true,
             dry_run: false,
         }
     }

@@ -25,6 +25,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.dataplane.xdp_mode, XdpMode::Auto);
     assert_eq!(c.dataplane.pin_dir, Path::new("/sys/fs/bpf/phantomnet"));
     assert_eq!(c.dataplane.sample_every, 16);
+    assert!(c.dataplane.priority_sampling);
     assert!(!c.dataplane.dry_run);
     assert_eq!(
         (
@@ -87,6 +88,7 @@ interfaces = ["eth0", "veth-lab.100"]
 xdp_mode = "generic"
 pin_dir = "/sys/fs/bpf/pn2"
 sample_every = 0
+priority_sampling = false
 dry_run = true
 [enforcement]
 block_ttl_secs = 2592000
@@ -112,6 +114,7 @@ allow_remote = true
         crate::dataplane::ModeRequest::Generic
     );
     assert_eq!(c.dataplane.sample_every, 0);
+    assert!(!c.dataplane.priority_sampling);
     assert!(c.dataplane.dry_run);
     assert_eq!(c.enforcement.block_ttl_secs, MAX_TTL_SECS);
     let nets: Vec<String> = c.allowlist.iter().map(|n| n.to_string()).collect();
@@ -391,6 +394,16 @@ fn unknown_keys_are_rejected_with_their_path() {
         let shown = e.to_string();
         assert!(shown.contains("unknown field"), "{shown}");
         assert!(shown.contains(key), "{shown}");
+    }
+}
+
+#[test]
+fn priority_sampling_must_be_a_bool() {
+    let e = err("[dataplane]\ninterfaces = [\"eth0\"]\npriority_sampling = \"yes\"\n");
+    assert_eq!(e.key(), Some("dataplane.priority_sampling"), "{e}");
+    match &e {
+        ConfigError::Parse { line, .. } => assert_eq!(*line, Some(3), "{e}"),
+        other => panic!("{other:?}"),
     }
 }
 

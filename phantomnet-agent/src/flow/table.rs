@@ -159,11 +159,12 @@ impl FlowTable {
 
     /// Records `sample` under its source (IPv6: the configured prefix of its
     /// address) and returns the source's entry and its window statistics
-    /// after the update.
+    /// after the update, as of the sample's time (a priority sample feeds
+    /// only the distinct counts: see [`SourceWindows::record`]).
     pub fn observe(&mut self, sample: &PacketSample) -> (&mut FlowEntry, WindowStats) {
         let sample_every = self.config.sample_every;
         let entry = self.record(sample);
-        let stats = entry.windows.stats(sample_every);
+        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
         (entry, stats)
     }
 

@@ -1,4 +1,4 @@
-use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN};
+use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flags};
 
 use super::WindowStats;
 use super::distinct::{DistinctCounter, hash_bytes, mix};
@@ -158,9 +158,61 @@ pub struct SourceWindows {
     coarse: Coarse,
     dst_ips: DistinctCounter,
     dst_ports: DistinctCounter,
-    /// Latest timestamp seen (samples older than it count as "now"), or
-    /// [`EMPTY`]; two halves so the struct needs only 4-byte alignment.
+    /// The window clock, two halves so the struct needs only 4-byte
+    /// alignment; see [`Clock`].
     last_ns: [u32; 2],
+}
+
+/// What `last_ns` holds. Priority samples must not move the clock that
+/// gaps and rate spans are measured from (the uniform stratum's), yet the
+/// distinct counters they feed need a clock of their own: both fit in the
+/// one word, so the windows cost no more than before priority sampling.
+///
+/// - [`EMPTY`]: no sample yet.
+/// - `Uniform { last, lead }`: `last` is the latest uniform (1-in-N)
+///   sample's timestamp (low 60 bits); the distinct counters' generation
+///   is `lead` (top 4 bits, 0..=[`LEAD_MAX`]) ahead of `last`'s, moved
+///   there by later priority samples. Without priority samples `lead` is
+///   0 and the word is the plain timestamp, as before.
+/// - `Priority { at }`: no uniform sample in the window, only priority
+///   ones; `at` is the latest one's timestamp (top 4 bits all set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Empty,
+    Uniform { last: u64, lead: u64 },
+    Priority { at: u64 },
+}
+
+/// Timestamps kept below 2^60 ns (36 years of uptime); a later one is
+/// taken as this.
+const TS_MAX: u64 = (1 << 60) - 2;
+const TS_MASK: u64 = (1 << 60) - 1;
+/// Most distinct-counter generations (10 s each) priority samples may run
+/// ahead of the latest uniform sample; past it the uniform windows (60 s)
+/// have long expired, and the source is `Clock::Priority` until its next
+/// uniform sample.
+const LEAD_MAX: u64 = 14;
+const PRIORITY_TAG: u64 = 0xF;
+
+impl Clock {
+    fn decode(word: u64) -> Clock {
+        match word >> 60 {
+            _ if word == EMPTY => Clock::Empty,
+            PRIORITY_TAG => Clock::Priority { at: word & TS_MASK },
+            lead => Clock::Uniform {
+                last: word & TS_MASK,
+                lead,
+            },
+        }
+    }
+
+    fn encode(self) -> u64 {
+        match self {
+            Clock::Empty => EMPTY,
+            Clock::Uniform { last, lead } => (lead << 60) | last,
+            Clock::Priority { at } => (PRIORITY_TAG << 60) | at,
+        }
+    }
 }
 
 impl SourceWindows {
@@ -172,63 +224,99 @@ impl SourceWindows {
             dst_ports: DistinctCounter::new(),
             last_ns: [0; 2],
         };
-        w.set_last(EMPTY);
+        w.set_clock(Clock::Empty);
         w
     }
 
-    fn last(&self) -> u64 {
-        ((self.last_ns[1] as u64) << 32) | self.last_ns[0] as u64
+    fn clock(&self) -> Clock {
+        Clock::decode(((self.last_ns[1] as u64) << 32) | self.last_ns[0] as u64)
     }
 
-    fn set_last(&mut self, ts: u64) {
-        self.last_ns = [ts as u32, (ts >> 32) as u32];
+    fn set_clock(&mut self, c: Clock) {
+        let w = c.encode();
+        self.last_ns = [w as u32, (w >> 32) as u32];
     }
 
-    /// True until the first sample.
+    /// The latest uniform sample's timestamp, if any is in the window.
+    fn uniform_last(&self) -> Option<u64> {
+        match self.clock() {
+            Clock::Uniform { last, .. } => Some(last),
+            _ => None,
+        }
+    }
+
+    /// True until the first uniform (1-in-N) sample: priority samples
+    /// alone leave the rate windows empty.
     pub fn is_empty(&self) -> bool {
-        self.last() == EMPTY
+        self.uniform_last().is_none()
     }
 
-    /// Samples in the 60 s window as of the latest sample.
+    /// Uniform samples in the 60 s window as of the latest one.
     pub fn samples_60s(&self) -> u64 {
-        self.coarse.count.iter().map(|&c| c as u64).sum()
-    }
-
-    /// Samples in the current 1 s slot (the latest sample's second).
-    pub fn samples_this_second(&self) -> u16 {
         if self.is_empty() {
             return 0;
         }
-        self.fine[((self.last() / FINE_NS) % FINE_SLOTS as u64) as usize]
+        self.coarse.count.iter().map(|&c| c as u64).sum()
     }
 
-    /// Latest timestamp recorded (0 before the first sample).
-    pub fn last_ns(&self) -> u64 {
-        if self.is_empty() { 0 } else { self.last() }
-    }
-
-    /// Adds one sample. A timestamp older than the latest one (reordered
-    /// samples from several CPUs) is counted at the latest time. (A
-    /// timestamp of `u64::MAX` ns, 584 years of uptime, is taken as one ns
-    /// less: that value marks an empty window.)
-    pub fn record(&mut self, s: &PacketSample) {
-        let first = self.is_empty();
-        let ts = if first {
-            s.timestamp_ns.min(EMPTY - 1)
-        } else {
-            s.timestamp_ns.clamp(self.last(), EMPTY - 1)
-        };
-        let gap = if first {
-            None
-        } else {
-            Some((ts - self.last()) as f64 / NS as f64)
-        };
-        if first {
-            self.advance_all_fresh();
-        } else {
-            self.advance(ts);
+    /// Uniform samples in the current 1 s slot (the latest one's second).
+    pub fn samples_this_second(&self) -> u16 {
+        match self.uniform_last() {
+            Some(last) => self.fine[((last / FINE_NS) % FINE_SLOTS as u64) as usize],
+            None => 0,
         }
-        self.set_last(ts);
+    }
+
+    /// Latest uniform sample's timestamp (0 before the first).
+    pub fn last_ns(&self) -> u64 {
+        self.uniform_last().unwrap_or(0)
+    }
+
+    /// Adds one sample. A uniform (1-in-N) sample updates every window
+    /// exactly as before priority sampling existed. A timestamp older than
+    /// the latest one (reordered samples from several CPUs) is counted at
+    /// the latest time. (Timestamps are capped at 2^60 − 2 ns, 36 years of
+    /// uptime: the top bits of the clock word carry its state.)
+    ///
+    /// A priority sample (`sample_flags::PRIORITY`: taken with probability
+    /// 1, on top of the 1-in-N draw) adds no count, sum or gap and does not
+    /// move the uniform clock: rates, the SYN ratio, size variance and
+    /// gaps stay the uniform stratum's, unbiased when scaled by N. It only
+    /// adds its destination address and port to the distinct counters
+    /// (distinct counts are not scaled: every probe counts).
+    pub fn record(&mut self, s: &PacketSample) {
+        if s.flags & sample_flags::PRIORITY != 0 {
+            self.record_priority(s);
+            return;
+        }
+        let (ts, gap) = match self.clock() {
+            Clock::Uniform { last, .. } => {
+                let ts = s.timestamp_ns.clamp(last, TS_MAX);
+                self.advance(last, ts);
+                (ts, Some((ts - last) as f64 / NS as f64))
+            }
+            Clock::Empty => {
+                self.advance_all_fresh();
+                (s.timestamp_ns.min(TS_MAX), None)
+            }
+            Clock::Priority { at } => {
+                // The first uniform sample after priority ones: fresh rate
+                // windows; the distinct counters run on from `at`.
+                self.fine = [0; FINE_SLOTS];
+                self.coarse = Coarse::ZERO;
+                (s.timestamp_ns.clamp(at, TS_MAX), None)
+            }
+        };
+        let distinct_gen = match self.clock() {
+            Clock::Uniform { last, lead } => last / GEN_NS + lead,
+            Clock::Priority { at } => at / GEN_NS,
+            Clock::Empty => ts / GEN_NS,
+        };
+        let g = self.advance_distinct(distinct_gen, ts);
+        self.set_clock(Clock::Uniform {
+            last: ts,
+            lead: g - ts / GEN_NS,
+        });
 
         let f = &mut self.fine[((ts / FINE_NS) % FINE_SLOTS as u64) as usize];
         *f = f.saturating_add(1);
@@ -241,7 +329,62 @@ impl SourceWindows {
             syn,
             gap,
         );
-        let generation = (ts / GEN_NS) as usize;
+        self.insert_distinct(s, g, ts);
+    }
+
+    fn record_priority(&mut self, s: &PacketSample) {
+        let ts = s.timestamp_ns.min(TS_MAX);
+        match self.clock() {
+            Clock::Empty => {
+                self.advance_all_fresh();
+                self.set_clock(Clock::Priority { at: ts });
+                self.insert_distinct(s, ts / GEN_NS, ts);
+            }
+            Clock::Priority { at } => {
+                let g = self.advance_distinct(at / GEN_NS, ts);
+                self.set_clock(Clock::Priority { at: at.max(ts) });
+                self.insert_distinct(s, g, ts);
+            }
+            Clock::Uniform { last, lead } => {
+                let ts = ts.max(last);
+                let g = self.advance_distinct(last / GEN_NS + lead, ts);
+                let lead = g - last / GEN_NS;
+                if lead <= LEAD_MAX {
+                    self.set_clock(Clock::Uniform { last, lead });
+                } else {
+                    // The uniform windows expired long ago (`g` is this
+                    // sample's generation).
+                    self.fine = [0; FINE_SLOTS];
+                    self.coarse = Coarse::ZERO;
+                    self.set_clock(Clock::Priority { at: ts });
+                }
+                self.insert_distinct(s, g, ts);
+            }
+        }
+    }
+
+    /// Moves the distinct counters' generation from `from` to `ts`'s if
+    /// that is later, clearing the generations it expires; returns the
+    /// (new) current generation.
+    fn advance_distinct(&mut self, from: u64, ts: u64) -> u64 {
+        let new = ts / GEN_NS;
+        let gens = DistinctCounter::GENERATIONS as u64;
+        for g in (from + 1)..=new.min(from + gens) {
+            self.dst_ips.clear_generation(g as usize);
+            self.dst_ports.clear_generation(g as usize);
+        }
+        from.max(new)
+    }
+
+    /// Adds `s`'s destination to the distinct counters: in `ts`'s
+    /// generation, or the current one `g` if `ts`'s has expired.
+    fn insert_distinct(&mut self, s: &PacketSample, g: u64, ts: u64) {
+        let own = ts / GEN_NS;
+        let generation = if own + DistinctCounter::GENERATIONS as u64 > g {
+            own
+        } else {
+            g
+        } as usize;
         let dst_len = if s.family == 6 { 16 } else { 4 };
         self.dst_ips
             .insert(generation, hash_bytes(&s.dst_addr[..dst_len]));
@@ -256,10 +399,9 @@ impl SourceWindows {
         self.dst_ports.clear();
     }
 
-    /// Clears the slots that the move from the latest timestamp to `ts`
-    /// expires.
-    fn advance(&mut self, ts: u64) {
-        let last = self.last();
+    /// Clears the rate windows' slots that the move from the latest uniform
+    /// timestamp `last` to `ts` expires.
+    fn advance(&mut self, last: u64, ts: u64) {
         let (old, new) = (last / FINE_NS, ts / FINE_NS);
         for s in (old + 1)..=new.min(old + FINE_SLOTS as u64) {
             self.fine[(s % FINE_SLOTS as u64) as usize] = 0;
@@ -268,30 +410,54 @@ impl SourceWindows {
         for s in (old + 1)..=new.min(old + COARSE_SLOTS as u64) {
             self.coarse.clear((s % COARSE_SLOTS as u64) as usize);
         }
-        let (old, new) = (last / GEN_NS, ts / GEN_NS);
-        let gens = DistinctCounter::GENERATIONS as u64;
-        for g in (old + 1)..=new.min(old + gens) {
-            self.dst_ips.clear_generation(g as usize);
-            self.dst_ports.clear_generation(g as usize);
-        }
     }
 
-    /// The window statistics as of the latest sample, with rates and
-    /// inter-arrival times corrected for 1-in-`sample_every` sampling.
+    /// The window statistics as of the latest uniform sample, with rates
+    /// and inter-arrival times corrected for 1-in-`sample_every` sampling.
     pub fn stats(&self, sample_every: u32) -> WindowStats {
-        if self.is_empty() {
-            return WindowStats::default();
-        }
+        self.stats_at(sample_every, 0)
+    }
+
+    /// The window statistics as of `at` (a priority sample's time) or the
+    /// latest uniform sample, whichever is later. The rate windows are the
+    /// uniform stratum's: a slot that `at` has moved out of the window is
+    /// left out and rates divide by the span ending at `at`, without
+    /// changing the windows. With no uniform sample in the window, rates,
+    /// ratios, variance and gaps are 0 and only the distinct counts speak.
+    pub fn stats_at(&self, sample_every: u32, at: u64) -> WindowStats {
+        let Some(last) = self.uniform_last() else {
+            return match self.clock() {
+                Clock::Empty => WindowStats::default(),
+                _ => WindowStats {
+                    unique_dst_ips: self.dst_ips.estimate(),
+                    unique_dst_ports: self.dst_ports.estimate(),
+                    ..WindowStats::default()
+                },
+            };
+        };
         let scale = sample_every.max(1) as f64;
-        let now = self.last();
-        let fine_count: u64 = self.fine.iter().map(|&c| c as u64).sum();
+        let now = at.min(TS_MAX).max(last);
+        // Whether ring slot `i` (of `n`, `width` ns each) still holds a
+        // slot inside the window ending at `now` (a slot never written is
+        // zero either way). At `now == last` all do.
+        let live = |i: usize, n: u64, width: u64| {
+            let (l, cur) = (last / width, now / width);
+            let back = (l % n + n - i as u64) % n;
+            l.checked_sub(back).is_none_or(|s| s + n > cur)
+        };
+        let fine_count: u64 = (0..FINE_SLOTS)
+            .filter(|&i| live(i, FINE_SLOTS as u64, FINE_NS))
+            .map(|i| self.fine[i] as u64)
+            .sum();
         let fine_span = (FINE_SLOTS as u64 - 1) as f64 + (now % FINE_NS) as f64 / NS as f64;
         let coarse_span =
             ((COARSE_SLOTS as u64 - 1) * COARSE_NS + now % COARSE_NS) as f64 / NS as f64;
         let c = &self.coarse;
+        let slots: [bool; COARSE_SLOTS] =
+            std::array::from_fn(|i| live(i, COARSE_SLOTS as u64, COARSE_NS));
         let (mut count, mut tcp, mut syn, mut gaps) = (0u64, 0u64, 0u64, 0u64);
         let (mut size_sum, mut size_sq, mut gap_sum) = (0u64, 0u64, 0.0f64);
-        for i in 0..COARSE_SLOTS {
+        for i in (0..COARSE_SLOTS).filter(|&i| slots[i]) {
             count += c.count[i] as u64;
             tcp += c.tcp[i] as u64;
             syn += c.syn[i] as u64;
@@ -305,7 +471,7 @@ impl SourceWindows {
             let mean = gap_sum / n;
             // Chan et al.'s combination of the buckets' deviations.
             let mut m2 = 0.0;
-            for i in 0..COARSE_SLOTS {
+            for i in (0..COARSE_SLOTS).filter(|&i| slots[i]) {
                 let k = c.gaps(i);
                 if k > 0 {
                     let d = c.gap_sum[i] as f64 / k as f64 - mean;

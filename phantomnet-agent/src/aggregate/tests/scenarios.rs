@@ -110,6 +110,54 @@ fn spoofed_syn_flood_is_one_attack_with_a_signature_that_spares_clients() {
 }
 
 #[test]
+fn priority_samples_change_nothing_the_uniform_stratum_decides() {
+    // The SYN flood scenario, plus a priority copy of every tenth SYN (as
+    // the data plane adds on top of the 1-in-N draw): the same events, at
+    // the same times, with the same volumes and signature.
+    let mut r = rng(1);
+    let cl = clients(&mut r, 50);
+    let stream = merge(vec![
+        at_rate(
+            &mut r,
+            0.0,
+            90.0,
+            400.0,
+            Origin::Benign,
+            web_client(&cl, 80, DST),
+        ),
+        at_rate(
+            &mut r,
+            30.5,
+            45.0,
+            5_000.0,
+            Origin::Attack,
+            syn_flood(DST, 80),
+        ),
+    ]);
+    let mut with = Vec::with_capacity(stream.len() * 11 / 10);
+    for (i, (s, o)) in stream.iter().enumerate() {
+        with.push((*s, *o));
+        if i % 10 == 0 && s.tcp_flags & TCP_SYN != 0 {
+            let mut p = *s;
+            p.flags |= phantomnet_common::sample_flags::PRIORITY;
+            p.dst_port = 8443;
+            with.push((p, *o));
+        }
+    }
+    assert!(
+        with.len() > stream.len() + 100,
+        "{} {}",
+        with.len(),
+        stream.len()
+    );
+    let (d0, e0) = run(&stream);
+    let (d1, e1) = run(&with);
+    assert!(!started(&e0).is_empty());
+    assert_eq!(e0, e1);
+    assert_eq!(d0.stats(), d1.stats());
+}
+
+#[test]
 fn spoofed_udp_flood_is_one_attack_with_a_length_and_payload_signature() {
     let mut r = rng(2);
     let cl = clients(&mut r, 40);

@@ -398,6 +398,13 @@ impl AgentCore {
         Ok(())
     }
 
+    /// Priority sampling in the XDP program (`dataplane.priority_sampling`).
+    /// The flow state needs no change: each sample says how it was taken.
+    pub fn set_priority_sampling(&self, on: bool) -> Result<(), CoreError> {
+        self.executor().maps_mut().set_priority_sampling(on)?;
+        Ok(())
+    }
+
     pub fn set_sampling(&self, every: u32) -> Result<u32, CoreError> {
         let cfg = self.executor().maps_mut().set_sampling(every)?;
         if let Some(det) = self.detector().as_mut() {

@@ -42,6 +42,17 @@ impl Maps {
         self.update_config(|c| c.sample_every = every)
     }
 
+    /// Priority sampling on top of the 1-in-N draw (`config_flags::PRIORITY_SAMPLING`).
+    pub fn set_priority_sampling(&mut self, on: bool) -> Result<Config, DataplaneError> {
+        self.update_config(|c| {
+            if on {
+                c.flags |= config_flags::PRIORITY_SAMPLING;
+            } else {
+                c.flags &= !config_flags::PRIORITY_SAMPLING;
+            }
+        })
+    }
+
     /// Dry-run: outcomes are counted as if enforced, every packet passes.
     pub fn set_dry_run(&mut self, on: bool) -> Result<Config, DataplaneError> {
         self.update_config(|c| {

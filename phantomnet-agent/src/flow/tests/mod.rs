@@ -4,4 +4,5 @@
 //! above the model in the layering.
 
 mod memory;
+mod priority;
 pub(crate) mod reference;

@@ -1,0 +1,209 @@
+//! Priority sampling: the packets a detector must see (connection
+//! openers, scan probes, the first payload packets of each flow) are
+//! sampled with probability 1, within a per-source and a per-CPU bound.
+//! The classification is `phantomnet_common::sampling`'s; this module
+//! keeps the state it needs (the per-flow count and the two buckets).
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated::bpf_loop;
+use phantomnet_common::{
+    Outcome, sample_flags,
+    sampling::{self, Class},
+};
+
+use crate::{PN_PRIO_CPU, PN_PRIO_FLOWS, PN_PRIO_SRC, parse::Meta, rate, sample};
+
+/// What the decision needs: the packet's fields, no packet pointers.
+#[repr(C)]
+struct Decide {
+    /// Addresses as words: copied with two loads and stores each (a byte
+    /// array copy can become a call to `memmove`, a byte loop in BPF).
+    src: [u64; 2],
+    dst: [u64; 2],
+    now: u64,
+    pkt_len: u64,
+    sport: u16,
+    dport: u16,
+    family: u8,
+    proto: u8,
+    /// A [`Class`] (not `Uniform`).
+    class: u8,
+    /// Set by the decision: 1 = a priority sample.
+    admitted: u8,
+}
+
+/// Whether this packet is admitted as a priority sample (it is flagged
+/// one only if the 1-in-N draw did not take it). Counts a packet that was
+/// eligible but past a bound as [`Outcome::PriorityBounded`] (it then
+/// takes the 1-in-N draw like any other). `now` is read only for an
+/// eligible packet and handed back for the sample's timestamp.
+///
+/// The classification is inline and touches no map, so a pure ACK pays a
+/// few compares. The rest runs in a one-iteration `bpf_loop` callback, as
+/// the signature walk does: the verifier checks its branches (three map
+/// lookups, two buckets) once, instead of once for every state the rest of
+/// the program reaches it in, which exceeds its 1M-instruction budget.
+#[inline(always)]
+pub(crate) fn admit(meta: &Meta, pkt_len: u64, now: &mut u64) -> bool {
+    let no_l4 = sample_flags::NON_FIRST_FRAGMENT | sample_flags::L4_INCOMPLETE;
+    let class = sampling::priority_class(
+        meta.proto,
+        meta.tcp_flags,
+        meta.payload_len,
+        meta.icmp_type,
+        meta.flags & no_l4 == 0,
+    );
+    if class == Class::Uniform {
+        // Pure ACKs and the like: no map is touched.
+        return false;
+    }
+    *now = rate::now();
+    let mut d = Decide {
+        // SAFETY: `Meta` is 8-aligned and its addresses sit at offsets 0
+        // and 16: word reads of 16 plain bytes.
+        src: unsafe { meta.src.as_ptr().cast::<[u64; 2]>().read() },
+        dst: unsafe { meta.dst.as_ptr().cast::<[u64; 2]>().read() },
+        now: *now,
+        pkt_len,
+        sport: meta.sport,
+        dport: meta.dport,
+        family: meta.family,
+        proto: meta.proto,
+        class: class as u8,
+        admitted: 0,
+    };
+    // SAFETY: `decide` has the callback signature bpf_loop expects, and
+    // `d` outlives the call.
+    unsafe {
+        bpf_loop(1, decide as *mut c_void, (&raw mut d).cast(), 0);
+    }
+    d.admitted != 0
+}
+
+#[inline(never)]
+extern "C" fn decide(_index: u32, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the `Decide` that `admit` passed.
+    let d = unsafe { &mut *ctx.cast::<Decide>() };
+    // The CPU's bucket is only peeked at here and charged below, once the
+    // packet is known to be a priority sample: a flood of new flows from
+    // spoofed sources then stops costing flow-map inserts as soon as it has
+    // used up the CPU's budget.
+    let Some(cpu) = PN_PRIO_CPU.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's slot; no other CPU touches it, and an XDP program
+    // is not re-entered on one CPU.
+    let mut cpu_tat = unsafe { *cpu };
+    let mut peek = cpu_tat;
+    if !rate::gcra(
+        &mut peek,
+        sampling::CPU_INTERVAL_NS,
+        sampling::CPU_TOLERANCE_NS,
+        d.now,
+    ) {
+        sample::count(Outcome::PriorityBounded, d.pkt_len);
+        return 1;
+    }
+    if d.class == Class::FirstPayload as u8 && !first_payload(d) {
+        return 1;
+    }
+    if !source_admits(d) {
+        sample::count(Outcome::PriorityBounded, d.pkt_len);
+        return 1;
+    }
+    rate::gcra(
+        &mut cpu_tat,
+        sampling::CPU_INTERVAL_NS,
+        sampling::CPU_TOLERANCE_NS,
+        d.now,
+    );
+    // SAFETY: as above.
+    unsafe { *cpu = cpu_tat };
+    d.admitted = 1;
+    1
+}
+
+/// Counts a payload-bearing packet against its flow: true for the flow's
+/// first `FIRST_PAYLOAD_PACKETS`.
+///
+/// The key is a u64 hash of the directional 5-tuple rather than the tuple
+/// itself (37 bytes for IPv6): one map serves both families, the kernel
+/// hashes and compares 8 bytes instead of 40 per lookup, and an entry
+/// costs less. Two flows that collide share a count, and the later one
+/// loses its priority samples (it is still sampled 1 in N); among 65,536
+/// live flows a collision has a probability of about 2^-32.
+#[inline(always)]
+fn first_payload(d: &Decide) -> bool {
+    let key = sampling::flow_hash(
+        &bytes(d.src),
+        &bytes(d.dst),
+        d.sport,
+        d.dport,
+        d.proto,
+        d.family,
+    );
+    match PN_PRIO_FLOWS.get_ptr_mut(&key) {
+        Some(seen) => {
+            // SAFETY: a value of the map; a concurrent update on another
+            // CPU may lose an increment (one extra priority sample).
+            let n = unsafe { *seen };
+            if n >= sampling::FIRST_PAYLOAD_PACKETS {
+                return false;
+            }
+            unsafe { *seen = n + 1 };
+            true
+        }
+        None => {
+            // A full LRU map recycles its least recently used flow; an
+            // insert that fails anyway only costs this flow's count.
+            let _ = PN_PRIO_FLOWS.insert(&key, &1, 0);
+            true
+        }
+    }
+}
+
+/// The source's own bucket (GCRA, shared by the CPUs and updated without a
+/// lock, as throttles are: docs/DATAPLANE.md). The key is the 16-byte
+/// address, IPv4 as `::ffff:a.b.c.d` so that one map holds both families.
+#[inline(always)]
+fn source_admits(d: &Decide) -> bool {
+    let now = d.now;
+    let key = if d.family == 6 {
+        bytes(d.src)
+    } else {
+        // Built as two words, as `parse::v4_addr` builds its addresses: a
+        // byte-wise array would be a call to `memset`, a byte loop in BPF.
+        // BPF is little-endian (bpfel): the IPv4 address is the low 32
+        // bits of the first word.
+        let v4 = d.src[0] & 0xffff_ffff;
+        bytes([0, 0xffff_0000 | (v4 << 32)])
+    };
+    match PN_PRIO_SRC.get_ptr_mut(&key) {
+        Some(tat) => {
+            // SAFETY: a value of the map (see above on concurrent CPUs).
+            let mut t = unsafe { *tat };
+            let ok = rate::gcra(
+                &mut t,
+                sampling::SOURCE_INTERVAL_NS,
+                sampling::SOURCE_TOLERANCE_NS,
+                now,
+            );
+            if ok {
+                unsafe { *tat = t };
+            }
+            ok
+        }
+        None => {
+            // A new source starts with this packet charged.
+            let _ = PN_PRIO_SRC.insert(&key, &(now + sampling::SOURCE_INTERVAL_NS), 0);
+            true
+        }
+    }
+}
+
+/// Two words as the 16 bytes they hold in memory (little-endian).
+#[inline(always)]
+fn bytes(words: [u64; 2]) -> [u8; 16] {
+    // SAFETY: two u64 are 16 plain bytes.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
+}
