@@ -11,7 +11,9 @@
 //! live agent's decisions.
 //!
 //! A capture recorded at 1-in-1 can be replayed at any rate: the data
-//! plane's uniform 1-in-N draw is emulated with a seeded generator.
+//! plane's sampling is emulated ([`Sampler`]: the 1-in-N draw with a
+//! seeded generator, and priority sampling within its bounds when the
+//! config has it on, as by default).
 //!
 //! Not replayed: the flood path (`aggregate`, signature rules), which is
 //! about packets, not sources, and has its own tests; rules from operators,
@@ -19,16 +21,16 @@
 mod cli;
 mod enforcer;
 mod report;
+mod sampler;
 
 pub use cli::{ReplayArgs, ReplayCliError, run_replay};
 pub use enforcer::Enforcer;
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
+pub use sampler::Sampler;
 
 use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
 
 use phantomnet_common::{PacketSample, action};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use crate::{
     capture::{CaptureError, CaptureReader},
@@ -51,7 +53,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(
-        "--sample-every {sample_every} cannot be emulated from a capture recorded at 1-in-{recorded_every}: it must be a multiple of it"
+        "--sample-every {sample_every} cannot be emulated from a capture recorded at 1-in-{recorded_every}: only a capture of every packet (1-in-1) can be replayed at another rate"
     )]
     Rate {
         recorded_every: u32,
@@ -105,14 +107,19 @@ fn put_in_force(applied: &Applied) -> Option<Action> {
 pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
     let recorded = input.recorded_every.max(1);
     let every = input.sample_every.max(1);
-    if !every.is_multiple_of(recorded) {
+    if recorded != 1 && every != recorded {
         return Err(ReplayError::Rate {
             recorded_every: recorded,
             sample_every: every,
         });
     }
-    let keep_one_in = every / recorded;
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+    // A 1-in-1 capture is sampled as the data plane would at 1-in-N; a
+    // sampled one is replayed as it is.
+    let mut sampler = Sampler::new(
+        every / recorded,
+        input.config.dataplane.priority_sampling,
+        input.seed,
+    );
     let mut detector = Detector::new(
         DetectorConfig {
             flow: FlowConfig {
@@ -145,9 +152,9 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
             ..Track::default()
         });
         track.records += 1;
-        if keep_one_in > 1 && rng.random_range(0..keep_one_in) != 0 {
+        let Some(sample) = sampler.take(&sample) else {
             continue;
-        }
+        };
         counts.sampled += 1;
         if sample.action == action::SIGNATURE {
             counts.signature_dropped += 1;

@@ -108,7 +108,10 @@ fn a_replay_is_deterministic_and_judges_per_source() {
         serde_json::to_string(&b).unwrap()
     );
     assert_eq!(a.counts.records, 2015);
-    assert!(a.counts.sampled < 400, "{:?}", a.counts);
+    // At 1-in-16 with priority sampling (the default config): the flood's
+    // SYNs are connection openers, sampled within the per-source bound
+    // (a burst of 64, then 200/s) on top of the 1-in-16 draw.
+    assert!((400..700).contains(&a.counts.sampled), "{:?}", a.counts);
     let flood = a
         .sources
         .iter()
@@ -167,7 +170,10 @@ fn a_rate_that_cannot_be_emulated_is_refused() {
         seed: 1,
     })
     .unwrap_err();
-    assert!(err.to_string().contains("multiple"), "{err}");
+    assert!(
+        err.to_string().contains("only a capture of every packet"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,198 @@
+//! The data plane's sampling, emulated over a capture that holds every
+//! packet (recorded at 1-in-1), so one recording can be judged at any rate.
+//!
+//! It follows `phantomnet-ebpf/src/main.rs` and `priority.rs`: each packet
+//! takes the uniform 1-in-N draw; with priority sampling on, a packet of a
+//! priority class (`phantomnet_common::sampling`: connection openers and
+//! probes, each flow's first payload packets) is also admitted within the
+//! per-source and per-CPU bounds, and counts toward them and its flow's
+//! first packets whether or not the draw took it. A drawn packet is a
+//! uniform sample; an admitted one the draw did not take is a priority
+//! sample (`sample_flags::PRIORITY`). What it cannot know is left out: the
+//! kernel's per-CPU buckets become one (as if every packet came in on one
+//! CPU), blocked sources (which the kernel samples 1-in-N only) are not
+//! known offline, and the 1-in-N draw uses a seeded generator.
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use phantomnet_common::{
+    PacketSample, sample_flags,
+    sampling::{self, Class},
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The kernel's per-flow count map's capacity (`PN_PRIO_FLOWS`).
+const FLOWS: usize = 65_536;
+/// The kernel's per-source bucket map's capacity (`PN_PRIO_SRC`).
+const SOURCES: usize = 65_536;
+
+/// The generic cell rate algorithm, as `phantomnet-ebpf/src/rate.rs`'s
+/// `gcra`: true (and the bucket charged) if a packet at `now` fits.
+fn gcra(tat: &mut u64, interval_ns: u64, tolerance_ns: u64, now: u64) -> bool {
+    let next = (*tat).max(now) + interval_ns;
+    if next - now > tolerance_ns {
+        return false;
+    }
+    *tat = next;
+    true
+}
+
+/// The emulated sampler.
+pub struct Sampler {
+    /// 1 in this many (1: every packet, nothing emulated).
+    every: u32,
+    priority: bool,
+    rng: ChaCha8Rng,
+    flows: LruCache<u64, u32>,
+    sources: LruCache<[u8; 16], u64>,
+    cpu: u64,
+}
+
+impl Sampler {
+    pub fn new(every: u32, priority: bool, seed: u64) -> Sampler {
+        Sampler {
+            every: every.max(1),
+            priority,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            flows: LruCache::new(NonZeroUsize::new(FLOWS).expect("non-zero")),
+            sources: LruCache::new(NonZeroUsize::new(SOURCES).expect("non-zero")),
+            cpu: 0,
+        }
+    }
+
+    /// The sample the data plane would have written for this packet, if
+    /// any.
+    pub fn take(&mut self, packet: &PacketSample) -> Option<PacketSample> {
+        if self.every == 1 {
+            return Some(*packet);
+        }
+        let due = self.rng.random_range(0..self.every) == 0;
+        let admitted = self.priority && self.admit(packet);
+        let mut s = *packet;
+        if due {
+            s.flags &= !sample_flags::PRIORITY;
+            Some(s)
+        } else if admitted {
+            s.flags |= sample_flags::PRIORITY;
+            Some(s)
+        } else {
+            None
+        }
+    }
+
+    /// `priority::admit`'s decision: the CPU's bucket is peeked at, the
+    /// flow's first packets counted, the source's bucket charged, and then
+    /// the CPU's.
+    fn admit(&mut self, p: &PacketSample) -> bool {
+        let class = sampling::class_of(p);
+        if class == Class::Uniform {
+            return false;
+        }
+        let now = p.timestamp_ns;
+        let mut peek = self.cpu;
+        if !gcra(
+            &mut peek,
+            sampling::CPU_INTERVAL_NS,
+            sampling::CPU_TOLERANCE_NS,
+            now,
+        ) {
+            return false;
+        }
+        if class == Class::FirstPayload {
+            let key = sampling::flow_hash(
+                &p.src_addr,
+                &p.dst_addr,
+                p.src_port,
+                p.dst_port,
+                p.protocol,
+                p.family,
+            );
+            let seen = self.flows.get_or_insert_mut(key, || 0);
+            if *seen >= sampling::FIRST_PAYLOAD_PACKETS {
+                return false;
+            }
+            *seen += 1;
+        }
+        let tat = self.sources.get_or_insert_mut(p.src_addr, || 0);
+        if !gcra(
+            tat,
+            sampling::SOURCE_INTERVAL_NS,
+            sampling::SOURCE_TOLERANCE_NS,
+            now,
+        ) {
+            return false;
+        }
+        gcra(
+            &mut self.cpu,
+            sampling::CPU_INTERVAL_NS,
+            sampling::CPU_TOLERANCE_NS,
+            now,
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use phantomnet_common::{IPPROTO_TCP, TCP_ACK, TCP_SYN};
+
+    use super::*;
+
+    fn tcp(ts: u64, sport: u16, dport: u16, flags: u8, payload: u16) -> PacketSample {
+        let mut s = PacketSample {
+            timestamp_ns: ts,
+            family: 4,
+            protocol: IPPROTO_TCP,
+            src_port: sport,
+            dst_port: dport,
+            tcp_flags: flags,
+            payload_len: payload,
+            ..PacketSample::ZERO
+        };
+        s.src_addr[..4].copy_from_slice(&[192, 0, 2, 1]);
+        s
+    }
+
+    #[test]
+    fn openers_and_first_payloads_always_pure_acks_one_in_n() {
+        let mut s = Sampler::new(16, true, 1);
+        // A slow scan: 30 SYNs, 100 ms apart; every one is taken.
+        let taken = (0..30u64)
+            .filter(|&i| {
+                s.take(&tcp(i * 100_000_000, 40000, i as u16 + 1, TCP_SYN, 0))
+                    .is_some()
+            })
+            .count();
+        assert_eq!(taken, 30);
+        // A flow's first two payload packets are priority samples, or drawn.
+        let t0 = 10_000_000_000;
+        for i in 0..2 {
+            assert!(s.take(&tcp(t0 + i, 50000, 80, TCP_ACK, 400)).is_some());
+        }
+        // 1,600 pure ACKs: about 100 drawn, none flagged.
+        let acks: Vec<PacketSample> = (0..1600u64)
+            .filter_map(|i| s.take(&tcp(t0 + 1000 + i * 1000, 50000, 80, TCP_ACK, 0)))
+            .collect();
+        assert!((60..=140).contains(&acks.len()), "{}", acks.len());
+        assert!(acks.iter().all(|a| a.flags & sample_flags::PRIORITY == 0));
+    }
+
+    #[test]
+    fn a_heavy_hitter_is_bounded_per_source() {
+        let mut s = Sampler::new(16, true, 1);
+        // 50,000 SYNs in 1 s from one source: the burst (64) and 200/s pass
+        // as priority samples, the rest takes the draw.
+        let flagged = (0..50_000u64)
+            .filter_map(|i| s.take(&tcp(i * 20_000, (i % 60000) as u16, 80, TCP_SYN, 0)))
+            .filter(|x| x.flags & sample_flags::PRIORITY != 0)
+            .count();
+        assert!((240..=280).contains(&flagged), "{flagged}");
+        // Off: the uniform draw alone.
+        let mut off = Sampler::new(16, false, 1);
+        let none_flagged = (0..1000u64)
+            .filter_map(|i| off.take(&tcp(i, 1, 80, TCP_SYN, 0)))
+            .all(|x| x.flags & sample_flags::PRIORITY == 0);
+        assert!(none_flagged);
+    }
+}
