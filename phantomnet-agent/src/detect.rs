@@ -244,34 +244,36 @@ impl Detector {
     }
 
     /// The live path's entry: records `sample` in its source's flow state
-    /// and scores it. With [`Scoring::EverySample`] that is every sample
-    /// (`Some` always, as [`Detector::process`]). With [`Scoring::OnChange`]
+    /// and scores it. With [`Scoring::EverySample`] that is every uniform
+    /// sample (`Some`, as [`Detector::process`]). With [`Scoring::OnChange`]
     /// it scores the source only when its window has changed meaningfully
     /// ([`rescore_due`]: at growth points of its sample count, and at its
-    /// first sample of each second), the sample is a priority one
-    /// (`sample_flags::PRIORITY`), or its payload matches a signature.
-    /// Otherwise
-    /// `None`: the sample is counted in the flow state, and the source's
-    /// last verdict stands. A source is judged on its window, not once per
-    /// packet, and a busy source costs a flow update per sample and a
-    /// model call per change.
+    /// first sample of each second) or the payload matches a signature.
+    /// Otherwise `None`: the sample is counted in the flow state, and the
+    /// source's last verdict stands.
+    ///
+    /// A priority sample (`sample_flags::PRIORITY`: a connection opener or
+    /// probe, a flow's first payload packets) feeds the source's distinct
+    /// counts and is scored only when its payload matches a signature (a
+    /// single injection request): the v1 model was trained on uniformly
+    /// sampled packets, and scoring every opener it never saw in that
+    /// proportion made it act on benign clients (docs/DETECTION.md,
+    /// "Priority samples and the model").
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
         let sample_every = self.flows.config().sample_every;
         let entry = self.flows.record(sample);
-        // A priority sample leaves the counts as they were, and is the one
-        // a detector must not miss (bounded per source by the data plane).
-        let due = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0
-            || rescore_due(
-                entry.windows.samples_60s(),
-                entry.windows.samples_this_second(),
-            );
+        let priority = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0;
+        let due = rescore_due(
+            entry.windows.samples_60s(),
+            entry.windows.samples_this_second(),
+        );
         let valid = (sample.payload_valid as usize).min(sample.payload.len());
         let signatures = if valid == 0 {
             SignatureMatches::default()
         } else {
             self.correlator.signatures(&sample.payload[..valid])
         };
-        if self.scoring == Scoring::OnChange && !due && signatures.is_empty() {
+        if signatures.is_empty() && (priority || (self.scoring == Scoring::OnChange && !due)) {
             return Ok(None);
         }
         // The window statistics only for a sample that is scored, as of
@@ -444,40 +446,48 @@ mod tests {
     }
 
     #[test]
-    fn priority_samples_are_scored_and_a_source_of_only_those_has_finite_features() {
-        let prio = |ts: u64, port: u16| PacketSample {
+    fn priority_samples_feed_distinct_counts_and_are_scored_on_a_signature() {
+        let prio = |ts: u64, port: u16, payload: &[u8]| PacketSample {
             flags: phantomnet_common::sample_flags::PRIORITY,
             tcp_flags: phantomnet_common::TCP_SYN,
             dst_port: port,
-            ..sample(ts, 7, b"")
+            ..sample(ts, 7, payload)
         };
-        let mut d = Detector::new(
-            DetectorConfig {
-                scoring: Scoring::OnChange,
-                flow: FlowConfig {
-                    sample_every: 16,
-                    ..FlowConfig::default()
+        for scoring in [Scoring::EverySample, Scoring::OnChange] {
+            let mut d = Detector::new(
+                DetectorConfig {
+                    scoring,
+                    flow: FlowConfig {
+                        sample_every: 16,
+                        ..FlowConfig::default()
+                    },
+                    ..DetectorConfig::default()
                 },
-                ..DetectorConfig::default()
-            },
-            Arc::new(small_model(3)),
-            Correlator::builtin(),
-        )
-        .unwrap();
-        // A slow scan seen only through priority samples: every probe is
-        // scored (its counts do not move, so growth points would not fire),
-        // on finite features with rates of 0 and its distinct ports.
-        for i in 0..40u64 {
-            let dec = d
-                .observe(&prio(9_000_000_000 + i * 50_000_000, 1000 + i as u16))
+                Arc::new(small_model(3)),
+                Correlator::builtin(),
+            )
+            .unwrap();
+            // A slow scan seen only through priority samples: no probe is
+            // scored on its own, every one counts toward distinct ports.
+            for i in 0..40u64 {
+                let dec = d
+                    .observe(&prio(9_000_000_000 + i * 50_000_000, 1000 + i as u16, b""))
+                    .unwrap();
+                assert!(dec.is_none(), "{scoring}: probe {i} scored");
+            }
+            assert_eq!(d.flows().len(), 1);
+            // A priority sample whose payload matches a signature is scored,
+            // on finite features: rates of 0 (no uniform sample yet) and
+            // the probes' distinct ports.
+            let hit = d
+                .observe(&prio(11_000_000_000, 2000, b"GET /?id=1 union select 1"))
                 .unwrap()
-                .expect("a priority sample is scored");
-            assert!(dec.features.as_array().iter().all(|v| v.is_finite()));
-            assert_eq!(dec.features.get(crate::features::index::EVENT_RATE_1M), 0.0);
+                .expect("a signature hit is scored");
+            assert!(hit.features.as_array().iter().all(|v| v.is_finite()));
+            assert_eq!(hit.features.get(crate::features::index::EVENT_RATE_1M), 0.0);
+            assert!(hit.features.get(crate::features::index::UNIQUE_DST_PORTS) > 35.0);
+            assert!(!hit.threat.signatures.is_empty());
         }
-        assert_eq!(d.flows().len(), 1);
-        let last = d.process(&prio(11_000_000_000, 2000)).unwrap();
-        assert!(last.features.get(crate::features::index::UNIQUE_DST_PORTS) > 35.0);
     }
 
     #[test]
