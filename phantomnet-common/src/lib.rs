@@ -11,6 +11,7 @@
 #![no_std]
 
 pub mod capture;
+pub mod rate;
 pub mod sampling;
 mod vocab;
 pub use vocab::{Action, EventAction, RuleKind};

@@ -1,5 +1,6 @@
-//! GCRA (a token bucket in virtual-scheduling form), shared by throttles
-//! and rate-limited signature rules, and the precise clock it runs on.
+//! GCRA (a token bucket in virtual-scheduling form), shared by throttles,
+//! rate-limited signature rules and priority-sample bounds, and the
+//! precise clock it runs on.
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 
 /// The precise monotonic clock (rates need it; expiry uses the coarse one).
@@ -9,17 +10,6 @@ pub(crate) fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// One packet against a bucket whose theoretical arrival time is `tat`:
-/// admitted (and `tat` advanced by `interval_ns`) unless that would put it
-/// more than `tolerance_ns` ahead of `now`.
-#[inline(always)]
-pub(crate) fn gcra(tat: &mut u64, interval_ns: u64, tolerance_ns: u64, now: u64) -> bool {
-    let start = if *tat > now { *tat } else { now };
-    let next = start + interval_ns;
-    if next - now > tolerance_ns {
-        false
-    } else {
-        *tat = next;
-        true
-    }
-}
+/// The rate rule itself is `phantomnet_common::rate::gcra`, so the agent's
+/// replay emulates exactly what runs here.
+pub(crate) use phantomnet_common::rate::gcra;

@@ -16,7 +16,9 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use phantomnet_common::{
-    PacketSample, sample_flags,
+    PacketSample,
+    rate::gcra,
+    sample_flags,
     sampling::{self, Class},
 };
 use rand::{Rng, SeedableRng};
@@ -26,17 +28,6 @@ use rand_chacha::ChaCha8Rng;
 const FLOWS: usize = 65_536;
 /// The kernel's per-source bucket map's capacity (`PN_PRIO_SRC`).
 const SOURCES: usize = 65_536;
-
-/// The generic cell rate algorithm, as `phantomnet-ebpf/src/rate.rs`'s
-/// `gcra`: true (and the bucket charged) if a packet at `now` fits.
-fn gcra(tat: &mut u64, interval_ns: u64, tolerance_ns: u64, now: u64) -> bool {
-    let next = (*tat).max(now) + interval_ns;
-    if next - now > tolerance_ns {
-        return false;
-    }
-    *tat = next;
-    true
-}
 
 /// The emulated sampler.
 pub struct Sampler {
