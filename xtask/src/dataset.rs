@@ -318,18 +318,9 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
         .to_string();
     let servers = Servers::start(&lab)?;
     let log_path = root.join(WORK_DIR).join("agent.log");
-    let _ = fs::remove_file(capture);
-    let mut agent = start_agent(&lab, bin, PIN_DIR, capture, &log_path)?;
-    let reports = traffic(&lab, plan);
-    // Let the last samples reach the ring buffer reader.
-    std::thread::sleep(Duration::from_millis(500));
-    let stats = dataplane_stats(bin, PIN_DIR);
-    if !agent.stop(Duration::from_secs(15)) {
-        bail!(
-            "the agent did not exit on SIGTERM; see {}",
-            log_path.display()
-        );
-    }
+    let (reports, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, || {
+        traffic(&lab, plan)
+    })?;
     drop(servers);
     drop(cleanup);
     let reports = reports?;
@@ -339,6 +330,32 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
     }
     print_capture_stats("gen-model", &stats, capture);
     Ok(created_at)
+}
+
+/// Runs `traffic` while a recording agent ([`start_agent`]) captures every
+/// packet into `capture`; then lets the last samples reach the ring buffer
+/// reader, reads the data plane's counters and stops the agent (SIGTERM
+/// flushes the capture). Returns what `traffic` returned and the counters.
+pub(crate) fn capture_while<T>(
+    lab: &Lab,
+    bin: &Path,
+    pin_dir: &str,
+    capture: &Path,
+    log_path: &Path,
+    traffic: impl FnOnce() -> T,
+) -> Result<(T, String)> {
+    let _ = fs::remove_file(capture);
+    let mut agent = start_agent(lab, bin, pin_dir, capture, log_path)?;
+    let out = traffic();
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = dataplane_stats(bin, pin_dir);
+    if !agent.stop(Duration::from_secs(15)) {
+        bail!(
+            "the agent did not exit on SIGTERM; see {}",
+            log_path.display()
+        );
+    }
+    Ok((out, stats))
 }
 
 /// The data plane's counters (`phantomnet-agent stats`), while it runs.

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Result, bail};
 
 use crate::cmd;
-use crate::dataset::{Cleanup, count_types, dataplane_stats, print_capture_stats, start_agent};
+use crate::dataset::{Cleanup, capture_while, count_types, print_capture_stats};
 use phantomnet_lab::lab::{Lab, LabOptions};
 use phantomnet_lab::traffic::heldout::{
     self, Ctx, HeldoutServers, LAN, Outcome, Plan, Ports, Rng, Run,
@@ -197,18 +197,9 @@ fn record(
         servers.count()
     );
     let log_path = root.join(WORK_DIR).join("agent.log");
-    let _ = fs::remove_file(capture);
-    let mut agent = start_agent(&lab, bin, PIN_DIR, capture, &log_path)?;
-    let outcomes = traffic(&lab, plan, gaps);
-    // Let the last samples reach the ring buffer reader.
-    std::thread::sleep(Duration::from_millis(500));
-    let stats = dataplane_stats(bin, PIN_DIR);
-    if !agent.stop(Duration::from_secs(15)) {
-        bail!(
-            "the agent did not exit on SIGTERM; see {}",
-            log_path.display()
-        );
-    }
+    let (outcomes, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, || {
+        traffic(&lab, plan, gaps)
+    })?;
     drop(servers);
     drop(cleanup);
     let outcomes = outcomes?;
