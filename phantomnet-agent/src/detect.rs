@@ -263,17 +263,20 @@ impl Detector {
         let sample_every = self.flows.config().sample_every;
         let entry = self.flows.record(sample);
         let priority = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0;
-        let due = rescore_due(
-            entry.windows.samples_60s(),
-            entry.windows.samples_this_second(),
-        );
         let valid = (sample.payload_valid as usize).min(sample.payload.len());
         let signatures = if valid == 0 {
             SignatureMatches::default()
         } else {
             self.correlator.signatures(&sample.payload[..valid])
         };
-        if signatures.is_empty() && (priority || (self.scoring == Scoring::OnChange && !due)) {
+        // Whether the window changed is asked only when scoring on change.
+        let skip = priority
+            || (self.scoring == Scoring::OnChange
+                && !rescore_due(
+                    entry.windows.samples_60s(),
+                    entry.windows.samples_this_second(),
+                ));
+        if skip && signatures.is_empty() {
             return Ok(None);
         }
         // The window statistics only for a sample that is scored, as of

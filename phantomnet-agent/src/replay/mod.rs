@@ -187,11 +187,7 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
         let Some(action) = put_in_force(&applied) else {
             continue;
         };
-        track.strongest = Some(
-            track
-                .strongest
-                .map_or(action, |s| report::stronger(s, action)),
-        );
+        track.strongest = Some(track.strongest.map_or(action, |s| s.max(action)));
         if track.first.is_none() {
             track.first = Some(FirstEnforcement {
                 action: action.to_string(),

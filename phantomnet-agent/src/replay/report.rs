@@ -6,8 +6,6 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
-use crate::decide::Action;
-
 /// The first time the detector put something in force on a source.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FirstEnforcement {
@@ -246,11 +244,6 @@ impl Report {
         }
         t
     }
-}
-
-/// The strongest of two actions.
-pub(super) fn stronger(a: Action, b: Action) -> Action {
-    a.max(b)
 }
 
 #[cfg(test)]
