@@ -408,6 +408,23 @@ fn priority_sampling_must_be_a_bool() {
 }
 
 #[test]
+fn detection_scoring_takes_its_two_names_and_refuses_others() {
+    let ok = Config::from_toml_str(&with("[detection]\nscoring = \"on-change\"\n")).unwrap();
+    assert_eq!(ok.detection.scoring, crate::detect::Scoring::OnChange);
+    assert_eq!(
+        Config::default().detection.scoring,
+        crate::detect::Scoring::EverySample
+    );
+    let e = err(&with("[detection]\nscoring = \"sometimes\"\n"));
+    assert_eq!(e.key(), Some("detection.scoring"), "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("every-sample") && shown.contains("on-change"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn type_and_syntax_errors_carry_key_and_line() {
     let e = err("[dataplane]\ninterfaces = [\"eth0\"]\nsample_every = -1\n");
     assert_eq!(e.key(), Some("dataplane.sample_every"));

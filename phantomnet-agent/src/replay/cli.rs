@@ -117,3 +117,16 @@ pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoring_takes_the_configs_two_names_and_refuses_others() {
+        assert_eq!(parse_scoring("on-change"), Ok(Scoring::OnChange));
+        assert_eq!(parse_scoring("every-sample"), Ok(Scoring::EverySample));
+        let e = parse_scoring("sometimes").unwrap_err();
+        assert!(e.contains("every-sample or on-change"), "{e}");
+    }
+}

@@ -15,6 +15,10 @@
 //! seeded generator, and priority sampling within its bounds when the
 //! config has it on, as by default).
 //!
+//! Offline, the replay's own per-source records (its report, the
+//! in-memory executor) grow with the sources the capture holds, a few
+//! hundred bytes each; the detector's own tables keep their live caps.
+//!
 //! Not replayed: the flood path (`aggregate`, signature rules), which is
 //! about packets, not sources, and has its own tests; rules from operators,
 //! feeds and CrowdSec.
