@@ -13,13 +13,14 @@
 //! XDP_ABORTED.
 //!
 //! The entry point is a thin wrapper; each module holds one stage:
-//! [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
+//! [`fast`] (a blocked host's drop from its source address alone), [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
 //! about packets to a destination, whatever their source), [`priority`]
 //! (which packets are sampled with probability 1) and [`sample`]
 //! (counters and the ring buffer).
 #![no_std]
 #![no_main]
 
+mod fast;
 mod parse;
 mod priority;
 mod rate;
@@ -37,6 +38,7 @@ use aya_ebpf::{
 use phantomnet_common::{
     AllowEntry, BlockEntry, Config, Counter, KnownGood, Outcome, PacketSample, SigRule, SigState,
     SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, action, capacity, config_flags,
+    list_flags,
 };
 
 // ---- maps (names are phantomnet_common::maps::*) ---------------------------
@@ -142,14 +144,28 @@ pub fn phantomnet(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_phantomnet(ctx: &XdpContext) -> u32 {
+    let cfg = PN_CONFIG.get(0).copied().unwrap_or_default();
+    let dry_run = cfg.flags & config_flags::DRY_RUN != 0;
+    let due = sample::sample_due(cfg.sample_every);
+    // A blocked host's packet is dropped after its source address alone,
+    // unless it is sampled ([`fast`]). A host the fast path found not
+    // blocked is not looked up again: its list bit is cleared for the rest.
+    // (The answer travels in `lists`, not in a variable of its own: the
+    // verifier would walk the rest of the program once per value.)
+    let mut lists = cfg.lists;
+    if !due {
+        match fast::host(ctx, lists) {
+            fast::Host::Blocked => return drop_blocked(ctx, dry_run),
+            fast::Host::NotBlocked => lists &= !list_flags::BLOCK_HOST,
+            fast::Host::Unchecked => {}
+        }
+    }
     // SAFETY: ctx.ctx is the xdp_md the kernel handed us.
     let pkt_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let Some((mut meta, l4)) = parse::parse_l3(ctx) else {
         sample::count(Outcome::Unparsed, pkt_len);
         return xdp_action::XDP_PASS;
     };
-    let cfg = PN_CONFIG.get(0).copied().unwrap_or_default();
-    let dry_run = cfg.flags & config_flags::DRY_RUN != 0;
     // Expiry is checked on the coarse clock (a jiffy behind at most, and a
     // fraction of the precise clock's cost); rates and samples read the
     // precise one, and only when they need it.
@@ -158,16 +174,10 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
 
     // Rules about the source need only the L3 header: a blocked source's
     // packet is dropped here, before the L4 parse, unless it is sampled.
-    let allowed = source::allowed(&meta, cfg.lists);
-    let blocked = !allowed && source::blocked(&meta, cfg.lists, coarse);
-    let due = sample::sample_due(cfg.sample_every);
+    let allowed = source::allowed(&meta, lists);
+    let blocked = !allowed && source::blocked(&meta, lists, coarse);
     if blocked && !due {
-        sample::count(Outcome::BlockDropped, pkt_len);
-        return if dry_run {
-            xdp_action::XDP_PASS
-        } else {
-            xdp_action::XDP_DROP
-        };
+        return drop_blocked(ctx, dry_run);
     }
     parse::parse_l4(ctx, &l4, &mut meta);
     let Some(meta) = settle(&meta) else {
@@ -180,7 +190,7 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
         (Outcome::BlockDropped, action::BLOCK)
     } else if cfg.sig_slots != 0 && signature::dropped(ctx, meta, pkt_len, cfg.sig_slots, coarse) {
         (Outcome::SignatureDropped, action::SIGNATURE)
-    } else if source::throttled(meta, cfg.lists, coarse) {
+    } else if source::throttled(meta, lists, coarse) {
         (Outcome::ThrottleDropped, action::THROTTLE)
     } else {
         (Outcome::Passed, action::PASS)
@@ -211,6 +221,19 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
             xdp_action::XDP_DROP
         }
         _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// Counts a blocked source's packet and drops it (passes it in dry run).
+#[inline(always)]
+fn drop_blocked(ctx: &XdpContext, dry_run: bool) -> u32 {
+    // SAFETY: ctx.ctx is the xdp_md the kernel handed us.
+    let pkt_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    sample::count(Outcome::BlockDropped, pkt_len);
+    if dry_run {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
     }
 }
 

@@ -4,7 +4,10 @@
 //! LPM trie of prefixes. A list whose bit in `Config::lists` is clear is
 //! empty and costs one flag test. A host entry is always the longest match,
 //! so looking it up first gives the same answer as one trie holding both.
-use aya_ebpf::btf_maps::{HashMap, LpmTrie, LruHashMap, lpm_trie::Key};
+use aya_ebpf::{
+    btf_maps::{HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
+    helpers::generated::bpf_ktime_get_coarse_ns,
+};
 use phantomnet_common::{
     BlockEntry, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity, list_flags,
 };
@@ -23,9 +26,14 @@ const MAX_EXPIRED_PER_LOOKUP: u32 = 4;
 fn v4(meta: &Meta) -> ([u8; 4], Key<[u8; V4_KEY_LEN]>) {
     let mut addr = [0u8; 4];
     addr.copy_from_slice(&meta.src[..4]);
+    (addr, v4_key(&addr))
+}
+
+#[inline(always)]
+fn v4_key(addr: &[u8; 4]) -> Key<[u8; V4_KEY_LEN]> {
     let mut data = [0u8; V4_KEY_LEN];
-    data[..4].copy_from_slice(&meta.src[..4]);
-    (addr, Key::new((V4_KEY_LEN * 8) as u32, data))
+    data[..4].copy_from_slice(addr);
+    Key::new((V4_KEY_LEN * 8) as u32, data)
 }
 
 #[inline(always)]
@@ -38,13 +46,26 @@ fn v6(meta: &Meta) -> Key<[u8; V6_KEY_LEN]> {
 #[inline(always)]
 pub(crate) fn allowed(meta: &Meta, lists: u32) -> bool {
     if meta.family == 4 {
-        let (addr, key) = v4(meta);
-        (lists & list_flags::ALLOW_HOST != 0 && PN_ALLOW_H4.get_ptr(addr).is_some())
-            || (lists & list_flags::ALLOW_PREFIX != 0 && PN_ALLOW_V4.get(&key).is_some())
+        let (addr, _) = v4(meta);
+        allowed_v4(&addr, lists)
     } else {
-        (lists & list_flags::ALLOW_HOST != 0 && PN_ALLOW_H6.get_ptr(meta.src).is_some())
-            || (lists & list_flags::ALLOW_PREFIX != 0 && PN_ALLOW_V6.get(&v6(meta)).is_some())
+        allowed_v6(&meta.src, lists)
     }
+}
+
+#[inline(always)]
+pub(crate) fn allowed_v4(addr: &[u8; 4], lists: u32) -> bool {
+    (lists & list_flags::ALLOW_HOST != 0 && PN_ALLOW_H4.get_ptr(addr).is_some())
+        || (lists & list_flags::ALLOW_PREFIX != 0 && PN_ALLOW_V4.get(&v4_key(addr)).is_some())
+}
+
+#[inline(always)]
+pub(crate) fn allowed_v6(addr: &[u8; 16], lists: u32) -> bool {
+    (lists & list_flags::ALLOW_HOST != 0 && PN_ALLOW_H6.get_ptr(addr).is_some())
+        || (lists & list_flags::ALLOW_PREFIX != 0
+            && PN_ALLOW_V6
+                .get(&Key::new((V6_KEY_LEN * 8) as u32, *addr))
+                .is_some())
 }
 
 /// A live block entry covers the source (and its hit count is bumped).
@@ -52,10 +73,10 @@ pub(crate) fn allowed(meta: &Meta, lists: u32) -> bool {
 pub(crate) fn blocked(meta: &Meta, lists: u32, now: u64) -> bool {
     if meta.family == 4 {
         let (addr, key) = v4(meta);
-        (lists & list_flags::BLOCK_HOST != 0 && host_blocked(&PN_BLOCK_H4, &addr, now))
+        (lists & list_flags::BLOCK_HOST != 0 && host_blocked(&PN_BLOCK_H4, &addr))
             || (lists & list_flags::BLOCK_PREFIX != 0 && prefix_blocked(&PN_BLOCK_V4, &key, now))
     } else {
-        (lists & list_flags::BLOCK_HOST != 0 && host_blocked(&PN_BLOCK_H6, &meta.src, now))
+        (lists & list_flags::BLOCK_HOST != 0 && host_blocked(&PN_BLOCK_H6, &meta.src))
             || (lists & list_flags::BLOCK_PREFIX != 0
                 && prefix_blocked(&PN_BLOCK_V6, &v6(meta), now))
     }
@@ -92,18 +113,20 @@ fn bump_hits(entry: *const BlockEntry) {
     }
 }
 
+/// A live host entry for `addr` (its hit count is bumped). The coarse
+/// clock is read only for an entry with an expiry.
 #[inline(always)]
-fn host_blocked<const S: usize, const M: usize, const F: usize>(
+pub(crate) fn host_blocked<const S: usize, const M: usize, const F: usize>(
     map: &HashMap<[u8; S], BlockEntry, M, F>,
     addr: &[u8; S],
-    now: u64,
 ) -> bool {
     let Some(entry) = map.get_ptr(addr) else {
         return false;
     };
     // SAFETY: a live map value pointer for this key.
     let expires = unsafe { (*entry).expires_ns };
-    if live(expires, now) {
+    // SAFETY: helper without arguments.
+    if expires == 0 || unsafe { bpf_ktime_get_coarse_ns() } < expires {
         bump_hits(entry);
         return true;
     }

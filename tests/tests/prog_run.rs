@@ -234,6 +234,90 @@ fn truncated_at_every_length_never_aborts() {
     drop(b.dp);
 }
 
+/// With sampling off a blocked host's packet takes the data plane's fast
+/// path (EtherType, IP version, source address; no full parse). Every
+/// layout and every cut gives the full path's answer, the bytes counted
+/// are the whole frame's, the entry counts each drop, and an allowlist
+/// entry added later still wins over the host's block.
+#[test]
+fn a_blocked_host_is_dropped_from_its_address_alone() {
+    if !root_or_skip("a_blocked_host_is_dropped_from_its_address_alone") {
+        return;
+    }
+    let mut b = Bench::new("fast");
+    b.maps.set_sampling(0).unwrap();
+    let jumbo = Frame::eth(&[], ETH_IP).ipv4(
+        SRC4,
+        DST4,
+        IPPROTO_UDP,
+        &[],
+        0,
+        &packet::udp(5, 6, &vec![0x4A; 9000 - 42]),
+    );
+    let hits = |b: &Bench, prefix: &Prefix| {
+        b.maps
+            .rules()
+            .unwrap()
+            .into_iter()
+            .find(|r| &r.prefix == prefix)
+            .map(|r| r.hits)
+            .unwrap()
+    };
+    for (name, frame) in [
+        ("ipv4/tcp", v4_tcp()),
+        ("ipv6+ext/udp", v6_udp_ext()),
+        ("qinq/ipv4/udp", qinq_v4_udp()),
+        ("ipv4+options/icmp", v4_options_icmp()),
+        ("jumbo 9000", jumbo),
+    ] {
+        let (host, cover): (Prefix, Prefix) = if name.starts_with("ipv6") {
+            (
+                "2001:db8:bad::10".parse().unwrap(),
+                "2001:db8:bad::/48".parse().unwrap(),
+            )
+        } else {
+            (
+                "192.0.2.10".parse().unwrap(),
+                "192.0.2.0/24".parse().unwrap(),
+            )
+        };
+        b.maps.block(&host, None, ReasonCode::Manual, "").unwrap();
+        let ready = l3_ready(&frame);
+        let mut drops = 0;
+        for len in 14..=frame.bytes.len().min(200) {
+            let what = format!("{name} cut at {len}, host blocked");
+            if len >= ready {
+                b.check(&what, &frame.bytes[..len], XDP_DROP, Outcome::BlockDropped);
+                drops += 1;
+            } else {
+                b.check(&what, &frame.bytes[..len], XDP_PASS, Outcome::Unparsed);
+            }
+        }
+        let what = format!("{name} whole, host blocked");
+        b.check(&what, &frame.bytes, XDP_DROP, Outcome::BlockDropped);
+        drops += 1;
+        assert_eq!(hits(&b, &host), drops, "{name}: the entry's hit count");
+        // An allowlist entry over a blocked host: the allowlist wins.
+        b.maps.allow(&cover).unwrap();
+        let what = format!("{name}, blocked host inside an allowed prefix");
+        b.check(&what, &frame.bytes, XDP_PASS, Outcome::Allowlisted);
+        b.maps.disallow(&cover).unwrap();
+        b.maps.allow(&host).unwrap();
+        let what = format!("{name}, blocked host also allowed");
+        b.check(&what, &frame.bytes, XDP_PASS, Outcome::Allowlisted);
+        b.maps.disallow(&host).unwrap();
+        assert_eq!(hits(&b, &host), drops, "{name}: no hit while allowed");
+        b.maps.unblock(&host).unwrap();
+        b.check(
+            &format!("{name}, unblocked"),
+            &frame.bytes,
+            XDP_PASS,
+            Outcome::Passed,
+        );
+    }
+    drop(b.dp);
+}
+
 #[test]
 fn headers_are_walked_as_specified() {
     if !root_or_skip("headers_are_walked_as_specified") {

@@ -319,6 +319,15 @@ fn run(bin: &Path) -> Result<()> {
         "-".into(),
     ));
     agent(bin, &["priority-sampling", "on"])?;
+    // A blocked host at the default sampling: 15 of 16 packets take the
+    // fast path, 1 the full parse and a sample.
+    agent(bin, &["block", "192.0.2.10"])?;
+    rows.push((
+        "1-in-16: block drop (/32, host hash)",
+        prog_run(pn, REPEAT, ROUNDS)?.to_string(),
+        "-".into(),
+    ));
+    agent(bin, &["unblock", "192.0.2.10"])?;
 
     // Sampled: every packet reserves, fills and submits a ring-buffer record.
     // 20,000 runs fit in the 4 MiB ring, so none is lost to a full ring.
