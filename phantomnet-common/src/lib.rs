@@ -107,9 +107,12 @@ pub mod capacity {
     pub const SIG_SLOTS: u32 = 64;
     /// Known-good sources per family (LRU: the least recently refreshed go first).
     pub const KNOWN_GOOD: u32 = 65_536;
-    /// Flows whose payload-bearing packets XDP counts for priority
-    /// sampling (LRU, not pinned; see [`sampling`](crate::sampling)).
-    pub const PRIORITY_FLOWS: u32 = 65_536;
+    /// Slots of each CPU's direct-mapped table of flows whose
+    /// payload-bearing packets XDP counts for priority sampling (not
+    /// pinned; see [`sampling::FlowSlot`](crate::sampling::FlowSlot)). A
+    /// power of two: a flow's slot is the low bits of its hash. 512 KiB
+    /// per CPU.
+    pub const PRIORITY_FLOWS: u32 = 32_768;
     /// Sources with a priority-sample bucket (LRU, not pinned).
     pub const PRIORITY_SOURCES: u32 = 65_536;
 }

@@ -145,6 +145,53 @@ pub const fn flow_hash(
     mix(h ^ tail ^ family as u64)
 }
 
+/// One slot of the per-CPU, direct-mapped flow table that counts each
+/// flow's payload-bearing packets (`PN_PRIO_FLOWS`; the replay's sampler
+/// keeps one such table too). A flow's slot is [`flow_slot`] of its
+/// [`flow_hash`]; the slot remembers the last flow that used it. A new
+/// flow takes the slot over, and a flow whose slot was taken starts its
+/// count again (at most [`FIRST_PAYLOAD_PACKETS`] more priority samples,
+/// within the source's and the CPU's bounds).
+///
+/// Direct-mapped rather than an LRU hash: an array slot is found with an
+/// index the verifier inlines, where a hash map costs a helper call, a
+/// hash of the key and a bucket walk on every TCP data segment and UDP
+/// datagram. What it gives up is only exactness after a collision, which
+/// the bounds already cap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowSlot {
+    pub hash: u64,
+    pub seen: u32,
+    pub _pad: u32,
+}
+
+impl FlowSlot {
+    /// This slot holds `hash`'s flow, and it has had its first K.
+    #[inline(always)]
+    pub const fn exhausted(&self, hash: u64) -> bool {
+        self.hash == hash && self.seen >= FIRST_PAYLOAD_PACKETS
+    }
+
+    /// Counts one payload-bearing packet of `hash`'s flow (taking the slot
+    /// over if another flow held it).
+    #[inline(always)]
+    pub fn count(&mut self, hash: u64) {
+        if self.hash == hash {
+            self.seen = self.seen.saturating_add(1);
+        } else {
+            self.hash = hash;
+            self.seen = 1;
+        }
+    }
+}
+
+/// The slot of a flow in the direct-mapped table (the hash's low bits).
+#[inline(always)]
+pub const fn flow_slot(hash: u64) -> u32 {
+    (hash as u32) & (crate::capacity::PRIORITY_FLOWS - 1)
+}
+
 #[inline(always)]
 const fn words(b: &[u8; 16], at: usize) -> u64 {
     u64::from_le_bytes([
@@ -232,6 +279,26 @@ mod tests {
             ..PacketSample::ZERO
         };
         assert_eq!(class_of(&s), Class::Control);
+    }
+
+    #[test]
+    fn a_flow_slot_counts_its_flow_and_is_taken_over_by_another() {
+        assert!(crate::capacity::PRIORITY_FLOWS.is_power_of_two());
+        assert_eq!(flow_slot(u64::MAX), crate::capacity::PRIORITY_FLOWS - 1);
+        assert_eq!(core::mem::size_of::<FlowSlot>(), 16);
+        let mut slot = FlowSlot::default();
+        let (a, b) = (0xA1, 0xB2);
+        for _ in 0..FIRST_PAYLOAD_PACKETS {
+            assert!(!slot.exhausted(a));
+            slot.count(a);
+        }
+        assert!(slot.exhausted(a));
+        // Another flow in the same slot starts from one; the first one,
+        // back later, starts again.
+        assert!(!slot.exhausted(b));
+        slot.count(b);
+        assert_eq!(slot.seen, 1);
+        assert!(!slot.exhausted(a));
     }
 
     #[test]

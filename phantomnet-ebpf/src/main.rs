@@ -38,7 +38,7 @@ use aya_ebpf::{
 use phantomnet_common::{
     AllowEntry, BlockEntry, Config, Counter, KnownGood, Outcome, PacketSample, SigRule, SigState,
     SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, action, capacity, config_flags,
-    list_flags,
+    list_flags, sampling::FlowSlot,
 };
 
 // ---- maps (names are phantomnet_common::maps::*) ---------------------------
@@ -119,11 +119,11 @@ static PN_GOOD_V6: LruHashMap<[u8; 16], KnownGood, { capacity::KNOWN_GOOD as usi
     LruHashMap::new();
 
 /// Priority sampling's state (not pinned: losing it on a restart costs a
-/// few extra priority samples). Payload-bearing packets seen per flow,
-/// keyed by `sampling::flow_hash` (see [`priority`]).
+/// few extra priority samples). Payload-bearing packets seen per flow, a
+/// direct-mapped table per CPU (`sampling::FlowSlot`, see [`priority`]).
 #[btf_map]
-static PN_PRIO_FLOWS: LruHashMap<u64, u32, { capacity::PRIORITY_FLOWS as usize }> =
-    LruHashMap::new();
+static PN_PRIO_FLOWS: PerCpuArray<FlowSlot, { capacity::PRIORITY_FLOWS as usize }> =
+    PerCpuArray::new();
 /// Each source's priority-sample bucket (GCRA theoretical arrival time),
 /// keyed by its 16-byte address (IPv4 as `::ffff:a.b.c.d`).
 #[btf_map]

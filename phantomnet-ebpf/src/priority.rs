@@ -35,8 +35,9 @@ struct Decide {
 /// Whether this packet is admitted as a priority sample (it is flagged
 /// one only if the 1-in-N draw did not take it). Counts a packet that was
 /// eligible but past a bound as [`Outcome::PriorityBounded`] (it then
-/// takes the 1-in-N draw like any other). `now` is read only for an
-/// eligible packet and handed back for the sample's timestamp.
+/// takes the 1-in-N draw like any other). `now` is set when the precise
+/// clock was read (an eligible packet not already past its flow's first
+/// K) and handed back for the sample's timestamp; it stays 0 otherwise.
 ///
 /// The classification is inline and touches no map, so a pure ACK pays a
 /// few compares. The rest runs in a one-iteration `bpf_loop` callback, as
@@ -57,13 +58,12 @@ pub(crate) fn admit(meta: &Meta, pkt_len: u64, now: &mut u64) -> bool {
         // Pure ACKs and the like: no map is touched.
         return false;
     }
-    *now = rate::now();
     let mut d = Decide {
         // SAFETY: `Meta` is 8-aligned and its addresses sit at offsets 0
         // and 16: word reads of 16 plain bytes.
         src: unsafe { meta.src.as_ptr().cast::<[u64; 2]>().read() },
         dst: unsafe { meta.dst.as_ptr().cast::<[u64; 2]>().read() },
-        now: *now,
+        now: 0,
         pkt_len,
         sport: meta.sport,
         dport: meta.dport,
@@ -77,6 +77,7 @@ pub(crate) fn admit(meta: &Meta, pkt_len: u64, now: &mut u64) -> bool {
     unsafe {
         bpf_loop(1, decide as *mut c_void, (&raw mut d).cast(), 0);
     }
+    *now = d.now;
     d.admitted != 0
 }
 
@@ -84,15 +85,34 @@ pub(crate) fn admit(meta: &Meta, pkt_len: u64, now: &mut u64) -> bool {
 extern "C" fn decide(_index: u32, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the `Decide` that `admit` passed.
     let d = unsafe { &mut *ctx.cast::<Decide>() };
+    // A payload packet of a flow past its first K is the common case (every
+    // later TCP data segment and UDP datagram): one array slot, no clock.
+    let mut hash = 0;
+    if d.class == Class::FirstPayload as u8 {
+        hash = sampling::flow_hash(
+            &bytes(d.src),
+            &bytes(d.dst),
+            d.sport,
+            d.dport,
+            d.proto,
+            d.family,
+        );
+        let Some(slot) = PN_PRIO_FLOWS.get_ptr(sampling::flow_slot(hash)) else {
+            return 1;
+        };
+        // SAFETY: this CPU's slot of a per-CPU array; no other CPU touches
+        // it, and an XDP program is not re-entered on one CPU.
+        if unsafe { (*slot).exhausted(hash) } {
+            return 1;
+        }
+    }
+    d.now = rate::now();
     // The CPU's bucket is only peeked at here and charged below, once the
-    // packet is known to be a priority sample: a flood of new flows from
-    // spoofed sources then stops costing flow-map inserts as soon as it has
-    // used up the CPU's budget.
+    // packet is known to be a priority sample.
     let Some(cpu) = PN_PRIO_CPU.get_ptr_mut(0) else {
         return 1;
     };
-    // SAFETY: this CPU's slot; no other CPU touches it, and an XDP program
-    // is not re-entered on one CPU.
+    // SAFETY: this CPU's slot; as above.
     let mut cpu_tat = unsafe { *cpu };
     let mut peek = cpu_tat;
     if !rate::gcra(
@@ -104,8 +124,13 @@ extern "C" fn decide(_index: u32, ctx: *mut c_void) -> i64 {
         sample::count(Outcome::PriorityBounded, d.pkt_len);
         return 1;
     }
-    if d.class == Class::FirstPayload as u8 && !first_payload(d) {
-        return 1;
+    if d.class == Class::FirstPayload as u8 {
+        // Looked up again rather than kept across the helper calls (the
+        // verifier loses a pointer kept that way); an inlined array index.
+        if let Some(slot) = PN_PRIO_FLOWS.get_ptr_mut(sampling::flow_slot(hash)) {
+            // SAFETY: as above.
+            unsafe { (*slot).count(hash) };
+        }
     }
     if !source_admits(d) {
         sample::count(Outcome::PriorityBounded, d.pkt_len);
@@ -121,45 +146,6 @@ extern "C" fn decide(_index: u32, ctx: *mut c_void) -> i64 {
     unsafe { *cpu = cpu_tat };
     d.admitted = 1;
     1
-}
-
-/// Counts a payload-bearing packet against its flow: true for the flow's
-/// first `FIRST_PAYLOAD_PACKETS`.
-///
-/// The key is a u64 hash of the directional 5-tuple rather than the tuple
-/// itself (37 bytes for IPv6): one map serves both families, the kernel
-/// hashes and compares 8 bytes instead of 40 per lookup, and an entry
-/// costs less. Two flows that collide share a count, and the later one
-/// loses its priority samples (it is still sampled 1 in N); among 65,536
-/// live flows a collision has a probability of about 2^-32.
-#[inline(always)]
-fn first_payload(d: &Decide) -> bool {
-    let key = sampling::flow_hash(
-        &bytes(d.src),
-        &bytes(d.dst),
-        d.sport,
-        d.dport,
-        d.proto,
-        d.family,
-    );
-    match PN_PRIO_FLOWS.get_ptr_mut(&key) {
-        Some(seen) => {
-            // SAFETY: a value of the map; a concurrent update on another
-            // CPU may lose an increment (one extra priority sample).
-            let n = unsafe { *seen };
-            if n >= sampling::FIRST_PAYLOAD_PACKETS {
-                return false;
-            }
-            unsafe { *seen = n + 1 };
-            true
-        }
-        None => {
-            // A full LRU map recycles its least recently used flow; an
-            // insert that fails anyway only costs this flow's count.
-            let _ = PN_PRIO_FLOWS.insert(&key, &1, 0);
-            true
-        }
-    }
 }
 
 /// The source's own bucket (GCRA, shared by the CPUs and updated without a

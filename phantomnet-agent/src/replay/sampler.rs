@@ -16,16 +16,14 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use phantomnet_common::{
-    PacketSample,
+    PacketSample, capacity,
     rate::gcra,
     sample_flags,
-    sampling::{self, Class},
+    sampling::{self, Class, FlowSlot},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The kernel's per-flow count map's capacity (`PN_PRIO_FLOWS`).
-const FLOWS: usize = 65_536;
 /// The kernel's per-source bucket map's capacity (`PN_PRIO_SRC`).
 const SOURCES: usize = 65_536;
 
@@ -35,7 +33,8 @@ pub struct Sampler {
     every: u32,
     priority: bool,
     rng: ChaCha8Rng,
-    flows: LruCache<u64, u32>,
+    /// One CPU's direct-mapped flow table (`PN_PRIO_FLOWS`).
+    flows: Vec<FlowSlot>,
     sources: LruCache<[u8; 16], u64>,
     cpu: u64,
 }
@@ -46,7 +45,7 @@ impl Sampler {
             every: every.max(1),
             priority,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            flows: LruCache::new(NonZeroUsize::new(FLOWS).expect("non-zero")),
+            flows: vec![FlowSlot::default(); capacity::PRIORITY_FLOWS as usize],
             sources: LruCache::new(NonZeroUsize::new(SOURCES).expect("non-zero")),
             cpu: 0,
         }
@@ -72,13 +71,30 @@ impl Sampler {
         }
     }
 
-    /// `priority::admit`'s decision: the CPU's bucket is peeked at, the
-    /// flow's first packets counted, the source's bucket charged, and then
-    /// the CPU's.
+    /// `priority::admit`'s decision: a payload packet of a flow past its
+    /// first K is out at once; otherwise the CPU's bucket is peeked at, the
+    /// flow's packet counted, the source's bucket charged, and then the
+    /// CPU's.
     fn admit(&mut self, p: &PacketSample) -> bool {
         let class = sampling::class_of(p);
         if class == Class::Uniform {
             return false;
+        }
+        let mut flow = None;
+        if class == Class::FirstPayload {
+            let hash = sampling::flow_hash(
+                &p.src_addr,
+                &p.dst_addr,
+                p.src_port,
+                p.dst_port,
+                p.protocol,
+                p.family,
+            );
+            let slot = sampling::flow_slot(hash) as usize;
+            if self.flows[slot].exhausted(hash) {
+                return false;
+            }
+            flow = Some((slot, hash));
         }
         let now = p.timestamp_ns;
         let mut peek = self.cpu;
@@ -90,20 +106,8 @@ impl Sampler {
         ) {
             return false;
         }
-        if class == Class::FirstPayload {
-            let key = sampling::flow_hash(
-                &p.src_addr,
-                &p.dst_addr,
-                p.src_port,
-                p.dst_port,
-                p.protocol,
-                p.family,
-            );
-            let seen = self.flows.get_or_insert_mut(key, || 0);
-            if *seen >= sampling::FIRST_PAYLOAD_PACKETS {
-                return false;
-            }
-            *seen += 1;
+        if let Some((slot, hash)) = flow {
+            self.flows[slot].count(hash);
         }
         let tat = self.sources.get_or_insert_mut(p.src_addr, || 0);
         if !gcra(
