@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cmd;
 pub mod dataset;
 pub mod demo;
+pub mod demo_clients;
 pub mod evaluate;
 pub mod heldout;
 pub mod install;

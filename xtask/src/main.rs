@@ -48,6 +48,11 @@ enum Task {
         /// Leave the lab (and the agent's pins) up afterwards.
         #[arg(long)]
         keep_lab: bool,
+        /// Also run the heavier benign clients (a wget bulk download, an
+        /// iperf3 throughput test, a health checker, an IPv6 browser). The
+        /// shipped model throttles two of them: the demo then FAILs.
+        #[arg(long)]
+        heavy_clients: bool,
     },
     /// Regenerate the shipped default model (models/) from real tool traffic
     /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.
@@ -246,14 +251,26 @@ fn main() -> Result<()> {
                 )
             })
         }
-        Task::Demo { keep_lab } => {
+        Task::Demo {
+            keep_lab,
+            heavy_clients,
+        } => {
             let mut args = vec!["demo"];
             if keep_lab {
                 args.push("--keep-lab");
             }
+            if heavy_clients {
+                args.push("--heavy-clients");
+            }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
-                xtask::demo::demo(&root, keep_lab)
+                xtask::demo::demo(
+                    &root,
+                    xtask::demo::DemoOptions {
+                        keep_lab,
+                        heavy_clients,
+                    },
+                )
             })
         }
         Task::BenchXdp => as_root(&["bench-xdp"], release_agent, || {
