@@ -1,0 +1,101 @@
+//! The lab's distributed flood (tests/tests/floods.rs), as a sample stream:
+//! five browsing clients whose uniform samples come at about 3.5 a second
+//! (56 packets/s at 1 in 16), then 50 real sources of one /24, each
+//! sending hping3's 54-byte SYNs (and the RSTs its kernel answers the
+//! server's SYN-ACKs with) at 200 packets/s. Each test reproduces one way
+//! the root test failed on a busy machine, from a capture of that run.
+
+use phantomnet_common::{PacketSample, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
+
+use super::*;
+use crate::aggregate::{AggregateKey, AttackReport};
+
+const SRV: [u8; 4] = [203, 0, 113, 10];
+
+/// The lab's browsing clients as the uniform draw sees them: mostly pure
+/// ACKs and FIN+ACKs with timestamps (66 bytes), some requests (PSH+ACK,
+/// about 210 bytes) and a few SYNs with options (74 bytes), TTL 64.
+pub(crate) fn lab_clients(r: &mut ChaCha8Rng, from: f64, to: f64) -> Vec<(PacketSample, Origin)> {
+    at_rate(r, from, to, 56.0, Origin::Benign, |r, ts| {
+        let src = v4([198, 51, 100, 20 + r.random_range(0..5u8)]);
+        let mut s = tcp(ts, src, SRV, 80);
+        s.src_port = r.random_range(32_768..61_000);
+        let (flags, len, payload) = match r.random_range(0..20) {
+            0..=10 => (TCP_ACK, 66, 0),
+            11..=13 => (TCP_ACK | TCP_FIN, 66, 0),
+            14..=16 => (TCP_ACK | TCP_PSH, r.random_range(201..216u16), 135),
+            _ => (TCP_SYN, 74, 0),
+        };
+        s.tcp_flags = flags;
+        s.packet_len = u32::from(len);
+        s.payload_len = payload;
+        s
+    })
+}
+
+/// Bot `i` of 50 (192.0.2.100 + i) from `from` to `to` s: hping3 -S at
+/// 200 packets/s, and as many RSTs from its kernel until the rule is in
+/// force (the test streams keep sending them; the signature covers both).
+pub(crate) fn lab_bot(
+    r: &mut ChaCha8Rng,
+    i: u8,
+    from: f64,
+    to: f64,
+) -> Vec<(PacketSample, Origin)> {
+    let src = v4([192, 0, 2, 100 + i]);
+    at_rate(r, from, to, 200.0, Origin::Attack, move |r, ts| {
+        let mut s = tcp(ts, src, SRV, 80);
+        s.src_port = r.random();
+        s.tcp_flags = if r.random_bool(0.5) { TCP_SYN } else { TCP_RST };
+        s.packet_len = 54;
+        s
+    })
+}
+
+/// The attacks started on destination keys (source-prefix aggregates are
+/// journaled only).
+fn dst_starts(events: &[(u64, AttackEvent)]) -> Vec<(u64, &AttackReport)> {
+    started(events)
+        .into_iter()
+        .filter(|(_, r)| !matches!(r.key, AggregateKey::SrcPrefix { .. }))
+        .collect()
+}
+
+fn the_service() -> AggregateKey {
+    AggregateKey::Service {
+        dst: ip(&v4(SRV)),
+        protocol: phantomnet_common::IPPROTO_TCP,
+        port: 80,
+    }
+}
+
+/// The flood stops, and the quiet service then has a second with no sample
+/// at all (at 3.5 samples/s, 3 % of seconds; more on a busy machine, whose
+/// clients are slower). The host and its /24 judge the flood's last second
+/// only at their next sample, two ticks on; the service key no longer knew
+/// its count for that tick, so the flood's last second counted as traffic
+/// no attack explained, and the host and the /24 started attacks of their
+/// own (captured in the lab: both with target-wide rate limits, after the
+/// service's drop rule).
+#[test]
+fn a_flood_followed_by_a_silent_second_is_still_one_attack() {
+    let mut r = rng(21);
+    let mut parts = vec![
+        lab_clients(&mut r, 0.0, 23.0),
+        lab_clients(&mut r, 24.0, 40.0),
+    ];
+    for i in 0..50 {
+        parts.push(lab_bot(&mut r, i, 14.5, 22.5));
+    }
+    let stream = merge(parts);
+    assert!(
+        !stream
+            .iter()
+            .any(|(s, _)| (23 * S..24 * S).contains(&s.timestamp_ns)),
+        "the second after the flood is silent"
+    );
+    let (_, events) = run(&stream);
+    let starts = dst_starts(&events);
+    let keys: Vec<String> = starts.iter().map(|(_, r)| r.key.to_string()).collect();
+    assert_eq!(keys, [the_service().to_string()], "one attack");
+}
