@@ -255,14 +255,28 @@ impl HostBaseline {
         before - self.samples.len() - self.pending.len()
     }
 
-    /// Forgets the samples of the sources with these tags (sorted) kept in
-    /// tick `since` or later (and every pending one of theirs).
+    /// Forgets what an attack's sources left in tick `since` or later (and
+    /// pending): the samples of the sources with these tags (sorted), and
+    /// of every source with no sample kept before `since`. An attack's
+    /// sample reservoir holds only some of its sources when it is
+    /// announced (64 samples of a 50-source botnet miss about 14 of them);
+    /// a source first seen in the ticks before an attack tripped is taken
+    /// as one of its own. A client seen before keeps its samples.
     pub fn forget_sources_since(&mut self, tags: &[[u8; 4]], since: u64) {
         let since = u32::try_from(since).unwrap_or(u32::MAX);
+        let mut older: Vec<[u8; 4]> = self
+            .samples
+            .iter()
+            .filter(|s| s.tick < since)
+            .map(|s| s.src_tag)
+            .collect();
+        older.sort_unstable();
+        older.dedup();
+        let attacker =
+            |tag: &[u8; 4]| tags.binary_search(tag).is_ok() || older.binary_search(tag).is_err();
         self.samples
-            .retain(|s| s.tick < since || tags.binary_search(&s.src_tag).is_err());
-        self.pending
-            .retain(|s| tags.binary_search(&s.src_tag).is_err());
+            .retain(|s| s.tick < since || !attacker(&s.src_tag));
+        self.pending.retain(|s| !attacker(&s.src_tag));
     }
 
     /// Moves the last tick's samples into the reservoir.

@@ -30,6 +30,8 @@ struct Attack {
     peak_pps: f64,
     baseline_pps: f64,
     threshold_pps: f64,
+    /// The tick it tripped in.
+    trip_tick: u64,
     tick: u64,
     tick_packets: u64,
     /// Last tick whose rate stayed above the end threshold.
@@ -500,6 +502,7 @@ impl AggregateDetector {
             peak_pps: 0.0,
             baseline_pps: baseline,
             threshold_pps: threshold,
+            trip_tick: done.tick,
             tick: done.tick,
             tick_packets: done.packets,
             last_loud_tick: done.tick,
@@ -608,10 +611,12 @@ impl AggregateDetector {
     /// Takes what the attack's own sources left in its destinations'
     /// baselines in the [`RAMP_TICKS`] before it tripped: a flood that ramps
     /// up (a botnet whose members start one by one) crosses the threshold
-    /// only after its first packets were admitted as normal traffic. A
-    /// client that was there long before (a bulk transfer that goes on
-    /// during the flood) keeps its older samples; spoofed sources are never
-    /// in a baseline.
+    /// only after its first packets were admitted as normal traffic. The
+    /// sources in the attack's reservoir lose their samples of those ticks,
+    /// and so does every source first seen in them (members the reservoir
+    /// has not drawn yet, a spoofed flood's first packets). A client that
+    /// was there long before (a bulk transfer that goes on during the
+    /// flood) keeps its older samples.
     fn forget_attack_sources(&mut self, idx: usize) {
         let Some(Some(a)) = self.attacks.get(idx) else {
             return;
@@ -619,7 +624,7 @@ impl AggregateDetector {
         let Some((net, len, _, _)) = a.key.scope() else {
             return;
         };
-        let since = a.tick.saturating_sub(RAMP_TICKS);
+        let since = a.trip_tick.saturating_sub(RAMP_TICKS);
         let mut tags: Vec<[u8; 4]> = a.reservoir.iter().map(|s| s.src_tag).collect();
         tags.sort_unstable();
         tags.dedup();
