@@ -8,7 +8,7 @@ use super::baseline::{CompletedTick, HostBaseline, KeyState};
 use super::hll::{Hll, hash_addr, mix};
 use super::lru::SegmentedLru;
 use super::signature::{SigSample, Signature};
-use super::synth::{Scope, synthesize};
+use super::synth::{Scope, SignatureBasis, synthesize};
 use super::{AggregateConfig, AggregateKey, AttackEvent, AttackReport, same_prefix};
 use crate::dataplane::Prefix;
 
@@ -41,6 +41,7 @@ struct Attack {
     reservoir: Vec<SigSample>,
     reservoir_seen: u64,
     signature: Option<Signature>,
+    signature_basis: SignatureBasis,
 }
 
 impl Attack {
@@ -70,6 +71,7 @@ impl Attack {
             baseline_pps: self.baseline_pps,
             threshold_pps: self.threshold_pps,
             signature: self.signature.clone(),
+            signature_basis: self.signature_basis,
         }
     }
 }
@@ -511,6 +513,7 @@ impl AggregateDetector {
             reservoir: Vec::with_capacity(self.cfg.attack_reservoir.min(4096)),
             reservoir_seen: 0,
             signature: None,
+            signature_basis: SignatureBasis::Baseline,
         };
         if let Some(a) = self.attacks.get_mut(free) {
             *a = Some(attack);
@@ -583,7 +586,8 @@ impl AggregateDetector {
         }
     }
 
-    fn synthesize_for(&self, a: &Attack) -> Option<Signature> {
+    /// The attack's signature and what it was checked against.
+    fn synthesize_for(&self, a: &Attack) -> Option<(Signature, SignatureBasis)> {
         let (dst, prefix_len, protocol, port) = a.key.scope()?;
         let scope = Scope {
             family: if dst.is_ipv4() { 4 } else { 6 },
@@ -599,13 +603,9 @@ impl AggregateDetector {
         } else {
             0.0
         };
-        synthesize(
-            scope,
-            &a.reservoir,
-            &self.baseline_for(&a.key),
-            benign,
-            &self.cfg.synth,
-        )
+        let baseline = self.baseline_for(&a.key);
+        let basis = SignatureBasis::of(baseline.len(), &self.cfg.synth);
+        synthesize(scope, &a.reservoir, &baseline, benign, &self.cfg.synth).map(|s| (s, basis))
     }
 
     /// Takes what the attack's own sources left in its destinations'
@@ -642,7 +642,10 @@ impl AggregateDetector {
         };
         let signature = self.synthesize_for(a);
         if let Some(Some(a)) = self.attacks.get_mut(idx) {
-            a.signature = signature;
+            if let Some((_, basis)) = signature {
+                a.signature_basis = basis;
+            }
+            a.signature = signature.map(|(s, _)| s);
             a.announced = true;
             a.last_update_ns = self.now_ns;
             events.push(AttackEvent::Started(a.report()));
@@ -708,8 +711,9 @@ impl AggregateDetector {
                     None
                 };
                 if let Some(Some(a)) = self.attacks.get_mut(idx) {
-                    if fresh.is_some() {
-                        a.signature = fresh;
+                    if let Some((sig, basis)) = fresh {
+                        a.signature = Some(sig);
+                        a.signature_basis = basis;
                     }
                     a.last_update_ns = self.now_ns;
                     events.push(AttackEvent::Updated(a.report()));
