@@ -13,7 +13,7 @@ use super::hll::{Hll, mix};
 use super::signature::SigSample;
 
 /// Rate state of one aggregate key (with its key and table entry, about
-/// 220 bytes: `AggregateDetector::BYTES_PER_KEY`).
+/// 240 bytes: `AggregateDetector::BYTES_PER_KEY`).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyState {
     /// Tick index the `cur_*` fields count.
@@ -24,7 +24,11 @@ pub(crate) struct KeyState {
     pub cur_first_ns: u64,
     /// Distinct sampled sources in the tick.
     pub cur_distinct: Hll<64>,
-    /// Estimated packets in the tick before `tick` (0 if it had none).
+    /// The key's previous tick (the one `roll` left, however long ago) and
+    /// its estimated packets: a broader key judges a completed tick at its
+    /// next sample, possibly ticks later, and must still learn what this
+    /// key carried in it.
+    pub prev_tick: u64,
     pub prev_packets: u64,
     /// EWMA of packets/s, and how many ticks it has learned.
     pub baseline_pps: f64,
@@ -71,6 +75,7 @@ impl KeyState {
             cur_packets: 0,
             cur_first_ns: 0,
             cur_distinct: Hll::new(),
+            prev_tick: u64::MAX,
             prev_packets: 0,
             baseline_pps: 0.0,
             learned_ticks: 0,
@@ -89,7 +94,7 @@ impl KeyState {
     pub fn packets_at(&self, t: u64) -> u64 {
         if self.tick == t {
             self.cur_packets
-        } else if self.tick == t + 1 {
+        } else if self.prev_tick == t {
             self.prev_packets
         } else {
             0
@@ -131,11 +136,8 @@ impl KeyState {
         if self.cur_samples > 0 {
             self.active_ticks = self.active_ticks.saturating_add(1);
         }
-        self.prev_packets = if t == self.tick + 1 {
-            self.cur_packets
-        } else {
-            0
-        };
+        self.prev_tick = self.tick;
+        self.prev_packets = self.cur_packets;
         self.tick = t;
         self.cur_samples = 0;
         self.cur_packets = 0;
@@ -253,14 +255,28 @@ impl HostBaseline {
         before - self.samples.len() - self.pending.len()
     }
 
-    /// Forgets the samples of the sources with these tags (sorted) kept in
-    /// tick `since` or later (and every pending one of theirs).
+    /// Forgets what an attack's sources left in tick `since` or later (and
+    /// pending): the samples of the sources with these tags (sorted), and
+    /// of every source with no sample kept before `since`. An attack's
+    /// sample reservoir holds only some of its sources when it is
+    /// announced (64 samples of a 50-source botnet miss about 14 of them);
+    /// a source first seen in the ticks before an attack tripped is taken
+    /// as one of its own. A client seen before keeps its samples.
     pub fn forget_sources_since(&mut self, tags: &[[u8; 4]], since: u64) {
         let since = u32::try_from(since).unwrap_or(u32::MAX);
+        let mut older: Vec<[u8; 4]> = self
+            .samples
+            .iter()
+            .filter(|s| s.tick < since)
+            .map(|s| s.src_tag)
+            .collect();
+        older.sort_unstable();
+        older.dedup();
+        let attacker =
+            |tag: &[u8; 4]| tags.binary_search(tag).is_ok() || older.binary_search(tag).is_err();
         self.samples
-            .retain(|s| s.tick < since || tags.binary_search(&s.src_tag).is_err());
-        self.pending
-            .retain(|s| tags.binary_search(&s.src_tag).is_err());
+            .retain(|s| s.tick < since || !attacker(&s.src_tag));
+        self.pending.retain(|s| !attacker(&s.src_tag));
     }
 
     /// Moves the last tick's samples into the reservoir.

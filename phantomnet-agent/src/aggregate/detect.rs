@@ -8,8 +8,8 @@ use super::baseline::{CompletedTick, HostBaseline, KeyState};
 use super::hll::{Hll, hash_addr, mix};
 use super::lru::SegmentedLru;
 use super::signature::{SigSample, Signature};
-use super::synth::{Scope, synthesize};
-use super::{AggregateConfig, AggregateKey, AttackEvent, AttackReport, same_prefix};
+use super::synth::SignatureBasis;
+use super::{AggregateConfig, AggregateKey, AttackEvent, AttackReport};
 use crate::dataplane::Prefix;
 
 /// One tracked attack. About 10 KB with the default reservoir (256 × 34 B)
@@ -30,6 +30,8 @@ struct Attack {
     peak_pps: f64,
     baseline_pps: f64,
     threshold_pps: f64,
+    /// The tick it tripped in.
+    trip_tick: u64,
     tick: u64,
     tick_packets: u64,
     /// Last tick whose rate stayed above the end threshold.
@@ -39,6 +41,7 @@ struct Attack {
     reservoir: Vec<SigSample>,
     reservoir_seen: u64,
     signature: Option<Signature>,
+    signature_basis: SignatureBasis,
 }
 
 impl Attack {
@@ -68,6 +71,7 @@ impl Attack {
             baseline_pps: self.baseline_pps,
             threshold_pps: self.threshold_pps,
             signature: self.signature.clone(),
+            signature_basis: self.signature_basis,
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct AggregateStats {
     /// Triggers not reported because `max_attacks` were active.
     pub attacks_dropped: u64,
 }
+
+#[path = "detect_baselines.rs"]
+mod baselines;
 
 /// Ticks before an attack tripped whose baseline samples from its own
 /// sources it takes back.
@@ -281,34 +288,6 @@ impl AggregateDetector {
         }
     }
 
-    /// Whether `dst`'s baseline forgot the source with this tag recently.
-    fn is_forgotten(&self, dst: IpAddr, tag: [u8; 4]) -> bool {
-        let b = usize::from(tag[0]);
-        self.forgotten_bytes[b / 64] & (1 << (b % 64)) != 0
-            && self.forgotten[..self.forgotten_next.min(FORGOTTEN)].contains(&(dst, tag))
-    }
-
-    /// Removes a source's samples from `dst`'s baseline, once per source
-    /// while it stays among the last [`FORGOTTEN`] forgotten.
-    fn forget_source(&mut self, dst: IpAddr, tag: [u8; 4]) {
-        if self.is_forgotten(dst, tag) {
-            return;
-        }
-        self.forgotten[self.forgotten_next % FORGOTTEN] = (dst, tag);
-        self.forgotten_next = self.forgotten_next.wrapping_add(1);
-        // Rebuilt from the ring (an entry that rolled out takes its bit).
-        self.forgotten_bytes = [0; 4];
-        for (_, t) in &self.forgotten[..self.forgotten_next.min(FORGOTTEN)] {
-            let b = usize::from(t[0]);
-            self.forgotten_bytes[b / 64] |= 1 << (b % 64);
-        }
-        if let Some(slot) = self.hosts.find(&dst)
-            && let Some(h) = self.hosts.value_mut(slot)
-        {
-            h.forget_source(tag);
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn observe_key(
         &mut self,
@@ -500,6 +479,7 @@ impl AggregateDetector {
             peak_pps: 0.0,
             baseline_pps: baseline,
             threshold_pps: threshold,
+            trip_tick: done.tick,
             tick: done.tick,
             tick_packets: done.packets,
             last_loud_tick: done.tick,
@@ -508,6 +488,7 @@ impl AggregateDetector {
             reservoir: Vec::with_capacity(self.cfg.attack_reservoir.min(4096)),
             reservoir_seen: 0,
             signature: None,
+            signature_basis: SignatureBasis::Baseline,
         };
         if let Some(a) = self.attacks.get_mut(free) {
             *a = Some(attack);
@@ -561,75 +542,6 @@ impl AggregateDetector {
         }
     }
 
-    /// The baseline samples a signature for `key` is checked against: the
-    /// destination host's, or every tracked host's inside the prefix.
-    fn baseline_for(&self, key: &AggregateKey) -> Vec<SigSample> {
-        match *key {
-            AggregateKey::Service { dst, .. } | AggregateKey::Host { dst, .. } => self
-                .hosts
-                .get(&dst)
-                .map(|h| h.samples.clone())
-                .unwrap_or_default(),
-            AggregateKey::DstPrefix { prefix, .. } => self
-                .hosts
-                .iter()
-                .filter(|(ip, _)| same_prefix(**ip, prefix.addr(), prefix.prefix_len()))
-                .flat_map(|(_, h)| h.samples.iter().copied())
-                .collect(),
-            AggregateKey::SrcPrefix { .. } => Vec::new(),
-        }
-    }
-
-    fn synthesize_for(&self, a: &Attack) -> Option<Signature> {
-        let (dst, prefix_len, protocol, port) = a.key.scope()?;
-        let scope = Scope {
-            family: if dst.is_ipv4() { 4 } else { 6 },
-            dst,
-            prefix_len,
-            protocol,
-            port,
-        };
-        let secs = (a.last_ns.saturating_sub(a.first_ns) as f64 / 1e9).max(self.tick_secs());
-        let rate = a.est_packets as f64 / secs;
-        let benign = if rate > 0.0 {
-            a.baseline_pps / rate
-        } else {
-            0.0
-        };
-        synthesize(
-            scope,
-            &a.reservoir,
-            &self.baseline_for(&a.key),
-            benign,
-            &self.cfg.synth,
-        )
-    }
-
-    /// Takes what the attack's own sources left in its destinations'
-    /// baselines in the [`RAMP_TICKS`] before it tripped: a flood that ramps
-    /// up (a botnet whose members start one by one) crosses the threshold
-    /// only after its first packets were admitted as normal traffic. A
-    /// client that was there long before (a bulk transfer that goes on
-    /// during the flood) keeps its older samples; spoofed sources are never
-    /// in a baseline.
-    fn forget_attack_sources(&mut self, idx: usize) {
-        let Some(Some(a)) = self.attacks.get(idx) else {
-            return;
-        };
-        let Some((net, len, _, _)) = a.key.scope() else {
-            return;
-        };
-        let since = a.tick.saturating_sub(RAMP_TICKS);
-        let mut tags: Vec<[u8; 4]> = a.reservoir.iter().map(|s| s.src_tag).collect();
-        tags.sort_unstable();
-        tags.dedup();
-        self.hosts.for_each_mut(|ip, h| {
-            if same_prefix(net, *ip, len) {
-                h.forget_sources_since(&tags, since);
-            }
-        });
-    }
-
     fn announce(&mut self, idx: usize, events: &mut Vec<AttackEvent>) {
         self.forget_attack_sources(idx);
         let Some(Some(a)) = self.attacks.get(idx) else {
@@ -637,7 +549,10 @@ impl AggregateDetector {
         };
         let signature = self.synthesize_for(a);
         if let Some(Some(a)) = self.attacks.get_mut(idx) {
-            a.signature = signature;
+            if let Some((_, basis)) = signature {
+                a.signature_basis = basis;
+            }
+            a.signature = signature.map(|(s, _)| s);
             a.announced = true;
             a.last_update_ns = self.now_ns;
             events.push(AttackEvent::Started(a.report()));
@@ -703,47 +618,14 @@ impl AggregateDetector {
                     None
                 };
                 if let Some(Some(a)) = self.attacks.get_mut(idx) {
-                    if fresh.is_some() {
-                        a.signature = fresh;
+                    if let Some((sig, basis)) = fresh {
+                        a.signature = Some(sig);
+                        a.signature_basis = basis;
                     }
                     a.last_update_ns = self.now_ns;
                     events.push(AttackEvent::Updated(a.report()));
                 }
             }
-        }
-    }
-
-    /// Admits a sample into its destination's baseline reservoir, unless an
-    /// attack covers that destination.
-    fn offer_baseline(&mut self, dst: IpAddr, sig: SigSample, t: u64) {
-        if self.active > 0
-            && self.attacks.iter().flatten().any(|a| match a.key.scope() {
-                Some((net, len, _, _)) => same_prefix(net, dst, len),
-                None => false,
-            })
-        {
-            // The tick the attack was recognised in is the attack's own.
-            if let Some(slot) = self.hosts.find(&dst)
-                && let Some(h) = self.hosts.value_mut(slot)
-            {
-                h.discard_pending();
-            }
-            return;
-        }
-        let (slot, _) = self.hosts.touch_or_insert(dst, HostBaseline::default);
-        let (cap, per_tick) = (
-            self.cfg.baseline_reservoir,
-            self.cfg.baseline_admit_per_tick,
-        );
-        let promote = match self.hosts.value_mut(slot) {
-            Some(h) => {
-                h.offer(sig, t, cap, per_tick);
-                h.active_ticks >= 2
-            }
-            None => false,
-        };
-        if promote {
-            self.hosts.promote(slot);
         }
     }
 }

@@ -38,7 +38,7 @@ pub use hll::Hll;
 pub use known_good::{KnownGood, KnownGoodConfig};
 pub use lru::SegmentedLru;
 pub use signature::{MAX_PAYLOAD_PREFIX, Signature, SignatureParseError};
-pub use synth::SynthConfig;
+pub use synth::{SignatureBasis, SynthConfig};
 
 use crate::dataplane::Prefix;
 
@@ -265,6 +265,10 @@ pub struct AttackReport {
     /// destination's normal traffic (never for source-prefix attacks). With
     /// `None` the caller can only rate-limit.
     pub signature: Option<Signature>,
+    /// What the signature was checked against: the destination's baseline,
+    /// or (when that was thin) the attack's traits alone, which the caller
+    /// must pair with the known-good exemption.
+    pub signature_basis: SignatureBasis,
 }
 
 /// What the detector reports, in order, each at most once per attack

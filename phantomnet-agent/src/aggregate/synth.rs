@@ -7,9 +7,18 @@
 //! signature must then cover the attack (≥ `attack_coverage` of the samples
 //! that are not the key's normal traffic) and match at most
 //! `max_baseline_match` of the destination's baseline samples. If nothing
-//! meets that, there is no signature: the caller only rate-limits. Without
-//! enough baseline samples nothing can be proven harmless, so there is no
-//! signature either.
+//! meets that, there is no signature: the caller only rate-limits.
+//!
+//! With a thin baseline (fewer than `min_baseline_samples`: an agent just
+//! started, a quiet service whose clients left only a few uniform samples)
+//! nothing can be proven harmless, so the signature falls back to the
+//! attack's own traits: every field tight in the attack that the baseline
+//! samples there are do not show to be common, with at least a length, a
+//! payload prefix or a set flag among them, and no match among those
+//! samples at all. What spares the
+//! target's clients then is the rule's known-good exemption
+//! ([`crate::aggregate::KnownGood`]); [`SignatureBasis::AttackTraits`]
+//! tells the caller so.
 
 use std::net::IpAddr;
 
@@ -20,11 +29,13 @@ use super::signature::{MAX_PAYLOAD_PREFIX, SigSample, Signature};
 /// Selection criteria.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
-    /// Fewest attack samples, and fewest baseline samples of the
-    /// destination, to synthesise from. Defaults 32 and 16: a quiet
-    /// service at 1-in-16 sampling collects a few baseline samples a
-    /// second, and what keeps a signature off the clients is that it must
-    /// match none of them (1 % of fewer than 100).
+    /// Fewest attack samples to synthesise from, and fewest baseline
+    /// samples of the destination to check a signature against. Defaults
+    /// 32 and 16: a quiet service at 1-in-16 sampling collects a few
+    /// baseline samples a second, and what keeps a signature off the
+    /// clients is that it must match none of them (1 % of fewer than 100).
+    /// Below 16 the signature comes from the attack's traits alone
+    /// ([`SignatureBasis::AttackTraits`]).
     pub min_attack_samples: usize,
     pub min_baseline_samples: usize,
     /// Share of the attack's own packets (the key's samples less its
@@ -53,6 +64,30 @@ impl Default for SynthConfig {
             max_ttl_width: 16,
             max_len_width: 64,
             max_port_width: 0,
+        }
+    }
+}
+
+/// What a synthesized signature was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureBasis {
+    /// The destination's baseline: each field discriminates, and the whole
+    /// matches at most `max_baseline_match` of it.
+    Baseline,
+    /// The baseline was thin (fewer than `min_baseline_samples`): the
+    /// attack's tight fields, matching none of the few baseline samples
+    /// there were. Only the known-good exemption spares clients the
+    /// baseline did not show.
+    AttackTraits,
+}
+
+impl SignatureBasis {
+    /// Whether a baseline of `samples` is too thin to check a signature against.
+    pub fn of(samples: usize, cfg: &SynthConfig) -> SignatureBasis {
+        if samples < cfg.min_baseline_samples.max(1) {
+            SignatureBasis::AttackTraits
+        } else {
+            SignatureBasis::Baseline
         }
     }
 }
@@ -140,9 +175,10 @@ pub(crate) fn synthesize(
         payload_prefix: None,
     };
     let a: Vec<&SigSample> = attack.iter().filter(|s| base.matches_fields(s)).collect();
-    if a.len() < cfg.min_attack_samples.max(1) || baseline.len() < cfg.min_baseline_samples.max(1) {
+    if a.len() < cfg.min_attack_samples.max(1) {
         return None;
     }
+    let thin = SignatureBasis::of(baseline.len(), cfg) == SignatureBasis::AttackTraits;
     let all_b: Vec<&SigSample> = baseline.iter().collect();
     let b: Vec<&SigSample> = baseline.iter().filter(|s| base.matches_fields(s)).collect();
     // The attack's samples include its target's normal traffic. The
@@ -170,9 +206,15 @@ pub(crate) fn synthesize(
     let need = ((coverage * a.len() as f64).ceil() as usize).clamp(1, a.len());
     // A field discriminates if, alone, it leaves out a real share of the
     // baseline in scope. With no baseline in scope, nothing does: the scope
-    // alone already spares every normal client.
+    // alone already spares every normal client. With a thin baseline, a
+    // tight field is the attack's trait unless the few samples in scope
+    // show it to be common.
     let discriminates = |f: &dyn Fn(&SigSample) -> bool| {
-        !b.is_empty() && share(&b, f) <= cfg.max_field_baseline_share
+        if b.is_empty() {
+            thin
+        } else {
+            share(&b, f) <= cfg.max_field_baseline_share
+        }
     };
 
     let mut sig = base.clone();
@@ -248,5 +290,17 @@ pub(crate) fn synthesize(
         }
     }
     let baseline_match = share(&all_b, |s| sig.matches_fields(s));
-    (covered(&sig) >= need && baseline_match <= cfg.max_baseline_match).then_some(sig)
+    let spares = if thin {
+        // A trait of the attack's own: a length, a payload prefix or a set
+        // flag. Flags the attack agrees are clear, or a TTL alone, also
+        // hold for most clients: with them only, the caller's rate limit
+        // is the honest answer. And none of the few samples there are.
+        let has_trait = sig.packet_len.is_some()
+            || sig.payload_prefix.is_some()
+            || sig.tcp_flags.is_some_and(|(_, value)| value != 0);
+        has_trait && baseline_match == 0.0
+    } else {
+        baseline_match <= cfg.max_baseline_match
+    };
+    (covered(&sig) >= need && spares).then_some(sig)
 }

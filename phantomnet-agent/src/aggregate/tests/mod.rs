@@ -2,6 +2,7 @@
 //! built from a seeded RNG, so every run sees the same samples.
 
 mod known_good;
+pub(crate) mod lab_flood;
 mod scenarios;
 mod signature;
 

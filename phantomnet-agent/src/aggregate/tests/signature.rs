@@ -10,7 +10,7 @@ use phantomnet_common::{
 use super::*;
 use crate::aggregate::signature::SigSample;
 use crate::aggregate::synth::{Scope, synthesize};
-use crate::aggregate::{Signature, SynthConfig};
+use crate::aggregate::{Signature, SignatureBasis, SynthConfig};
 
 fn sig() -> Signature {
     Signature {
@@ -208,7 +208,7 @@ fn no_signature_when_the_attack_looks_like_the_clients() {
 }
 
 #[test]
-fn no_signature_without_enough_baseline_or_attack_samples() {
+fn a_thin_baseline_gives_the_attacks_traits_that_spare_what_it_has() {
     let mut r = rng(11);
     let mut flood = syn_flood([10, 0, 0, 2], 80);
     let attack: Vec<SigSample> = (0..256).map(|i| SigSample::of(&flood(&mut r, i))).collect();
@@ -216,8 +216,38 @@ fn no_signature_without_enough_baseline_or_attack_samples() {
     let mut web = web_client(&cl, 80, [10, 0, 0, 2]);
     let few: Vec<SigSample> = (0..10).map(|i| SigSample::of(&web(&mut r, i))).collect();
     let cfg = SynthConfig::default();
-    assert_eq!(synthesize(scope(), &attack, &few, 0.0, &cfg), None);
+    assert_eq!(
+        SignatureBasis::of(few.len(), &cfg),
+        SignatureBasis::AttackTraits
+    );
+    // Too few baseline samples to prove a field discriminates: every field
+    // tight in the attack, none matching the samples there are.
+    let thin = synthesize(scope(), &attack, &few, 0.0, &cfg).expect("the attack's traits");
+    assert_eq!(
+        thin.to_string(),
+        "tcp dst 10.0.0.2/32 dport 80 flags SYN/SYN+PSH+ACK ttl 64 len 54-60"
+    );
+    assert!(few.iter().all(|s| !thin.matches_sig(s)));
+    // No baseline at all: the same traits, with every flag bit the
+    // attack agrees on (none can be shown common among clients).
+    let none = synthesize(scope(), &attack, &[], 0.0, &cfg).expect("the attack's traits");
+    assert_eq!((none.ttl, none.packet_len), (thin.ttl, thin.packet_len));
+    assert_eq!(none.tcp_flags, Some((0xff, TCP_SYN)));
+    // One of the few samples shaped like the flood: whatever is left
+    // matches none of them.
+    let mut poisoned = few.clone();
+    poisoned.push(attack[0]);
+    let p = synthesize(scope(), &attack, &poisoned, 0.0, &cfg).expect("a narrower signature");
+    assert!(poisoned.iter().all(|s| !p.matches_sig(s)), "{p}");
+    // A flood shaped like the clients has no trait of its own: nothing
+    // narrower than the target, so no signature (the caller rate-limits).
+    let like: Vec<SigSample> = (0..256).map(|i| SigSample::of(&web(&mut r, i))).collect();
+    assert_eq!(synthesize(scope(), &like, &[], 0.0, &cfg), None);
     let enough: Vec<SigSample> = (0..64).map(|i| SigSample::of(&web(&mut r, i))).collect();
+    assert_eq!(
+        SignatureBasis::of(enough.len(), &cfg),
+        SignatureBasis::Baseline
+    );
     assert!(synthesize(scope(), &attack, &enough, 0.0, &cfg).is_some());
     assert_eq!(synthesize(scope(), &attack[..10], &enough, 0.0, &cfg), None);
 }

@@ -27,7 +27,7 @@ use super::unix_now_ns;
 use crate::{
     aggregate::{
         AggregateConfig, AggregateDetector, AggregateKey, AttackEvent, AttackReport, KnownGood,
-        KnownGoodConfig, Signature,
+        KnownGoodConfig, Signature, SignatureBasis,
     },
     dataplane::DataplaneError,
     decide::Action,
@@ -122,7 +122,7 @@ impl Floods {
     }
 
     fn started(&mut self, r: &AttackReport, exec: &mut dyn FloodActions) -> Option<NewEvent> {
-        let Some((signature, synthesized)) = rule_signature(r) else {
+        let Some((mut signature, mut synthesized)) = rule_signature(r) else {
             info!(key = %r.key, sources = r.est_distinct_sources, "distributed sources in one network");
             return Some(record(
                 r,
@@ -143,8 +143,14 @@ impl Floods {
             r.first_ns,
             MAX_VOUCH,
         );
+        let traits = synthesized && r.signature_basis == SignatureBasis::AttackTraits;
         if let Err(e) = exec.vouch(&exempt) {
             warn!(error = %e, "vouching for known-good sources");
+            if traits {
+                // Only the exemption spared the clients the thin baseline
+                // did not show: without it, rate-limit the target instead.
+                (signature, synthesized) = target_only(r).unwrap_or((signature, false));
+            }
         }
         match exec.add_signature(&request(r, &signature, synthesized, self.rule_ttl)) {
             Ok(id) => {
@@ -157,7 +163,11 @@ impl Floods {
                         synthesized,
                     },
                 );
-                let what = if synthesized {
+                let what = if synthesized && traits {
+                    "drops the matching packets (the attack's own traits: the target's baseline \
+                     was too thin to check them against)"
+                        .to_string()
+                } else if synthesized {
                     "drops the matching packets".to_string()
                 } else {
                     format!("rate-limits its target to {} packets/s", rate_of(r))
@@ -196,7 +206,17 @@ impl Floods {
         let Some(inst) = self.installed.get(&r.id).cloned() else {
             return;
         };
-        let upgrade = !inst.synthesized && r.signature.is_some();
+        let mut upgrade = !inst.synthesized && r.signature.is_some();
+        if upgrade && r.signature_basis == SignatureBasis::AttackTraits {
+            // As at the start: the attack's traits only with the clients vouched for.
+            let exempt = self.known.exemptions(
+                inst.signature.dst,
+                inst.signature.dst_prefix_len,
+                r.first_ns,
+                MAX_VOUCH,
+            );
+            upgrade = exec.vouch(&exempt).is_ok();
+        }
         let (signature, synthesized) = match (&r.signature, upgrade) {
             (Some(s), true) => (s.clone(), true),
             _ => (inst.signature.clone(), inst.synthesized),
@@ -270,6 +290,11 @@ fn rule_signature(r: &AttackReport) -> Option<(Signature, bool)> {
     if let Some(s) = &r.signature {
         return Some((s.clone(), true));
     }
+    target_only(r)
+}
+
+/// The attack's target alone (address, protocol, port), to rate-limit.
+fn target_only(r: &AttackReport) -> Option<(Signature, bool)> {
     let (dst, len, protocol, port) = match r.key {
         AggregateKey::Service {
             dst,

@@ -10,6 +10,8 @@ use crate::aggregate::tests::{
 #[derive(Default)]
 struct Recorder {
     dry_run: bool,
+    /// The known-good map refuses writes.
+    vouch_fails: bool,
     /// Every signature slot taken.
     full: bool,
     vouched: Vec<IpAddr>,
@@ -22,6 +24,12 @@ impl FloodActions for Recorder {
         self.dry_run
     }
     fn vouch(&mut self, sources: &[IpAddr]) -> Result<usize, EnforceError> {
+        if self.vouch_fails {
+            return Err(EnforceError::Dataplane(DataplaneError::MapFull {
+                map: phantomnet_common::maps::SIG_RULES,
+                capacity: 64,
+            }));
+        }
         self.vouched.extend_from_slice(sources);
         Ok(sources.len())
     }
@@ -391,4 +399,73 @@ fn a_flood_starting_on_any_offset_in_a_tick_gets_a_signature() {
         assert_eq!(first.signature.packet_len, Some((54, 60)), "{off}");
         assert!(first.signature.tcp_flags.is_some(), "{off}");
     }
+}
+
+/// The lab's distributed flood 3 s after its clients started: too few
+/// baseline samples to check a signature against. The attack's own traits
+/// are dropped, with the clients (their handshakes seen in priority
+/// samples) vouched for and exempt; the journal says what the rule rests
+/// on. If they cannot be vouched for, the target is rate-limited instead.
+#[test]
+fn a_thin_baseline_drops_the_attacks_traits_only_with_the_clients_exempt() {
+    use crate::aggregate::tests::lab_flood::{lab_bot, lab_clients};
+    let mut r = rng(16);
+    let dns = at_rate(&mut r, 0.0, 30.0, 160.0, Origin::Benign, |r, ts| {
+        let src = crate::aggregate::tests::v4([198, 51, 100, 30]);
+        let _ = r;
+        crate::aggregate::tests::udp(ts, src, [203, 0, 113, 53], 53, 40, None)
+    });
+    // The clients' requests, as the data plane's priority samples (first
+    // payloads): what the known-good tracker sees of their handshakes.
+    let requests = at_rate(&mut r, 4.0, 30.0, 480.0, Origin::Benign, |r, ts| {
+        let src = crate::aggregate::tests::v4([198, 51, 100, 20 + (ts % 5) as u8]);
+        let mut s = crate::aggregate::tests::tcp(ts, src, [203, 0, 113, 10], 80);
+        s.src_port = rand::Rng::random_range(r, 32_768..61_000);
+        s.tcp_flags = phantomnet_common::TCP_ACK | phantomnet_common::TCP_PSH;
+        s.packet_len = 211;
+        s.payload_len = 145;
+        s.flags = phantomnet_common::sample_flags::PRIORITY;
+        s
+    });
+    let mut parts = vec![dns, requests, lab_clients(&mut r, 4.0, 30.0)];
+    for i in 0..50 {
+        parts.push(lab_bot(&mut r, i, 7.0, 14.0));
+    }
+    let stream = merge(parts);
+
+    let mut floods = Floods::default();
+    let mut rec = Recorder::default();
+    let records = drive(&mut floods, &mut rec, &stream);
+    let first = rec.added.first().expect("a rule");
+    assert_eq!(first.rate_pps, 0, "{}", first.signature);
+    assert_eq!(
+        first.signature.packet_len,
+        Some((54, 54)),
+        "{}",
+        first.signature
+    );
+    let mut clients: Vec<IpAddr> = rec.vouched.clone();
+    clients.sort();
+    clients.dedup();
+    assert_eq!(clients.len(), 5, "{clients:?}");
+    assert!(
+        records[0].reason.contains("own traits"),
+        "{}",
+        records[0].reason
+    );
+
+    let mut floods = Floods::default();
+    let mut rec = Recorder {
+        vouch_fails: true,
+        ..Recorder::default()
+    };
+    drive(&mut floods, &mut rec, &stream);
+    let first = rec.added.first().expect("a rule");
+    assert_ne!(first.rate_pps, 0, "{}", first.signature);
+    let s = &first.signature;
+    assert!(s.tcp_flags.is_none() && s.packet_len.is_none(), "{s}");
+    assert!(
+        rec.added.iter().all(|a| a.rate_pps != 0),
+        "no upgrade to the traits without the exemption"
+    );
 }
