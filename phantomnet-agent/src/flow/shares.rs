@@ -8,10 +8,24 @@ use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_FIN, TCP_RST, TC
 const SHARE_SPAN: u64 = 32;
 /// A share of 1 in the `u8` fixed point of [`Shares`].
 const SHARE_ONE: i32 = u8::MAX as i32;
+/// `ceil(2^16 / k)` for k in 1..=32: `(x * RECIP[k]) >> 16` is exactly
+/// `x / k` for every x below 2^9 (the error, under x / 2^16, stays below
+/// 1/k), and costs a multiplication where four divisions per sample cost
+/// a quarter of the flow update (`flow/update`, BENCHMARKS.md).
+const RECIP: [u32; SHARE_SPAN as usize + 1] = {
+    let mut r = [0u32; SHARE_SPAN as usize + 1];
+    let mut k = 1;
+    while k <= SHARE_SPAN as usize {
+        r[k] = (1u32 << 16).div_ceil(k as u32);
+        k += 1;
+    }
+    r
+};
 /// Schema v2's packet-kind shares of one source, each a running mean in
 /// `u8` fixed point (0 = none, 255 = all): 4 bytes, where windowed counts
-/// like `Coarse`'s would cost 96 (the flow table's memory budget has 5
-/// bytes to spare, DETECTION.md "Flow state").
+/// like `Coarse`'s would cost 96 (the flow table has no bytes to spare:
+/// these 4 were freed by packing the 60 s window's size sums, DETECTION.md
+/// "Flow state").
 ///
 /// Over the first [`SHARE_SPAN`] uniform samples in the source's 60 s
 /// window each share is their mean; after that each sample moves it 1/32 of
@@ -35,20 +49,25 @@ impl Shares {
             tcp && f & TCP_RST != 0,
             tcp && f & TCP_FIN != 0,
         ];
-        let k = n.clamp(1, SHARE_SPAN) as i32;
+        let k = n.clamp(1, SHARE_SPAN) as usize;
         for (q, kind) in self.q.iter_mut().zip(kinds) {
             let d = if kind { SHARE_ONE } else { 0 } - *q as i32;
-            // d / k rounded to nearest, and at least one step.
-            let step = match (d + d.signum() * (k / 2)) / k {
-                0 => d.signum(),
-                step => step,
-            };
-            *q = (*q as i32 + step) as u8;
+            *q = (*q as i32 + step(d, k)) as u8;
         }
     }
 
     pub(super) fn get(&self, i: usize) -> f64 {
         self.q[i] as f64 / SHARE_ONE as f64
+    }
+}
+
+/// `d / k` rounded to nearest (halves away from 0), and at least one step
+/// towards the target: `d` in -255..=255, `k` in 1..=32.
+fn step(d: i32, k: usize) -> i32 {
+    let x = d.unsigned_abs() + (k as u32) / 2;
+    match ((x * RECIP[k]) >> 16) as i32 {
+        0 => d.signum(),
+        q => q * d.signum(),
     }
 }
 
@@ -63,6 +82,19 @@ mod tests {
             tcp_flags,
             payload_len,
             ..PacketSample::ZERO
+        }
+    }
+
+    #[test]
+    fn the_reciprocal_step_is_the_rounded_division() {
+        for k in 1..=SHARE_SPAN as i32 {
+            for d in -SHARE_ONE..=SHARE_ONE {
+                let exact = match (d + d.signum() * (k / 2)) / k {
+                    0 => d.signum(),
+                    q => q,
+                };
+                assert_eq!(step(d, k as usize), exact, "{d} / {k}");
+            }
         }
     }
 
