@@ -218,7 +218,8 @@ fn fixture(csv: &Path) -> Fixture {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let scaler = StandardScaler::fit(&ds.rows);
+    let width = ds.schema.count();
+    let scaler = StandardScaler::fit(&ds.rows, width);
     let scaled: Vec<_> = ds.rows.iter().map(|r| scaler.transformed(r)).collect();
     let params = ModelParams {
         forest: ForestParams {
@@ -231,9 +232,10 @@ fn fixture(csv: &Path) -> Fixture {
         folds: 0,
         seed: 42,
     };
-    let mut parts = fit_smartcore(&scaled, &ds.labels, &params.forest, &|_| {}).expect("fit");
+    let mut parts =
+        fit_smartcore(&scaled, width, &ds.labels, &params.forest, &|_| {}).expect("fit");
     let forest = CompactForest::from_smartcore(&parts).expect("convert");
-    let isolation = IsolationForest::fit(&scaled, &params.isolation).expect("iforest");
+    let isolation = IsolationForest::fit(&scaled, width, &params.isolation).expect("iforest");
     eprintln!(
         "bench model: {} rows ({} attack), {} trees, {} nodes",
         ds.len(),
@@ -241,7 +243,8 @@ fn fixture(csv: &Path) -> Fixture {
         forest.n_trees(),
         forest.n_nodes()
     );
-    let meta = Model::meta_v1(
+    let meta = Model::meta(
+        ds.schema,
         params,
         String::new(),
         ds.len(),
@@ -300,7 +303,7 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 i += 1;
-                to_matrix(&[f.scaled[i % n]]).expect("matrix")
+                to_matrix(&[f.scaled[i % n]], f.model.scaler.width()).expect("matrix")
             },
             |m| black_box(f.smartcore.predict(&m).expect("predict")),
             BatchSize::SmallInput,

@@ -3,7 +3,7 @@
 //! the rows its training run held out. Needs no root.
 use std::path::{Path, PathBuf};
 
-use phantomnet_agent::features::FeatureVector;
+use phantomnet_agent::features::{FEATURE_COUNT, FeatureVector};
 use phantomnet_agent::models::ModelHandle;
 use phantomnet_agent::train::csvdata::read_csv;
 use phantomnet_agent::train::split::stratified_split;
@@ -106,7 +106,7 @@ fn syn_flood_rows_score_attack_and_web_requests_benign() {
     let ds = read_csv(&dir.join("lab-dataset.csv")).expect("read the shipped dataset");
     // The model's verdicts on real lab rows of two kinds: the SYN flood's
     // TCP rows, and benign TCP rows with a payload (web requests).
-    let share_attack = |kind: &str, pred: &dyn Fn(&[f64; 15]) -> bool| {
+    let share_attack = |kind: &str, pred: &dyn Fn(&[f64; FEATURE_COUNT]) -> bool| {
         let rows: Vec<_> = ds
             .rows
             .iter()

@@ -127,8 +127,11 @@ pub const FRESH_LANES: usize = 3;
 /// data holds many young benign sources (the window features of a source
 /// seen for a few seconds differ from a long-lived one's).
 pub fn fresh_session(k: usize) -> FreshSession {
-    // (scenario, count, pace): page views, browsing mixes, DNS bursts, small bulk.
-    const MIX: [(Scenario, u32, f64); 10] = [
+    // (scenario, count, pace): page views, browsing mixes, DNS bursts, small
+    // bulk, a 3 MiB transfer each way (a heavy ACK stream from a young
+    // source), and a health-check-like poller (40 page fetches, think time
+    // × 0.25: every 0.05-0.4 s).
+    const MIX: [(Scenario, u32, f64); 12] = [
         (Scenario::BenignHttp, 12, 1.0),
         (Scenario::BenignBrowse, 8, 1.0),
         (Scenario::BenignHttp, 6, 0.6),
@@ -139,6 +142,8 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignBrowse, 6, 0.7),
         (Scenario::BenignHttp, 12, 0.8),
         (Scenario::BenignDns, 12, 2.0),
+        (Scenario::BenignBulk, 3 * 1024 * 1024, 1.0),
+        (Scenario::BenignHttp, 40, 0.25),
     ];
     let n = usize::from(addr::CLI_SOURCES);
     let (scenario, count, pace) = MIX[k % MIX.len()];

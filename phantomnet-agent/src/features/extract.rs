@@ -23,7 +23,7 @@ pub fn dst_port_class(port: u16) -> f64 {
     }
 }
 
-/// Schema-v1 features of `sample`, given its source's window statistics
+/// Schema-v2 features of `sample` (the first 15 are schema v1's), given its source's window statistics
 /// *after* the sample was added to them. No allocation.
 pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVector, FeatureError> {
     let mut v = [0.0; FEATURE_COUNT];
@@ -43,6 +43,13 @@ pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVect
     v[index::PAYLOAD_LENGTH] = sample.payload_len as f64;
     v[index::SYN_RATIO] = stats.syn_ratio;
     v[index::TTL] = sample.ttl as f64;
+    v[index::NEW_CONN_RATE] = stats.new_conn_rate;
+    v[index::PACKETS_PER_CONN] = stats.packets_per_conn;
+    v[index::BYTES_PER_CONN] = stats.bytes_per_conn;
+    v[index::PAYLOAD_SHARE] = stats.payload_share;
+    v[index::ACK_ONLY_SHARE] = stats.ack_only_share;
+    v[index::RST_SHARE] = stats.rst_share;
+    v[index::FIN_SHARE] = stats.fin_share;
     FeatureVector::new(v)
 }
 
@@ -92,12 +99,20 @@ mod tests {
             unique_dst_ips: 3.0,
             unique_dst_ports: 4.0,
             syn_ratio: 0.5,
+            new_conn_rate: 0.75,
+            packets_per_conn: 6.0,
+            bytes_per_conn: 600.0,
+            payload_share: 0.25,
+            ack_only_share: 0.5,
+            rst_share: 0.0625,
+            fin_share: 0.125,
         };
         let f = extract(&s, &stats).unwrap();
         assert_eq!(
             f.as_array(),
             &[
-                74.0, 1.0, 2.0, 1.0, 1.5, 2.5, 0.25, 0.125, 9.0, 1.0, 3.0, 4.0, 20.0, 0.5, 57.0
+                74.0, 1.0, 2.0, 1.0, 1.5, 2.5, 0.25, 0.125, 9.0, 1.0, 3.0, 4.0, 20.0, 0.5, 57.0,
+                0.75, 6.0, 600.0, 0.25, 0.5, 0.0625, 0.125
             ]
         );
         let bad = WindowStats {

@@ -1,5 +1,7 @@
-//! Feature schema v1: the 15 numbers every model sees, in a fixed order.
+//! Feature schemas: the numbers every model sees, in a fixed order.
 //!
+//! Schema v2 (22 features) is what this build computes; schema v1 is its
+//! first 15 features, so a v1 model scores the prefix of a v2 vector.
 //! [`extract`] turns one sample plus its source's window statistics
 //! ([`crate::flow::WindowStats`]) into a [`FeatureVector`]. Each feature is
 //! documented in `docs/FEATURES.md`.
@@ -10,11 +12,15 @@ mod extract;
 pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
-/// The schema version every model artifact records.
-pub const SCHEMA_VERSION: u32 = 1;
-/// Number of features in schema v1.
-pub const FEATURE_COUNT: usize = 15;
-/// Feature names in schema order; also the CSV header.
+/// The schema this build computes (and `dataset` writes): the newest.
+pub const SCHEMA_VERSION: u32 = 2;
+/// Number of features this build computes (schema v2): the width of a
+/// [`FeatureVector`] and of a training row.
+pub const FEATURE_COUNT: usize = 22;
+/// Number of features in schema v1 (the first 15 of v2).
+pub const V1_FEATURE_COUNT: usize = 15;
+/// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
+/// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "packet_length",
     "protocol_encoding",
@@ -31,7 +37,95 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "payload_length",
     "syn_ratio",
     "ttl",
+    // Schema v2: connection behaviour.
+    "new_conn_rate",
+    "packets_per_conn",
+    "bytes_per_conn",
+    "payload_share",
+    "ack_only_share",
+    "rst_share",
+    "fin_share",
 ];
+
+/// A feature schema a model can be trained on and scored with. Every
+/// schema is a prefix of [`FEATURE_NAMES`]: a model of schema `s` reads
+/// features `0..s.count()` of a vector and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Schema {
+    /// The original 15 features: one packet plus its source's windows.
+    V1,
+    /// v1 plus 7 connection-behaviour features.
+    V2,
+}
+
+impl Schema {
+    /// Every schema this build can score, oldest first.
+    pub const ALL: [Schema; 2] = [Schema::V1, Schema::V2];
+    /// The schema this build computes.
+    pub const CURRENT: Schema = Schema::V2;
+
+    pub fn version(self) -> u32 {
+        match self {
+            Schema::V1 => 1,
+            Schema::V2 => 2,
+        }
+    }
+
+    pub fn from_version(version: u32) -> Option<Schema> {
+        Schema::ALL.into_iter().find(|s| s.version() == version)
+    }
+
+    /// Number of features.
+    pub fn count(self) -> usize {
+        match self {
+            Schema::V1 => V1_FEATURE_COUNT,
+            Schema::V2 => FEATURE_COUNT,
+        }
+    }
+
+    /// Feature names in order.
+    pub fn names(self) -> &'static [&'static str] {
+        &FEATURE_NAMES[..self.count()]
+    }
+
+    /// Checks a recorded version and feature list against this schema.
+    fn check(self, names: &[String]) -> Result<(), SchemaMismatch> {
+        let expected = self.names();
+        let version = self.version();
+        if let Some(i) = (0..names.len().min(expected.len())).find(|&i| names[i] != expected[i]) {
+            return Err(SchemaMismatch::Name {
+                version,
+                index: i,
+                found: names[i].clone(),
+                expected: expected[i],
+            });
+        }
+        if names.len() != expected.len() {
+            return Err(SchemaMismatch::Count {
+                version,
+                found: names.len(),
+                expected: expected.len(),
+                first_difference: match names.get(expected.len()) {
+                    Some(extra) => format!("unexpected feature {:?}", extra),
+                    None => format!("missing feature {:?}", expected[names.len()]),
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Schema {
+    fn default() -> Schema {
+        Schema::CURRENT
+    }
+}
+
+impl std::fmt::Display for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.version())
+    }
+}
 
 /// Index of each feature in a [`FeatureVector`].
 pub mod index {
@@ -50,6 +144,14 @@ pub mod index {
     pub const PAYLOAD_LENGTH: usize = 12;
     pub const SYN_RATIO: usize = 13;
     pub const TTL: usize = 14;
+    // Schema v2.
+    pub const NEW_CONN_RATE: usize = 15;
+    pub const PACKETS_PER_CONN: usize = 16;
+    pub const BYTES_PER_CONN: usize = 17;
+    pub const PAYLOAD_SHARE: usize = 18;
+    pub const ACK_ONLY_SHARE: usize = 19;
+    pub const RST_SHARE: usize = 20;
+    pub const FIN_SHARE: usize = 21;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -60,11 +162,14 @@ pub enum FeatureError {
         name: &'static str,
         value: f64,
     },
-    #[error("expected {FEATURE_COUNT} features, got {0}")]
+    #[error(
+        "expected {FEATURE_COUNT} features (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+    )]
     Count(usize),
 }
 
-/// One row of schema-v1 features. Construct it through [`FeatureVector::new`]
+/// One row of schema-v2 features (a schema-v1 model reads its first 15).
+/// Construct it through [`FeatureVector::new`]
 /// (or [`extract`]), which rejects non-finite values, so every vector a model
 /// sees is finite.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,11 +188,15 @@ impl FeatureVector {
         Ok(FeatureVector(values))
     }
 
-    /// From a slice of exactly [`FEATURE_COUNT`] finite values.
+    /// From a slice of [`FEATURE_COUNT`] (schema v2) or
+    /// [`V1_FEATURE_COUNT`] (schema v1) finite values; a v1 slice leaves
+    /// the v2 features 0, which a v1 model never reads.
     pub fn from_slice(values: &[f64]) -> Result<Self, FeatureError> {
-        let arr: [f64; FEATURE_COUNT] = values
-            .try_into()
-            .map_err(|_| FeatureError::Count(values.len()))?;
+        if values.len() != FEATURE_COUNT && values.len() != V1_FEATURE_COUNT {
+            return Err(FeatureError::Count(values.len()));
+        }
+        let mut arr = [0.0; FEATURE_COUNT];
+        arr[..values.len()].copy_from_slice(values);
         Self::new(arr)
     }
 
@@ -105,38 +214,34 @@ impl FeatureVector {
     }
 }
 
-/// Checks recorded schema metadata against this build's schema.
-pub fn check_schema(version: u32, names: &[String]) -> Result<(), SchemaMismatch> {
-    if version != SCHEMA_VERSION {
-        return Err(SchemaMismatch::Version {
-            found: version,
-            expected: SCHEMA_VERSION,
-        });
-    }
-    if names.len() != FEATURE_COUNT {
-        return Err(SchemaMismatch::Count {
-            found: names.len(),
-            expected: FEATURE_COUNT,
-        });
-    }
-    if let Some(i) = (0..FEATURE_COUNT).find(|&i| names[i] != FEATURE_NAMES[i]) {
-        return Err(SchemaMismatch::Name {
-            index: i,
-            found: names[i].clone(),
-            expected: FEATURE_NAMES[i],
-        });
-    }
-    Ok(())
+/// Checks recorded schema metadata (a model artifact's) against the
+/// schemas this build computes, and returns the schema it names. The
+/// version picks the schema; the names must then be exactly its names, in
+/// order, and the error names the first difference.
+pub fn check_schema(version: u32, names: &[String]) -> Result<Schema, SchemaMismatch> {
+    let schema = Schema::from_version(version).ok_or(SchemaMismatch::Version {
+        found: version,
+        newest: SCHEMA_VERSION,
+    })?;
+    schema.check(names)?;
+    Ok(schema)
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaMismatch {
-    #[error("feature schema version {found}, this build uses version {expected}")]
-    Version { found: u32, expected: u32 },
-    #[error("{found} feature names recorded, schema v1 has {expected}")]
-    Count { found: usize, expected: usize },
-    #[error("feature {index} is named {found:?}, schema v1 expects {expected:?}")]
+    #[error("feature schema version {found}, this build computes versions 1 to {newest}")]
+    Version { found: u32, newest: u32 },
+    #[error("{found} feature names recorded, schema v{version} has {expected}: {first_difference}")]
+    Count {
+        version: u32,
+        found: usize,
+        expected: usize,
+        /// `unexpected feature "x"` or `missing feature "y"`.
+        first_difference: String,
+    },
+    #[error("feature {index} is named {found:?}, schema v{version} expects {expected:?}")]
     Name {
+        version: u32,
         index: usize,
         found: String,
         expected: &'static str,
@@ -163,22 +268,43 @@ mod tests {
             FeatureVector::from_slice(&[0.0; 14]).unwrap_err(),
             FeatureError::Count(14)
         );
+        let v1 = FeatureVector::from_slice(&[2.0; V1_FEATURE_COUNT]).unwrap();
+        assert_eq!(v1.get(index::TTL), 2.0);
+        assert_eq!(v1.get(index::FIN_SHARE), 0.0);
     }
 
     #[test]
     fn schema_check_names_the_mismatch() {
-        let names: Vec<String> = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
-        assert!(check_schema(1, &names).is_ok());
+        let names =
+            |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
+        let (v1, v2) = (names(Schema::V1), names(Schema::V2));
+        assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
+        assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
+        assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
         assert!(matches!(
-            check_schema(2, &names),
-            Err(SchemaMismatch::Version { found: 2, .. })
+            check_schema(3, &v2),
+            Err(SchemaMismatch::Version { found: 3, .. })
         ));
-        let mut swapped = names.clone();
+        // The version decides: v1's names under version 2 and v2's under 1
+        // are both refused, with the first missing or extra name.
+        let err = check_schema(2, &v1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"new_conn_rate\""),
+            "{err}"
+        );
+        let err = check_schema(1, &v2).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unexpected feature \"new_conn_rate\""),
+            "{err}"
+        );
+        let mut swapped = v1.clone();
         swapped.swap(4, 5);
         let err = check_schema(1, &swapped).unwrap_err();
         assert!(err.to_string().contains("burst_rate_10s"), "{err}");
         assert!(matches!(
-            check_schema(1, &names[..14]),
+            check_schema(1, &v1[..14]),
             Err(SchemaMismatch::Count { found: 14, .. })
         ));
     }

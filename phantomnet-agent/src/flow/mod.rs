@@ -7,6 +7,7 @@
 //! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
 mod distinct;
+mod shares;
 mod source;
 mod table;
 #[cfg(test)]
@@ -120,7 +121,7 @@ impl From<IpAddr> for SourceKey {
 }
 
 /// The window statistics of one source at the time of its latest sample;
-/// the window-derived features of schema v1.
+/// the window-derived features of schemas v1 and v2.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowStats {
     /// Packets per second from this source over the last 60 s, scaled by the
@@ -140,4 +141,21 @@ pub struct WindowStats {
     pub unique_dst_ports: f64,
     /// Share of TCP packets with SYN set and ACK clear (60 s window).
     pub syn_ratio: f64,
+    /// Schema v2: connections opened per second (SYN set, ACK clear) over
+    /// the 60 s window, scaled by the sampling rate.
+    pub new_conn_rate: f64,
+    /// Packets in the 60 s window per connection opened in it
+    /// (`packets / max(SYNs, 1)`).
+    pub packets_per_conn: f64,
+    /// Bytes (`packet_len`) in the 60 s window per connection opened in it.
+    pub bytes_per_conn: f64,
+    /// Share of the source's recent packets that carry L4 payload
+    /// (a running mean, see [`SourceWindows`]).
+    pub payload_share: f64,
+    /// Share of pure ACKs: TCP, ACK set, no SYN, FIN or RST, no payload.
+    pub ack_only_share: f64,
+    /// Share of TCP packets with RST set (of all the source's packets).
+    pub rst_share: f64,
+    /// Share of TCP packets with FIN set (of all the source's packets).
+    pub fin_share: f64,
 }

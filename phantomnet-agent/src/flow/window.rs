@@ -2,6 +2,7 @@ use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flag
 
 use super::WindowStats;
 use super::distinct::{DistinctCounter, hash_bytes, mix};
+use super::shares::Shares;
 
 const NS: u64 = 1_000_000_000;
 /// The 10 s window: ten 1 s slots.
@@ -15,11 +16,14 @@ const GEN_NS: u64 = 10 * NS;
 /// `last_ns` of a window that has seen no sample yet.
 const EMPTY: u64 = u64::MAX;
 /// Largest sum of squared packet lengths one 5 s bucket holds (39 bits:
-/// `size_sq_lo` plus the low 7 bits of `size_hi`).
+/// `size_sq_lo`, the top 4 bits of `size_lo` and 3 bits of `size_hi`).
 const SIZE_SQ_MAX: u64 = (1 << 39) - 1;
-/// The bit of `size_hi` that marks the bucket holding the source's first
-/// sample (that sample has no gap before it).
-const FIRST: u8 = 0x80;
+/// Largest sum of packet lengths one 5 s bucket holds (28 bits of
+/// `size_lo`: 65,535 samples of 4,096 bytes).
+const SIZE_SUM_MAX: u32 = (1 << 28) - 1;
+/// The bit of a bucket's `size_hi` nibble that marks the bucket holding
+/// the source's first sample (that sample has no gap before it).
+const FIRST: u8 = 0x8;
 
 /// The twelve 5 s buckets of the 60 s window, field by field (arrays of
 /// 2- and 4-byte values, so no padding anywhere).
@@ -27,9 +31,10 @@ const FIRST: u8 = 0x80;
 /// Counts and size sums are exact integers: `stats` turns them into `f64`
 /// exactly as the old `f64` sums did (every partial sum stays below 2^53),
 /// so rates, the SYN ratio and the size variance are bit-for-bit what they
-/// were. A bucket takes at most `u16::MAX` samples, a size sum below 2^32
-/// and a sum of squared sizes below 2^39 (≈ 244,000 samples of 1,500 bytes;
-/// with frames of up to 2,896 bytes only the sample count can bind); a
+/// were. A bucket takes at most `u16::MAX` samples, a size sum below 2^28
+/// (65,535 samples of 4,096 bytes) and a sum of squared sizes below 2^39
+/// (≈ 244,000 samples of 1,500 bytes; with frames of up to 2,896 bytes only
+/// the sample count can bind); a
 /// sample beyond any of these is left out of the bucket altogether, so the
 /// bucket stays a consistent subsample (see `docs/FEATURES.md`). Gaps are
 /// the one lossy part: `f32` sums, and squared deviations kept per bucket
@@ -43,12 +48,15 @@ struct Coarse {
     tcp: [u16; COARSE_SLOTS],
     /// TCP samples with SYN set and ACK clear.
     syn: [u16; COARSE_SLOTS],
-    /// Sum of `packet_len` (bytes).
-    size_sum: [u32; COARSE_SLOTS],
+    /// Sum of `packet_len` (bytes, low 28 bits) and bits 32..36 of the sum
+    /// of `packet_len²` (top 4 bits).
+    size_lo: [u32; COARSE_SLOTS],
     /// Low 32 bits of the sum of `packet_len²`.
     size_sq_lo: [u32; COARSE_SLOTS],
-    /// Bits 32..39 of the sum of `packet_len²` (low 7 bits) and [`FIRST`].
-    size_hi: [u8; COARSE_SLOTS],
+    /// A nibble per bucket (bucket `i` in byte `i / 2`, low nibble first):
+    /// bits 36..39 of the sum of `packet_len²` (low 3 bits) and [`FIRST`].
+    /// Packed so the schema-v2 shares cost no memory (DETECTION.md).
+    size_hi: [u8; COARSE_SLOTS / 2],
     /// Sum of the gaps before the bucket's samples (seconds, unscaled). A
     /// bucket's gap count is its sample count, less one if it holds the
     /// source's first sample: nothing else needs storing.
@@ -62,9 +70,9 @@ impl Coarse {
         count: [0; COARSE_SLOTS],
         tcp: [0; COARSE_SLOTS],
         syn: [0; COARSE_SLOTS],
-        size_sum: [0; COARSE_SLOTS],
+        size_lo: [0; COARSE_SLOTS],
         size_sq_lo: [0; COARSE_SLOTS],
-        size_hi: [0; COARSE_SLOTS],
+        size_hi: [0; COARSE_SLOTS / 2],
         gap_sum: [0.0; COARSE_SLOTS],
         gap_m2: [0.0; COARSE_SLOTS],
     };
@@ -73,19 +81,35 @@ impl Coarse {
         self.count[i] = 0;
         self.tcp[i] = 0;
         self.syn[i] = 0;
-        self.size_sum[i] = 0;
+        self.size_lo[i] = 0;
         self.size_sq_lo[i] = 0;
-        self.size_hi[i] = 0;
+        self.set_nibble(i, 0);
         self.gap_sum[i] = 0.0;
         self.gap_m2[i] = 0.0;
     }
 
     fn size_sq(&self, i: usize) -> u64 {
-        (((self.size_hi[i] & !FIRST) as u64) << 32) | self.size_sq_lo[i] as u64
+        (((self.nibble(i) & !FIRST) as u64) << 36)
+            | (((self.size_lo[i] >> 28) as u64) << 32)
+            | self.size_sq_lo[i] as u64
+    }
+
+    fn size_sum(&self, i: usize) -> u32 {
+        self.size_lo[i] & SIZE_SUM_MAX
+    }
+
+    fn nibble(&self, i: usize) -> u8 {
+        (self.size_hi[i / 2] >> (4 * (i % 2))) & 0xF
+    }
+
+    fn set_nibble(&mut self, i: usize, v: u8) {
+        let shift = 4 * (i % 2);
+        let b = &mut self.size_hi[i / 2];
+        *b = (*b & !(0xF << shift)) | ((v & 0xF) << shift);
     }
 
     fn holds_first(&self, i: usize) -> bool {
-        self.size_hi[i] & FIRST != 0
+        self.nibble(i) & FIRST != 0
     }
 
     /// Gaps recorded in bucket `i`.
@@ -99,7 +123,11 @@ impl Coarse {
         let Some(count) = self.count[i].checked_add(1) else {
             return;
         };
-        let Some(size_sum) = self.size_sum[i].checked_add(len) else {
+        let Some(size_sum) = self
+            .size_sum(i)
+            .checked_add(len)
+            .filter(|&s| s <= SIZE_SUM_MAX)
+        else {
             return;
         };
         let size_sq = self.size_sq(i).saturating_add(len as u64 * len as u64);
@@ -108,9 +136,10 @@ impl Coarse {
         }
         let n_old = self.gaps(i);
         self.count[i] = count;
-        self.size_sum[i] = size_sum;
+        self.size_lo[i] = size_sum | (((size_sq >> 32) & 0xF) as u32) << 28;
         self.size_sq_lo[i] = size_sq as u32;
-        self.size_hi[i] = (self.size_hi[i] & FIRST) | (size_sq >> 32) as u8;
+        let first = self.nibble(i) & FIRST;
+        self.set_nibble(i, first | (size_sq >> 36) as u8);
         if tcp {
             self.tcp[i] += 1; // tcp <= count <= u16::MAX
             if syn {
@@ -118,7 +147,7 @@ impl Coarse {
             }
         }
         match gap {
-            None => self.size_hi[i] |= FIRST,
+            None => self.set_nibble(i, self.nibble(i) | FIRST),
             Some(g) => {
                 // Welford's update of the bucket's sum of squared deviations:
                 // delta² · n_old / n_new is never negative.
@@ -147,7 +176,8 @@ impl Coarse {
 /// slot plus the 11 before it (55–60 s), and rates divide by that exact
 /// span; the 10 s window likewise spans 9–10 s.
 ///
-/// 496 bytes, 4-byte aligned (see `docs/DETECTION.md` for the breakdown);
+/// 496 bytes (494 used), 4-byte aligned (see `docs/DETECTION.md` for the
+/// breakdown);
 /// the layout before issue 11 took 1,016 and survives as the test oracle
 /// in `flow/tests/reference.rs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +188,8 @@ pub struct SourceWindows {
     coarse: Coarse,
     dst_ips: DistinctCounter,
     dst_ports: DistinctCounter,
+    /// Schema v2's running packet-kind shares (uniform samples only).
+    shares: Shares,
     /// The window clock, two halves so the struct needs only 4-byte
     /// alignment; see [`Clock`].
     last_ns: [u32; 2],
@@ -222,6 +254,7 @@ impl SourceWindows {
             coarse: Coarse::ZERO,
             dst_ips: DistinctCounter::new(),
             dst_ports: DistinctCounter::new(),
+            shares: Shares::default(),
             last_ns: [0; 2],
         };
         w.set_clock(Clock::Empty);
@@ -329,6 +362,8 @@ impl SourceWindows {
             syn,
             gap,
         );
+        let n: u64 = self.coarse.count.iter().map(|&c| c as u64).sum();
+        self.shares.add(s, n);
         self.insert_distinct(s, g, ts);
     }
 
@@ -468,7 +503,7 @@ impl SourceWindows {
             tcp += c.tcp[i] as u64;
             syn += c.syn[i] as u64;
             gaps += c.gaps(i) as u64;
-            size_sum += c.size_sum[i] as u64;
+            size_sum += c.size_sum(i) as u64;
             size_sq += c.size_sq(i);
             gap_sum += c.gap_sum[i] as f64;
         }
@@ -491,6 +526,8 @@ impl SourceWindows {
         };
         // Every sum below 12 · 2^39 < 2^53: the f64 values are exact, and
         // the arithmetic is the old one operation for operation.
+        let conns = syn.max(1) as f64;
+        let share = |i: usize| if count > 0 { self.shares.get(i) } else { 0.0 };
         let size_var = if count > 0 {
             let n = count as f64;
             let mean = size_sum as f64 / n;
@@ -511,6 +548,13 @@ impl SourceWindows {
             } else {
                 0.0
             },
+            new_conn_rate: syn as f64 * scale / coarse_span,
+            packets_per_conn: count as f64 / conns,
+            bytes_per_conn: size_sum as f64 / conns,
+            payload_share: share(0),
+            ack_only_share: share(1),
+            rst_share: share(2),
+            fin_share: share(3),
         }
     }
 }
@@ -518,127 +562,5 @@ impl SourceWindows {
 impl Default for SourceWindows {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use phantomnet_common::IPPROTO_UDP;
-
-    pub(crate) fn pkt(
-        ts_ns: u64,
-        len: u32,
-        dst_last: u8,
-        dport: u16,
-        proto: u8,
-        flags: u8,
-    ) -> PacketSample {
-        PacketSample {
-            timestamp_ns: ts_ns,
-            ifindex: 1,
-            packet_len: len,
-            src_addr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            dst_addr: [198, 51, 100, dst_last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            src_port: 40000,
-            dst_port: dport,
-            family: 4,
-            protocol: proto,
-            tcp_flags: flags,
-            ttl: 64,
-            ..PacketSample::ZERO
-        }
-    }
-
-    #[test]
-    fn steady_rate_is_measured_and_scaled_by_sampling() {
-        let mut w = SourceWindows::new();
-        // 10 packets/s for 120 s, starting at t = 1000 s.
-        let start = 1000 * NS;
-        for i in 0..1200u64 {
-            w.record(&pkt(start + i * NS / 10, 100, 1, 80, IPPROTO_UDP, 0));
-        }
-        let s = w.stats(1);
-        assert!((s.event_rate_1m - 10.0).abs() < 0.3, "{}", s.event_rate_1m);
-        assert!(
-            (s.burst_rate_10s - 10.0).abs() < 0.3,
-            "{}",
-            s.burst_rate_10s
-        );
-        // Gap sums are f32 (docs/FEATURES.md): 1e-6 relative, not 1e-9.
-        assert!((s.inter_arrival_mean - 0.1).abs() < 1e-7);
-        assert!(s.inter_arrival_std < 1e-6);
-        assert_eq!(s.packet_size_variance, 0.0);
-        assert_eq!(s.unique_dst_ips, 1.0);
-        assert_eq!(s.unique_dst_ports, 1.0);
-        assert_eq!(s.syn_ratio, 0.0);
-        let s8 = w.stats(8);
-        assert!((s8.event_rate_1m - 80.0).abs() < 2.4);
-        assert!((s8.inter_arrival_mean - 0.1 / 8.0).abs() < 1e-8);
-    }
-
-    #[test]
-    fn burst_window_forgets_after_ten_seconds_and_long_window_after_sixty() {
-        let mut w = SourceWindows::new();
-        let t0 = 500 * NS;
-        for i in 0..100u64 {
-            w.record(&pkt(t0 + i * NS / 100, 60, 1, 80, IPPROTO_TCP, TCP_SYN));
-        }
-        let hot = w.stats(1);
-        assert!(hot.burst_rate_10s > 9.0, "{}", hot.burst_rate_10s);
-        assert_eq!(hot.syn_ratio, 1.0);
-        // One packet 20 s later: the burst has left the 10 s window, not the 60 s one.
-        w.record(&pkt(t0 + 20 * NS, 60, 1, 80, IPPROTO_TCP, TCP_ACK));
-        let later = w.stats(1);
-        assert!(later.burst_rate_10s < 0.2, "{}", later.burst_rate_10s);
-        assert!(later.event_rate_1m > 1.5, "{}", later.event_rate_1m);
-        assert!((later.syn_ratio - 100.0 / 101.0).abs() < 1e-12);
-        // 70 s after that: everything old is gone.
-        w.record(&pkt(t0 + 90 * NS, 60, 2, 443, IPPROTO_UDP, 0));
-        let cold = w.stats(1);
-        assert!(cold.event_rate_1m < 0.02);
-        assert_eq!(cold.syn_ratio, 0.0);
-        assert_eq!(cold.unique_dst_ips, 1.0);
-        assert_eq!(cold.unique_dst_ports, 1.0);
-        assert!((cold.inter_arrival_mean - 70.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn scans_raise_distinct_counts_and_size_variance() {
-        let mut w = SourceWindows::new();
-        for i in 0..50u64 {
-            let len = if i % 2 == 0 { 60 } else { 1500 };
-            w.record(&pkt(
-                NS * 10 + i * NS / 10,
-                len,
-                i as u8,
-                1000 + i as u16,
-                IPPROTO_TCP,
-                TCP_SYN,
-            ));
-        }
-        let s = w.stats(1);
-        assert!(
-            (45.0..=56.0).contains(&s.unique_dst_ips),
-            "{}",
-            s.unique_dst_ips
-        );
-        assert!(
-            (45.0..=56.0).contains(&s.unique_dst_ports),
-            "{}",
-            s.unique_dst_ports
-        );
-        assert!((s.packet_size_variance - 720.0 * 720.0).abs() < 1.0);
-    }
-
-    #[test]
-    fn reordered_timestamps_count_as_now() {
-        let mut w = SourceWindows::new();
-        w.record(&pkt(100 * NS, 60, 1, 80, IPPROTO_UDP, 0));
-        w.record(&pkt(99 * NS, 60, 1, 80, IPPROTO_UDP, 0));
-        assert_eq!(w.last_ns(), 100 * NS);
-        let s = w.stats(1);
-        assert_eq!(s.inter_arrival_mean, 0.0);
-        assert!(s.burst_rate_10s > 0.0);
     }
 }

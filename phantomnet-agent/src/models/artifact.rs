@@ -7,8 +7,13 @@
 //! | 12 | 4 | metadata length M (u32 LE) |
 //! | 16 | 8 | body length B (u64 LE) |
 //! | 24 | 32 | SHA-256 of metadata ‖ body |
-//! | 56 | M | metadata, JSON ([`ModelMeta`]: schema, feature names, params, training-data sha256, metrics, created-at) |
+//! | 56 | M | metadata, JSON ([`ModelMeta`]: schema version, feature names, params, training-data sha256, metrics, created-at) |
 //! | 56+M | B | body, postcard (scaler, compact forest, isolation forest) |
+//!
+//! The schema version decides which features the model reads: a schema-v1
+//! model the first 15 of a (v2) feature vector, a v2 model all 22. Its
+//! feature names must be exactly that schema's, or the model is refused
+//! naming the first difference.
 //!
 //! The metadata is JSON so `head -c 4000 model.pnm | tail -c +57` shows it;
 //! the body is postcard because it is large and must round-trip `f64`s
@@ -23,7 +28,7 @@ use super::{
     CompactForest, ForestParams, IsolationForest, IsolationParams, ModelError, ModelScores,
     StandardScaler,
 };
-use crate::features::{FEATURE_NAMES, FeatureVector, SCHEMA_VERSION, check_schema};
+use crate::features::{FeatureVector, Schema, check_schema};
 
 pub const ARTIFACT_MAGIC: [u8; 8] = *b"PNMODEL\0";
 pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
@@ -90,8 +95,9 @@ impl Model {
         Ok(m)
     }
 
-    /// Metadata for schema v1 with the given training facts.
-    pub fn meta_v1(
+    /// Metadata for `schema` with the given training facts.
+    pub fn meta(
+        schema: Schema,
         params: ModelParams,
         training_data_sha256: String,
         training_rows: usize,
@@ -99,8 +105,8 @@ impl Model {
         created_at: String,
     ) -> ModelMeta {
         ModelMeta {
-            schema_version: SCHEMA_VERSION,
-            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            schema_version: schema.version(),
+            feature_names: schema.names().iter().map(|s| s.to_string()).collect(),
             params,
             training_data_sha256,
             training_rows,
@@ -109,15 +115,26 @@ impl Model {
         }
     }
 
+    /// Checks the schema, and that the scaler, the forest and the
+    /// isolation forest read exactly the schema's features.
     pub fn validate(&self) -> Result<(), ModelError> {
-        check_schema(self.meta.schema_version, &self.meta.feature_names)?;
-        self.scaler.validate().map_err(ModelError::Invalid)?;
-        self.forest.validate()?;
-        self.isolation.validate()?;
+        let width = self.schema()?.count();
+        self.scaler.validate(width).map_err(ModelError::Invalid)?;
+        self.forest.validate_for(width)?;
+        self.isolation.validate_for(width)?;
         Ok(())
     }
 
-    /// Scores one feature vector. No allocation.
+    /// The feature schema the model was trained on (its metadata's).
+    pub fn schema(&self) -> Result<Schema, ModelError> {
+        Ok(check_schema(
+            self.meta.schema_version,
+            &self.meta.feature_names,
+        )?)
+    }
+
+    /// Scores one feature vector: the model reads the features of its
+    /// schema (a v1 model the first 15). No allocation.
     #[inline]
     pub fn score(&self, features: &FeatureVector) -> ModelScores {
         let x = self.scaler.transformed(features.as_array());
@@ -305,17 +322,25 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("limit"), "{err}");
     }
 
-    /// A small trained model (20 trees) for tests elsewhere in the crate.
+    /// A small trained model (20 trees, schema v2) for tests elsewhere in
+    /// the crate.
     pub(crate) fn small_model(seed: u64) -> Model {
+        small_model_of(Schema::V2, seed)
+    }
+
+    /// A small trained model of `schema`.
+    pub(crate) fn small_model_of(schema: Schema, seed: u64) -> Model {
         let (rows, labels) = synthetic(400, seed);
-        let scaler = StandardScaler::fit(&rows);
+        let width = schema.count();
+        let scaler = StandardScaler::fit(&rows, width);
         let scaled: Vec<[f64; FEATURE_COUNT]> =
             rows.iter().map(|r| scaler.transformed(r)).collect();
         let params = ModelParams::small(seed, 0.2);
-        let parts = fit_smartcore(&scaled, &labels, &params.forest, &|_| {}).unwrap();
+        let parts = fit_smartcore(&scaled, width, &labels, &params.forest, &|_| {}).unwrap();
         let forest = CompactForest::from_smartcore(&parts).unwrap();
-        let isolation = IsolationForest::fit(&scaled, &params.isolation).unwrap();
-        let meta = Model::meta_v1(
+        let isolation = IsolationForest::fit(&scaled, width, &params.isolation).unwrap();
+        let meta = Model::meta(
+            schema,
             params,
             "00".repeat(32),
             rows.len(),
@@ -382,12 +407,12 @@ pub(crate) mod tests {
             Err(ModelError::Checksum)
         ));
 
-        // Another schema: a different version, or renamed features.
+        // An unknown schema version, or renamed features.
         let mut other = model.clone();
-        other.meta.schema_version = 2;
+        other.meta.schema_version = 3;
         let err = Model::from_bytes(&other.to_bytes().unwrap()).unwrap_err();
         assert!(matches!(err, ModelError::Schema(_)), "{err}");
-        assert!(err.to_string().contains("version 2"), "{err}");
+        assert!(err.to_string().contains("version 3"), "{err}");
         let mut renamed = model.clone();
         renamed.meta.feature_names[13] = "fin_ratio".into();
         let err = Model::from_bytes(&renamed.to_bytes().unwrap()).unwrap_err();
@@ -400,6 +425,116 @@ pub(crate) mod tests {
             Model::from_bytes(&future),
             Err(ModelError::UnsupportedFormat { found: 9 })
         ));
+    }
+
+    /// The model a v2 artifact would be if its metadata listed `names`.
+    fn with_names(model: &Model, names: Vec<String>) -> Result<Model, ModelError> {
+        let mut m = model.clone();
+        m.meta.feature_names = names;
+        Model::from_bytes(&m.to_bytes().unwrap())
+    }
+
+    #[test]
+    fn a_v2_artifact_with_a_wrong_feature_list_is_refused_naming_the_difference() {
+        let model = small_model_of(Schema::V2, 14);
+        let names: Vec<String> = model.meta.feature_names.clone();
+        assert_eq!(names.len(), 22);
+        assert_eq!(with_names(&model, names.clone()).unwrap(), model);
+
+        // Two v2 features swapped: the first position that differs.
+        let mut swapped = names.clone();
+        swapped.swap(18, 19);
+        let err = with_names(&model, swapped).unwrap_err();
+        assert!(matches!(err, ModelError::Schema(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "model was trained on a different feature schema: feature 18 is named \
+             \"ack_only_share\", schema v2 expects \"payload_share\""
+        );
+        // Renamed.
+        let mut renamed = names.clone();
+        renamed[21] = "fin_ratio".into();
+        let err = with_names(&model, renamed).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("feature 21 is named \"fin_ratio\""),
+            "{err}"
+        );
+        assert!(err.to_string().contains("expects \"fin_share\""), "{err}");
+        // One missing: named, with the count.
+        let err = with_names(&model, names[..21].to_vec()).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "21 feature names recorded, schema v2 has 22: missing feature \"fin_share\""
+            ),
+            "{err}"
+        );
+        // v1's list under version 2.
+        let err = with_names(&model, names[..15].to_vec()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"new_conn_rate\""),
+            "{err}"
+        );
+        // One too many.
+        let mut longer = names.clone();
+        longer.push("src_port_switch_share".into());
+        let err = with_names(&model, longer).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unexpected feature \"src_port_switch_share\""),
+            "{err}"
+        );
+        // A v1 artifact whose forest reads a v2 feature is refused too.
+        let mut v1 = model.clone();
+        v1.meta.schema_version = 1;
+        v1.meta.feature_names.truncate(15);
+        let err = Model::from_bytes(&v1.to_bytes().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("scaler has 22 means"), "{err}");
+    }
+
+    #[test]
+    fn a_v1_model_still_loads_and_scores_the_first_15_features() {
+        // The shipped v1 model, and a freshly trained small one.
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
+        let mut models = vec![small_model_of(Schema::V1, 15)];
+        models.push(Model::load(&shipped).unwrap());
+        let (rows, _) = synthetic(200, 7);
+        for model in &models {
+            assert_eq!(model.schema().unwrap(), Schema::V1);
+            assert_eq!(model.meta.feature_names.len(), 15);
+            let back = Model::from_bytes(&model.to_bytes().unwrap()).unwrap();
+            assert_eq!(&back, model);
+            let mut attacks = 0;
+            for r in rows.iter().chain(&lab_like_rows()) {
+                let fv = FeatureVector::new(*r).unwrap();
+                let s = model.score(&fv);
+                attacks += s.prediction as usize;
+                // The v2 features change nothing for a v1 model.
+                let mut other = *r;
+                other[15..].iter_mut().for_each(|v| *v = *v * 3.0 + 1e6);
+                let t = model.score(&FeatureVector::new(other).unwrap());
+                assert_eq!(s, t);
+                // Nor does a v1-only vector (v2 features 0).
+                let v1 = FeatureVector::from_slice(&r[..15]).unwrap();
+                assert_eq!(model.score(&v1), s);
+            }
+            assert!(attacks > 0 && attacks < rows.len() + 2, "{attacks}");
+        }
+    }
+
+    /// A SYN flood's row and a browser's, as the lab's v1 features see them.
+    fn lab_like_rows() -> Vec<[f64; FEATURE_COUNT]> {
+        let mut flood = [0.0; FEATURE_COUNT];
+        flood[..15].copy_from_slice(&[
+            54.0, 1.0, 1.0, 1.0, 370.0, 370.0, 0.0027, 0.001, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 64.0,
+        ]);
+        let mut browser = [0.0; FEATURE_COUNT];
+        browser[..15].copy_from_slice(&[
+            400.0, 1.0, 1.0, 1.0, 2.0, 3.0, 0.4, 0.5, 90000.0, 5.0, 1.0, 1.0, 340.0, 0.1, 64.0,
+        ]);
+        vec![flood, browser]
     }
 
     #[test]

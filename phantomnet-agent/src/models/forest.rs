@@ -69,13 +69,15 @@ pub(crate) fn walk<'a>(nodes: &'a [Node], root: u32, x: &[f64; FEATURE_COUNT]) -
 
 /// Checks a flat forest so that [`walk`] can neither index out of bounds nor
 /// loop: roots start at 0 and increase, every child lies after its parent
-/// and inside its own tree, features are in range, values finite, and leaf
-/// payloads below `max_payload`.
+/// and inside its own tree, features are below `width` (the model's
+/// schema's feature count), values finite, and leaf payloads below
+/// `max_payload`.
 pub(crate) fn validate_trees(
     what: &str,
     roots: &[u32],
     nodes: &[Node],
     max_payload: u32,
+    width: usize,
 ) -> Result<(), ModelError> {
     let bad = |msg: String| ModelError::Invalid(format!("{what}: {msg}"));
     if roots.is_empty() {
@@ -110,8 +112,11 @@ pub(crate) fn validate_trees(
                 }
                 continue;
             }
-            if n.feature as usize >= FEATURE_COUNT {
-                return Err(bad(format!("node {i} splits on feature {}", n.feature)));
+            if n.feature as usize >= width.min(FEATURE_COUNT) {
+                return Err(bad(format!(
+                    "node {i} splits on feature {}, the schema has {width}",
+                    n.feature
+                )));
             }
             let l = n.left as usize;
             if l <= i || l + 1 >= end {
@@ -154,18 +159,24 @@ impl Default for ForestParams {
     }
 }
 
-/// Row-major rows to a smartcore matrix.
-pub fn to_matrix(rows: &[[f64; FEATURE_COUNT]]) -> Result<DenseMatrix<f64>, ModelError> {
-    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    DenseMatrix::new(rows.len(), FEATURE_COUNT, flat, false)
+/// The first `width` features of row-major rows to a smartcore matrix.
+pub fn to_matrix(
+    rows: &[[f64; FEATURE_COUNT]],
+    width: usize,
+) -> Result<DenseMatrix<f64>, ModelError> {
+    let width = width.min(FEATURE_COUNT);
+    let flat: Vec<f64> = rows.iter().flat_map(|r| &r[..width]).copied().collect();
+    DenseMatrix::new(rows.len(), width, flat, false)
         .map_err(|e| ModelError::Training(e.to_string()))
 }
 
-/// Trains the forest as `ceil(n_trees / trees_per_job)` smartcore forests in
-/// parallel (rayon); `on_job` is called once per finished job with its tree
-/// count. `labels` must contain both 0 and 1.
+/// Trains the forest on the first `width` features of `rows` as
+/// `ceil(n_trees / trees_per_job)` smartcore forests in parallel (rayon);
+/// `on_job` is called once per finished job with its tree count. `labels`
+/// must contain both 0 and 1.
 pub fn fit_smartcore(
     rows: &[[f64; FEATURE_COUNT]],
+    width: usize,
     labels: &[u32],
     params: &ForestParams,
     on_job: &(dyn Fn(u64) + Sync),
@@ -190,7 +201,7 @@ pub fn fit_smartcore(
             "n_trees and trees_per_job must be > 0".into(),
         ));
     }
-    let x = to_matrix(rows)?;
+    let x = to_matrix(rows, width)?;
     let y = labels.to_vec();
     let per_job = params.trees_per_job;
     let jobs: Vec<(u64, u16)> = (0..params.n_trees.div_ceil(per_job))
@@ -283,11 +294,17 @@ impl CompactForest {
         Ok(f)
     }
 
+    /// Structural checks, features below [`FEATURE_COUNT`].
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_for(FEATURE_COUNT)
+    }
+
+    /// Structural checks, features below `width` (a model's schema's count).
+    pub fn validate_for(&self, width: usize) -> Result<(), ModelError> {
         if self.nodes.len() >= u32::MAX as usize {
             return Err(ModelError::Invalid("forest has too many nodes".into()));
         }
-        validate_trees("random forest", &self.roots, &self.nodes, 2)
+        validate_trees("random forest", &self.roots, &self.nodes, 2, width)
     }
 
     pub fn n_trees(&self) -> usize {
@@ -304,6 +321,16 @@ impl CompactForest {
 
     pub fn roots(&self) -> &[u32] {
         &self.roots
+    }
+
+    /// How many internal nodes split on each feature (index = feature): a
+    /// coarse importance measure, reported by `train`.
+    pub fn split_counts(&self) -> [u32; FEATURE_COUNT] {
+        let mut c = [0u32; FEATURE_COUNT];
+        for n in self.nodes.iter().filter(|n| n.feature != LEAF) {
+            c[n.feature as usize] += 1;
+        }
+        c
     }
 
     /// Trees voting "attack" for one (scaled) row.
@@ -426,11 +453,14 @@ pub(crate) mod tests {
     fn compact_forest_predicts_exactly_what_smartcore_predicts_on_held_out_rows() {
         let (train_x, train_y) = synthetic(600, 1);
         let (test_x, _) = synthetic(400, 2);
-        let parts = fit_smartcore(&train_x, &train_y, &params(20, 20), &|_| {}).unwrap();
+        let parts =
+            fit_smartcore(&train_x, FEATURE_COUNT, &train_y, &params(20, 20), &|_| {}).unwrap();
         assert_eq!(parts.len(), 1);
         let compact = CompactForest::from_smartcore(&parts).unwrap();
         assert_eq!(compact.n_trees(), 20);
-        let expected = parts[0].predict(&to_matrix(&test_x).unwrap()).unwrap();
+        let expected = parts[0]
+            .predict(&to_matrix(&test_x, FEATURE_COUNT).unwrap())
+            .unwrap();
         let got: Vec<u32> = test_x.iter().map(|r| compact.predict(r)).collect();
         assert_eq!(got, expected);
         // The rows are hard enough that both classes and some split votes occur.
@@ -452,9 +482,9 @@ pub(crate) mod tests {
     fn parallel_jobs_are_each_reproduced_exactly_and_the_forest_is_deterministic() {
         let (x, y) = synthetic(300, 3);
         let (test_x, _) = synthetic(200, 4);
-        let parts = fit_smartcore(&x, &y, &params(24, 10), &|_| {}).unwrap();
+        let parts = fit_smartcore(&x, FEATURE_COUNT, &y, &params(24, 10), &|_| {}).unwrap();
         assert_eq!(parts.iter().map(|_| 1).sum::<usize>(), 3);
-        let m = to_matrix(&test_x).unwrap();
+        let m = to_matrix(&test_x, FEATURE_COUNT).unwrap();
         for part in &parts {
             let single = CompactForest::from_smartcore(std::slice::from_ref(part)).unwrap();
             let expected = part.predict(&m).unwrap();
@@ -464,7 +494,7 @@ pub(crate) mod tests {
         let whole = CompactForest::from_smartcore(&parts).unwrap();
         assert_eq!(whole.n_trees(), 24);
         let again = CompactForest::from_smartcore(
-            &fit_smartcore(&x, &y, &params(24, 10), &|_| {}).unwrap(),
+            &fit_smartcore(&x, FEATURE_COUNT, &y, &params(24, 10), &|_| {}).unwrap(),
         )
         .unwrap();
         assert_eq!(whole, again);
@@ -474,7 +504,7 @@ pub(crate) mod tests {
     fn training_refuses_single_class_data() {
         let (x, _) = synthetic(50, 5);
         let y = vec![0; 50];
-        let err = fit_smartcore(&x, &y, &params(5, 5), &|_| {}).unwrap_err();
+        let err = fit_smartcore(&x, FEATURE_COUNT, &y, &params(5, 5), &|_| {}).unwrap_err();
         assert!(err.to_string().contains("both"), "{err}");
     }
 
@@ -495,7 +525,7 @@ pub(crate) mod tests {
         assert!(CompactForest::from_parts(vec![0, 2], vec![split(1), leaf, leaf]).is_err());
         // Bad feature, bad leaf class, NaN threshold.
         let mut n = split(1);
-        n.feature = 15;
+        n.feature = FEATURE_COUNT as u16;
         assert!(CompactForest::from_parts(vec![0], vec![n, leaf, leaf]).is_err());
         assert!(
             CompactForest::from_parts(vec![0], vec![split(1), Node::leaf(0.0, 2), leaf]).is_err()

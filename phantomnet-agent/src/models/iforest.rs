@@ -69,11 +69,13 @@ pub fn c_factor(n: usize) -> f64 {
 }
 
 impl IsolationForest {
-    /// Fits on (scaled) `rows`.
+    /// Fits on the first `width` features of (scaled) `rows`.
     pub fn fit(
         rows: &[[f64; FEATURE_COUNT]],
+        width: usize,
         params: &IsolationParams,
     ) -> Result<Self, ModelError> {
+        let width = width.min(FEATURE_COUNT);
         let err = |m: &str| ModelError::Training(format!("isolation forest: {m}"));
         if rows.len() < 2 {
             return Err(err("needs at least 2 rows"));
@@ -94,7 +96,7 @@ impl IsolationForest {
             roots.push(nodes.len() as u32);
             nodes.push(Node::leaf(0.0, 0));
             let at = nodes.len() - 1;
-            grow(rows, &mut idx, 0, limit, at, &mut nodes, &mut rng);
+            grow(rows, width, &mut idx, 0, limit, at, &mut nodes, &mut rng);
         }
         let mut forest = IsolationForest {
             params: params.clone(),
@@ -162,7 +164,13 @@ impl IsolationForest {
         self.raw_score(x) >= self.threshold
     }
 
+    /// Structural checks, features below [`FEATURE_COUNT`].
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_for(FEATURE_COUNT)
+    }
+
+    /// Structural checks, features below `width` (a model's schema's count).
+    pub fn validate_for(&self, width: usize) -> Result<(), ModelError> {
         let bad = |m: String| ModelError::Invalid(format!("isolation forest: {m}"));
         if !(self.c_norm.is_finite() && self.c_norm > 0.0) {
             return Err(bad(format!("normaliser c(ψ) = {}", self.c_norm)));
@@ -173,14 +181,16 @@ impl IsolationForest {
         if self.nodes.len() >= u32::MAX as usize {
             return Err(bad("too many nodes".into()));
         }
-        validate_trees("isolation forest", &self.roots, &self.nodes, 1)
+        validate_trees("isolation forest", &self.roots, &self.nodes, 1, width)
     }
 }
 
 /// Grows the subtree for `idx` into `nodes[at]`; children are appended as
 /// adjacent pairs, so every child index exceeds its parent's.
+#[allow(clippy::too_many_arguments)]
 fn grow(
     rows: &[[f64; FEATURE_COUNT]],
+    width: usize,
     idx: &mut [usize],
     depth: usize,
     limit: usize,
@@ -197,7 +207,7 @@ fn grow(
     let mut ranges = [(0.0f64, 0.0f64); FEATURE_COUNT];
     let mut candidates = [0usize; FEATURE_COUNT];
     let mut n_cand = 0;
-    for (j, range) in ranges.iter_mut().enumerate() {
+    for (j, range) in ranges.iter_mut().enumerate().take(width) {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for &i in idx.iter() {
             lo = lo.min(rows[i][j]);
@@ -236,8 +246,8 @@ fn grow(
         feature: j as u16,
     };
     let (left, right) = idx.split_at_mut(k);
-    grow(rows, left, depth + 1, limit, l, nodes, rng);
-    grow(rows, right, depth + 1, limit, l + 1, nodes, rng);
+    grow(rows, width, left, depth + 1, limit, l, nodes, rng);
+    grow(rows, width, right, depth + 1, limit, l + 1, nodes, rng);
 }
 
 #[cfg(test)]
@@ -264,6 +274,7 @@ mod tests {
         let rows = gaussian_blob(1000, 1);
         let f = IsolationForest::fit(
             &rows,
+            FEATURE_COUNT,
             &IsolationParams {
                 n_trees: 50,
                 ..Default::default()
@@ -296,6 +307,7 @@ mod tests {
         for contamination in [0.05, 0.1, 0.2] {
             let f = IsolationForest::fit(
                 &rows,
+                FEATURE_COUNT,
                 &IsolationParams {
                     n_trees: 50,
                     contamination,
@@ -319,10 +331,11 @@ mod tests {
             n_trees: 20,
             ..Default::default()
         };
-        let a = IsolationForest::fit(&rows, &p).unwrap();
-        let b = IsolationForest::fit(&rows, &p).unwrap();
+        let a = IsolationForest::fit(&rows, FEATURE_COUNT, &p).unwrap();
+        let b = IsolationForest::fit(&rows, FEATURE_COUNT, &p).unwrap();
         assert_eq!(a, b);
-        let c = IsolationForest::fit(&rows, &IsolationParams { seed: 43, ..p }).unwrap();
+        let c =
+            IsolationForest::fit(&rows, FEATURE_COUNT, &IsolationParams { seed: 43, ..p }).unwrap();
         assert_ne!(a, c);
         let bytes = postcard::to_allocvec(&a).unwrap();
         let back: IsolationForest = postcard::from_bytes(&bytes).unwrap();
@@ -349,9 +362,11 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(IsolationForest::fit(&rows, &p).is_err());
+            assert!(IsolationForest::fit(&rows, FEATURE_COUNT, &p).is_err());
         }
-        assert!(IsolationForest::fit(&rows[..1], &IsolationParams::default()).is_err());
+        assert!(
+            IsolationForest::fit(&rows[..1], FEATURE_COUNT, &IsolationParams::default()).is_err()
+        );
         assert!((c_factor(256) - 10.244).abs() < 0.01);
     }
 }

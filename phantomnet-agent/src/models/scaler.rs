@@ -12,29 +12,31 @@ pub struct StandardScaler {
 }
 
 impl StandardScaler {
-    /// Fits on `rows` (each of [`FEATURE_COUNT`] values). An empty input gives
-    /// the identity scaler.
-    pub fn fit(rows: &[[f64; FEATURE_COUNT]]) -> Self {
+    /// Fits on the first `width` features of `rows` (a model's schema's
+    /// feature count, at most [`FEATURE_COUNT`]); an empty input gives the
+    /// identity scaler. The features past `width` are never scaled.
+    pub fn fit(rows: &[[f64; FEATURE_COUNT]], width: usize) -> Self {
+        let width = width.min(FEATURE_COUNT);
         let n = rows.len() as f64;
-        let mut mean = vec![0.0; FEATURE_COUNT];
-        let mut scale = vec![1.0; FEATURE_COUNT];
+        let mut mean = vec![0.0; width];
+        let mut scale = vec![1.0; width];
         if rows.is_empty() {
             return StandardScaler { mean, scale };
         }
         for r in rows {
-            for (m, v) in mean.iter_mut().zip(r) {
+            for (m, v) in mean.iter_mut().zip(&r[..width]) {
                 *m += v;
             }
         }
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = [0.0; FEATURE_COUNT];
         for r in rows {
-            for j in 0..FEATURE_COUNT {
+            for j in 0..width {
                 let d = r[j] - mean[j];
                 var[j] += d * d;
             }
         }
-        for j in 0..FEATURE_COUNT {
+        for j in 0..width {
             let sd = (var[j] / n).sqrt();
             scale[j] = if sd > f64::EPSILON * mean[j].abs().max(1.0) {
                 sd
@@ -45,7 +47,12 @@ impl StandardScaler {
         StandardScaler { mean, scale }
     }
 
-    /// Scales one row in place.
+    /// Number of features scaled (the model's schema's count).
+    pub fn width(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Scales one row in place: its first [`Self::width`] features.
     pub fn transform(&self, row: &mut [f64; FEATURE_COUNT]) {
         for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.scale) {
             *v = (*v - m) / s;
@@ -59,16 +66,17 @@ impl StandardScaler {
         out
     }
 
-    /// Checks lengths and that every value is finite and every scale positive.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.mean.len() != FEATURE_COUNT || self.scale.len() != FEATURE_COUNT {
+    /// Checks that it scales `width` features (its model's schema's
+    /// count), that every value is finite and every scale positive.
+    pub fn validate(&self, width: usize) -> Result<(), String> {
+        if self.mean.len() != width || self.scale.len() != width {
             return Err(format!(
-                "scaler has {} means and {} scales, expected {FEATURE_COUNT}",
+                "scaler has {} means and {} scales, expected {width}",
                 self.mean.len(),
                 self.scale.len()
             ));
         }
-        if let Some(j) = (0..FEATURE_COUNT).find(|&j| {
+        if let Some(j) = (0..width).find(|&j| {
             !self.mean[j].is_finite() || !self.scale[j].is_finite() || self.scale[j] <= 0.0
         }) {
             return Err(format!(
@@ -94,8 +102,9 @@ mod tests {
                 r
             })
             .collect();
-        let s = StandardScaler::fit(&rows);
-        s.validate().unwrap();
+        let s = StandardScaler::fit(&rows, FEATURE_COUNT);
+        s.validate(FEATURE_COUNT).unwrap();
+        assert!(s.validate(15).is_err());
         let t: Vec<_> = rows.iter().map(|r| s.transformed(r)).collect();
         for j in [0, 1] {
             let m: f64 = t.iter().map(|r| r[j]).sum::<f64>() / 100.0;
@@ -107,6 +116,10 @@ mod tests {
         assert_eq!(t[3][2], 0.0);
         let mut bad = s.clone();
         bad.scale[4] = 0.0;
-        assert!(bad.validate().is_err());
+        assert!(bad.validate(FEATURE_COUNT).is_err());
+        // A narrower scaler leaves the features past its width alone.
+        let v1 = StandardScaler::fit(&rows, 15);
+        v1.validate(15).unwrap();
+        assert_eq!(v1.transformed(&rows[7])[15..], rows[7][15..]);
     }
 }

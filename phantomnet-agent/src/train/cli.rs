@@ -15,7 +15,7 @@ use super::metrics::{Scores, roc_curve};
 use super::plots::{confusion_png, roc_png};
 use super::progress::Progress;
 use super::{TrainError, pcap};
-use crate::features::FeatureVector;
+use crate::features::{FEATURE_NAMES, FeatureVector, Schema};
 use crate::flow::FlowConfig;
 use crate::models::{
     ForestParams, IsolationParams, Model, ModelParams, Registry, resolve_model_path,
@@ -85,6 +85,14 @@ pub struct TrainArgs {
     /// Set created_at instead of the current time (for byte-identical rebuilds).
     #[arg(long, value_name = "RFC3339")]
     pub created_at: Option<String>,
+    /// The feature schema of the model (1 or 2); default: the CSV's. A v1
+    /// model can be trained from a v2 CSV (its first 15 features).
+    #[arg(long, value_name = "VERSION")]
+    pub schema: Option<u32>,
+    /// Ablation: hold this feature at 0 in training, so no tree uses it
+    /// (repeatable). For measuring what a feature earns, not for shipping.
+    #[arg(long = "without", value_name = "FEATURE")]
+    pub without: Vec<String>,
     #[arg(long)]
     pub quiet: bool,
 }
@@ -194,12 +202,32 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
     let ds = read_csv(&args.data)?;
     let sha = sha256_file(&args.data)?;
     println!(
-        "{}: {} rows ({} attack, {} benign), sha256 {sha}",
+        "{}: {} rows ({} attack, {} benign), schema {}, sha256 {sha}",
         args.data.display(),
         ds.len(),
         ds.count_label(1),
-        ds.count_label(0)
+        ds.count_label(0),
+        ds.schema
     );
+    let schema = match args.schema {
+        None => ds.schema,
+        Some(v) => Schema::from_version(v)
+            .ok_or_else(|| TrainError::Usage(format!("--schema {v}: this build has 1 and 2")))?,
+    };
+    let without = args
+        .without
+        .iter()
+        .map(|name| {
+            FEATURE_NAMES[..schema.count()]
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| {
+                    TrainError::Usage(format!(
+                        "--without {name}: no such feature in schema {schema}"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
     let params = ModelParams {
         forest: ForestParams {
             n_trees: args.trees,
@@ -219,7 +247,15 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         seed: args.seed,
     };
     let created_at = args.created_at.clone().unwrap_or_else(now_rfc3339);
-    let (model, report) = train_model(&ds, &params, sha, created_at, &progress(args.quiet))?;
+    let (model, report) = train_model(
+        &ds,
+        schema,
+        &without,
+        &params,
+        sha,
+        created_at,
+        &progress(args.quiet),
+    )?;
     if let Some(cv) = &report.cross_validation {
         println!(
             "stratified {}-fold cross-validation (mean ± std):",
@@ -239,6 +275,19 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         "  isolation forest flags {:.1}% of test rows",
         report.test_anomaly_share * 100.0
     );
+    let splits = model.forest.split_counts();
+    let total: u32 = splits.iter().sum();
+    let mut order: Vec<usize> = (0..schema.count()).collect();
+    order.sort_by_key(|&j| std::cmp::Reverse(splits[j]));
+    println!("forest splits per feature (schema {schema}, {total} splits):");
+    for j in order {
+        println!(
+            "  {:<22} {:>6}  {:>5.1}%",
+            FEATURE_NAMES[j],
+            splits[j],
+            100.0 * splits[j] as f64 / total.max(1) as f64
+        );
+    }
     let registry = Registry::open(&args.out)?;
     let (version, path) = registry.register(&model)?;
     println!(
@@ -261,6 +310,14 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<(), TrainError> {
         message: e.to_string(),
     })?;
     let ds = read_csv(&args.data)?;
+    let schema = model.schema()?;
+    if schema > ds.schema {
+        return Err(TrainError::Data(format!(
+            "{} is schema {}, the model reads schema {schema}'s features",
+            args.data.display(),
+            ds.schema
+        )));
+    }
     if ds.is_empty() {
         return Err(TrainError::Data(format!(
             "{} has no rows",
@@ -354,6 +411,8 @@ mod tests {
             folds: 3,
             seed: 9,
             created_at: Some("2026-01-01T00:00:00Z".into()),
+            schema: None,
+            without: Vec::new(),
             quiet: true,
         };
         run_train(&args).unwrap();

@@ -1,5 +1,6 @@
-//! The labeled CSV: a header of exactly the 15 schema-v1 feature names,
-//! then `label` (0 benign, 1 attack), then optionally `attack_type`.
+//! The labeled CSV: a header of exactly the feature names of one schema
+//! (the 22 of v2, which `dataset` writes, or the 15 of v1), then `label`
+//! (0 benign, 1 attack), then optionally `attack_type`.
 //!
 //! Reading is strict: a row with the wrong number of columns, a value that
 //! is not a finite number, or a label other than 0/1 is an error naming its
@@ -9,7 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::features::{FEATURE_COUNT, FEATURE_NAMES, FeatureVector};
+use crate::features::{FEATURE_COUNT, FEATURE_NAMES, FeatureVector, Schema};
 
 use super::TrainError;
 
@@ -19,6 +20,9 @@ pub const ATTACK_TYPE_COLUMN: &str = "attack_type";
 /// Rows read from a CSV.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
+    /// The schema of the file's header; a v1 file's rows have the v2
+    /// features 0.
+    pub schema: Schema,
     pub rows: Vec<[f64; FEATURE_COUNT]>,
     pub labels: Vec<u32>,
     /// The `attack_type` column, empty strings if the file has none.
@@ -126,22 +130,24 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         None => return Err(row_err(1, "the file is empty (expected a header)".into())),
         Some(r) => r.map_err(|e| row_err(1, e.to_string()))?,
     };
-    let with_type = match head.len() {
-        n if n == FEATURE_COUNT + 1 => false,
-        n if n == FEATURE_COUNT + 2 => true,
-        n => {
-            return Err(row_err(
-                1,
-                format!(
-                    "header has {n} columns; expected the {FEATURE_COUNT} feature names, `label`, and optionally `attack_type`"
-                ),
-            ));
-        }
+    let Some((schema, with_type)) = Schema::ALL.iter().find_map(|&s| match head.len() {
+        n if n == s.count() + 1 => Some((s, false)),
+        n if n == s.count() + 2 => Some((s, true)),
+        _ => None,
+    }) else {
+        return Err(row_err(
+            1,
+            format!(
+                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v2 (or the 15 of v1), `label`, and optionally `attack_type`",
+                head.len()
+            ),
+        ));
     };
+    let width = schema.count();
     for (i, name) in head.iter().enumerate() {
-        let expected = if i < FEATURE_COUNT {
+        let expected = if i < width {
             FEATURE_NAMES[i]
-        } else if i == FEATURE_COUNT {
+        } else if i == width {
             LABEL_COLUMN
         } else {
             ATTACK_TYPE_COLUMN
@@ -154,7 +160,10 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         }
     }
     let ncols = head.len();
-    let mut ds = Dataset::default();
+    let mut ds = Dataset {
+        schema,
+        ..Dataset::default()
+    };
     for rec in records {
         let rec = rec.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -168,7 +177,7 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
             ));
         }
         let mut row = [0.0; FEATURE_COUNT];
-        for (j, v) in row.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate().take(width) {
             let cell = &rec[j];
             if cell.is_empty() {
                 ds.empty_cells += 1;
@@ -182,7 +191,7 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
             })?;
         }
         FeatureVector::new(row).map_err(|e| row_err(line, e.to_string()))?;
-        let label = match &rec[FEATURE_COUNT] {
+        let label = match &rec[width] {
             "" => {
                 ds.empty_cells += 1;
                 0
@@ -194,7 +203,7 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         ds.rows.push(row);
         ds.labels.push(label);
         ds.attack_types.push(if with_type {
-            rec[FEATURE_COUNT + 1].to_string()
+            rec[width + 1].to_string()
         } else {
             String::new()
         });
@@ -409,6 +418,13 @@ mod tests {
             5.0,
             0.25,
             64.0,
+            0.5,
+            17.25,
+            1024.0,
+            0.75,
+            0.125,
+            1.0 / 255.0,
+            0.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -416,5 +432,23 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
+        assert_eq!(ds.schema, Schema::V2);
+    }
+
+    #[test]
+    fn a_schema_v1_file_still_reads_with_the_v2_features_zero() {
+        let h = format!("{},label,attack_type", FEATURE_NAMES[..15].join(","));
+        let r = row(&vec!["3"; 15].join(","), "1,syn_flood");
+        let ds = parse(&format!("{h}\n{r}\n")).unwrap();
+        assert_eq!(ds.schema, Schema::V1);
+        assert_eq!(ds.rows[0][..15], [3.0; 15]);
+        assert_eq!(ds.rows[0][15..], [0.0; 7]);
+        assert_eq!(ds.labels, vec![1]);
+        // A v1 header with v2's column count is refused at its first
+        // wrong name.
+        let mut names: Vec<&str> = FEATURE_NAMES[..15].to_vec();
+        names.extend(["a", "b", "c", "d", "e", "f", "g"]);
+        let err = parse(&format!("{},label\n", names.join(","))).unwrap_err();
+        assert!(err.to_string().contains("\"new_conn_rate\""), "{err}");
     }
 }

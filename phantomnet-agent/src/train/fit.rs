@@ -9,7 +9,7 @@ use super::csvdata::Dataset;
 use super::metrics::{MeanStd, Scores};
 use super::progress::Progress;
 use super::split::{stratified_kfold, stratified_split};
-use crate::features::FEATURE_COUNT;
+use crate::features::{FEATURE_COUNT, Schema};
 use crate::models::forest::fit_smartcore;
 use crate::models::{CompactForest, IsolationForest, Model, ModelParams, StandardScaler};
 
@@ -35,27 +35,38 @@ pub struct TrainReport {
     pub test: Scores,
     /// Share of held-out rows the isolation forest flags (score ≥ 0.5).
     pub test_anomaly_share: f64,
+    /// Features held at 0 for an ablation (`train --without`); none for a
+    /// model meant to ship.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without: Vec<String>,
 }
 
-fn gather(ds: &Dataset, idx: &[usize]) -> (Vec<[f64; FEATURE_COUNT]>, Vec<u32>) {
+/// The rows and labels at `idx`, with the features in `without` set to 0.
+fn gather(ds: &Dataset, idx: &[usize], without: &[usize]) -> (Vec<[f64; FEATURE_COUNT]>, Vec<u32>) {
+    let row = |i: usize| {
+        let mut r = ds.rows[i];
+        without.iter().for_each(|&j| r[j] = 0.0);
+        r
+    };
     (
-        idx.iter().map(|&i| ds.rows[i]).collect(),
+        idx.iter().map(|&i| row(i)).collect(),
         idx.iter().map(|&i| ds.labels[i]).collect(),
     )
 }
 
-/// Fits scaler + forest on `x`/`y`; returns them.
+/// Fits scaler + forest on the first `width` features of `x`/`y`.
 fn fit_forest(
     x: &[[f64; FEATURE_COUNT]],
+    width: usize,
     y: &[u32],
     params: &ModelParams,
     progress: &Progress,
     what: &str,
 ) -> Result<(StandardScaler, Vec<[f64; FEATURE_COUNT]>, CompactForest), TrainError> {
-    let scaler = StandardScaler::fit(x);
+    let scaler = StandardScaler::fit(x, width);
     let scaled: Vec<_> = x.iter().map(|r| scaler.transformed(r)).collect();
     let bar = progress.bar(params.forest.n_trees as u64, what);
-    let parts = fit_smartcore(&scaled, y, &params.forest, &|n| bar.inc(n))?;
+    let parts = fit_smartcore(&scaled, width, y, &params.forest, &|n| bar.inc(n))?;
     bar.finish();
     let forest = CompactForest::from_smartcore(&parts)?;
     Ok((scaler, scaled, forest))
@@ -74,14 +85,35 @@ fn evaluate_forest(
     Scores::compute(y, &pred, &prob)
 }
 
-/// Trains a model on `ds`. `data_sha256` and `created_at` go into its metadata.
+/// Trains a model of `schema` on `ds` (whose own schema must have all of
+/// its features). `data_sha256` and `created_at` go into its metadata.
+///
+/// `without` (feature indices) is for ablations: those features are held
+/// at 0 in training, so no tree splits on them, and the report lists them.
+#[allow(clippy::too_many_arguments)]
 pub fn train_model(
     ds: &Dataset,
+    schema: Schema,
+    without: &[usize],
     params: &ModelParams,
     data_sha256: String,
     created_at: String,
     progress: &Progress,
 ) -> Result<(Model, TrainReport), TrainError> {
+    if schema.count() > ds.schema.count() {
+        return Err(TrainError::Usage(format!(
+            "a schema-{schema} model needs {} features; the data has schema {}'s {}",
+            schema.count(),
+            ds.schema,
+            ds.schema.count()
+        )));
+    }
+    let width = schema.count();
+    if let Some(&j) = without.iter().find(|&&j| j >= width) {
+        return Err(TrainError::Usage(format!(
+            "feature index {j} is not in schema {schema}"
+        )));
+    }
     let (n_benign, n_attack) = (ds.count_label(0), ds.count_label(1));
     let need = params.folds.max(2);
     if n_benign < need || n_attack < need {
@@ -95,8 +127,8 @@ pub fn train_model(
         ));
     }
     let (train_idx, test_idx) = stratified_split(&ds.labels, params.test_fraction, params.seed);
-    let (train_x, train_y) = gather(ds, &train_idx);
-    let (test_x, test_y) = gather(ds, &test_idx);
+    let (train_x, train_y) = gather(ds, &train_idx, without);
+    let (test_x, test_y) = gather(ds, &test_idx, without);
     tracing::info!(
         train = train_x.len(),
         test = test_x.len(),
@@ -111,6 +143,7 @@ pub fn train_model(
             let y: Vec<_> = tr.iter().map(|&i| train_y[i]).collect();
             let (scaler, _, forest) = fit_forest(
                 &x,
+                width,
                 &y,
                 params,
                 progress,
@@ -134,8 +167,8 @@ pub fn train_model(
     };
 
     let (scaler, scaled, forest) =
-        fit_forest(&train_x, &train_y, params, progress, "final forest")?;
-    let isolation = IsolationForest::fit(&scaled, &params.isolation)?;
+        fit_forest(&train_x, width, &train_y, params, progress, "final forest")?;
+    let isolation = IsolationForest::fit(&scaled, width, &params.isolation)?;
     let test = evaluate_forest(&scaler, &forest, &test_x, &test_y);
     let flagged = test_x
         .iter()
@@ -149,9 +182,20 @@ pub fn train_model(
         cross_validation,
         test,
         test_anomaly_share: flagged as f64 / test_x.len().max(1) as f64,
+        without: without
+            .iter()
+            .map(|&j| crate::features::FEATURE_NAMES[j].to_string())
+            .collect(),
     };
     let metrics = serde_json::to_value(&report).map_err(|e| TrainError::Other(e.to_string()))?;
-    let meta = Model::meta_v1(params.clone(), data_sha256, ds.len(), metrics, created_at);
+    let meta = Model::meta(
+        schema,
+        params.clone(),
+        data_sha256,
+        ds.len(),
+        metrics,
+        created_at,
+    );
     let model = Model::new(meta, scaler, forest, isolation)?;
     Ok((model, report))
 }
@@ -165,7 +209,10 @@ pub(crate) mod tests {
     /// Flow-like synthetic rows: benign web traffic vs SYN floods/scans.
     pub(crate) fn synthetic_dataset(n: usize, seed: u64) -> Dataset {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut ds = Dataset::default();
+        let mut ds = Dataset {
+            schema: Schema::V1,
+            ..Dataset::default()
+        };
         for i in 0..n {
             let attack = i % 4 == 0;
             let noise = |rng: &mut ChaCha8Rng, s: f64| (rng.random::<f64>() - 0.5) * s;
@@ -206,7 +253,9 @@ pub(crate) mod tests {
                     60.0 + noise(&mut rng, 10.0),
                 ]
             };
-            ds.rows.push(r);
+            let mut row = [0.0; FEATURE_COUNT];
+            row[..15].copy_from_slice(&r);
+            ds.rows.push(row);
             ds.labels.push(u32::from(attack));
             ds.attack_types
                 .push(if attack { "syn_flood" } else { "benign" }.into());
@@ -222,8 +271,16 @@ pub(crate) mod tests {
     fn training_reports_cv_and_test_metrics_and_is_deterministic() {
         let ds = synthetic_dataset(400, 1);
         let p = small_params(5);
-        let (model, report) =
-            train_model(&ds, &p, "ab".repeat(32), "t".into(), &Progress::hidden()).unwrap();
+        let (model, report) = train_model(
+            &ds,
+            Schema::V1,
+            &[],
+            &p,
+            "ab".repeat(32),
+            "t".into(),
+            &Progress::hidden(),
+        )
+        .unwrap();
         assert_eq!(report.test_rows, 100);
         assert_eq!(report.train_rows, 300);
         let cv = report.cross_validation.as_ref().unwrap();
@@ -237,8 +294,16 @@ pub(crate) mod tests {
             report.test.confusion.tp
         );
         assert_eq!(model.forest.n_trees(), 20);
-        let (again, _) =
-            train_model(&ds, &p, "ab".repeat(32), "t".into(), &Progress::hidden()).unwrap();
+        let (again, _) = train_model(
+            &ds,
+            Schema::V1,
+            &[],
+            &p,
+            "ab".repeat(32),
+            "t".into(),
+            &Progress::hidden(),
+        )
+        .unwrap();
         assert_eq!(model, again);
     }
 
@@ -250,6 +315,8 @@ pub(crate) mod tests {
         }
         let err = train_model(
             &ds,
+            Schema::V1,
+            &[],
             &small_params(1),
             String::new(),
             String::new(),
@@ -257,5 +324,43 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("attack rows"), "{err}");
+    }
+
+    #[test]
+    fn a_v2_model_needs_v2_data_and_an_ablation_never_splits_on_its_feature() {
+        let ds = synthetic_dataset(300, 3);
+        let p = small_params(2);
+        let hidden = Progress::hidden();
+        let err = train_model(
+            &ds,
+            Schema::V2,
+            &[],
+            &p,
+            String::new(),
+            String::new(),
+            &hidden,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("schema v1's 15"), "{err}");
+        let (model, report) = train_model(
+            &ds,
+            Schema::V1,
+            &[4, 5],
+            &p,
+            String::new(),
+            String::new(),
+            &hidden,
+        )
+        .unwrap();
+        assert_eq!(report.without, vec!["event_rate_1m", "burst_rate_10s"]);
+        assert_eq!(model.meta.metrics["without"][1], "burst_rate_10s");
+        assert!(
+            model
+                .forest
+                .nodes()
+                .iter()
+                .all(|n| n.feature != 4 && n.feature != 5)
+        );
+        assert!(model.forest.nodes().iter().any(|n| n.feature == 0));
     }
 }

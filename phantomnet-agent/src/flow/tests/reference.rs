@@ -195,6 +195,7 @@ impl OldWindows {
             } else {
                 0.0
             },
+            ..WindowStats::default()
         }
     }
 }
