@@ -36,8 +36,14 @@ pub(super) async fn analyze(
             (fv, s.payload, src)
         }
     };
-    let a = svc
-        .blocking(move |c| c.analyze(source, features, &payload))
+    // The reply's features are those the active model reads: its schema's
+    // width (a v1 model's 15, a v2 model's 22), not the zeros a 15-value
+    // request leaves in the rest.
+    let (a, width) = svc
+        .blocking(move |c| {
+            let a = c.analyze(source, features, &payload)?;
+            Ok((a, c.model_info()?.feature_names.len()))
+        })
         .await?;
     Ok(Response::new(pb::AnalyzeReply {
         action: convert::pb_action(a.action) as i32,
@@ -59,7 +65,7 @@ pub(super) async fn analyze(
             .as_deref()
             .unwrap_or_default()
             .to_string(),
-        features: a.features.as_array().to_vec(),
+        features: a.features.as_array()[..width.min(a.features.as_array().len())].to_vec(),
         explanation: format!(
             "{} by {}: prediction {}, confidence {:.3}, anomaly {:.3}, threat {:.3} ({})",
             a.action,
