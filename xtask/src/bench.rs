@@ -385,7 +385,19 @@ fn run(bin: &Path) -> Result<()> {
 }
 
 fn counter(bin: &Path, outcome: &str) -> Result<u64> {
-    let stats = agent(bin, &["stats"])?;
+    stats_counter(bin, PINS, outcome)
+}
+
+fn samples_read() -> Result<u64> {
+    logged_samples_read(Path::new("/tmp/pnbench-agent.log"))
+}
+
+/// One outcome's packets from `phantomnet-agent --pin-dir <pins> stats`.
+pub(crate) fn stats_counter(bin: &Path, pins: &str, outcome: &str) -> Result<u64> {
+    let stats = cmd::output(
+        bin.to_str().context("agent path")?,
+        &["--pin-dir", pins, "stats"],
+    )?;
     stats
         .lines()
         .find(|l| l.starts_with(outcome))
@@ -394,9 +406,10 @@ fn counter(bin: &Path, outcome: &str) -> Result<u64> {
         .with_context(|| format!("{outcome} in {stats}"))
 }
 
-/// The agent's own count of samples read, from its last counters line.
-fn samples_read() -> Result<u64> {
-    let log = fs::read_to_string("/tmp/pnbench-agent.log")?;
+/// The agent's own count of samples read, from the last counters line of
+/// its log (each read batch is decided before the next is read).
+pub(crate) fn logged_samples_read(log: &Path) -> Result<u64> {
+    let log = fs::read_to_string(log)?;
     log.lines()
         .rev()
         .find_map(|l| {

@@ -2,6 +2,7 @@
 //! dataset recorder, benchmarks and install. The namespace lab they run in
 //! is the `phantomnet-lab` crate, which the root-only tests share.
 pub mod bench;
+pub mod bench_path;
 pub mod cmd;
 pub mod dataset;
 pub mod demo;

@@ -30,6 +30,19 @@ enum Task {
     },
     /// Per-packet XDP cost (vs xdp-filter) and ring-buffer reader rate, for docs/BENCHMARKS.md.
     BenchXdp,
+    /// Samples/s through the agent's whole path on one core (shipped model),
+    /// at paced rates: ring buffer to decision, with the losses counted.
+    BenchPath {
+        /// Target rates, samples/s (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [250_000u32, 500_000, 1_000_000])]
+        rate: Vec<u32>,
+        /// Seconds at each rate.
+        #[arg(long, default_value_t = 5)]
+        secs: u32,
+        /// `[detection] scoring`: every-sample (the default) or on-change.
+        #[arg(long, default_value = "every-sample")]
+        scoring: String,
+    },
     /// Time from an attacker's first packet to its first dropped packet, p50/p99 over runs.
     BenchTte {
         /// Runs, one fresh attacker source each.
@@ -270,6 +283,37 @@ fn main() -> Result<()> {
                         keep_lab,
                         heavy_clients,
                     },
+                )
+            })
+        }
+        Task::BenchPath {
+            rate,
+            secs,
+            scoring,
+        } => {
+            let rates = rate
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let secs_s = secs.to_string();
+            let args = [
+                "bench-path",
+                "--rate",
+                &rates,
+                "--secs",
+                &secs_s,
+                "--scoring",
+                &scoring,
+            ];
+            as_root(&args, release_agent, || {
+                prereq::setup()?;
+                xtask::bench_path::bench_path(
+                    &root,
+                    &cmd::build_release_agent(&root)?,
+                    &rate,
+                    secs,
+                    &scoring,
                 )
             })
         }
