@@ -97,7 +97,10 @@ fn run(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Resu
     )?;
     cmd::output("ip", &["-n", NS, "link", "set", "pnp0", "up"])?;
     cmd::output("ip", &["-n", NS, "link", "set", "pnp1", "up"])?;
-    fs::write(CONFIG, format!("[detection]\nscoring = \"{scoring}\"\n"))?;
+    fs::write(
+        CONFIG,
+        format!("[dataplane]\ninterfaces = [\"pnp0\"]\n\n[detection]\nscoring = \"{scoring}\"\n"),
+    )?;
     let model = root.join("models");
     let args = [
         "--pin-dir",
