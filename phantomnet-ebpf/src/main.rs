@@ -13,7 +13,8 @@
 //! XDP_ABORTED.
 //!
 //! The entry point is a thin wrapper; each module holds one stage:
-//! [`fast`] (a blocked host's drop from its source address alone), [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
+//! [`fast`] (a blocked host's drop from its source address alone),
+//! [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
 //! about packets to a destination, whatever their source), [`priority`]
 //! (which packets are sampled with probability 1) and [`sample`]
 //! (counters and the ring buffer).
