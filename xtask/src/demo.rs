@@ -602,7 +602,7 @@ pub fn demo(root: &Path, opts: DemoOptions) -> Result<()> {
     }
     if heavy_clients {
         for c in demo_clients::clients() {
-            rows.push((c.src, c.name.to_string(), false));
+            rows.push((c.src, c.kind.name().to_string(), false));
         }
     }
     println!("\n=== Result: one row per source ===\n");

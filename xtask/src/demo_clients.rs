@@ -24,33 +24,53 @@ use phantomnet_lab::{
 /// iperf3's port on the server.
 const IPERF_PORT: &str = "5201";
 
-/// One client kind: its name in the table and its source address.
+/// The heavier benign kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    BulkDownload,
+    Throughput,
+    HealthCheck,
+    Ipv6Browser,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::BulkDownload,
+        Kind::Throughput,
+        Kind::HealthCheck,
+        Kind::Ipv6Browser,
+    ];
+
+    /// Its name in the demo's table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::BulkDownload => "bulk_download",
+            Kind::Throughput => "throughput",
+            Kind::HealthCheck => "health_check",
+            Kind::Ipv6Browser => "ipv6_browser",
+        }
+    }
+}
+
+/// One client: its kind and its source address.
 #[derive(Clone, Debug)]
 pub struct Client {
-    pub name: &'static str,
+    pub kind: Kind,
     pub src: String,
 }
 
 /// The four kinds, each from its own source.
 pub fn clients() -> Vec<Client> {
-    vec![
-        Client {
-            name: "bulk_download",
-            src: addr::cli_src4(8),
-        },
-        Client {
-            name: "throughput",
-            src: addr::cli_src4(9),
-        },
-        Client {
-            name: "health_check",
-            src: addr::cli_src4(10),
-        },
-        Client {
-            name: "ipv6_browser",
-            src: addr::cli_src6(11),
-        },
-    ]
+    Kind::ALL
+        .iter()
+        .zip([
+            addr::cli_src4(8),
+            addr::cli_src4(9),
+            addr::cli_src4(10),
+            addr::cli_src6(11),
+        ])
+        .map(|(&kind, src)| Client { kind, src })
+        .collect()
 }
 
 /// Starts the throughput test's server in the server namespace.
@@ -68,9 +88,9 @@ pub fn start_iperf_server(lab: &Lab) -> Result<Bg> {
 
 /// One bounded run of `client`'s traffic.
 fn run_once(lab: &Lab, client: &Client) -> Result<()> {
-    let argv: Vec<String> = match client.name {
+    let argv: Vec<String> = match client.kind {
         // 8 MiB, the server's largest file, as fast as the veth goes.
-        "bulk_download" => vec![
+        Kind::BulkDownload => vec![
             "wget".into(),
             "-q".into(),
             "-O".into(),
@@ -79,7 +99,7 @@ fn run_once(lab: &Lab, client: &Client) -> Result<()> {
             format!("http://{}/files/8388608", addr::SRV4),
         ],
         // 200 Mbit/s for 4 s, client to server.
-        "throughput" => vec![
+        Kind::Throughput => vec![
             "iperf3".into(),
             "-c".into(),
             addr::SRV4.into(),
@@ -93,7 +113,7 @@ fn run_once(lab: &Lab, client: &Client) -> Result<()> {
             "4".into(),
         ],
         // One request every 0.3 s, 30 of them.
-        "health_check" => vec![
+        Kind::HealthCheck => vec![
             "sh".into(),
             "-c".into(),
             "for i in $(seq 30); do curl -s -o /dev/null --max-time 2 --interface \"$1\" \
@@ -103,12 +123,11 @@ fn run_once(lab: &Lab, client: &Client) -> Result<()> {
             client.src.clone(),
             addr::SRV4.into(),
         ],
-        "ipv6_browser" => {
+        Kind::Ipv6Browser => {
             let budget = Scenario::BenignBrowse.default_budget();
             Scenario::BenignBrowse.run(lab, &client.src, budget, 1.0)?;
             return Ok(());
         }
-        other => bail!("no demo client {other}"),
     };
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.ns(Role::Cli)])
@@ -137,7 +156,7 @@ pub fn start(lab: &Lab, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if let Err(e) = run_once(&lab, &client) {
-                        eprintln!("demo: {}: {e:#}", client.name);
+                        eprintln!("demo: {}: {e:#}", client.kind.name());
                         thread::sleep(Duration::from_secs(1));
                     }
                 }
