@@ -32,11 +32,63 @@ const BENCH_JOURNAL: &str = "/tmp/pnbench-journal";
 
 /// A 64-byte Ethernet/IPv4/UDP frame from 192.0.2.10 to 203.0.113.10:5000.
 fn frame() -> Vec<u8> {
+    udp_frame([192, 0, 2, 10])
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame from `src` to 203.0.113.10:5000.
+pub(crate) fn udp_frame(src: [u8; 4]) -> Vec<u8> {
     let udp = packet::udp(40000, 5000, &[0x5A; 22]);
-    let f =
-        Frame::eth(&[], packet::ETH_IP).ipv4([192, 0, 2, 10], [203, 0, 113, 10], 17, &[], 0, &udp);
+    let f = Frame::eth(&[], packet::ETH_IP).ipv4(src, [203, 0, 113, 10], 17, &[], 0, &udp);
     debug_assert_eq!(f.bytes.len(), 64);
     f.bytes
+}
+
+/// Where a benchmark's agent runs: a namespace of its own holding a veth
+/// pair (the agent attaches to the first end), its pin directory and log.
+pub(crate) struct BenchNet<'a> {
+    pub(crate) ns: &'a str,
+    pub(crate) pins: &'a str,
+    pub(crate) veth: (&'a str, &'a str),
+    pub(crate) log: &'a str,
+}
+
+/// Creates `net`'s namespace and veth pair, starts the agent there pinned
+/// to CPU 1 (`--pin-dir` and then `args`), and waits until it has attached
+/// natively: the running agent and its program's id.
+pub(crate) fn start_attached(
+    bin: &Path,
+    net: BenchNet<'_>,
+    args: &[&str],
+) -> Result<(AgentRun, u32)> {
+    let (a, b) = net.veth;
+    cmd::output("ip", &["netns", "add", net.ns])?;
+    cmd::output(
+        "ip",
+        &[
+            "-n", net.ns, "link", "add", a, "type", "veth", "peer", "name", b,
+        ],
+    )?;
+    cmd::output("ip", &["-n", net.ns, "link", "set", a, "up"])?;
+    cmd::output("ip", &["-n", net.ns, "link", "set", b, "up"])?;
+    let mut full = vec!["--pin-dir".to_string(), net.pins.to_string()];
+    full.extend(args.iter().map(|a| a.to_string()));
+    let agent = AgentRun::spawn(AgentSpec {
+        netns: Path::new(&format!("/run/netns/{}", net.ns)),
+        bin,
+        args: full,
+        log: Path::new(net.log),
+        cpu: Some(1),
+    })?;
+    let link = format!("{}/links/native/{a}", net.pins);
+    let start = Instant::now();
+    while !Path::new(&link).exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("the agent did not attach: {}", fs::read_to_string(net.log)?);
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let id = bpf::link_prog_id(Path::new(&link)).context("the program of our link")?;
+    Ok((agent, id))
 }
 
 /// A 64-byte Ethernet/IPv4/TCP frame from 192.0.2.10:40000 to
@@ -91,22 +143,8 @@ pub fn bench_xdp(bin: &Path) -> Result<()> {
 }
 
 fn run(bin: &Path) -> Result<()> {
-    cmd::output("ip", &["netns", "add", NS])?;
-    let ip = |args: &[&str]| {
-        let mut full = vec!["-n", NS];
-        full.extend_from_slice(args);
-        cmd::output("ip", &full)
-    };
-    ip(&[
-        "link", "add", "pnb0", "type", "veth", "peer", "name", "pnb1",
-    ])?;
-    ip(&["link", "set", "pnb0", "up"])?;
-    ip(&["link", "set", "pnb1", "up"])?;
-
     // The agent, its reader pinned to CPU 1; prog runs go to CPU 0.
     let args = [
-        "--pin-dir",
-        PINS,
         "run",
         "--iface",
         "pnb0",
@@ -120,25 +158,16 @@ fn run(bin: &Path) -> Result<()> {
         "--journal",
         BENCH_JOURNAL,
     ];
-    let _agent = AgentRun::spawn(AgentSpec {
-        netns: Path::new(&format!("/run/netns/{NS}")),
+    let (_agent, pn) = start_attached(
         bin,
-        args: args.map(String::from).to_vec(),
-        log: Path::new("/tmp/pnbench-agent.log"),
-        cpu: Some(1),
-    })?;
-    let link = format!("{PINS}/links/native/pnb0");
-    let start = Instant::now();
-    while !Path::new(&link).exists() {
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "the agent did not attach: {}",
-                fs::read_to_string("/tmp/pnbench-agent.log")?
-            );
-        }
-        sleep(Duration::from_millis(50));
-    }
-    let pn = bpf::link_prog_id(Path::new(&link)).context("the program of our link")?;
+        BenchNet {
+            ns: NS,
+            pins: PINS,
+            veth: ("pnb0", "pnb1"),
+            log: "/tmp/pnbench-agent.log",
+        },
+        &args,
+    )?;
 
     // xdp-filter on the peer, same kind of attach.
     cmd::output(

@@ -17,7 +17,7 @@
 //! path sustained.
 use std::{
     fs,
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     thread::sleep,
     time::{Duration, Instant},
@@ -25,14 +25,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use phantomnet_lab::{
-    agent::{AgentRun, AgentSpec},
-    bpf,
-    packet::{self, Frame},
-};
-
 use crate::{
-    bench::{logged_samples_read, stats_counter},
+    bench::{BenchNet, logged_samples_read, start_attached, stats_counter, udp_frame},
     cmd,
 };
 
@@ -47,12 +41,9 @@ const CONFIG: &str = "/tmp/pnpath-agent.toml";
 const BATCH: u32 = 10_000;
 const SOURCES: u8 = 255;
 
-/// A 64-byte UDP frame from 10.9.0.`src` to the lab server's port 5000.
-fn frame(src: u8) -> Vec<u8> {
-    let udp = packet::udp(40000, 5000, &[0x5A; 22]);
-    Frame::eth(&[], packet::ETH_IP)
-        .ipv4([10, 9, 0, src], [203, 0, 113, 10], 17, &[], 0, &udp)
-        .bytes
+/// Where source `s`'s frame is written for bpftool.
+fn frame_file(s: u8) -> PathBuf {
+    std::env::temp_dir().join(format!("pnpath-frame-{s}.bin"))
 }
 
 fn agent(bin: &Path, args: &[&str]) -> Result<String> {
@@ -66,6 +57,9 @@ fn cleanup(bin: &Path) {
     let _ = cmd::output("ip", &["netns", "del", NS]);
     for f in [SOCKET, JOURNAL, LOG, CONFIG] {
         let _ = fs::remove_file(f);
+    }
+    for s in 1..=SOURCES {
+        let _ = fs::remove_file(frame_file(s));
     }
 }
 
@@ -88,23 +82,12 @@ pub fn bench_path(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &s
 }
 
 fn run(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Result<()> {
-    cmd::output("ip", &["netns", "add", NS])?;
-    cmd::output(
-        "ip",
-        &[
-            "-n", NS, "link", "add", "pnp0", "type", "veth", "peer", "name", "pnp1",
-        ],
-    )?;
-    cmd::output("ip", &["-n", NS, "link", "set", "pnp0", "up"])?;
-    cmd::output("ip", &["-n", NS, "link", "set", "pnp1", "up"])?;
     fs::write(
         CONFIG,
         format!("[dataplane]\ninterfaces = [\"pnp0\"]\n\n[detection]\nscoring = \"{scoring}\"\n"),
     )?;
     let model = root.join("models");
     let args = [
-        "--pin-dir",
-        PINS,
         "run",
         "--config",
         CONFIG,
@@ -121,27 +104,18 @@ fn run(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Resu
         "--journal",
         JOURNAL,
     ];
-    let _agent = AgentRun::spawn(AgentSpec {
-        netns: Path::new(&format!("/run/netns/{NS}")),
+    let (_agent, id) = start_attached(
         bin,
-        args: args.map(String::from).to_vec(),
-        log: Path::new(LOG),
-        cpu: Some(1),
-    })?;
-    let link = format!("{PINS}/links/native/pnp0");
-    let start = Instant::now();
-    while !Path::new(&link).exists() {
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("the agent did not attach: {}", fs::read_to_string(LOG)?);
-        }
-        sleep(Duration::from_millis(50));
-    }
-    let id = bpf::link_prog_id(Path::new(&link)).context("the program of our link")?;
-    let frames: Vec<std::path::PathBuf> = (1..=SOURCES)
-        .map(|s| {
-            let p = std::env::temp_dir().join(format!("pnpath-frame-{s}.bin"));
-            fs::write(&p, frame(s)).map(|()| p)
-        })
+        BenchNet {
+            ns: NS,
+            pins: PINS,
+            veth: ("pnp0", "pnp1"),
+            log: LOG,
+        },
+        &args,
+    )?;
+    let frames: Vec<PathBuf> = (1..=SOURCES)
+        .map(|s| fs::write(frame_file(s), udp_frame([10, 9, 0, s])).map(|()| frame_file(s)))
         .collect::<Result<_, _>>()?;
     // Let the agent settle (its first counters line).
     sleep(Duration::from_millis(1500));
@@ -176,9 +150,6 @@ fn run(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Resu
             took.as_secs_f64(),
             sent as f64 / took.as_secs_f64()
         );
-    }
-    for f in frames {
-        let _ = fs::remove_file(f);
     }
     Ok(())
 }
