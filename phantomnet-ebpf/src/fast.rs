@@ -10,12 +10,17 @@
 use aya_ebpf::programs::XdpContext;
 use phantomnet_common::list_flags;
 
-use crate::{PN_BLOCK_H4, PN_BLOCK_H6, source};
+use crate::{
+    PN_BLOCK_H4, PN_BLOCK_H6,
+    parse::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPV4_HLEN, IPV6_HLEN},
+    source,
+};
 
-const ETH_HLEN: usize = 14;
 /// Ethernet + the fixed IPv6 header: the longest prefix read here.
-const IPV6_END: usize = ETH_HLEN + 40;
-const IPV4_END: usize = ETH_HLEN + 20;
+const IPV6_END: usize = ETH_HLEN + IPV6_HLEN;
+const IPV4_END: usize = ETH_HLEN + IPV4_HLEN;
+const IP: [u8; 2] = ETH_P_IP.to_be_bytes();
+const IPV6: [u8; 2] = ETH_P_IPV6.to_be_bytes();
 
 /// What the fast path learned about the source's host block entry, so the
 /// full path does not look it up again. (A packet due for a sample skips
@@ -49,10 +54,12 @@ pub(crate) fn host(ctx: &XdpContext, lists: u32) -> Host {
             ((start + ETH_HLEN) as *const u8).read(),
         )
     };
+    // Matched as bytes: comparing a u16 built from them instead changes the
+    // code enough that the verifier's budget for the whole program runs out.
     match ether_type {
-        // 0x0800, IPv4 with a header of at least 20 bytes (as the parser
-        // requires; anything else passes as unparsed there).
-        [0x08, 0x00] if version >> 4 == 4 && version & 0x0F >= 5 => {
+        // IPv4 with a header of at least 20 bytes (as the parser requires;
+        // anything else passes as unparsed there).
+        IP if version >> 4 == 4 && version & 0x0F >= 5 => {
             // SAFETY: the source address is bytes 26..30, inside 0..34.
             let addr = unsafe { ((start + 26) as *const [u8; 4]).read() };
             if lists & (list_flags::ALLOW_HOST | list_flags::ALLOW_PREFIX) != 0
@@ -62,8 +69,7 @@ pub(crate) fn host(ctx: &XdpContext, lists: u32) -> Host {
             }
             verdict(source::host_blocked(&PN_BLOCK_H4, &addr))
         }
-        // 0x86DD
-        [0x86, 0xDD] if version >> 4 == 6 => {
+        IPV6 if version >> 4 == 6 => {
             if start + IPV6_END > end {
                 return Host::Unchecked;
             }
