@@ -38,7 +38,7 @@ use phantomnet_agent::models::{
 };
 use phantomnet_agent::replay::Enforcer;
 use phantomnet_agent::train::csvdata::read_csv;
-use phantomnet_agent::train::dataset::{Input, build_dataset};
+use phantomnet_agent::train::dataset::{Input, Pass, build_dataset};
 use phantomnet_agent::train::labels::LabelRules;
 use phantomnet_agent::train::progress::Progress;
 use phantomnet_common::capture::{RECORD_LEN, encode};
@@ -197,6 +197,7 @@ fn bench_csv() -> PathBuf {
             &[Input::Capture(cap)],
             &rules,
             FlowConfig::default(),
+            &[Pass::AS_RECORDED],
             &path,
             &Progress::hidden(),
         )

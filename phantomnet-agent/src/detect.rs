@@ -254,11 +254,12 @@ impl Detector {
     ///
     /// A priority sample (`sample_flags::PRIORITY`: a connection opener or
     /// probe, a flow's first payload packets) feeds the source's distinct
-    /// counts and is scored only when its payload matches a signature (a
-    /// single injection request): the v1 model was trained on uniformly
-    /// sampled packets, and scoring every opener it never saw in that
-    /// proportion made it act on benign clients (docs/DETECTION.md,
-    /// "Priority samples and the model").
+    /// counts. It is scored when the model was trained on priority samples
+    /// (`ModelMeta::scores_priority`), as any uniform sample is; otherwise
+    /// only when its payload matches a signature (a single injection
+    /// request): a model trained on uniformly sampled packets misjudges
+    /// openers it never saw in that proportion, and acted on benign
+    /// clients (docs/DETECTION.md, "Priority samples and the model").
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
         let sample_every = self.flows.config().sample_every;
         let entry = self.flows.record(sample);
@@ -270,7 +271,7 @@ impl Detector {
             self.correlator.signatures(&sample.payload[..valid])
         };
         // Whether the window changed is asked only when scoring on change.
-        let skip = priority
+        let skip = (priority && !self.model.meta.scores_priority)
             || (self.scoring == Scoring::OnChange
                 && !rescore_due(
                     entry.windows.samples_60s(),
@@ -491,6 +492,49 @@ mod tests {
             assert!(hit.features.get(crate::features::index::UNIQUE_DST_PORTS) > 35.0);
             assert!(!hit.threat.signatures.is_empty());
         }
+    }
+
+    #[test]
+    fn a_model_trained_on_priority_samples_scores_every_one() {
+        let mut model = small_model(3);
+        model.meta.scores_priority = true;
+        let mut d = Detector::new(
+            DetectorConfig {
+                flow: FlowConfig {
+                    sample_every: 16,
+                    ..FlowConfig::default()
+                },
+                ..DetectorConfig::default()
+            },
+            Arc::new(model),
+            Correlator::builtin(),
+        )
+        .unwrap();
+        // A slow scan's probes, each a priority sample: each is scored,
+        // and the distinct ports (an estimate) grow with them.
+        let mut ports = Vec::new();
+        for i in 0..20u64 {
+            let probe = PacketSample {
+                flags: phantomnet_common::sample_flags::PRIORITY,
+                tcp_flags: phantomnet_common::TCP_SYN,
+                dst_port: 1000 + i as u16,
+                ..sample(9_000_000_000 + i * 400_000_000, 7, b"")
+            };
+            let dec = d.observe(&probe).unwrap().expect("scored");
+            assert_eq!(dec.features.get(crate::features::index::EVENT_RATE_1M), 0.0);
+            ports.push(dec.features.get(crate::features::index::UNIQUE_DST_PORTS));
+        }
+        assert!(ports.windows(2).all(|w| w[1] >= w[0]), "{ports:?}");
+        assert!(ports[19] >= 18.0, "{ports:?}");
+        // Swapping in a model trained on uniform rows stops it.
+        d.set_model(Arc::new(small_model(3)));
+        let probe = PacketSample {
+            flags: phantomnet_common::sample_flags::PRIORITY,
+            tcp_flags: phantomnet_common::TCP_SYN,
+            dst_port: 3000,
+            ..sample(18_000_000_000, 7, b"")
+        };
+        assert!(d.observe(&probe).unwrap().is_none());
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod dataplane;
 
 pub mod capture;
 
+pub mod sampler;
+
 pub mod flow;
 
 pub mod features;

@@ -59,6 +59,13 @@ pub struct ModelMeta {
     pub metrics: serde_json::Value,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// Trained on the rows the detector scores at the data plane's default
+    /// sampling, priority samples included (`dataset --emulate-every`), so
+    /// the detector scores priority samples with it. Absent (false) in
+    /// older artifacts: a model trained on uniform rows only scores a
+    /// priority sample only on a signature match.
+    #[serde(default)]
+    pub scores_priority: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +119,7 @@ impl Model {
             training_rows,
             metrics,
             created_at,
+            scores_priority: false,
         }
     }
 

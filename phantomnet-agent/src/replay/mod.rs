@@ -25,12 +25,11 @@
 mod cli;
 mod enforcer;
 mod report;
-mod sampler;
 
+pub use crate::sampler::Sampler;
 pub use cli::{ReplayArgs, ReplayCliError, run_replay};
 pub use enforcer::Enforcer;
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
-pub use sampler::Sampler;
 
 use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
 

@@ -8,7 +8,7 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use super::csvdata::read_csv;
-use super::dataset::{Input, build_dataset};
+use super::dataset::{Input, Pass, build_dataset};
 use super::fit::train_model;
 use super::labels::LabelRules;
 use super::metrics::{Scores, roc_curve};
@@ -47,9 +47,51 @@ pub struct DatasetArgs {
     /// Flow-table cap while replaying.
     #[arg(long, default_value_t = 65_536)]
     pub max_sources: usize,
+    /// Emulate the data plane sampling 1 in N (with priority sampling, as
+    /// by default) over recordings of every packet, and write the rows the
+    /// detector scores at that rate, priority samples included
+    /// (repeatable; 1 adds the recording as it is). Without it: the
+    /// recording as it is.
+    #[arg(long = "emulate-every", value_name = "N")]
+    pub emulate_every: Vec<u32>,
+    /// Emulated draws per rate above 1, seeded --seed, --seed+1, …
+    #[arg(long, default_value_t = 1)]
+    pub draws: u32,
+    /// Seed of the first emulated draw.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The passes `dataset` makes: the recording as it is, or each emulated
+/// rate (`draws` seeded draws each above 1).
+pub fn dataset_passes(args: &DatasetArgs) -> Result<Vec<Pass>, TrainError> {
+    if args.emulate_every.is_empty() {
+        return Ok(vec![Pass::AS_RECORDED]);
+    }
+    if args.sample_every != 1 {
+        return Err(TrainError::Usage(format!(
+            "--emulate-every needs recordings of every packet (--sample-every 1), not 1-in-{}",
+            args.sample_every
+        )));
+    }
+    if args.draws == 0 {
+        return Err(TrainError::Usage("--draws must be ≥ 1".into()));
+    }
+    let mut passes = Vec::new();
+    for &every in &args.emulate_every {
+        match every {
+            0 => return Err(TrainError::Usage("--emulate-every must be ≥ 1".into())),
+            1 => passes.push(Pass::AS_RECORDED),
+            _ => passes.extend((0..args.draws).map(|d| Pass {
+                every,
+                seed: args.seed.wrapping_add(u64::from(d)),
+            })),
+        }
+    }
+    Ok(passes)
 }
 
 /// Train a model from a labeled CSV and register it.
@@ -89,6 +131,11 @@ pub struct TrainArgs {
     /// model can be trained from a v2 CSV (its first 15 features).
     #[arg(long, value_name = "VERSION")]
     pub schema: Option<u32>,
+    /// The CSV holds the rows the detector scores at the data plane's
+    /// default sampling, priority samples included (`dataset
+    /// --emulate-every`): the model then scores priority samples too.
+    #[arg(long)]
+    pub scores_priority: bool,
     /// Ablation: hold this feature at 0 in training, so no tree uses it
     /// (repeatable). For measuring what a feature earns, not for shipping.
     #[arg(long = "without", value_name = "FEATURE")]
@@ -150,7 +197,15 @@ pub fn run_dataset(args: &DatasetArgs) -> Result<(), TrainError> {
         // features are the ones it computes.
         ..FlowConfig::default()
     };
-    let s = build_dataset(&inputs, &rules, flow, &args.out, &progress(args.quiet))?;
+    let passes = dataset_passes(args)?;
+    let s = build_dataset(
+        &inputs,
+        &rules,
+        flow,
+        &passes,
+        &args.out,
+        &progress(args.quiet),
+    )?;
     println!(
         "wrote {}: {} rows ({} attack, {} benign); {} frames skipped (not IP)",
         args.out.display(),
@@ -247,7 +302,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         seed: args.seed,
     };
     let created_at = args.created_at.clone().unwrap_or_else(now_rfc3339);
-    let (model, report) = train_model(
+    let (mut model, report) = train_model(
         &ds,
         schema,
         &without,
@@ -256,6 +311,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         created_at,
         &progress(args.quiet),
     )?;
+    model.meta.scores_priority = args.scores_priority;
     if let Some(cv) = &report.cross_validation {
         println!(
             "stratified {}-fold cross-validation (mean ± std):",
@@ -412,6 +468,7 @@ mod tests {
             seed: 9,
             created_at: Some("2026-01-01T00:00:00Z".into()),
             schema: None,
+            scores_priority: false,
             without: Vec::new(),
             quiet: true,
         };
@@ -428,6 +485,24 @@ mod tests {
         assert_eq!(
             std::fs::read(reg.join("model-v1.pnm")).unwrap(),
             std::fs::read(reg.join("model-v2.pnm")).unwrap()
+        );
+        assert!(
+            !Model::load(&reg.join("model-v1.pnm"))
+                .unwrap()
+                .meta
+                .scores_priority
+        );
+        // --scores-priority is recorded in the artifact's metadata.
+        run_train(&TrainArgs {
+            scores_priority: true,
+            ..args.clone()
+        })
+        .unwrap();
+        assert!(
+            Model::load(&reg.join("model-v3.pnm"))
+                .unwrap()
+                .meta
+                .scores_priority
         );
         let out_dir = dir.path().join("eval");
         run_evaluate(&EvaluateArgs {
