@@ -40,6 +40,24 @@ pub const PREFIX: &str = "pngen";
 pub const PIN_DIR: &str = "/sys/fs/bpf/pngen";
 /// The training seed.
 pub const SEED: u64 = 42;
+/// `phantomnet-agent dataset`'s rows for the shipped model: the recording
+/// (every packet) as it is, and 8 seeded draws of the data plane's default
+/// sampling (1-in-16 with priority sampling) emulated over it, each row a
+/// sample the detector scores at that rate, priority samples included.
+pub const DATASET_PASSES: &[&str] = &[
+    "--emulate-every",
+    "1",
+    "--emulate-every",
+    "16",
+    "--draws",
+    "8",
+    "--seed",
+    "1",
+];
+/// `phantomnet-agent train`'s flags for the shipped model and every model
+/// `evaluate` compares with it: schema v1 (v2 measured worse, MODEL.md),
+/// and scoring priority samples (it was trained on them).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "1", "--scores-priority"];
 /// Where the shipped artifacts go, relative to the workspace root.
 pub const MODELS_DIR: &str = "models";
 pub const DATASET_CSV: &str = "models/lab-dataset.csv";
@@ -65,12 +83,13 @@ pub struct AttackRun {
     pub pace: f64,
 }
 
-/// Every attack scenario twice: from `atk_src4(k)` at the default pace,
-/// then from source `k + 7` (IPv6 where the tool allows) at a slower pace
-/// with a smaller count.
+/// Every training attack scenario twice: from `atk_src4(k)` at the default
+/// pace, then from source `k + 12` (IPv6 where the tool allows) at a
+/// slower pace with a smaller count.
 pub fn attack_plan() -> Vec<AttackRun> {
     let mut plan = Vec::new();
-    for (k, s) in Scenario::ATTACKS.into_iter().enumerate() {
+    let slow = Scenario::TRAINING_ATTACKS.len() as u8;
+    for (k, s) in Scenario::TRAINING_ATTACKS.into_iter().enumerate() {
         let k = k as u8;
         plan.push(AttackRun {
             scenario: s,
@@ -82,9 +101,9 @@ pub fn attack_plan() -> Vec<AttackRun> {
         plan.push(AttackRun {
             scenario: s,
             source: if s.supports_ipv6() {
-                addr::atk_src6(k + 7)
+                addr::atk_src6(k + slow)
             } else {
-                addr::atk_src4(k + 7)
+                addr::atk_src4(k + slow)
             },
             budget: Budget {
                 count: b.count / 2,
@@ -129,9 +148,10 @@ pub const FRESH_LANES: usize = 3;
 pub fn fresh_session(k: usize) -> FreshSession {
     // (scenario, count, pace): page views, browsing mixes, DNS bursts, small
     // bulk, a 3 MiB transfer each way (a heavy ACK stream from a young
-    // source), and a health-check-like poller (40 page fetches, think time
-    // × 0.25: every 0.05-0.4 s).
-    const MIX: [(Scenario, u32, f64); 12] = [
+    // source), a health-check-like poller (40 page fetches, think time
+    // × 0.25: every 0.05-0.4 s), an 8 MiB download at 30 MB/s or 1.5 MB/s
+    // (pace 2: a slow link), and echo requests every 150 ms or 1.5 s.
+    const MIX: [(Scenario, u32, f64); 16] = [
         (Scenario::BenignHttp, 12, 1.0),
         (Scenario::BenignBrowse, 8, 1.0),
         (Scenario::BenignHttp, 6, 0.6),
@@ -144,6 +164,10 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignDns, 12, 2.0),
         (Scenario::BenignBulk, 3 * 1024 * 1024, 1.0),
         (Scenario::BenignHttp, 40, 0.25),
+        (Scenario::BenignBigfile, 8 << 20, 1.0),
+        (Scenario::BenignPing, 30, 1.0),
+        (Scenario::BenignBigfile, 8 << 20, 2.0),
+        (Scenario::BenignPing, 6, 10.0),
     ];
     let n = usize::from(addr::CLI_SOURCES);
     let (scenario, count, pace) = MIX[k % MIX.len()];
@@ -155,6 +179,7 @@ pub fn fresh_session(k: usize) -> FreshSession {
     };
     let secs = match scenario {
         Scenario::BenignBulk => 6.0,
+        Scenario::BenignBigfile => 8.0,
         Scenario::BenignDns => 6.0,
         _ => 12.0,
     };
@@ -288,7 +313,10 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
                 "1",
                 "--out",
                 s(&csv),
-            ],
+            ]
+            .into_iter()
+            .chain(DATASET_PASSES.iter().copied())
+            .collect::<Vec<_>>(),
         )?;
         count_by_source(&bin, &capture, &work)?;
         println!(
@@ -584,7 +612,10 @@ fn train(root: &Path, bin: &Path, csv: &Path, work: &Path) -> Result<()> {
             &seed,
             "--created-at",
             &created_at,
-        ],
+        ]
+        .into_iter()
+        .chain(TRAIN_FLAGS.iter().copied())
+        .collect::<Vec<_>>(),
     )?;
     let heldout = work.join("heldout.csv");
     cmd::run(

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::cmd;
-use crate::dataset::{DATASET_CSV, SEED, WORK_DIR};
+use crate::dataset::{DATASET_CSV, SEED, TRAIN_FLAGS, WORK_DIR};
 
 /// Where the per-family CSVs, models and reports go.
 pub const EVAL_DIR: &str = "target/evaluate";
@@ -240,7 +240,10 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
                 &seed,
                 "--created-at",
                 &created_at,
-            ],
+            ]
+            .into_iter()
+            .chain(TRAIN_FLAGS.iter().copied())
+            .collect::<Vec<_>>(),
         )?;
         let (r, _) = replay(
             &runs,

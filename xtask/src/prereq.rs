@@ -14,6 +14,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "iputils-ping",
     "hping3",
     "nmap",
+    "python3-scapy",
+    "fping",
     "tcpdump",
     "protobuf-compiler",
     "xdp-tools",

@@ -7,7 +7,7 @@
 //!        \                                          /
 //!   wan: br0 ─── p-gw ══ out0 [XDP] gw in0 ═══════ eth0
 //!        /                          hp0 ═══════════ hp (203.0.113.130, 2001:db8:204::130)
-//!   atk (198.51.100.66; sources 192.0.2.10-29 and 2001:db8:bad::10-29, routed via atk)
+//!   atk (198.51.100.66; sources 192.0.2.10-33 and 2001:db8:bad::10-33, routed via atk)
 //! ```
 //!
 //! Every namespace is named `<prefix>-<role>`, so several labs (one per
@@ -89,18 +89,18 @@ pub mod addr {
     pub const GW_HP6: &str = "2001:db8:204::1";
     pub const HP6: &str = "2001:db8:204::130";
 
-    /// Attacker source `i` (0..20): 192.0.2.(10+i).
+    /// Attacker source `i` (0..24): 192.0.2.(10+i).
     pub fn atk_src4(i: u8) -> String {
         format!("192.0.2.{}", 10 + u32::from(i))
     }
 
-    /// Attacker source `i` (0..20): 2001:db8:bad::(10+i) (hex digits as decimal text).
+    /// Attacker source `i` (0..24): 2001:db8:bad::(10+i) (hex digits as decimal text).
     pub fn atk_src6(i: u8) -> String {
         format!("2001:db8:bad::{}", 10 + u32::from(i))
     }
 
     /// How many extra attacker source addresses the lab configures.
-    pub const ATK_SOURCES: u8 = 20;
+    pub const ATK_SOURCES: u8 = 24;
 
     /// Extra benign client source `i` (0..32): 198.51.100.(20+i), on-link.
     pub fn cli_src4(i: u8) -> String {

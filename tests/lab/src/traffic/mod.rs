@@ -121,6 +121,18 @@ pub enum Scenario {
     HttpInjection,
     /// Repeated connections to :22 exchanging a client banner.
     SshBruteforce,
+    /// scapy: a port scan rotating FIN, NULL, XMAS, ACK and UDP probes.
+    CraftedScan,
+    /// scapy: a SYN scan of random ports, about one probe a second.
+    SlowScan,
+    /// A slow-headers HTTP DoS: many connections, each kept open with a
+    /// header line now and then.
+    SlowHttp,
+    /// curl: an HTTP flood of distinct URLs on parallel keep-alive
+    /// connections, or rate-limited on one.
+    HttpFlood,
+    /// HTTP basic-auth password guessing against `/admin/`.
+    HttpAuthGuess,
     /// `curl` of ordinary pages at human-ish pacing.
     BenignHttp,
     /// DNS-shaped UDP queries to :53.
@@ -130,6 +142,11 @@ pub enum Scenario {
     /// A short browsing session: pages of different sizes, assets on the
     /// same or on new (parallel) connections, images, POSTed forms.
     BenignBrowse,
+    /// A large file downloaded with `curl --limit-rate`: a long, steady
+    /// ACK stream.
+    BenignBigfile,
+    /// fping: echo requests at a monitoring pace.
+    BenignPing,
 }
 
 /// Injection payloads: `GET` paths, or `POST:<form body>` to `/login`.
@@ -182,6 +199,18 @@ const DNS_PY: &str = include_str!("../../scripts/dns_client.py");
 
 const SSH_PY: &str = include_str!("../../scripts/ssh_guess.py");
 
+const CRAFTED_PY: &str = include_str!("../../scripts/crafted_probes.py");
+
+const SLOW_HTTP_PY: &str = include_str!("../../scripts/slow_http.py");
+
+const HTTP_AUTH_PY: &str = include_str!("../../scripts/http_auth_guess.py");
+
+const HTTP_FLOOD_SH: &str = include_str!("../../scripts/http_flood.sh");
+
+/// Debian's Python, which has python3-scapy (a `python3` earlier on PATH
+/// may not).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
 /// The benign clients' think times between requests, scaled by `pace`.
 fn think_times(pace: f64) -> String {
     THINK
@@ -192,6 +221,7 @@ fn think_times(pace: f64) -> String {
 }
 
 impl Scenario {
+    /// The attacks the demo and the end-to-end tests run.
     pub const ATTACKS: [Scenario; 7] = [
         Scenario::NmapSyn,
         Scenario::NmapConnect,
@@ -200,6 +230,23 @@ impl Scenario {
         Scenario::IcmpFlood,
         Scenario::HttpInjection,
         Scenario::SshBruteforce,
+    ];
+    /// The attacks the model's training recording runs: [`Scenario::ATTACKS`]
+    /// and five more families (crafted scans, a slow scan, a slow-headers
+    /// DoS, an HTTP flood, HTTP password guessing).
+    pub const TRAINING_ATTACKS: [Scenario; 12] = [
+        Scenario::NmapSyn,
+        Scenario::NmapConnect,
+        Scenario::SynFlood,
+        Scenario::UdpFlood,
+        Scenario::IcmpFlood,
+        Scenario::HttpInjection,
+        Scenario::SshBruteforce,
+        Scenario::CraftedScan,
+        Scenario::SlowScan,
+        Scenario::SlowHttp,
+        Scenario::HttpFlood,
+        Scenario::HttpAuthGuess,
     ];
     pub const BENIGN: [Scenario; 3] = [
         Scenario::BenignHttp,
@@ -225,15 +272,22 @@ impl Scenario {
             Scenario::IcmpFlood => "icmp_flood",
             Scenario::HttpInjection => "http_injection",
             Scenario::SshBruteforce => "ssh_bruteforce",
+            Scenario::CraftedScan => "crafted_scan",
+            Scenario::SlowScan => "slow_scan",
+            Scenario::SlowHttp => "slow_http",
+            Scenario::HttpFlood => "http_flood",
+            Scenario::HttpAuthGuess => "http_auth_guess",
             Scenario::BenignHttp => "benign_http",
             Scenario::BenignDns => "benign_dns",
             Scenario::BenignBulk => "benign_bulk",
             Scenario::BenignBrowse => "benign_browse",
+            Scenario::BenignBigfile => "benign_bigfile",
+            Scenario::BenignPing => "benign_ping",
         }
     }
 
     pub fn is_attack(self) -> bool {
-        Scenario::ATTACKS.contains(&self)
+        Scenario::TRAINING_ATTACKS.contains(&self)
     }
 
     /// Whether the tool can send over IPv6 (hping3 cannot).
@@ -257,11 +311,17 @@ impl Scenario {
     pub fn unit(self) -> &'static str {
         match self {
             Scenario::NmapSyn | Scenario::NmapConnect => "ports",
+            Scenario::CraftedScan | Scenario::SlowScan => "probes",
             Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => "packets",
-            Scenario::HttpInjection | Scenario::BenignHttp | Scenario::BenignBrowse => "requests",
-            Scenario::SshBruteforce => "connections",
+            Scenario::HttpInjection
+            | Scenario::BenignHttp
+            | Scenario::BenignBrowse
+            | Scenario::HttpFlood => "requests",
+            Scenario::HttpAuthGuess => "guesses",
+            Scenario::SshBruteforce | Scenario::SlowHttp => "connections",
             Scenario::BenignDns => "queries",
-            Scenario::BenignBulk => "bytes",
+            Scenario::BenignBulk | Scenario::BenignBigfile => "bytes",
+            Scenario::BenignPing => "echo requests",
         }
     }
 
@@ -272,10 +332,17 @@ impl Scenario {
             Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => (1500, 5.0),
             Scenario::HttpInjection => (80, 8.0),
             Scenario::SshBruteforce => (120, 8.0),
+            Scenario::CraftedScan => (250, 6.0),
+            Scenario::SlowScan => (14, 12.0),
+            Scenario::SlowHttp => (60, 9.0),
+            Scenario::HttpFlood => (600, 6.0),
+            Scenario::HttpAuthGuess => (90, 8.0),
             Scenario::BenignHttp => (12, 15.0),
             Scenario::BenignDns => (80, 12.0),
             Scenario::BenignBulk => (256 * 1024, 10.0),
             Scenario::BenignBrowse => (10, 12.0),
+            Scenario::BenignBigfile => (8 << 20, 10.0),
+            Scenario::BenignPing => (30, 10.0),
         };
         Budget { count, secs }
     }
@@ -443,6 +510,112 @@ impl Scenario {
             Scenario::BenignBulk => {
                 let argv = ["sh", "-c", BENIGN_BULK_SH, "sh", src, dst, &base, &n];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::CraftedScan | Scenario::SlowScan => {
+                // 90 probes/s for the scan, one every 0.75 s for the slow
+                // scan, both stretched by pace.
+                let (mode, gap) = if self == Scenario::CraftedScan {
+                    ("scan", 1.0 / 90.0)
+                } else {
+                    ("slow", 0.75)
+                };
+                let gap = format!("{:.4}", gap * pace);
+                let limit = format!("{:.1}", secs * 0.85);
+                let argv = [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    CRAFTED_PY,
+                    mode,
+                    src,
+                    dst,
+                    &n,
+                    &gap,
+                    &limit,
+                ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::SlowHttp => {
+                // 12 connections/s with a header line every second; slower
+                // runs open fewer per second and wait 8 s between lines.
+                let rate = format!("{:.2}", 12.0 / pace);
+                let hgap = if pace > 1.0 { "8" } else { "1" };
+                let limit = format!("{:.1}", secs * 0.85);
+                let argv = [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    SLOW_HTTP_PY,
+                    src,
+                    dst,
+                    &n,
+                    &rate,
+                    hgap,
+                    &limit,
+                ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::HttpFlood => {
+                // 12 parallel keep-alive connections, unthrottled; slower
+                // runs one connection at 75 requests/s (their half count
+                // then ends in 4 s, inside the time bound, which would
+                // cut the count off).
+                let (par, rate) = if pace > 1.0 { ("1", "75") } else { ("12", "0") };
+                let argv = ["sh", "-c", HTTP_FLOOD_SH, "sh", src, &base, &n, par, rate];
+                // grep -c exits 1 when it counted nothing.
+                let (out, _) = run_bounded_ok(lab, role, secs, &argv, &[1])?;
+                let answered = parse(&out).unwrap_or(0);
+                if answered == 0 {
+                    bail!("http_flood from {src}: no request was answered");
+                }
+                answered
+            }
+            Scenario::HttpAuthGuess => {
+                // 15 guesses/s on one keep-alive connection; slower runs a
+                // new connection per guess.
+                let gap = format!("{:.3}", pace / 15.0);
+                let mode = if pace > 1.0 { "close" } else { "keepalive" };
+                let limit = format!("{:.1}", secs * 0.85);
+                let argv = [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    HTTP_AUTH_PY,
+                    src,
+                    dst,
+                    &n,
+                    &gap,
+                    mode,
+                    &limit,
+                ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignBigfile => {
+                // 30 MB/s, or 1.5 MB/s when paced (a slow link).
+                let limit_rate = if pace > 1.0 { "1500k" } else { "30M" };
+                let url = format!("{base}/files/{n}");
+                let argv = [
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--interface",
+                    src,
+                    "--limit-rate",
+                    limit_rate,
+                    "-w",
+                    "%{size_download}\n",
+                    &url,
+                ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignPing => {
+                // One echo request every 150 ms × pace, 64 bytes (or 500
+                // when paced).
+                let period = format!("{:.0}", 150.0 * pace);
+                let size = if pace > 1.0 { "500" } else { "64" };
+                let argv = [
+                    "fping", "-q", "-c", &n, "-p", &period, "-b", size, "-S", src, dst,
+                ];
+                run_bounded(lab, role, secs, &argv)?;
+                u64::from(budget.count)
             }
         };
         Ok(Report {
