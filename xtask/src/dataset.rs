@@ -150,8 +150,12 @@ pub fn fresh_session(k: usize) -> FreshSession {
     // bulk, a 3 MiB transfer each way (a heavy ACK stream from a young
     // source), a health-check-like poller (40 page fetches, think time
     // × 0.25: every 0.05-0.4 s), an 8 MiB download at 30 MB/s or 1.5 MB/s
-    // (pace 2: a slow link), and echo requests every 150 ms or 1.5 s.
-    const MIX: [(Scenario, u32, f64); 16] = [
+    // (pace 2: a slow link), and echo requests every 75 ms, 150 ms, 1.5 s
+    // or 2.5 s (a young pinging source looks like a young ICMP flood for
+    // its first samples; these teach the difference), and SNTP clock
+    // checks every 1 s or 2.5 s. The DNS sessions (pace ≠ 1) and the NTP
+    // ones use a new source port per query.
+    const MIX: [(Scenario, u32, f64); 20] = [
         (Scenario::BenignHttp, 12, 1.0),
         (Scenario::BenignBrowse, 8, 1.0),
         (Scenario::BenignHttp, 6, 0.6),
@@ -168,6 +172,10 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignPing, 30, 1.0),
         (Scenario::BenignBigfile, 8 << 20, 2.0),
         (Scenario::BenignPing, 6, 10.0),
+        (Scenario::BenignPing, 40, 0.5),
+        (Scenario::BenignPing, 4, 16.7),
+        (Scenario::BenignSntp, 6, 1.0),
+        (Scenario::BenignSntp, 4, 2.5),
     ];
     let n = usize::from(addr::CLI_SOURCES);
     let (scenario, count, pace) = MIX[k % MIX.len()];

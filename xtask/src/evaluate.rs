@@ -232,6 +232,9 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
             &[
                 "train",
                 "--quiet",
+                // The final forest does not depend on the folds.
+                "--folds",
+                "0",
                 "--data",
                 s(&fcsv),
                 "--out",

@@ -1,4 +1,4 @@
-import socket, sys, threading
+import socket, struct, sys, threading, time
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 PAGE = (b"<!doctype html><html><head><title>PhantomNet lab</title></head><body>"
@@ -104,6 +104,17 @@ def dns(s):
             r += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xcb\x00\x71\x0a"
             s.sendto(bytes(r), peer)
 
+def ntp(s):
+    # An SNTP server's answer (mode 4, stratum 2) echoing the request's
+    # transmit timestamp as the origin timestamp.
+    while True:
+        q, peer = s.recvfrom(512)
+        if len(q) >= 48:
+            now = int((time.time() + 2208988800) * (1 << 32))
+            stamp = struct.pack(">Q", now)
+            r = bytes([0x24, 2, q[2], 0xec]) + bytes(8) + b"LOCL" + stamp + q[40:48] + stamp + stamp
+            s.sendto(r, peer)
+
 def udp_sink(s):
     while True:
         s.recvfrom(65536)
@@ -114,6 +125,7 @@ for target, args in [
     (serve_tcp, (listener(22, socket.SOCK_STREAM), ssh)),
     (serve_tcp, (listener(9000, socket.SOCK_STREAM), sink)),
     (dns, (listener(53, socket.SOCK_DGRAM),)),
+    (ntp, (listener(123, socket.SOCK_DGRAM),)),
     (udp_sink, (listener(5000, socket.SOCK_DGRAM),)),
 ]:
     threading.Thread(target=target, args=args, daemon=True).start()

@@ -147,6 +147,8 @@ pub enum Scenario {
     BenignBigfile,
     /// fping: echo requests at a monitoring pace.
     BenignPing,
+    /// SNTP clock checks to :123, a new socket (source port) each.
+    BenignSntp,
 }
 
 /// Injection payloads: `GET` paths, or `POST:<form body>` to `/login`.
@@ -198,6 +200,8 @@ const BENIGN_BULK_SH: &str = include_str!("../../scripts/benign_bulk.sh");
 const DNS_PY: &str = include_str!("../../scripts/dns_client.py");
 
 const SSH_PY: &str = include_str!("../../scripts/ssh_guess.py");
+
+const NTP_PY: &str = include_str!("../../scripts/ntp_client.py");
 
 const CRAFTED_PY: &str = include_str!("../../scripts/crafted_probes.py");
 
@@ -283,6 +287,7 @@ impl Scenario {
             Scenario::BenignBrowse => "benign_browse",
             Scenario::BenignBigfile => "benign_bigfile",
             Scenario::BenignPing => "benign_ping",
+            Scenario::BenignSntp => "benign_sntp",
         }
     }
 
@@ -319,7 +324,7 @@ impl Scenario {
             | Scenario::HttpFlood => "requests",
             Scenario::HttpAuthGuess => "guesses",
             Scenario::SshBruteforce | Scenario::SlowHttp => "connections",
-            Scenario::BenignDns => "queries",
+            Scenario::BenignDns | Scenario::BenignSntp => "queries",
             Scenario::BenignBulk | Scenario::BenignBigfile => "bytes",
             Scenario::BenignPing => "echo requests",
         }
@@ -343,6 +348,7 @@ impl Scenario {
             Scenario::BenignBrowse => (10, 12.0),
             Scenario::BenignBigfile => (8 << 20, 10.0),
             Scenario::BenignPing => (30, 10.0),
+            Scenario::BenignSntp => (6, 10.0),
         };
         Budget { count, secs }
     }
@@ -480,7 +486,10 @@ impl Scenario {
                     .collect::<Vec<_>>()
                     .join(",");
                 let limit = format!("{:.1}", secs * 0.85);
-                let argv = ["python3", "-c", DNS_PY, src, dst, &n, &gaps, &limit];
+                // At the default pace one socket for every query; otherwise a new
+                // socket (source port) per query, as a stub resolver does.
+                let sockets = if pace == 1.0 { "one" } else { "each" };
+                let argv = ["python3", "-c", DNS_PY, src, dst, &n, &gaps, &limit, sockets];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignBrowse => {
@@ -604,6 +613,13 @@ impl Scenario {
                     "%{size_download}\n",
                     &url,
                 ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignSntp => {
+                // One clock check a second × pace.
+                let gap = format!("{:.2}", pace);
+                let limit = format!("{:.1}", secs * 0.85);
+                let argv = ["python3", "-c", NTP_PY, src, dst, &n, &gap, &limit];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignPing => {
