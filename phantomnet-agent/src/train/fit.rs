@@ -168,7 +168,19 @@ pub fn train_model(
 
     let (scaler, scaled, forest) =
         fit_forest(&train_x, width, &train_y, params, progress, "final forest")?;
-    let isolation = IsolationForest::fit(&scaled, width, &params.isolation)?;
+    // The isolation forest learns benign traffic only, so its score means
+    // "unlike benign", not "rare in this mix": in a mix where most rows are
+    // attacks (a flood's or scan's openers are most of what 1-in-16 with
+    // priority sampling keeps), no attack is rare, and fitted on every row
+    // its score for them stayed below MEDIUM, so rules 3 and 4 (BLOCK,
+    // DECEIVE) never fired.
+    let benign: Vec<_> = scaled
+        .iter()
+        .zip(&train_y)
+        .filter(|(_, y)| **y == 0)
+        .map(|(r, _)| *r)
+        .collect();
+    let isolation = IsolationForest::fit(&benign, width, &params.isolation)?;
     let test = evaluate_forest(&scaler, &forest, &test_x, &test_y);
     let flagged = test_x
         .iter()
