@@ -489,7 +489,9 @@ impl Scenario {
                 // At the default pace one socket for every query; otherwise a new
                 // socket (source port) per query, as a stub resolver does.
                 let sockets = if pace == 1.0 { "one" } else { "each" };
-                let argv = ["python3", "-c", DNS_PY, src, dst, &n, &gaps, &limit, sockets];
+                let argv = [
+                    "python3", "-c", DNS_PY, src, dst, &n, &gaps, &limit, sockets,
+                ];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignBrowse => {

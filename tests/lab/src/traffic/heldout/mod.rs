@@ -7,8 +7,10 @@
 //! the outside segment ([`Lab::add_outside_host`]) with one IPv4 and one
 //! IPv6 source, so tools without a source-address option (hydra, sqlmap,
 //! slowhttptest, ab, hey) are labeled by source too. Attack hosts use
-//! `192.0.2.100+` / `2001:db8:bad::1:N`, benign hosts `198.51.100.100+` /
-//! `2001:db8:100::1:N`, the NAT `198.51.100.199` / `2001:db8:100::1:199`;
+//! `192.0.2.100+` / `2001:db8:bad:(100+N)::1`, benign hosts `198.51.100.100+` /
+//! `2001:db8:100:(100+N)::1`, the NAT `198.51.100.199` / `2001:db8:100:199::1`
+//! (each IPv6 host in a /64 of its own, so the agent's default /64
+//! grouping keeps them apart);
 //! training uses `192.0.2.10–29`, `198.51.100.10–12, 20–51, 66` and
 //! `2001:db8:{bad,100}::10–51, 66`.
 //!
@@ -91,23 +93,25 @@ pub struct Host {
     pub v6: String,
 }
 
-/// Attack host `i`: `192.0.2.(100+i)`, `2001:db8:bad::1:i`.
+/// Attack host `i`: `192.0.2.(100+i)`, `2001:db8:bad:(100+i)::1` (its own
+/// /64; the group's digits are decimal text).
 pub fn attack_host(i: u8) -> Host {
     Host {
         name: format!("a{i:02}"),
         mac: format!("02:50:4e:01:00:{i:02x}"),
         v4: format!("192.0.2.{}", 100 + u32::from(i)),
-        v6: format!("2001:db8:bad::1:{i}"),
+        v6: format!("2001:db8:bad:{}::1", 100 + u32::from(i)),
     }
 }
 
-/// Benign host `i`: `198.51.100.(100+i)`, `2001:db8:100::1:i`.
+/// Benign host `i`: `198.51.100.(100+i)`, `2001:db8:100:(100+i)::1` (its
+/// own /64).
 pub fn benign_host(i: u8) -> Host {
     Host {
         name: format!("b{i:02}"),
         mac: format!("02:50:4e:01:01:{i:02x}"),
         v4: format!("198.51.100.{}", 100 + u32::from(i)),
-        v6: format!("2001:db8:100::1:{i}"),
+        v6: format!("2001:db8:100:{}::1", 100 + u32::from(i)),
     }
 }
 
@@ -117,7 +121,7 @@ pub fn nat_host() -> Host {
         name: "nat".into(),
         mac: "02:50:4e:01:02:00".into(),
         v4: "198.51.100.199".into(),
-        v6: "2001:db8:100::1:199".into(),
+        v6: "2001:db8:100:199::1".into(),
     }
 }
 

@@ -92,6 +92,21 @@ fn sources_are_fresh_and_each_belongs_to_one_scenario() {
         // And each host's sources are its own.
         let names: BTreeSet<_> = p.hosts.iter().map(|h| h.name.clone()).collect();
         assert_eq!(names.len(), p.hosts.len());
+        // Each host's IPv6 address is in a /64 of its own, none of them a
+        // training /64, so the agent's default grouping (/64) keeps every
+        // host a source of its own.
+        let net64 = |a: &str| {
+            let o = a.parse::<std::net::Ipv6Addr>().unwrap().segments();
+            [o[0], o[1], o[2], o[3]]
+        };
+        let training64: BTreeSet<_> = training
+            .iter()
+            .filter(|a| a.contains(':'))
+            .map(|a| net64(a))
+            .collect();
+        let host64: BTreeSet<_> = p.hosts.iter().map(|h| net64(&h.v6)).collect();
+        assert_eq!(host64.len(), p.hosts.len(), "two hosts share a /64");
+        assert!(host64.is_disjoint(&training64), "a host in a training /64");
         let text = labels(&p, "test");
         assert_eq!(text.lines().count(), owner.len() + 1);
     }
