@@ -439,6 +439,40 @@ mod tests {
     use crate::train::csvdata::CsvOut;
     use crate::train::fit::tests::synthetic_dataset;
 
+    #[test]
+    fn dataset_passes_follow_the_flags_and_refuse_what_cannot_be_emulated() {
+        let args = |sample_every: u32, emulate: &[u32], draws: u32| DatasetArgs {
+            captures: vec![PathBuf::from("x.pncap")],
+            pcaps: Vec::new(),
+            attacks: Vec::new(),
+            labels: None,
+            out: PathBuf::from("x.csv"),
+            sample_every,
+            max_sources: 1024,
+            emulate_every: emulate.to_vec(),
+            draws,
+            seed: 5,
+            quiet: true,
+        };
+        assert_eq!(
+            dataset_passes(&args(1, &[], 1)).unwrap(),
+            [Pass::AS_RECORDED]
+        );
+        assert_eq!(
+            dataset_passes(&args(1, &[1, 16], 2)).unwrap(),
+            [
+                Pass::AS_RECORDED,
+                Pass { every: 16, seed: 5 },
+                Pass { every: 16, seed: 6 }
+            ]
+        );
+        // A sampled recording cannot be sampled again; 0 is no rate.
+        let err = dataset_passes(&args(16, &[16], 1)).unwrap_err().to_string();
+        assert!(err.contains("--sample-every 1"), "{err}");
+        assert!(dataset_passes(&args(1, &[0], 1)).is_err());
+        assert!(dataset_passes(&args(1, &[16], 0)).is_err());
+    }
+
     fn write_csv(path: &Path, n: usize, seed: u64) {
         let ds = synthetic_dataset(n, seed);
         let mut out = CsvOut::new(std::fs::File::create(path).unwrap()).unwrap();
