@@ -141,7 +141,7 @@ pub fn step(
         policy.evidence_window,
     );
     if attack && !Evidence::sufficient(&seen, policy.min_evidence) {
-        if admit(state, metrics, d, Record::Routine, now) {
+        if admit(state, metrics, d, Record::Routine, now) == Admit::Write {
             let text = format!(
                 "awaiting evidence ({} of {} samples called attacks; {} and a majority needed)",
                 seen.attacks, seen.total, policy.min_evidence
@@ -161,6 +161,7 @@ pub fn step(
             seen.signatures
         )
     };
+    let mut fallback = None;
     let (text, kind) = match &applied {
         Ok(Applied::Enforced { action, ttl }) => {
             info!(source = %d.source, %action, rule = d.rule.number(), "enforced");
@@ -192,13 +193,25 @@ pub fn step(
             why,
         }) => {
             info!(source = %d.source, %wanted, %enforced, %why, "fallback");
+            // The fallback is in force like any enforcement: announced
+            // (CrowdSec's watcher), counted and journaled as what was put
+            // in force. The executor remembers the failed DECEIVE, so the
+            // source's later DECEIVE calls leave the THROTTLE Unchanged
+            // rather than falling back again.
+            fallback = Some(Enforced {
+                source: d.source,
+                action: *enforced,
+                ttl: *ttl,
+                rule: d.rule.number(),
+                signatures: seen.signatures.to_string(),
+                time_unix_ns: unix_now_ns(),
+            });
             (
                 format!(
                     "{wanted} not applicable ({why}); enforced {enforced} for {}s instead",
                     ttl.as_secs()
                 ),
-                // Journaled once per (source, action) per JOURNAL_REPEAT.
-                Record::Routine,
+                Record::Enforcement,
             )
         }
         Ok(Applied::DryRun { action }) => {
@@ -213,28 +226,30 @@ pub fn step(
             (format!("enforcement failed: {e}"), Record::Routine)
         }
     };
-    if admit(state, metrics, d, kind, now) {
+    if let Some(e) = fallback {
+        metrics.enforced(e.action, e.rule);
+        out.announce = Some(e);
+    }
+    if admit(state, metrics, d, kind, now) == Admit::Write {
         out.record = Some(event_of(d, &text));
     }
     out
 }
 
-/// The sieve's verdict on a record about `d`, counted in the metrics.
+/// The sieve's verdict on a record about `d`, a suppression counted in the
+/// metrics.
 fn admit(
     state: &mut PipelineState,
     metrics: &Metrics,
     d: &Decision,
     kind: Record,
     now: Instant,
-) -> bool {
-    match state.sieve.admit(d.source, d.action, kind, now) {
-        Admit::Write => true,
-        Admit::Repeat => false,
-        Admit::Suppressed => {
-            metrics.journal_suppressed(kind == Record::Enforcement, 1);
-            false
-        }
+) -> Admit {
+    let verdict = state.sieve.admit(d.source, d.action, kind, now);
+    if verdict == Admit::Suppressed {
+        metrics.journal_suppressed(kind == Record::Enforcement, 1);
     }
+    verdict
 }
 
 /// A failed enforcement: a full map is counted per map; the log line is

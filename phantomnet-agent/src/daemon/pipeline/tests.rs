@@ -169,3 +169,58 @@ fn a_full_map_is_a_metric_and_one_log_line_per_interval() {
     // Failures are routine records: within the routine budget.
     assert!(records as f64 <= ROUTINE_BURST + ROUTINE_PER_SEC * 25.0 + 1.0);
 }
+
+#[test]
+fn a_deceive_that_falls_back_to_throttle_is_announced_as_the_throttle() {
+    let mut det = detector();
+    let metrics = Metrics::new();
+    let policy = EnforcePolicy {
+        min_evidence: 1,
+        ..EnforcePolicy::default()
+    };
+    let mut st = PipelineState::default();
+    let t0 = Instant::now();
+    let mut d = det.process(&spoofed(1, 0)).unwrap();
+    d.action = Action::Deceive;
+    let ttl = Duration::from_secs(300);
+    let fallback = |_: Source, action: Action, _: &str| {
+        assert_eq!(action, Action::Deceive);
+        Ok(Applied::Fallback {
+            wanted: Action::Deceive,
+            enforced: Action::Throttle,
+            ttl,
+            why: "no IPv4 honeypot is configured".into(),
+        })
+    };
+    let out = step(&mut st, &d, &policy, &metrics, t0, fallback);
+    // What is in force is what CrowdSec's watcher and the metrics hear of.
+    let e = out.announce.expect("a fallback is an enforcement");
+    assert_eq!(
+        (e.action, e.ttl, e.source),
+        (Action::Throttle, ttl, d.source)
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            &format!(
+                "phantomnet_enforcements_total{{action=\"THROTTLE\",rule=\"rule-{}\"}}",
+                d.rule.number()
+            )
+        ),
+        1.0
+    );
+    let r = out.record.expect("journaled");
+    assert!(
+        r.reason
+            .contains("DECEIVE not applicable (no IPv4 honeypot is configured); enforced THROTTLE"),
+        "{}",
+        r.reason
+    );
+    // The executor then keeps the THROTTLE (Unchanged): nothing new.
+    let out = step(&mut st, &d, &policy, &metrics, t0, |_, _, _| {
+        Ok(Applied::Unchanged {
+            in_force: Action::Throttle,
+        })
+    });
+    assert!(out.announce.is_none());
+}
