@@ -359,7 +359,7 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
         .to_string();
     let servers = Servers::start(&lab)?;
     let log_path = root.join(WORK_DIR).join("agent.log");
-    let (reports, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, || {
+    let (reports, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, None, || {
         traffic(&lab, plan)
     })?;
     drop(servers);
@@ -374,19 +374,22 @@ fn record(root: &Path, bin: &Path, capture: &Path, plan: &[AttackRun]) -> Result
 }
 
 /// Runs `traffic` while a recording agent ([`start_agent`]) captures every
-/// packet into `capture`; then lets the last samples reach the ring buffer
-/// reader, reads the data plane's counters and stops the agent (SIGTERM
-/// flushes the capture). Returns what `traffic` returned and the counters.
+/// packet into `capture` (or, given a `model`, a live agent enforcing with
+/// it at the default sampling captures its samples); then lets the last
+/// samples reach the ring buffer reader, reads the data plane's counters
+/// and stops the agent (SIGTERM flushes the capture; what it enforced stays
+/// pinned). Returns what `traffic` returned and the counters.
 pub(crate) fn capture_while<T>(
     lab: &Lab,
     bin: &Path,
     pin_dir: &str,
     capture: &Path,
     log_path: &Path,
+    model: Option<&Path>,
     traffic: impl FnOnce() -> T,
 ) -> Result<(T, String)> {
     let _ = fs::remove_file(capture);
-    let mut agent = start_agent(lab, bin, pin_dir, capture, log_path)?;
+    let mut agent = start_agent(lab, bin, pin_dir, capture, log_path, model)?;
     let out = traffic();
     std::thread::sleep(Duration::from_millis(500));
     let stats = dataplane_stats(bin, pin_dir);
@@ -436,21 +439,36 @@ fn work_file(capture: &Path, name: &str) -> PathBuf {
 }
 
 /// `phantomnet-agent run --sample-rate 1 --capture` in the lab's gateway,
-/// with its own pins, control socket and journal beside the capture.
+/// with its own pins, control socket and journal beside the capture; no
+/// model, so nothing is enforced. With a `model`: the shipped defaults
+/// instead (an empty config: 1-in-16 with priority sampling, enforcing),
+/// detecting with that model.
 pub(crate) fn start_agent(
     lab: &Lab,
     bin: &Path,
     pin_dir: &str,
     capture: &Path,
     log_path: &Path,
+    model: Option<&Path>,
 ) -> Result<AgentRun> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut args: Vec<String> = ["--pin-dir", pin_dir, "run", "--iface", GW_XDP_IFACE]
         .into_iter()
-        .chain(["--sample-rate", "1", "--stats-interval", "5", "--capture"])
+        .chain(["--stats-interval", "5", "--capture"])
         .map(String::from)
         .collect();
     args.push(path(capture));
+    match model {
+        None => args.extend(["--sample-rate".into(), "1".into()]),
+        Some(m) => {
+            // An empty config file: the built-in defaults, whatever
+            // /etc/phantomnet/agent.toml says.
+            let config = work_file(capture, "live.toml");
+            fs::write(&config, "# record-heldout --live: the shipped defaults\n")?;
+            args.extend(["--config".into(), path(&config)]);
+            args.extend(["--model".into(), path(m)]);
+        }
+    }
     // Its own control socket and journal, never a real agent's.
     args.extend([
         "--api-socket".into(),

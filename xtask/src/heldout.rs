@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 use crate::dataset::{Cleanup, capture_while, count_types, print_capture_stats};
@@ -51,6 +51,10 @@ const LEAD_SECS: f64 = 6.0;
 pub struct HeldoutOptions {
     /// Repeats a plan; otherwise drawn from the clock.
     pub seed: Option<u64>,
+    /// Run the agent live with the shipped model at the shipped defaults
+    /// (enforcing) instead of recording every packet, and report per
+    /// source what it put in force.
+    pub live: bool,
 }
 
 fn s(p: &Path) -> &str {
@@ -99,8 +103,10 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
     fs::write(work.join("runs.txt"), runs_text(&plan, seed))?;
     let capture = work.join("heldout.pncap");
     let t_rec = Instant::now();
-    let outcomes = record(
-        root, &bin, &capture, &plan, ports, &srv_dir, &gaps, &mut rng,
+    let models = root.join(crate::dataset::MODELS_DIR);
+    let live = opts.live.then_some(models.as_path());
+    let (outcomes, rules) = record(
+        root, &bin, &capture, &plan, ports, &srv_dir, &gaps, &mut rng, live,
     )?;
     println!(
         "record-heldout: recorded in {:.0} s (lab up, traffic, lab down)",
@@ -119,7 +125,14 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
     labels.push_str("fe80::/10 benign_link_local\n");
     let labels_path = work.join("labels.txt");
     fs::write(&labels_path, &labels)?;
-    count_by_scenario(&bin, &capture, &work, &labels)?;
+    if let Some(rules) = rules {
+        fs::write(work.join("live-rules.txt"), &rules)?;
+        let report = live_report(&labels, &rules)?;
+        println!("{report}");
+        fs::write(work.join("live-report.txt"), &report)?;
+    } else {
+        count_by_scenario(&bin, &capture, &work, &labels)?;
+    }
     println!(
         "record-heldout: done in {:.0} s; {} and {}",
         t0.elapsed().as_secs_f64(),
@@ -175,7 +188,8 @@ fn record(
     srv_dir: &Path,
     gaps: &[f64],
     rng: &mut Rng,
-) -> Result<Vec<Outcome>> {
+    live: Option<&Path>,
+) -> Result<(Vec<Outcome>, Option<String>)> {
     let lab = Lab::new(PREFIX, LabOptions { ipv6: true });
     let mut extra: Vec<String> = plan.hosts.iter().map(|h| h.name.clone()).collect();
     extra.push(LAN.to_string());
@@ -197,14 +211,105 @@ fn record(
         servers.count()
     );
     let log_path = root.join(WORK_DIR).join("agent.log");
-    let (outcomes, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, || {
+    let (outcomes, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, live, || {
         traffic(&lab, plan, gaps)
     })?;
+    // What the live agent put in force stays pinned after it exits, until
+    // the cleanup detaches the pins.
+    let rules = match live {
+        Some(_) => Some(cmd::output(s(bin), &["--pin-dir", PIN_DIR, "list"])?),
+        None => None,
+    };
     drop(servers);
     drop(cleanup);
     let outcomes = outcomes?;
     print_capture_stats("record-heldout", &stats, capture);
-    Ok(outcomes)
+    Ok((outcomes, rules))
+}
+
+/// An address prefix of `phantomnet-agent list` or of a labels file.
+fn prefix(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, l) = text.split_once('/')?;
+    Some((a.parse().ok()?, l.parse().ok()?))
+}
+
+/// Whether prefix `outer` holds address `addr`.
+fn covers(outer: (std::net::IpAddr, u8), addr: std::net::IpAddr) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    let (net, len) = outer;
+    let bits = |a: std::net::IpAddr| match a {
+        V4(a) => (u128::from(u32::from(a)) << 96, 32u8),
+        V6(a) => (u128::from(a), 128u8),
+    };
+    let ((n, w), (x, w2)) = (bits(net), bits(addr));
+    if w != w2 || len > w {
+        return false;
+    }
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    };
+    n & mask == x & mask
+}
+
+/// Per scenario, the sources the live agent enforced on: a BLOCK or
+/// THROTTLE rule covering the source's address (DECEIVE falls back to
+/// THROTTLE at the shipped defaults, which configure no honeypot).
+fn live_report(labels: &str, rules: &str) -> Result<String> {
+    let in_force: Vec<(String, (std::net::IpAddr, u8))> = rules
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let kind = w.next()?;
+            let p = prefix(w.next()?)?;
+            matches!(kind, "BLOCK" | "THROTTLE").then(|| (kind.to_string(), p))
+        })
+        .collect();
+    let mut per: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    let mut named = Vec::new();
+    let (mut attacks, mut caught, mut benign, mut acted) = (0, 0, 0, 0);
+    for l in labels.lines().filter(|l| !l.starts_with('#')) {
+        let mut w = l.split_whitespace();
+        let (Some(cidr), Some(scenario)) = (w.next(), w.next()) else {
+            continue;
+        };
+        if scenario == "benign_link_local" {
+            continue;
+        }
+        let (addr, _) = prefix(cidr).with_context(|| format!("labels: {l}"))?;
+        let hit = in_force.iter().find(|(_, p)| covers(*p, addr));
+        let e = per.entry(scenario.to_string()).or_default();
+        e.0 += 1;
+        e.1 += u32::from(hit.is_some());
+        if scenario.starts_with("benign_") {
+            benign += 1;
+            if let Some((kind, _)) = hit {
+                acted += 1;
+                named.push(format!("- benign {scenario}: {addr} {kind}"));
+            }
+        } else {
+            attacks += 1;
+            caught += u32::from(hit.is_some());
+            if hit.is_none() {
+                named.push(format!("- attack {scenario}: {addr} never enforced"));
+            }
+        }
+    }
+    let mut t = String::from(
+        "Live, at the shipped defaults with the shipped model: what was in force at the end\n\n| scenario | sources | enforced |\n|---|---:|---:|\n",
+    );
+    for (sc, (n, k)) in &per {
+        let _ = writeln!(t, "| {sc} | {n} | {k} |");
+    }
+    let _ = writeln!(
+        t,
+        "\nAttack sources enforced: {caught} of {attacks}. Benign sources acted on: {acted} of {benign}.\n"
+    );
+    for n in named {
+        let _ = writeln!(t, "{n}");
+    }
+    Ok(t)
 }
 
 /// Step 3: benign lanes on their own threads, attacks one after another on
@@ -307,4 +412,42 @@ fn count_by_scenario(bin: &Path, capture: &Path, work: &Path, labels: &str) -> R
         println!("record-heldout: WARNING: {stray} samples came from sources no scenario owns");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_rule_covers_its_sources_and_names_the_rest() {
+        let labels = "# header\n192.0.2.101/32 nmap_udp\n2001:db8:bad:101::1/128 nmap_udp\n\
+                      192.0.2.109/32 ssh_hydra\n198.51.100.100/32 benign_download\n\
+                      2001:db8:100:100::1/128 benign_download\nfe80::/10 benign_link_local\n";
+        let rules = "KIND      PREFIX     TTL_LEFT HITS RATE BURST  REASON\n\
+                     THROTTLE  192.0.2.101/32  590s - 1000 2000  detection: rule 5\n\
+                     BLOCK     2001:db8:bad:101::/64  3500s 7 - -  detection: rule 3\n\
+                     THROTTLE  198.51.100.100/32  580s - 1000 2000  detection: rule 2\n\
+                     ALLOW     2001:db8:100:100::/64  never - - -  operator\n";
+        let r = live_report(labels, rules).unwrap();
+        assert!(r.contains("| nmap_udp | 2 | 2 |"), "{r}");
+        assert!(r.contains("| ssh_hydra | 1 | 0 |"), "{r}");
+        assert!(
+            r.contains("Attack sources enforced: 2 of 3. Benign sources acted on: 1 of 2."),
+            "{r}"
+        );
+        assert!(
+            r.contains("- benign benign_download: 198.51.100.100 THROTTLE"),
+            "{r}"
+        );
+        assert!(
+            r.contains("- attack ssh_hydra: 192.0.2.109 never enforced"),
+            "{r}"
+        );
+        // An IPv4 rule never covers an IPv6 address, nor a longer prefix a
+        // shorter one's other half.
+        let p = prefix("192.0.2.0/25").unwrap();
+        assert!(covers(p, "192.0.2.127".parse().unwrap()));
+        assert!(!covers(p, "192.0.2.128".parse().unwrap()));
+        assert!(!covers(p, "::ffff:192.0.2.1".parse().unwrap()));
+    }
 }

@@ -97,6 +97,11 @@ enum Task {
         /// Repeat a plan (rates, ports, payloads, timing) from its seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the agent live with the shipped model at the shipped defaults
+        /// (enforcing, 1-in-16 with priority sampling) and report per source
+        /// what it put in force; the capture then holds its samples.
+        #[arg(long)]
+        live: bool,
     },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
@@ -224,12 +229,15 @@ fn main() -> Result<()> {
                 xtask::dataset::gen_model(&root, &opts)
             })
         }
-        Task::RecordHeldout { seed } => {
-            let opts = xtask::heldout::HeldoutOptions { seed };
+        Task::RecordHeldout { seed, live } => {
+            let opts = xtask::heldout::HeldoutOptions { seed, live };
             let seed_s = seed.map(|s| s.to_string());
             let mut args = vec!["record-heldout"];
             if let Some(s) = &seed_s {
                 args.extend(["--seed", s.as_str()]);
+            }
+            if live {
+                args.push("--live");
             }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
