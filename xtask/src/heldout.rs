@@ -212,7 +212,7 @@ fn record(
     );
     let log_path = root.join(WORK_DIR).join("agent.log");
     let (outcomes, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, live, || {
-        traffic(&lab, plan, gaps)
+        traffic(&lab, plan, gaps, live.is_some())
     })?;
     // What the live agent put in force stays pinned after it exits, until
     // the cleanup detaches the pins.
@@ -314,7 +314,10 @@ fn live_report(labels: &str, rules: &str) -> Result<String> {
 
 /// Step 3: benign lanes on their own threads, attacks one after another on
 /// this one.
-fn traffic(lab: &Lab, plan: &Plan, gaps: &[f64]) -> Result<Vec<Outcome>> {
+/// Live (`enforced`), a run that fails is reported, not an error: an
+/// enforced attacker's tool may well fail, and so may a benign client's
+/// (which the report then names).
+fn traffic(lab: &Lab, plan: &Plan, gaps: &[f64], enforced: bool) -> Result<Vec<Outcome>> {
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -364,7 +367,16 @@ fn traffic(lab: &Lab, plan: &Plan, gaps: &[f64]) -> Result<Vec<Outcome>> {
     });
     let errors = errors.lock().unwrap();
     if !errors.is_empty() {
-        bail!("{} runs failed:\n  {}", errors.len(), errors.join("\n  "));
+        if !enforced {
+            bail!("{} runs failed:\n  {}", errors.len(), errors.join("\n  "));
+        }
+        println!(
+            "record-heldout: {} runs failed while the agent enforced:",
+            errors.len()
+        );
+        for e in errors.iter() {
+            println!("  {}", e.lines().next().unwrap_or(""));
+        }
     }
     let mut o = std::mem::take(&mut *outcomes.lock().unwrap());
     o.sort_by_key(|o| {
