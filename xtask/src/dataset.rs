@@ -441,8 +441,8 @@ fn work_file(capture: &Path, name: &str) -> PathBuf {
 /// `phantomnet-agent run --sample-rate 1 --capture` in the lab's gateway,
 /// with its own pins, control socket and journal beside the capture; no
 /// model, so nothing is enforced. With a `model`: the shipped defaults
-/// instead (an empty config: 1-in-16 with priority sampling, enforcing),
-/// detecting with that model.
+/// instead (a config naming only the interface: 1-in-16 with priority
+/// sampling, enforcing), detecting with that model.
 pub(crate) fn start_agent(
     lab: &Lab,
     bin: &Path,
@@ -461,10 +461,15 @@ pub(crate) fn start_agent(
     match model {
         None => args.extend(["--sample-rate".into(), "1".into()]),
         Some(m) => {
-            // An empty config file: the built-in defaults, whatever
-            // /etc/phantomnet/agent.toml says.
+            // The built-in defaults but for the interface (a config must
+            // name one), whatever /etc/phantomnet/agent.toml says.
             let config = work_file(capture, "live.toml");
-            fs::write(&config, "# record-heldout --live: the shipped defaults\n")?;
+            fs::write(
+                &config,
+                format!(
+                    "# record-heldout --live: the shipped defaults\n[dataplane]\ninterfaces = [\"{GW_XDP_IFACE}\"]\n"
+                ),
+            )?;
             args.extend(["--config".into(), path(&config)]);
             args.extend(["--model".into(), path(m)]);
         }
