@@ -501,6 +501,43 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("scaler has 22 means"), "{err}");
     }
 
+    /// `bytes` with its metadata replaced by `meta` and a fresh checksum.
+    fn with_meta(bytes: &[u8], meta: &[u8]) -> Vec<u8> {
+        let old_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let body = &bytes[HEADER_LEN + old_len..];
+        let mut hash = Sha256::new();
+        hash.update(meta);
+        hash.update(body);
+        let mut out = bytes[..12].to_vec();
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes[16..24]);
+        out.extend_from_slice(&hash.finalize());
+        out.extend_from_slice(meta);
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn scores_priority_round_trips_defaults_to_false_and_a_bad_value_is_refused() {
+        let mut model = small_model(16);
+        model.meta.scores_priority = true;
+        let bytes = model.to_bytes().unwrap();
+        assert!(Model::from_bytes(&bytes).unwrap().meta.scores_priority);
+        let meta = |m: &Model| serde_json::to_value(&m.meta).unwrap();
+        // An artifact written before the field existed: false.
+        let mut old = meta(&model);
+        old.as_object_mut().unwrap().remove("scores_priority");
+        let back = Model::from_bytes(&with_meta(&bytes, &serde_json::to_vec(&old).unwrap()));
+        assert!(!back.unwrap().meta.scores_priority);
+        // Not a boolean: refused as bad metadata (serde says what it found).
+        let mut bad = meta(&model);
+        bad["scores_priority"] = serde_json::json!("yes");
+        let err =
+            Model::from_bytes(&with_meta(&bytes, &serde_json::to_vec(&bad).unwrap())).unwrap_err();
+        assert!(matches!(err, ModelError::Meta(_)), "{err}");
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
     #[test]
     fn a_v1_model_still_loads_and_scores_the_first_15_features() {
         // The shipped v1 model, and a freshly trained small one.
