@@ -654,3 +654,23 @@ pub fn benign_pages() -> &'static [&'static str] {
 pub fn injection_payloads() -> &'static [&'static str] {
     INJECTIONS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scenario;
+
+    #[test]
+    fn training_runs_every_demo_attack_first_and_each_scenario_once() {
+        let n = Scenario::ATTACKS.len();
+        assert_eq!(Scenario::TRAINING_ATTACKS[..n], Scenario::ATTACKS);
+        let mut names: Vec<&str> = Scenario::TRAINING_ATTACKS
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Scenario::TRAINING_ATTACKS.len());
+        assert!(Scenario::TRAINING_ATTACKS.iter().all(|s| s.is_attack()));
+        assert!(Scenario::ALL_BENIGN.iter().all(|s| !s.is_attack()));
+    }
+}
