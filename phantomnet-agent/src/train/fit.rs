@@ -283,16 +283,19 @@ pub(crate) mod tests {
     fn training_reports_cv_and_test_metrics_and_is_deterministic() {
         let ds = synthetic_dataset(400, 1);
         let p = small_params(5);
-        let (model, report) = train_model(
-            &ds,
-            Schema::V1,
-            &[],
-            &p,
-            "ab".repeat(32),
-            "t".into(),
-            &Progress::hidden(),
-        )
-        .unwrap();
+        let train = || {
+            train_model(
+                &ds,
+                Schema::V1,
+                &[],
+                &p,
+                "ab".repeat(32),
+                "t".into(),
+                &Progress::hidden(),
+            )
+            .unwrap()
+        };
+        let (model, report) = train();
         assert_eq!(report.test_rows, 100);
         assert_eq!(report.train_rows, 300);
         let cv = report.cross_validation.as_ref().unwrap();
@@ -306,16 +309,7 @@ pub(crate) mod tests {
             report.test.confusion.tp
         );
         assert_eq!(model.forest.n_trees(), 20);
-        let (again, _) = train_model(
-            &ds,
-            Schema::V1,
-            &[],
-            &p,
-            "ab".repeat(32),
-            "t".into(),
-            &Progress::hidden(),
-        )
-        .unwrap();
+        let (again, _) = train();
         assert_eq!(model, again);
     }
 
