@@ -1,5 +1,6 @@
 //! The data plane's sampling, emulated over a capture that holds every
-//! packet (recorded at 1-in-1), so one recording can be judged at any rate.
+//! packet (recorded at 1-in-1), so one recording can be judged (`replay`)
+//! and trained on (`dataset --emulate-every`) at any rate.
 //!
 //! It follows `phantomnet-ebpf/src/main.rs` and `priority.rs`: each packet
 //! takes the uniform 1-in-N draw; with priority sampling on, a packet of a

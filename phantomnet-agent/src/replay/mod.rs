@@ -26,7 +26,7 @@ mod cli;
 mod enforcer;
 mod report;
 
-pub use crate::sampler::Sampler;
+use crate::sampler::Sampler;
 pub use cli::{ReplayArgs, ReplayCliError, run_replay};
 pub use enforcer::Enforcer;
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
