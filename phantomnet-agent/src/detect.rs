@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use phantomnet_common::PacketSample;
 
-use crate::correlate::{Correlator, SignatureMatches, ThreatAssessment, ThreatFeed};
+use crate::correlate::{Correlator, SignatureMatches, SignatureSet, ThreatAssessment, ThreatFeed};
 use crate::decide::{Action, DecisionTree, Rule, ThresholdError, Thresholds};
 use crate::features::{FeatureError, FeatureVector, extract};
 use crate::flow::{FlowConfig, FlowTable, Source};
@@ -134,8 +134,20 @@ pub struct Analysis {
 /// (the control API's Analyze of a single sample).
 pub fn packet_features(sample: &PacketSample) -> Result<FeatureVector, FeatureError> {
     let mut flows = FlowTable::new(FlowConfig::default());
-    let (_, stats) = flows.observe(sample);
-    extract(sample, &stats)
+    let hit = !SignatureSet::shared()
+        .scan(valid_payload(sample))
+        .is_empty();
+    let sample_every = flows.config().sample_every;
+    let entry = flows.record_matched(sample, hit);
+    extract(
+        sample,
+        &entry.windows.stats_at(sample_every, sample.timestamp_ns),
+    )
+}
+
+/// The sampled payload prefix the data plane filled in.
+pub fn valid_payload(sample: &PacketSample) -> &[u8] {
+    &sample.payload[..(sample.payload_valid as usize).min(sample.payload.len())]
 }
 
 /// Owns the flow table, the model, the correlator and the decision
@@ -239,8 +251,11 @@ impl Detector {
 
     /// The full per-sample path.
     pub fn process(&mut self, sample: &PacketSample) -> Result<Decision, DetectError> {
-        let (_, stats) = self.flows.observe(sample);
-        self.score(sample, &stats, None)
+        let sample_every = self.flows.config().sample_every;
+        let signatures = self.correlator.signatures(valid_payload(sample));
+        let entry = self.flows.record_matched(sample, !signatures.is_empty());
+        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        self.score(sample, &stats, Some(signatures))
     }
 
     /// The live path's entry: records `sample` in its source's flow state
@@ -262,14 +277,11 @@ impl Detector {
     /// clients (docs/DETECTION.md, "Priority samples and the model").
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
         let sample_every = self.flows.config().sample_every;
-        let entry = self.flows.record(sample);
         let priority = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0;
-        let valid = (sample.payload_valid as usize).min(sample.payload.len());
-        let signatures = if valid == 0 {
-            SignatureMatches::default()
-        } else {
-            self.correlator.signatures(&sample.payload[..valid])
-        };
+        let signatures = self.correlator.signatures(valid_payload(sample));
+        // Schema v3's `signature_hits`: every matching sample counts,
+        // scored or not (`dataset` counts them the same way).
+        let entry = self.flows.record_matched(sample, !signatures.is_empty());
         // Whether the window changed is asked only when scoring on change.
         let skip = (priority && !self.model.meta.scores_priority)
             || (self.scoring == Scoring::OnChange
@@ -332,6 +344,7 @@ mod flow_equivalence;
 mod tests {
     use super::*;
     use crate::correlate::SignatureSet;
+    use crate::features::index;
     use crate::models::artifact_tests::small_model;
     use phantomnet_common::IPPROTO_TCP;
 
@@ -441,9 +454,26 @@ mod tests {
             .unwrap()
             .expect("scored");
         assert!(!hit.threat.signatures.is_empty());
-        // The first sample in the next second is scored.
+        // Schema v3 counts it in the source's window: that sample and the
+        // ones after it carry it, scored or not in between.
+        assert_eq!(hit.features.get(index::SIGNATURE_HITS), 1.0);
+        d.observe(&sample(base + 101_000_000, 9, b"id=1' or '1'='1"))
+            .unwrap();
+        let next = d
+            .observe(&sample(base + 1_000_000_000, 9, b"GET / HTTP/1.1"))
+            .unwrap()
+            .expect("first sample of a second");
+        assert_eq!(next.features.get(index::SIGNATURE_HITS), 2.0);
+        assert_eq!(
+            packet_features(&sample(0, 9, b"../../etc/passwd"))
+                .unwrap()
+                .get(index::SIGNATURE_HITS),
+            1.0,
+            "Analyze of one sample counts its own match"
+        );
+        // The first sample in the second after is scored.
         assert!(
-            d.observe(&sample(base + 1_000_000_000, 9, b""))
+            d.observe(&sample(base + 2_000_000_000, 9, b""))
                 .unwrap()
                 .is_some()
         );

@@ -184,6 +184,14 @@ impl SignatureSet {
         Self::new(BUILTIN).expect("built-in signatures compile")
     }
 
+    /// The [`BUILTIN`] signatures, compiled once: what `dataset` and a
+    /// single-sample Analyze match with (the agent's and `replay`'s
+    /// correlators hold the same set).
+    pub fn shared() -> &'static SignatureSet {
+        static SHARED: std::sync::OnceLock<SignatureSet> = std::sync::OnceLock::new();
+        SHARED.get_or_init(SignatureSet::builtin)
+    }
+
     pub fn new(
         patterns: &[(&str, SignatureCategory)],
     ) -> Result<SignatureSet, aho_corasick::BuildError> {

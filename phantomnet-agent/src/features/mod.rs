@@ -1,7 +1,8 @@
 //! Feature schemas: the numbers every model sees, in a fixed order.
 //!
-//! Schema v2 (22 features) is what this build computes; schema v1 is its
-//! first 15 features, so a v1 model scores the prefix of a v2 vector.
+//! Schema v3 (23 features) is what this build computes; schema v2 is its
+//! first 22 and schema v1 its first 15, so a v1 or v2 model scores the
+//! prefix of a v3 vector.
 //! [`extract`] turns one sample plus its source's window statistics
 //! ([`crate::flow::WindowStats`]) into a [`FeatureVector`]. Each feature is
 //! documented in `docs/FEATURES.md`.
@@ -13,12 +14,14 @@ pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
 /// The schema this build computes (and `dataset` writes): the newest.
-pub const SCHEMA_VERSION: u32 = 2;
-/// Number of features this build computes (schema v2): the width of a
+pub const SCHEMA_VERSION: u32 = 3;
+/// Number of features this build computes (schema v3): the width of a
 /// [`FeatureVector`] and of a training row.
-pub const FEATURE_COUNT: usize = 22;
-/// Number of features in schema v1 (the first 15 of v2).
+pub const FEATURE_COUNT: usize = 23;
+/// Number of features in schema v1 (the first 15 of v3).
 pub const V1_FEATURE_COUNT: usize = 15;
+/// Number of features in schema v2 (the first 22 of v3).
+pub const V2_FEATURE_COUNT: usize = 22;
 /// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
 /// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -45,6 +48,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "ack_only_share",
     "rst_share",
     "fin_share",
+    // Schema v3: payload evidence.
+    "signature_hits",
 ];
 
 /// A feature schema a model can be trained on and scored with. Every
@@ -56,18 +61,21 @@ pub enum Schema {
     V1,
     /// v1 plus 7 connection-behaviour features.
     V2,
+    /// v2 plus the source's payload-signature matches.
+    V3,
 }
 
 impl Schema {
     /// Every schema this build can score, oldest first.
-    pub const ALL: [Schema; 2] = [Schema::V1, Schema::V2];
+    pub const ALL: [Schema; 3] = [Schema::V1, Schema::V2, Schema::V3];
     /// The schema this build computes.
-    pub const CURRENT: Schema = Schema::V2;
+    pub const CURRENT: Schema = Schema::V3;
 
     pub fn version(self) -> u32 {
         match self {
             Schema::V1 => 1,
             Schema::V2 => 2,
+            Schema::V3 => 3,
         }
     }
 
@@ -79,7 +87,8 @@ impl Schema {
     pub fn count(self) -> usize {
         match self {
             Schema::V1 => V1_FEATURE_COUNT,
-            Schema::V2 => FEATURE_COUNT,
+            Schema::V2 => V2_FEATURE_COUNT,
+            Schema::V3 => FEATURE_COUNT,
         }
     }
 
@@ -152,6 +161,8 @@ pub mod index {
     pub const ACK_ONLY_SHARE: usize = 19;
     pub const RST_SHARE: usize = 20;
     pub const FIN_SHARE: usize = 21;
+    // Schema v3.
+    pub const SIGNATURE_HITS: usize = 22;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -163,12 +174,13 @@ pub enum FeatureError {
         value: f64,
     },
     #[error(
-        "expected {FEATURE_COUNT} features (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+        "expected {FEATURE_COUNT} features (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
     )]
     Count(usize),
 }
 
-/// One row of schema-v2 features (a schema-v1 model reads its first 15).
+/// One row of schema-v3 features (a schema-v1 model reads its first 15, a
+/// schema-v2 model its first 22).
 /// Construct it through [`FeatureVector::new`]
 /// (or [`extract`]), which rejects non-finite values, so every vector a model
 /// sees is finite.
@@ -188,11 +200,11 @@ impl FeatureVector {
         Ok(FeatureVector(values))
     }
 
-    /// From a slice of [`FEATURE_COUNT`] (schema v2) or
-    /// [`V1_FEATURE_COUNT`] (schema v1) finite values; a v1 slice leaves
-    /// the v2 features 0, which a v1 model never reads.
+    /// From a slice of one schema's width of finite values: 23 (v3), 22
+    /// (v2) or 15 (v1); the features beyond an older schema stay 0, which
+    /// a model of that schema never reads.
     pub fn from_slice(values: &[f64]) -> Result<Self, FeatureError> {
-        if values.len() != FEATURE_COUNT && values.len() != V1_FEATURE_COUNT {
+        if !Schema::ALL.iter().any(|s| s.count() == values.len()) {
             return Err(FeatureError::Count(values.len()));
         }
         let mut arr = [0.0; FEATURE_COUNT];
@@ -277,14 +289,22 @@ mod tests {
     fn schema_check_names_the_mismatch() {
         let names =
             |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
-        let (v1, v2) = (names(Schema::V1), names(Schema::V2));
+        let (v1, v2, v3) = (names(Schema::V1), names(Schema::V2), names(Schema::V3));
         assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
         assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
+        assert_eq!(check_schema(3, &v3), Ok(Schema::V3));
         assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
+        assert_eq!(&v3[..V2_FEATURE_COUNT], &v2[..], "v2 is v3's prefix");
         assert!(matches!(
-            check_schema(3, &v2),
-            Err(SchemaMismatch::Version { found: 3, .. })
+            check_schema(4, &v3),
+            Err(SchemaMismatch::Version { found: 4, .. })
         ));
+        let err = check_schema(3, &v2).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"signature_hits\""),
+            "{err}"
+        );
         // The version decides: v1's names under version 2 and v2's under 1
         // are both refused, with the first missing or extra name.
         let err = check_schema(2, &v1).unwrap_err();

@@ -158,4 +158,8 @@ pub struct WindowStats {
     pub rst_share: f64,
     /// Share of TCP packets with FIN set (of all the source's packets).
     pub fin_share: f64,
+    /// Schema v3: samples whose payload matched a signature over the 60 s
+    /// window's six 10 s generations (uniform and priority samples,
+    /// unscaled).
+    pub signature_hits: f64,
 }

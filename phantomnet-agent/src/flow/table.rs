@@ -172,10 +172,21 @@ impl FlowTable {
     /// computing the window statistics (a caller that scores only some
     /// samples computes them for those: `SourceWindows::stats`).
     pub fn record(&mut self, sample: &PacketSample) -> &mut FlowEntry {
+        self.record_matched(sample, false)
+    }
+
+    /// [`FlowTable::record`], and counts a payload-signature match
+    /// (`signature_hit`, found by the caller: matching is the correlator's)
+    /// in the source's schema-v3 `signature_hits`. The detector and
+    /// `dataset` record every sample through this.
+    pub fn record_matched(&mut self, sample: &PacketSample, signature_hit: bool) -> &mut FlowEntry {
         let key = self.key_of(sample);
         let i = self.touch(key);
         let entry = &mut self.slots[i as usize].entry;
         entry.windows.record(sample);
+        if signature_hit {
+            entry.windows.add_signature_hit();
+        }
         entry
     }
 

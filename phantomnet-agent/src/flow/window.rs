@@ -63,6 +63,18 @@ struct Coarse {
     gap_sum: [f32; COARSE_SLOTS],
     /// Sum of squared deviations of those gaps from their bucket mean (s²).
     gap_m2: [f32; COARSE_SLOTS],
+    /// Schema v3: `[hits, generation]`. `hits` counts the source's samples
+    /// whose payload matched a signature (uniform and priority alike: a
+    /// single injection request is usually a priority sample, a flow's
+    /// first payload packet), saturating at 255; `generation` is the low
+    /// byte of the distinct counters' 10 s generation of the latest match.
+    /// The count runs on while matches keep coming and drops to 0 once six
+    /// generations (60 s) pass without one ([`SourceWindows`] keeps it).
+    ///
+    /// Not a bucket: it lives here because these two bytes were this
+    /// struct's padding, so the flow table's 531 bytes per source stay as
+    /// they were. [`Coarse::restart`] keeps it.
+    signature: [u8; 2],
 }
 
 impl Coarse {
@@ -75,7 +87,17 @@ impl Coarse {
         size_hi: [0; COARSE_SLOTS / 2],
         gap_sum: [0.0; COARSE_SLOTS],
         gap_m2: [0.0; COARSE_SLOTS],
+        signature: [0; 2],
     };
+
+    /// Empties every bucket (fresh rate windows), keeping the signature run,
+    /// which follows the distinct counters' clock.
+    fn restart(&mut self) {
+        *self = Coarse {
+            signature: self.signature,
+            ..Coarse::ZERO
+        };
+    }
 
     fn clear(&mut self, i: usize) {
         self.count[i] = 0;
@@ -336,7 +358,7 @@ impl SourceWindows {
                 // The first uniform sample after priority ones: fresh rate
                 // windows; the distinct counters run on from `at`.
                 self.fine = [0; FINE_SLOTS];
-                self.coarse = Coarse::ZERO;
+                self.coarse.restart();
                 (s.timestamp_ns.clamp(at, TS_MAX), None)
             }
         };
@@ -390,7 +412,7 @@ impl SourceWindows {
                     // The uniform windows expired long ago (`g` is this
                     // sample's generation).
                     self.fine = [0; FINE_SLOTS];
-                    self.coarse = Coarse::ZERO;
+                    self.coarse.restart();
                     self.set_clock(Clock::Priority { at: ts });
                 }
                 self.insert_distinct(s, g, ts);
@@ -407,6 +429,17 @@ impl SourceWindows {
         for g in (from + 1)..=new.min(from + gens) {
             self.dst_ips.clear_generation(g as usize);
             self.dst_ports.clear_generation(g as usize);
+        }
+        // A run of signature matches is live while its latest match is
+        // under six generations old. At `from` it was (this runs at every
+        // sample, so an expired run is cleared the first time it expires,
+        // and the stamp's low byte never wraps unnoticed).
+        let [hits, stamp] = self.coarse.signature;
+        if hits > 0 && new > from {
+            let age = u64::from((from as u8).wrapping_sub(stamp)) + (new - from);
+            if age >= gens {
+                self.coarse.signature = [0; 2];
+            }
         }
         from.max(new)
     }
@@ -432,6 +465,26 @@ impl SourceWindows {
         self.coarse = Coarse::ZERO;
         self.dst_ips.clear();
         self.dst_ports.clear();
+    }
+
+    /// Counts a signature match of the sample just [`record`](Self::record)ed
+    /// (schema v3's `signature_hits`), stamped with the current generation.
+    /// The caller matches the payload (`correlate` comes after `flow` in
+    /// the pipeline).
+    pub fn add_signature_hit(&mut self) {
+        let g = match self.clock() {
+            Clock::Uniform { last, lead } => last / GEN_NS + lead,
+            Clock::Priority { at } => at / GEN_NS,
+            Clock::Empty => return,
+        };
+        let hits = self.coarse.signature[0].saturating_add(1);
+        self.coarse.signature = [hits, g as u8];
+    }
+
+    /// Signature matches of the current run (0 once 60 s passed without
+    /// one; [`advance_distinct`](Self::advance_distinct) clears it).
+    fn signature_hits(&self) -> f64 {
+        self.coarse.signature[0] as f64
     }
 
     /// Clears the rate windows' slots that the move from the latest uniform
@@ -466,6 +519,7 @@ impl SourceWindows {
                 _ => WindowStats {
                     unique_dst_ips: self.dst_ips.estimate(),
                     unique_dst_ports: self.dst_ports.estimate(),
+                    signature_hits: self.signature_hits(),
                     ..WindowStats::default()
                 },
             };
@@ -555,6 +609,7 @@ impl SourceWindows {
             ack_only_share: share(1),
             rst_share: share(2),
             fin_share: share(3),
+            signature_hits: self.signature_hits(),
         }
     }
 }

@@ -417,10 +417,10 @@ pub(crate) mod tests {
 
         // An unknown schema version, or renamed features.
         let mut other = model.clone();
-        other.meta.schema_version = 3;
+        other.meta.schema_version = 4;
         let err = Model::from_bytes(&other.to_bytes().unwrap()).unwrap_err();
         assert!(matches!(err, ModelError::Schema(_)), "{err}");
-        assert!(err.to_string().contains("version 3"), "{err}");
+        assert!(err.to_string().contains("version 4"), "{err}");
         let mut renamed = model.clone();
         renamed.meta.feature_names[13] = "fin_ratio".into();
         let err = Model::from_bytes(&renamed.to_bytes().unwrap()).unwrap_err();

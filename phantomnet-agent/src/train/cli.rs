@@ -47,6 +47,12 @@ pub struct DatasetArgs {
     /// Flow-table cap while replaying.
     #[arg(long, default_value_t = 65_536)]
     pub max_sources: usize,
+    /// The prefix IPv6 sources are grouped to (0–128), as the agent's
+    /// `enforcement.ipv6_source_prefix` [default: the agent's default, 64].
+    /// The lab gives each IPv6 host its own address inside a shared /64:
+    /// 128 keeps their features apart.
+    #[arg(long)]
+    pub ipv6_source_prefix: Option<u8>,
     /// Emulate the data plane sampling 1 in N (with priority sampling, as
     /// by default) over recordings of every packet, and write the rows the
     /// detector scores at that rate, priority samples included
@@ -127,8 +133,9 @@ pub struct TrainArgs {
     /// Set created_at instead of the current time (for byte-identical rebuilds).
     #[arg(long, value_name = "RFC3339")]
     pub created_at: Option<String>,
-    /// The feature schema of the model (1 or 2); default: the CSV's. A v1
-    /// model can be trained from a v2 CSV (its first 15 features).
+    /// The feature schema of the model (1, 2 or 3); default: the CSV's. An
+    /// older schema's model can be trained from a newer CSV (its first 15
+    /// or 22 features).
     #[arg(long, value_name = "VERSION")]
     pub schema: Option<u32>,
     /// The CSV holds the rows the detector scores at the data plane's
@@ -190,12 +197,20 @@ pub fn run_dataset(args: &DatasetArgs) -> Result<(), TrainError> {
     if args.sample_every == 0 {
         return Err(TrainError::Usage("--sample-every must be ≥ 1".into()));
     }
+    let ipv6_source_prefix = args
+        .ipv6_source_prefix
+        .unwrap_or(FlowConfig::default().ipv6_source_prefix);
+    if ipv6_source_prefix > 128 {
+        return Err(TrainError::Usage(format!(
+            "--ipv6-source-prefix {ipv6_source_prefix} is not a prefix length (0–128)"
+        )));
+    }
     let flow = FlowConfig {
         max_sources: args.max_sources.max(1),
         sample_every: args.sample_every,
-        // IPv6 sources grouped as the agent groups them by default, so the
-        // features are the ones it computes.
-        ..FlowConfig::default()
+        // IPv6 sources grouped as the agent groups them (by default /64),
+        // so the features are the ones it computes.
+        ipv6_source_prefix,
     };
     let passes = dataset_passes(args)?;
     let s = build_dataset(
@@ -267,7 +282,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
     let schema = match args.schema {
         None => ds.schema,
         Some(v) => Schema::from_version(v)
-            .ok_or_else(|| TrainError::Usage(format!("--schema {v}: this build has 1 and 2")))?,
+            .ok_or_else(|| TrainError::Usage(format!("--schema {v}: this build has 1, 2 and 3")))?,
     };
     let without = args
         .without
@@ -449,6 +464,7 @@ mod tests {
             out: PathBuf::from("x.csv"),
             sample_every,
             max_sources: 1024,
+            ipv6_source_prefix: None,
             emulate_every: emulate.to_vec(),
             draws,
             seed: 5,

@@ -130,35 +130,56 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         None => return Err(row_err(1, "the file is empty (expected a header)".into())),
         Some(r) => r.map_err(|e| row_err(1, e.to_string()))?,
     };
-    let Some((schema, with_type)) = Schema::ALL.iter().find_map(|&s| match head.len() {
-        n if n == s.count() + 1 => Some((s, false)),
-        n if n == s.count() + 2 => Some((s, true)),
-        _ => None,
-    }) else {
-        return Err(row_err(
-            1,
-            format!(
-                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v2 (or the 15 of v1), `label`, and optionally `attack_type`",
-                head.len()
-            ),
-        ));
-    };
-    let width = schema.count();
-    for (i, name) in head.iter().enumerate() {
-        let expected = if i < width {
+    // The column count alone is ambiguous (v2 with `attack_type` and v3
+    // without it both have 24): the header is checked against every schema
+    // of that width, and the newest one it matches is taken; if none
+    // matches, the error names the first wrong column of the newest.
+    let expected_name = |width: usize, i: usize| {
+        if i < width {
             FEATURE_NAMES[i]
         } else if i == width {
             LABEL_COLUMN
         } else {
             ATTACK_TYPE_COLUMN
-        };
-        if name != expected {
+        }
+    };
+    let candidates: Vec<Schema> = Schema::ALL
+        .iter()
+        .rev()
+        .copied()
+        .filter(|s| head.len() == s.count() + 1 || head.len() == s.count() + 2)
+        .collect();
+    if candidates.is_empty() {
+        return Err(row_err(
+            1,
+            format!(
+                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v3 (or the 22 of v2, or the 15 of v1), `label`, and optionally `attack_type`",
+                head.len()
+            ),
+        ));
+    }
+    let first_wrong = |s: Schema| {
+        head.iter()
+            .enumerate()
+            .find(|&(i, name)| name != expected_name(s.count(), i))
+            .map(|(i, name)| (i, name.to_string(), expected_name(s.count(), i)))
+    };
+    let schema = match candidates
+        .iter()
+        .copied()
+        .find(|&s| first_wrong(s).is_none())
+    {
+        Some(s) => s,
+        None => {
+            let (i, name, expected) = first_wrong(candidates[0]).unwrap_or_default();
             return Err(row_err(
                 1,
                 format!("header column {} is {name:?}, expected {expected:?}", i + 1),
             ));
         }
-    }
+    };
+    let width = schema.count();
+    let with_type = head.len() == width + 2;
     let ncols = head.len();
     let mut ds = Dataset {
         schema,
@@ -425,6 +446,7 @@ mod tests {
             0.125,
             1.0 / 255.0,
             0.0,
+            3.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -432,7 +454,31 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
+        assert_eq!(ds.schema, Schema::V3);
+    }
+
+    #[test]
+    fn v2_with_attack_type_and_v3_without_it_are_told_apart_by_name() {
+        // Both headers have 24 columns.
+        let v2 = format!("{},label,attack_type", FEATURE_NAMES[..22].join(","));
+        let ds = parse(&format!(
+            "{v2}\n{}\n",
+            vec!["1"; 22].join(",") + ",1,syn_flood"
+        ))
+        .unwrap();
         assert_eq!(ds.schema, Schema::V2);
+        assert_eq!(ds.attack_types, vec!["syn_flood"]);
+        assert_eq!(ds.rows[0][22], 0.0);
+        let v3 = format!("{},label", FEATURE_NAMES.join(","));
+        let ds = parse(&format!("{v3}\n{}\n", vec!["2"; 23].join(",") + ",0")).unwrap();
+        assert_eq!(ds.schema, Schema::V3);
+        assert_eq!(ds.rows[0][22], 2.0);
+        assert_eq!(ds.attack_types, vec![""]);
+        // Neither: the newest schema's first wrong column is named.
+        let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
+        names[22] = "sig_hits";
+        let err = parse(&format!("{},label\n", names.join(","))).unwrap_err();
+        assert!(err.to_string().contains("\"signature_hits\""), "{err}");
     }
 
     #[test]
@@ -442,7 +488,7 @@ mod tests {
         let ds = parse(&format!("{h}\n{r}\n")).unwrap();
         assert_eq!(ds.schema, Schema::V1);
         assert_eq!(ds.rows[0][..15], [3.0; 15]);
-        assert_eq!(ds.rows[0][15..], [0.0; 7]);
+        assert_eq!(ds.rows[0][15..], [0.0; 8]);
         assert_eq!(ds.labels, vec![1]);
         // A v1 header with v2's column count is refused at its first
         // wrong name.

@@ -15,6 +15,8 @@ use super::labels::LabelRules;
 use super::progress::Progress;
 use super::{TrainError, pcap};
 use crate::capture::CaptureReader;
+use crate::correlate::SignatureSet;
+use crate::detect::valid_payload;
 use crate::features::extract;
 use crate::flow::{FlowConfig, FlowTable, SourceKey};
 use crate::sampler::Sampler;
@@ -85,22 +87,23 @@ pub fn build_dataset(
             let mut sampler = (pass.every > 1).then(|| Sampler::new(pass.every, true, pass.seed));
             let mut emit =
                 |s: &PacketSample, summary: &mut DatasetSummary| -> Result<(), TrainError> {
-                    let features = match &mut sampler {
-                        None => {
-                            let (_, stats) = table.observe(s);
-                            extract(s, &stats)
-                        }
-                        // As `Detector::observe` scores a sample: recorded,
-                        // then the window statistics as of its own time.
-                        Some(sampler) => {
-                            let Some(taken) = sampler.take(s) else {
-                                return Ok(());
-                            };
-                            let entry = table.record(&taken);
-                            let stats = entry.windows.stats_at(pass.every, taken.timestamp_ns);
-                            extract(&taken, &stats)
-                        }
+                    // As `Detector::observe` scores a sample: recorded,
+                    // with its signature match counted, then the window
+                    // statistics as of its own time.
+                    let taken = match &mut sampler {
+                        None => *s,
+                        Some(sampler) => match sampler.take(s) {
+                            Some(taken) => taken,
+                            None => return Ok(()),
+                        },
                     };
+                    let every = table.config().sample_every;
+                    let hit = !SignatureSet::shared()
+                        .scan(valid_payload(&taken))
+                        .is_empty();
+                    let entry = table.record_matched(&taken, hit);
+                    let stats = entry.windows.stats_at(every, taken.timestamp_ns);
+                    let features = extract(&taken, &stats);
                     let features = match features {
                         Ok(f) => f,
                         Err(e) => {

@@ -37,7 +37,7 @@ pub(super) async fn analyze(
         }
     };
     // The reply's features are those the active model reads: its schema's
-    // width (a v1 model's 15, a v2 model's 22), not the zeros a 15-value
+    // width (a v1 model's 15, a v2 model's 22, a v3 model's 23), not the zeros a 15-value
     // request leaves in the rest.
     let (a, width) = svc
         .blocking(move |c| {

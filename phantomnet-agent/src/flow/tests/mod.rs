@@ -6,4 +6,5 @@
 mod memory;
 mod priority;
 pub(crate) mod reference;
+mod signature;
 mod window;
