@@ -12,15 +12,18 @@
 //!    run from many fresh client sources ([`fresh_session`]), so the data
 //!    holds young benign sources as well as young attackers.
 //! 4. Stop the agent (SIGTERM flushes the capture), remove the lab and the
-//!    pins (also on error).
-//! 5. `dataset` with a labels file naming each attack source, `train
+//!    pins (also on error). Steps 2–4 run [`RECORDINGS`] times, each into
+//!    its own capture.
+//! 5. `dataset` over the captures ([`DATASET_PASSES`]) with a labels file
+//!    naming each attack source, `train
 //!    --seed 42`, the held-out report (`phantomnet-tests`' `model_report`
 //!    example: per-attack-type recall on exactly the rows `train` held out)
 //!    and `evaluate` on those held-out rows for the plots in `docs/img/`.
 //!
 //! `--from-csv` skips steps 1–4 and retrains from the shipped
 //! `models/lab-dataset.csv` (no root needed). `--record-only` stops after
-//! step 4: the capture and labels, for `phantomnet-agent replay`.
+//! one recording (step 4): a capture and its labels, for `phantomnet-agent
+//! replay` (how the validation recordings are made).
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,10 +43,14 @@ pub const PREFIX: &str = "pngen";
 pub const PIN_DIR: &str = "/sys/fs/bpf/pngen";
 /// The training seed.
 pub const SEED: u64 = 42;
-/// `phantomnet-agent dataset`'s rows for the shipped model: the recording
-/// (every packet) as it is, and 8 seeded draws of the data plane's default
-/// sampling (1-in-16 with priority sampling) emulated over it, each row a
-/// sample the detector scores at that rate, priority samples included.
+/// `phantomnet-agent dataset`'s rows for the shipped model: the recordings
+/// (every packet) as they are, and 8 seeded draws of the data plane's
+/// default sampling (1-in-16 with priority sampling) emulated over them,
+/// each row a sample the detector scores at that rate, priority samples
+/// included. IPv6 sources per address: the lab's IPv6 hosts share a /64
+/// each side, which the agent's default /64 grouping would merge into one
+/// source whose features mix every scenario's (on a real network a host
+/// has its /64 to itself).
 pub const DATASET_PASSES: &[&str] = &[
     "--emulate-every",
     "1",
@@ -53,11 +60,27 @@ pub const DATASET_PASSES: &[&str] = &[
     "8",
     "--seed",
     "1",
+    "--ipv6-source-prefix",
+    "128",
 ];
 /// `phantomnet-agent train`'s flags for the shipped model and every model
-/// `evaluate` compares with it: schema v1 (v2 measured worse, MODEL.md),
-/// and scoring priority samples (it was trained on them).
-pub const TRAIN_FLAGS: &[&str] = &["--schema", "1", "--scores-priority"];
+/// `evaluate` compares with it: schema v3 (MODEL.md), and scoring priority
+/// samples (it was trained on them).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "3", "--scores-priority"];
+/// How many times `gen-model` runs the training plan, each in a fresh lab,
+/// into its own capture: the shipped CSV holds both (the heavy benign
+/// clients' sessions then land on other sources and other timings).
+pub const RECORDINGS: usize = 2;
+
+/// The `n`th training capture (0-based) in `work`: `lab.pncap`, then
+/// `lab-2.pncap`, ….
+pub fn capture_path(work: &Path, n: usize) -> PathBuf {
+    if n == 0 {
+        work.join("lab.pncap")
+    } else {
+        work.join(format!("lab-{}.pncap", n + 1))
+    }
+}
 /// Where the shipped artifacts go, relative to the workspace root.
 pub const MODELS_DIR: &str = "models";
 pub const DATASET_CSV: &str = "models/lab-dataset.csv";
@@ -146,50 +169,55 @@ pub const FRESH_LANES: usize = 3;
 /// data holds many young benign sources (the window features of a source
 /// seen for a few seconds differ from a long-lived one's).
 pub fn fresh_session(k: usize) -> FreshSession {
-    // (scenario, count, pace): page views, browsing mixes, DNS bursts, small
-    // bulk, a 3 MiB transfer each way (a heavy ACK stream from a young
-    // source), a health-check-like poller (40 page fetches, think time
-    // × 0.25: every 0.05-0.4 s), an 8 MiB download at 30 MB/s or 1.5 MB/s
-    // (pace 2: a slow link), and echo requests every 75 ms, 150 ms, 1.5 s
-    // or 2.5 s (a young pinging source looks like a young ICMP flood for
-    // its first samples; these teach the difference), and SNTP clock
-    // checks every 1 s or 2.5 s. The DNS sessions (pace ≠ 1) and the NTP
-    // ones use a new source port per query.
-    const MIX: [(Scenario, u32, f64); 20] = [
-        (Scenario::BenignHttp, 12, 1.0),
-        (Scenario::BenignBrowse, 8, 1.0),
-        (Scenario::BenignHttp, 6, 0.6),
-        (Scenario::BenignDns, 25, 0.7),
-        (Scenario::BenignBrowse, 10, 1.4),
-        (Scenario::BenignHttp, 9, 1.6),
-        (Scenario::BenignBulk, 48 * 1024, 1.0),
-        (Scenario::BenignBrowse, 6, 0.7),
-        (Scenario::BenignHttp, 12, 0.8),
-        (Scenario::BenignDns, 12, 2.0),
-        (Scenario::BenignBulk, 3 * 1024 * 1024, 1.0),
-        (Scenario::BenignHttp, 40, 0.25),
-        (Scenario::BenignBigfile, 8 << 20, 1.0),
-        (Scenario::BenignPing, 30, 1.0),
-        (Scenario::BenignBigfile, 8 << 20, 2.0),
-        (Scenario::BenignPing, 6, 10.0),
-        (Scenario::BenignPing, 40, 0.5),
-        (Scenario::BenignPing, 4, 16.7),
-        (Scenario::BenignSntp, 6, 1.0),
-        (Scenario::BenignSntp, 4, 2.5),
+    // (scenario, count, pace, time bound in s): page views, browsing
+    // mixes, DNS bursts, small bulk, a 3 MiB transfer each way (a heavy ACK
+    // stream from a young source), a health-check-like poller (40 page
+    // fetches, think time × 0.25: every 0.05-0.4 s), an 8 MiB download at
+    // 30 MB/s or 1.5 MB/s (pace 2: a slow link), and echo requests every
+    // 75 ms, 150 ms, 1.5 s or 2.5 s (a young pinging source looks like a
+    // young ICMP flood for its first samples; these teach the difference),
+    // and SNTP clock checks every 1 s or 2.5 s. The DNS sessions (pace ≠ 1)
+    // and the NTP ones use a new source port per query.
+    //
+    // Then the heavy clients a gateway sees for longer than a few seconds:
+    // downloads of 48 and 96 MiB spread over 8–10 s (6–10 MB/s: a steady
+    // ACK stream at 4,000–7,000 packets/s), a 64 MiB one in about 3 s
+    // (≈ 200 Mbit/s, a throughput test's receiving side), and monitoring
+    // pollers fetching a page every ≈ 0.25 s and ≈ 0.35 s for 25–30 s.
+    const MIX: [(Scenario, u32, f64, f64); 25] = [
+        (Scenario::BenignHttp, 12, 1.0, 12.0),
+        (Scenario::BenignBrowse, 8, 1.0, 12.0),
+        (Scenario::BenignHttp, 6, 0.6, 12.0),
+        (Scenario::BenignDns, 25, 0.7, 6.0),
+        (Scenario::BenignBrowse, 10, 1.4, 12.0),
+        (Scenario::BenignBigfile, 48 << 20, 0.5, 12.0),
+        (Scenario::BenignHttp, 9, 1.6, 12.0),
+        (Scenario::BenignBulk, 48 * 1024, 1.0, 6.0),
+        (Scenario::BenignBrowse, 6, 0.7, 12.0),
+        (Scenario::BenignHttp, 90, 0.33, 30.0),
+        (Scenario::BenignHttp, 12, 0.8, 12.0),
+        (Scenario::BenignDns, 12, 2.0, 6.0),
+        (Scenario::BenignBulk, 3 * 1024 * 1024, 1.0, 6.0),
+        (Scenario::BenignBigfile, 96 << 20, 0.5, 14.0),
+        (Scenario::BenignHttp, 40, 0.25, 12.0),
+        (Scenario::BenignBigfile, 8 << 20, 1.0, 8.0),
+        (Scenario::BenignPing, 30, 1.0, 12.0),
+        (Scenario::BenignBigfile, 8 << 20, 2.0, 8.0),
+        (Scenario::BenignHttp, 60, 0.45, 25.0),
+        (Scenario::BenignPing, 6, 10.0, 12.0),
+        (Scenario::BenignPing, 40, 0.5, 12.0),
+        (Scenario::BenignBigfile, 64 << 20, 0.5, 4.5),
+        (Scenario::BenignPing, 4, 16.7, 12.0),
+        (Scenario::BenignSntp, 6, 1.0, 12.0),
+        (Scenario::BenignSntp, 4, 2.5, 12.0),
     ];
     let n = usize::from(addr::CLI_SOURCES);
-    let (scenario, count, pace) = MIX[k % MIX.len()];
+    let (scenario, count, pace, secs) = MIX[k % MIX.len()];
     let i = (k % n) as u8;
     let source = if k % 4 == 3 {
         addr::cli_src6(i)
     } else {
         addr::cli_src4(i)
-    };
-    let secs = match scenario {
-        Scenario::BenignBulk => 6.0,
-        Scenario::BenignBigfile => 8.0,
-        Scenario::BenignDns => 6.0,
-        _ => 12.0,
     };
     FreshSession {
         scenario,
@@ -291,10 +319,16 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
     }
     let bin = cmd::build_release_agent(root)?;
     if !opts.from_csv {
-        let capture = work.join("lab.pncap");
+        let capture = capture_path(&work, 0);
         let plan = attack_plan();
         let created_at = record(root, &bin, &capture, &plan)?;
         fs::write(work.join("created_at"), &created_at)?;
+        // `--record-only` makes one recording (a validation capture);
+        // training takes [`RECORDINGS`].
+        let recordings = if opts.record_only { 1 } else { RECORDINGS };
+        for n in 1..recordings {
+            record(root, &bin, &capture_path(&work, n), &plan)?;
+        }
         let labels = work.join("labels.txt");
         fs::write(&labels, labels_text(&plan))?;
         fs::write(work.join("labels-count.txt"), counting_labels_text(&plan))?;
@@ -308,24 +342,21 @@ pub fn gen_model(root: &Path, opts: &GenOptions) -> Result<()> {
             return Ok(());
         }
         fs::create_dir_all(root.join(MODELS_DIR))?;
-        cmd::run(
-            s(&bin),
-            &[
-                "dataset",
-                "--quiet",
-                "--capture",
-                s(&capture),
-                "--labels",
-                s(&labels),
-                "--sample-every",
-                "1",
-                "--out",
-                s(&csv),
-            ]
-            .into_iter()
-            .chain(DATASET_PASSES.iter().copied())
-            .collect::<Vec<_>>(),
-        )?;
+        let captures: Vec<PathBuf> = (0..recordings).map(|n| capture_path(&work, n)).collect();
+        let mut args = vec!["dataset", "--quiet"];
+        for c in &captures {
+            args.extend(["--capture", s(c)]);
+        }
+        args.extend([
+            "--labels",
+            s(&labels),
+            "--sample-every",
+            "1",
+            "--out",
+            s(&csv),
+        ]);
+        args.extend(DATASET_PASSES.iter().copied());
+        cmd::run(s(&bin), &args)?;
         count_by_source(&bin, &capture, &work)?;
         println!(
             "gen-model: recorded and labeled in {:.0} s",

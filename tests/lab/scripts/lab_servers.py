@@ -27,7 +27,7 @@ class H(BaseHTTPRequestHandler):
             return
         if path.startswith("/files/"):
             try:
-                size = min(int(path.rsplit("/", 1)[1]), 8 << 20)
+                size = min(int(path.rsplit("/", 1)[1]), 128 << 20)
             except ValueError:
                 size = 0
             self.send_response(200)

@@ -599,8 +599,18 @@ impl Scenario {
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignBigfile => {
-                // 30 MB/s, or 1.5 MB/s when paced (a slow link).
-                let limit_rate = if pace > 1.0 { "1500k" } else { "30M" };
+                // 30 MB/s, or 1.5 MB/s when paced (a slow link). Below
+                // pace 1, a long download: the rate that spreads the file
+                // over 70 % of the time bound (a steady multi-second ACK
+                // stream at several MB/s).
+                let limit_rate = if pace > 1.0 {
+                    "1500k".to_string()
+                } else if pace < 1.0 {
+                    let kib = budget.count as f64 / 1024.0 / (secs * 0.7);
+                    format!("{:.0}k", kib.max(1.0))
+                } else {
+                    "30M".to_string()
+                };
                 let url = format!("{base}/files/{n}");
                 let argv = [
                     "curl",
@@ -610,7 +620,7 @@ impl Scenario {
                     "--interface",
                     src,
                     "--limit-rate",
-                    limit_rate,
+                    &limit_rate,
                     "-w",
                     "%{size_download}\n",
                     &url,
