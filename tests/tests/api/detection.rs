@@ -24,7 +24,14 @@ pub async fn analyze(c: &mut AgentClient<Channel>) {
         .unwrap()
         .into_inner();
     assert!(a.rule.starts_with("rule "), "{}", a.rule);
-    assert_eq!(a.features.len(), 15);
+    // The reply has the shipped (v3) model's width; a 15-value request
+    // leaves the features beyond v1 at 0.
+    assert_eq!(a.features.len(), 23);
+    assert!(
+        a.features[15..].iter().all(|&v| v == 0.0),
+        "{:?}",
+        a.features
+    );
     let sqli = c
         .analyze(pb::AnalyzeRequest {
             input: Some(pb::analyze_request::Input::Sample(pb::Sample {
@@ -55,7 +62,7 @@ pub async fn model(c: &mut AgentClient<Channel>) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((m.schema_version, m.feature_names.len()), (1, 15));
+    assert_eq!((m.schema_version, m.feature_names.len()), (3, 23));
     let bad = std::env::temp_dir().join("phantomnet-not-a-model.pnm");
     fs::write(&bad, b"definitely not a model").unwrap();
     let (code_, msg) = code(
