@@ -313,7 +313,7 @@ impl ModelParams {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::features::FEATURE_COUNT;
+    use crate::features::{FEATURE_COUNT, FEATURE_NAMES};
     use crate::models::forest::{fit_smartcore, tests::synthetic};
 
     #[test]
@@ -540,11 +540,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_v1_model_still_loads_and_scores_the_first_15_features() {
-        // The shipped v1 model, and a freshly trained small one.
-        let shipped =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
+        // The v1 model shipped until the second revision of 2026-12-06,
+        // kept as a fixture, and a freshly trained small one.
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/model-schema-v1.pnm");
         let mut models = vec![small_model_of(Schema::V1, 15)];
-        models.push(Model::load(&shipped).unwrap());
+        models.push(Model::load(&fixture).unwrap());
         let (rows, _) = synthetic(200, 7);
         for model in &models {
             assert_eq!(model.schema().unwrap(), Schema::V1);
@@ -567,6 +568,24 @@ pub(crate) mod tests {
             }
             assert!(attacks > 0 && attacks < rows.len() + 2, "{attacks}");
         }
+    }
+
+    #[test]
+    fn the_shipped_model_is_schema_v3_and_reads_every_feature() {
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
+        let model = Model::load(&shipped).unwrap();
+        assert_eq!(model.schema().unwrap(), Schema::V3);
+        assert_eq!(model.meta.feature_names, FEATURE_NAMES);
+        // signature_hits is one of its inputs: some lab-like row's score
+        // moves when only that feature does.
+        let moved = lab_like_rows().iter().any(|r| {
+            let mut hit = *r;
+            hit[crate::features::index::SIGNATURE_HITS] = 40.0;
+            model.score(&FeatureVector::new(*r).unwrap())
+                != model.score(&FeatureVector::new(hit).unwrap())
+        });
+        assert!(moved, "no score depends on signature_hits");
     }
 
     /// A SYN flood's row and a browser's, as the lab's v1 features see them.
