@@ -129,16 +129,26 @@ fn logged(f: impl FnOnce()) -> String {
     String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
 }
 
-#[test]
-fn a_full_map_is_a_metric_and_one_log_line_per_interval() {
-    let mut det = detector();
-    let metrics = Metrics::new();
+/// A detector, fresh metrics and pipeline state, and a policy that
+/// enforces on the first attack call: for tests that set the action
+/// themselves.
+fn enforce_at_once() -> (Detector, Metrics, EnforcePolicy, PipelineState, Instant) {
     let policy = EnforcePolicy {
         min_evidence: 1,
         ..EnforcePolicy::default()
     };
-    let mut st = PipelineState::default();
-    let t0 = Instant::now();
+    (
+        detector(),
+        Metrics::new(),
+        policy,
+        PipelineState::default(),
+        Instant::now(),
+    )
+}
+
+#[test]
+fn a_full_map_is_a_metric_and_one_log_line_per_interval() {
+    let (mut det, metrics, policy, mut st, t0) = enforce_at_once();
     let mut records = 0;
     let text = logged(|| {
         // 10,000 sources over 25 s, each enforced at once into a full map.
@@ -172,14 +182,7 @@ fn a_full_map_is_a_metric_and_one_log_line_per_interval() {
 
 #[test]
 fn a_deceive_that_falls_back_to_throttle_is_announced_as_the_throttle() {
-    let mut det = detector();
-    let metrics = Metrics::new();
-    let policy = EnforcePolicy {
-        min_evidence: 1,
-        ..EnforcePolicy::default()
-    };
-    let mut st = PipelineState::default();
-    let t0 = Instant::now();
+    let (mut det, metrics, policy, mut st, t0) = enforce_at_once();
     let mut d = det.process(&spoofed(1, 0)).unwrap();
     d.action = Action::Deceive;
     let ttl = Duration::from_secs(300);
