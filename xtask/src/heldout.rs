@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
 
 use crate::cmd;
 use crate::dataset::{Cleanup, capture_while, count_types, print_capture_stats};
@@ -228,36 +229,15 @@ fn record(
 }
 
 /// An address prefix of `phantomnet-agent list` or of a labels file.
-fn prefix(text: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (a, l) = text.split_once('/')?;
-    Some((a.parse().ok()?, l.parse().ok()?))
-}
-
-/// Whether prefix `outer` holds address `addr`.
-fn covers(outer: (std::net::IpAddr, u8), addr: std::net::IpAddr) -> bool {
-    use std::net::IpAddr::{V4, V6};
-    let (net, len) = outer;
-    let bits = |a: std::net::IpAddr| match a {
-        V4(a) => (u128::from(u32::from(a)) << 96, 32u8),
-        V6(a) => (u128::from(a), 128u8),
-    };
-    let ((n, w), (x, w2)) = (bits(net), bits(addr));
-    if w != w2 || len > w {
-        return false;
-    }
-    let mask = if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    };
-    n & mask == x & mask
+fn prefix(text: &str) -> Option<IpNet> {
+    text.parse().ok()
 }
 
 /// Per scenario, the sources the live agent enforced on: a BLOCK or
 /// THROTTLE rule covering the source's address (DECEIVE falls back to
 /// THROTTLE at the shipped defaults, which configure no honeypot).
 fn live_report(labels: &str, rules: &str) -> Result<String> {
-    let in_force: Vec<(String, (std::net::IpAddr, u8))> = rules
+    let in_force: Vec<(String, IpNet)> = rules
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -277,8 +257,8 @@ fn live_report(labels: &str, rules: &str) -> Result<String> {
         if scenario == "benign_link_local" {
             continue;
         }
-        let (addr, _) = prefix(cidr).with_context(|| format!("labels: {l}"))?;
-        let hit = in_force.iter().find(|(_, p)| covers(*p, addr));
+        let addr = prefix(cidr).with_context(|| format!("labels: {l}"))?.addr();
+        let hit = in_force.iter().find(|(_, p)| p.contains(&addr));
         let e = per.entry(scenario.to_string()).or_default();
         e.0 += 1;
         e.1 += u32::from(hit.is_some());
@@ -458,8 +438,9 @@ mod tests {
         // An IPv4 rule never covers an IPv6 address, nor a longer prefix a
         // shorter one's other half.
         let p = prefix("192.0.2.0/25").unwrap();
-        assert!(covers(p, "192.0.2.127".parse().unwrap()));
-        assert!(!covers(p, "192.0.2.128".parse().unwrap()));
-        assert!(!covers(p, "::ffff:192.0.2.1".parse().unwrap()));
+        let covers = |a: &str| p.contains(&a.parse::<std::net::IpAddr>().unwrap());
+        assert!(covers("192.0.2.127"));
+        assert!(!covers("192.0.2.128"));
+        assert!(!covers("::ffff:192.0.2.1"));
     }
 }
