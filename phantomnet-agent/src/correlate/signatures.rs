@@ -208,6 +208,10 @@ impl SignatureSet {
     /// The categories whose signatures occur in `payload`.
     pub fn scan(&self, payload: &[u8]) -> SignatureMatches {
         let mut m = SignatureMatches::default();
+        // Most samples carry no payload (SYNs, ACKs): no automaton walk.
+        if payload.is_empty() {
+            return m;
+        }
         for hit in self.automaton.find_overlapping_iter(payload) {
             m.insert(self.categories[hit.pattern().as_usize()]);
         }

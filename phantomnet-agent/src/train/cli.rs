@@ -489,6 +489,29 @@ mod tests {
         assert!(dataset_passes(&args(1, &[16], 0)).is_err());
     }
 
+    #[test]
+    fn a_bad_ipv6_source_prefix_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.csv");
+        let args = DatasetArgs {
+            captures: vec![dir.path().join("missing.pncap")],
+            pcaps: Vec::new(),
+            attacks: Vec::new(),
+            labels: None,
+            out: out.clone(),
+            sample_every: 1,
+            max_sources: 1024,
+            ipv6_source_prefix: Some(129),
+            emulate_every: Vec::new(),
+            draws: 1,
+            seed: 1,
+            quiet: true,
+        };
+        let err = run_dataset(&args).unwrap_err().to_string();
+        assert!(err.contains("--ipv6-source-prefix 129"), "{err}");
+        assert!(!out.exists(), "nothing written for a refused request");
+    }
+
     fn write_csv(path: &Path, n: usize, seed: u64) {
         let ds = synthetic_dataset(n, seed);
         let mut out = CsvOut::new(std::fs::File::create(path).unwrap()).unwrap();
