@@ -10,6 +10,7 @@ pub mod demo_clients;
 pub mod evaluate;
 pub mod heldout;
 pub mod install;
+pub mod plan;
 pub mod prereq;
 pub mod privilege;
 pub mod tte;
