@@ -1,8 +1,7 @@
 //! Bounded traffic generators over a [`Lab`](crate::lab::Lab): real attack
 //! and benign tools run inside the lab's namespaces, each from one source
-//! address (so the
-//! traffic can be labeled by source), and each bounded in packets (or
-//! requests) **and** in time (`timeout --kill-after`).
+//! address (so the traffic can be labeled by source), and each bounded in
+//! packets (or requests) **and** in time (`timeout --kill-after`).
 //!
 //! [`Servers`] starts the protected server's listeners (HTTP on 80, an
 //! SSH-like banner service on 22, UDP 53 answering DNS-shaped queries, a UDP
