@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod dataset;
 pub mod demo;
 pub mod demo_clients;
+pub mod demo_flood;
 pub mod evaluate;
 pub mod heldout;
 pub mod install;

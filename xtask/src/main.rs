@@ -63,7 +63,7 @@ enum Task {
         keep_lab: bool,
         /// Also run the heavier benign clients (a wget bulk download, an
         /// iperf3 throughput test, a health checker, an IPv6 browser). The
-        /// shipped model throttles two of them: the demo then FAILs.
+        /// demo FAILs if any of them is acted on.
         #[arg(long)]
         heavy_clients: bool,
     },
