@@ -14,23 +14,33 @@ use crate::features::{FeatureError, FeatureVector, extract};
 use crate::flow::{FlowConfig, FlowTable, Source};
 use crate::models::{Model, ModelScores};
 
+/// Up to this many uniform samples in its 60 s window, a source is scored
+/// on every sample even when scoring on change (see [`rescore_due`]).
+pub const YOUNG_SOURCE_SAMPLES: u64 = 32;
+
 /// Whether a source's window, as it stands after its latest sample, has
 /// changed enough to be scored again. Kept without any per-source memory
 /// of its own (the flow table's 531 bytes per source stay as they are):
 ///
-/// - **growth**: its 60 s window has just reached one of 1, 2, 3, 4, 6, 9,
-///   13, 19, 28, ... samples (each half as many again as the one before),
-///   about log₁.₅ n scorings for n samples;
+/// - **young**: its 60 s window holds at most [`YOUNG_SOURCE_SAMPLES`]
+///   uniform samples (none at all for a source seen only through priority
+///   samples: a slow scan's probes at 1-in-16). Each sample then moves
+///   the window's counts by a few percent or more, and this is when a
+///   source's verdict forms: a 10,000 packets/s flood must be decided
+///   within its first few samples;
+/// - **growth**: past that, its 60 s window has just reached one of 48,
+///   72, 108, 162, ... samples (each half as many again as the one
+///   before), about log₁.₅ n scorings for n samples;
 /// - **time**: this is its first sample in the current second, so a source
 ///   that keeps sending is scored at least once a second, and its rates
 ///   and counts as they move.
 pub fn rescore_due(samples_60s: u64, samples_this_second: u16) -> bool {
-    if samples_this_second == 1 {
+    if samples_this_second == 1 || samples_60s <= YOUNG_SOURCE_SAMPLES {
         return true;
     }
-    let mut t: u64 = 1;
+    let mut t: u64 = YOUNG_SOURCE_SAMPLES;
     while t < samples_60s {
-        t += (t / 2).max(1);
+        t += t / 2;
     }
     t == samples_60s
 }

@@ -73,9 +73,14 @@ fn process_runs_every_stage_and_explains_itself() {
 }
 
 #[test]
-fn a_source_is_rescored_at_growth_points_and_once_a_second() {
-    let growth: Vec<u64> = (2..=100u64).filter(|&n| rescore_due(n, 2)).collect();
-    assert_eq!(growth, [2, 3, 4, 6, 9, 13, 19, 28, 42, 63, 94]);
+fn a_source_is_rescored_while_young_at_growth_points_and_once_a_second() {
+    // Young (a source seen only through priority samples has none): every
+    // sample.
+    assert!((0..=YOUNG_SOURCE_SAMPLES).all(|n| rescore_due(n, 2)));
+    let growth: Vec<u64> = (YOUNG_SOURCE_SAMPLES + 1..=300u64)
+        .filter(|&n| rescore_due(n, 2))
+        .collect();
+    assert_eq!(growth, [48, 72, 108, 162, 243]);
     // The first sample of a second, whatever the count.
     assert!(rescore_due(50, 1));
     assert!(!rescore_due(50, 7));
@@ -93,8 +98,8 @@ fn observe_scores_on_change_and_on_every_signature_hit() {
         Correlator::new(SignatureSet::builtin(), Arc::new(ThreatFeed::empty())),
     )
     .unwrap();
-    // 100 samples 1 ms apart from one source: scored at its growth
-    // points only (all within one second).
+    // 100 samples 1 ms apart from one source (all within one second):
+    // every one while the source is young, then at its growth points only.
     let base = 5_000_000_000u64;
     let scored: Vec<usize> = (0..100)
         .filter(|&i| {
@@ -103,7 +108,9 @@ fn observe_scores_on_change_and_on_every_signature_hit() {
                 .is_some()
         })
         .collect();
-    assert_eq!(scored, [0, 1, 2, 3, 5, 8, 12, 18, 27, 41, 62, 93]);
+    let young = YOUNG_SOURCE_SAMPLES as usize;
+    let expected: Vec<usize> = (0..young).chain([47, 71]).collect();
+    assert_eq!(scored, expected);
     // A payload with a signature is scored whenever it comes.
     let hit = d
         .observe(&sample(base + 100_000_000, 9, b"GET /?id=1 union select 1"))
