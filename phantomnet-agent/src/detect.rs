@@ -50,10 +50,12 @@ pub fn rescore_due(samples_60s: u64, samples_this_second: u16) -> bool {
 #[serde(rename_all = "kebab-case")]
 pub enum Scoring {
     /// Every sample is scored, as the prototype did.
-    #[default]
     EverySample,
     /// A source is scored when its window has changed meaningfully
-    /// ([`rescore_due`]) or a payload matches a signature.
+    /// ([`rescore_due`]) or a payload matches a signature. The default:
+    /// on validation recordings it decides as every-sample scoring does,
+    /// for fewer model calls (docs/DETECTION.md, "Scoring a source").
+    #[default]
     OnChange,
 }
 

@@ -39,8 +39,8 @@ enum Task {
         /// Seconds at each rate.
         #[arg(long, default_value_t = 5)]
         secs: u32,
-        /// `[detection] scoring`: every-sample (the default) or on-change.
-        #[arg(long, default_value = "every-sample")]
+        /// `[detection] scoring`: on-change (the default) or every-sample.
+        #[arg(long, default_value = "on-change")]
         scoring: String,
     },
     /// Time from an attacker's first packet to its first dropped packet, p50/p99 over runs.

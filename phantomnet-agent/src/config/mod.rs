@@ -68,7 +68,7 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// `"every-sample"` (default) or `"on-change"` (docs/DETECTION.md,
+    /// `"on-change"` (default) or `"every-sample"` (docs/DETECTION.md,
     /// "Scoring a source").
     pub scoring: crate::detect::Scoring,
 }

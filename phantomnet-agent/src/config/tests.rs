@@ -413,8 +413,10 @@ fn detection_scoring_takes_its_two_names_and_refuses_others() {
     assert_eq!(ok.detection.scoring, crate::detect::Scoring::OnChange);
     assert_eq!(
         Config::default().detection.scoring,
-        crate::detect::Scoring::EverySample
+        crate::detect::Scoring::OnChange
     );
+    let every = Config::from_toml_str(&with("[detection]\nscoring = \"every-sample\"\n")).unwrap();
+    assert_eq!(every.detection.scoring, crate::detect::Scoring::EverySample);
     let e = err(&with("[detection]\nscoring = \"sometimes\"\n"));
     assert_eq!(e.key(), Some("detection.scoring"), "{e}");
     let shown = e.to_string();
