@@ -118,8 +118,15 @@ pub fn start_honeypot(lab: &Lab) -> Result<Bg> {
     Ok(bg)
 }
 
-/// The agent's config for the lab.
-pub fn write_config(root: &Path, p: &Paths, feed: &str, sample_every: u32) -> Result<PathBuf> {
+/// The agent's config for the lab; `scoring` sets `[detection] scoring`
+/// (`None`: the built-in default).
+pub fn write_config(
+    root: &Path,
+    p: &Paths,
+    feed: &str,
+    sample_every: u32,
+    scoring: Option<&str>,
+) -> Result<PathBuf> {
     fs::create_dir_all(&p.dir)?;
     fs::write(p.file("intel.txt"), feed)?;
     let cfg = format!(
@@ -156,13 +163,16 @@ socket = "{socket}"
 
 [journal]
 path = "{journal}"
-"#,
+{detection}"#,
         pins = s(&p.pins),
         hp = addr::HP4,
         feed = s(&p.file("intel.txt")),
         model = s(&root.join("models")),
         socket = s(&p.file("agent.sock")),
         journal = s(&p.file("journal")),
+        detection = scoring.map_or(String::new(), |sc| format!(
+            "\n[detection]\nscoring = \"{sc}\"\n"
+        )),
     );
     let path = p.file("agent.toml");
     fs::write(&path, cfg)?;
@@ -422,6 +432,7 @@ pub fn demo(root: &Path, opts: DemoOptions) -> Result<()> {
         &paths,
         &format!("{feed_src} botnet-c2 0.9\n"),
         SAMPLE_EVERY,
+        None,
     )?;
     let _servers = Servers::start(&lab)?;
     let _iperf = if heavy_clients {

@@ -54,6 +54,10 @@ enum Task {
         /// The data plane's sampling: 1 in N.
         #[arg(long, default_value_t = 1)]
         sample_every: u32,
+        /// `[detection] scoring`: on-change or every-sample [default: the
+        /// agent's default].
+        #[arg(long, value_parser = ["on-change", "every-sample"])]
+        scoring: Option<String>,
     },
     /// The main job: the lab, the agent with the shipped model, benign
     /// clients and real attack tools, decisions live, and a table per source.
@@ -248,10 +252,11 @@ fn main() -> Result<()> {
             runs,
             rate,
             sample_every,
+            scoring,
         } => {
             let (runs_s, rate_s, every_s) =
                 (runs.to_string(), rate.to_string(), sample_every.to_string());
-            let args = [
+            let mut args = vec![
                 "bench-tte",
                 "--runs",
                 &runs_s,
@@ -260,6 +265,9 @@ fn main() -> Result<()> {
                 "--sample-every",
                 &every_s,
             ];
+            if let Some(sc) = &scoring {
+                args.extend(["--scoring", sc.as_str()]);
+            }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
                 xtask::tte::bench_tte(
@@ -268,6 +276,7 @@ fn main() -> Result<()> {
                         runs,
                         rate,
                         sample_every,
+                        scoring: scoring.clone(),
                     },
                 )
             })

@@ -35,13 +35,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// A flood's rate and the data plane's sampling for `bench-tte`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TteOptions {
     pub runs: u8,
     /// SYNs per second (hping3 sends at most 10,000/s here).
     pub rate: u32,
     /// The data plane samples 1 in this many packets.
     pub sample_every: u32,
+    /// `[detection] scoring` (`None`: the built-in default).
+    pub scoring: Option<String>,
 }
 
 pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
@@ -49,6 +51,7 @@ pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
         runs,
         rate,
         sample_every,
+        scoring,
     } = opts;
     if !(1..=10_000).contains(&rate) || sample_every == 0 {
         bail!("--rate must be 1..=10000 packets/s and --sample-every at least 1");
@@ -73,7 +76,7 @@ pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
     cleanup(&lab);
     lab.up()?;
     let result = (|| -> Result<Vec<f64>> {
-        let config = write_config(root, &paths, "", sample_every)?;
+        let config = write_config(root, &paths, "", sample_every, scoring.as_deref())?;
         let _servers = Servers::start(&lab)?;
         let _hp = start_honeypot(&lab)?;
         let capture = paths.file("tte.pncap");
