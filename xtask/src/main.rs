@@ -70,6 +70,10 @@ enum Task {
         /// demo FAILs if any of them is acted on.
         #[arg(long)]
         heavy_clients: bool,
+        /// `[detection] scoring`: on-change or every-sample [default: the
+        /// agent's default].
+        #[arg(long, value_parser = ["on-change", "every-sample"])]
+        scoring: Option<String>,
     },
     /// Regenerate the shipped default model (models/) from real tool traffic
     /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.
@@ -284,6 +288,7 @@ fn main() -> Result<()> {
         Task::Demo {
             keep_lab,
             heavy_clients,
+            scoring,
         } => {
             let mut args = vec!["demo"];
             if keep_lab {
@@ -292,6 +297,9 @@ fn main() -> Result<()> {
             if heavy_clients {
                 args.push("--heavy-clients");
             }
+            if let Some(sc) = &scoring {
+                args.extend(["--scoring", sc.as_str()]);
+            }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
                 xtask::demo::demo(
@@ -299,6 +307,7 @@ fn main() -> Result<()> {
                     xtask::demo::DemoOptions {
                         keep_lab,
                         heavy_clients,
+                        scoring: scoring.clone(),
                     },
                 )
             })
