@@ -7,11 +7,12 @@
 //! packets dropped / throttled and connections redirected. The exit status
 //! is non-zero if a benign client was acted on or an attack went unenforced.
 //!
-//! The agent runs as shipped: sampling 1 in 16 with priority sampling.
-//! With `--heavy-clients` the heavier benign kinds run too
-//! ([`crate::demo_clients`]: a bulk download, a throughput test, a health
-//! checker, an IPv6 browser), and the run FAILs if any of them is acted
-//! on (the shipped model leaves them alone: README.md).
+//! The agent runs as shipped: sampling 1 in 16 with priority sampling,
+//! scoring on change (`--scoring` picks the other). With `--heavy-clients`
+//! the heavier benign kinds run too ([`crate::demo_clients`]: a bulk
+//! download, a throughput test, a health checker, an IPv6 browser), and
+//! the run FAILs if any of them is acted on, as it does in most runs with
+//! the shipped model (README.md).
 //!
 //! Times come from the data plane itself: the agent records every sample
 //! (`--capture`), and a sample carries the kernel's timestamp and the
