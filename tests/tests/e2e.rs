@@ -47,7 +47,7 @@ impl Rig {
             pins: t.pins.path().to_path_buf(),
         };
         let _ = std::fs::remove_dir_all(&paths.dir);
-        write_config(&root(), &paths, feed, 1).unwrap();
+        write_config(&root(), &paths, feed, 1, None).unwrap();
         let servers = Servers::start(&t.lab).unwrap();
         let honeypot = start_honeypot(&t.lab).unwrap();
         let mut rig = Rig {
