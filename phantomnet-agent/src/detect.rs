@@ -53,8 +53,8 @@ pub enum Scoring {
     EverySample,
     /// A source is scored when its window has changed meaningfully
     /// ([`rescore_due`]) or a payload matches a signature. The default:
-    /// on validation recordings it decides as every-sample scoring does,
-    /// for fewer model calls (docs/DETECTION.md, "Scoring a source").
+    /// on a fresh validation recording it decided as every-sample scoring
+    /// does, for fewer model calls (docs/DETECTION.md, "Scoring a source").
     #[default]
     OnChange,
 }
