@@ -191,6 +191,10 @@ fn priority_samples_feed_distinct_counts_and_are_scored_on_a_signature() {
 fn a_model_trained_on_priority_samples_scores_every_one() {
     let mut model = small_model(3);
     model.meta.scores_priority = true;
+    // Scoring on change (the default) as much as every sample: a source
+    // seen only through priority samples has no uniform sample in its
+    // window, which is young, not "no growth point".
+    assert_eq!(DetectorConfig::default().scoring, Scoring::OnChange);
     let mut d = Detector::new(
         DetectorConfig {
             flow: FlowConfig {
