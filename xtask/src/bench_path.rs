@@ -66,7 +66,7 @@ fn cleanup(bin: &Path) {
 /// `bench-path` at these rates (samples/s), `secs` each, with `scoring`
 /// (`every-sample` or `on-change`).
 pub fn bench_path(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Result<()> {
-    if !["every-sample", "on-change"].contains(&scoring) {
+    if !crate::evaluate::SCORINGS.contains(&scoring) {
         bail!("--scoring is every-sample or on-change, not {scoring:?}");
     }
     if rates.is_empty() || rates.iter().any(|r| !(1_000..=5_000_000).contains(r)) {

@@ -27,8 +27,10 @@ use crate::dataset::{DATASET_CSV, SEED, TRAIN_FLAGS, WORK_DIR};
 pub const EVAL_DIR: &str = "target/evaluate";
 /// The shipped default sampling rate.
 pub const DEFAULT_EVERY: u32 = 16;
+/// The agent's `[detection] scoring` names, the shipped default first.
+pub const SCORINGS: [&str; 2] = ["on-change", "every-sample"];
 /// The shipped default `[detection] scoring`.
-pub const DEFAULT_SCORING: &str = "on-change";
+pub const DEFAULT_SCORING: &str = SCORINGS[0];
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -198,7 +200,7 @@ pub fn evaluate(root: &Path, opts: &EvalOptions) -> Result<()> {
     for (every, scoring) in [
         (1, DEFAULT_SCORING),
         (DEFAULT_EVERY, DEFAULT_SCORING),
-        (DEFAULT_EVERY, "every-sample"),
+        (DEFAULT_EVERY, SCORINGS[1]),
     ] {
         let out = dir.join(format!("shipped-{every}-{scoring}.json"));
         let models = root.join("models");

@@ -40,7 +40,7 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         secs: u32,
         /// `[detection] scoring`: on-change (the default) or every-sample.
-        #[arg(long, default_value = "on-change")]
+        #[arg(long, default_value = xtask::evaluate::DEFAULT_SCORING)]
         scoring: String,
     },
     /// Time from an attacker's first packet to its first dropped packet, p50/p99 over runs.
@@ -56,7 +56,7 @@ enum Task {
         sample_every: u32,
         /// `[detection] scoring`: on-change or every-sample [default: the
         /// agent's default].
-        #[arg(long, value_parser = ["on-change", "every-sample"])]
+        #[arg(long, value_parser = xtask::evaluate::SCORINGS)]
         scoring: Option<String>,
     },
     /// The main job: the lab, the agent with the shipped model, benign
@@ -72,7 +72,7 @@ enum Task {
         heavy_clients: bool,
         /// `[detection] scoring`: on-change or every-sample [default: the
         /// agent's default].
-        #[arg(long, value_parser = ["on-change", "every-sample"])]
+        #[arg(long, value_parser = xtask::evaluate::SCORINGS)]
         scoring: Option<String>,
     },
     /// Regenerate the shipped default model (models/) from real tool traffic
