@@ -58,6 +58,12 @@ enum Task {
         /// agent's default].
         #[arg(long, value_parser = xtask::evaluate::SCORINGS)]
         scoring: Option<String>,
+        /// Copy the agent's capture, config, log and journal into this
+        /// directory before the lab goes down (to replay the runs:
+        /// `phantomnet-agent replay --capture DIR/tte.pncap
+        /// --recorded-every N`).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// The main job: the lab, the agent with the shipped model, benign
     /// clients and real attack tools, decisions live, and a table per source.
@@ -257,7 +263,9 @@ fn main() -> Result<()> {
             rate,
             sample_every,
             scoring,
+            keep,
         } => {
+            let keep = keep.map(|k| std::path::absolute(k).unwrap_or_default());
             let (runs_s, rate_s, every_s) =
                 (runs.to_string(), rate.to_string(), sample_every.to_string());
             let mut args = vec![
@@ -272,6 +280,9 @@ fn main() -> Result<()> {
             if let Some(sc) = &scoring {
                 args.extend(["--scoring", sc.as_str()]);
             }
+            if let Some(k) = &keep {
+                args.extend(["--keep", k.to_str().unwrap_or_default()]);
+            }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
                 xtask::tte::bench_tte(
@@ -281,6 +292,7 @@ fn main() -> Result<()> {
                         rate,
                         sample_every,
                         scoring: scoring.clone(),
+                        keep: keep.clone(),
                     },
                 )
             })

@@ -14,7 +14,12 @@
 //! when the source's first SYN is a priority sample (a connection opener),
 //! and the first dropped sample may come up to N packets after the first
 //! dropped packet, so the figure is then an upper bound.
-use std::{fs, path::Path, thread, time::Duration};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    thread,
+    time::Duration,
+};
 
 use anyhow::{Result, bail};
 
@@ -44,6 +49,9 @@ pub struct TteOptions {
     pub sample_every: u32,
     /// `[detection] scoring` (`None`: the built-in default).
     pub scoring: Option<String>,
+    /// Where to copy the agent's files (capture, config, log, journal)
+    /// before the lab goes down.
+    pub keep: Option<PathBuf>,
 }
 
 pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
@@ -52,6 +60,7 @@ pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
         rate,
         sample_every,
         scoring,
+        keep,
     } = opts;
     if !(1..=10_000).contains(&rate) || sample_every == 0 {
         bail!("--rate must be 1..=10000 packets/s and --sample-every at least 1");
@@ -99,6 +108,15 @@ pub fn bench_tte(root: &Path, opts: TteOptions) -> Result<()> {
         }
         agent.stop(Duration::from_secs(5));
         let traces = read_capture(&capture)?;
+        if let Some(keep) = &keep {
+            fs::create_dir_all(keep)?;
+            for e in fs::read_dir(&paths.dir)?.flatten() {
+                if e.path().is_file() {
+                    fs::copy(e.path(), keep.join(e.file_name()))?;
+                }
+            }
+            println!("bench-tte: the agent's files are in {}", keep.display());
+        }
         let mut tte = Vec::new();
         for src in &sources {
             let t = traces.get(&src.parse()?).copied().unwrap_or_default();

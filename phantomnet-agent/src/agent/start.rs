@@ -268,6 +268,8 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     }
     let _ = stop_tx.send(true);
     pipe.abort();
+    // Until the pipeline is dropped, which drains the journal's queue.
+    let _ = pipe.await;
     while tasks.join_next().await.is_some() {}
     let _ = std::fs::remove_file(&cfg.api.socket);
     info!("exiting; XDP stays attached and every entry stays in force");

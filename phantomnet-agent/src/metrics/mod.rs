@@ -21,6 +21,7 @@
 //! | `phantomnet_crowdsec_alerts_total` | counter: alerts pushed to the LAPI | `result` (`pushed`, `failed`, `dropped`) |
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
+//! | `phantomnet_journal_queue_dropped_total` | counter: journal records dropped because the journal writer was behind (its queue full) | |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |
 //! | `phantomnet_signature_matched_total` | counter, set from the data plane's absolute counts: packets a signature rule matched | `id`, `rule` (its text form; at most 64 series) |
@@ -207,6 +208,7 @@ pub struct Metrics {
     top_blocked: Family<TopLabels, Gauge>,
     /// `routine`, then `enforcement`.
     journal_suppressed: [Counter; 2],
+    journal_queue_dropped: Counter,
     map_full: Family<MapLabels, Counter>,
     signature_rules: Gauge,
     /// matched, dropped, exempted.
@@ -365,6 +367,12 @@ impl Metrics {
                 .get_or_create(&RecordLabels { record })
                 .clone()
         });
+        let journal_queue_dropped = Counter::default();
+        registry.register(
+            "phantomnet_journal_queue_dropped",
+            "Journal records dropped because the journal writer was behind and its queue was full (what they recorded was enforced)",
+            journal_queue_dropped.clone(),
+        );
         let map_full = Family::<MapLabels, Counter>::default();
         registry.register(
             "phantomnet_map_full",
@@ -407,6 +415,7 @@ impl Metrics {
             signature_packets,
             signature_series: Mutex::new(Vec::new()),
             journal_suppressed,
+            journal_queue_dropped,
             map_full,
             enforcements,
             feed_entries,
@@ -595,6 +604,11 @@ impl Metrics {
     /// says which of its two buckets was spent.
     pub fn journal_suppressed(&self, enforcement: bool, n: u64) {
         self.journal_suppressed[usize::from(enforcement)].inc_by(n);
+    }
+
+    /// `n` journal records were dropped because the writer's queue was full.
+    pub fn journal_queue_dropped(&self, n: u64) {
+        self.journal_queue_dropped.inc_by(n);
     }
 
     /// A rule write was refused because `map` (a pinned map's name) is full.

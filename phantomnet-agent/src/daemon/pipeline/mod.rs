@@ -26,11 +26,13 @@
 mod clock;
 mod evidence;
 mod floods;
+mod recorder;
 mod sieve;
 
 pub use clock::SampleClock;
 pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
 pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
+pub use recorder::{QUEUE_BATCHES, RecordQueue, Recorder};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
 
 use std::{
@@ -361,7 +363,8 @@ pub fn handle_batch(
 
 /// Runs until the reader fails. Decisions run on the blocking pool: they
 /// take locks and make syscalls (map writes, `nft`), which must not stall
-/// the API's async workers.
+/// the API's async workers. Their records go to the journal's own writer
+/// thread ([`Recorder`]): the next batch never waits for an fsync.
 /// With `capture`, every sample is also written to that file (flushed
 /// after each batch, so a stopped agent leaves whole records).
 pub async fn run(
@@ -371,6 +374,15 @@ pub async fn run(
 ) {
     let mut batch = Vec::with_capacity(1024);
     let mut state = PipelineState::default();
+    // Dropped when this task ends or is aborted: the writer then drains
+    // the queue and stops.
+    let (_recorder, queue) = match Recorder::start(core.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "starting the journal writer");
+            return;
+        }
+    };
     loop {
         batch.clear();
         if let Err(e) = reader.next_batch(&mut batch).await {
@@ -390,12 +402,9 @@ pub async fn run(
         core.count_samples(batch.len() as u64);
         core.metrics().samples_read(batch.len() as u64);
         let worker = core.clone();
-        // The journal fsyncs each append: it runs there too.
+        let queue = queue.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let records = handle_batch(&worker, &batch, &mut state);
-            if let Err(e) = worker.record(records) {
-                warn!(error = %e, "journal write failed");
-            }
+            queue.submit(handle_batch(&worker, &batch, &mut state));
             (batch, state)
         })
         .await;
