@@ -11,7 +11,8 @@
 //!
 //! The agent reads a batch from the ring buffer, runs the whole path on it
 //! (flood detector, flow state, features, model, decision, executor) and
-//! only then reads the next: the ring buffer is the only queue. So a rate
+//! only then reads the next: the ring buffer is the only queue (the
+//! journal's records go to its writer thread, on the same core). So a rate
 //! the agent does not keep up with shows as `sample_lost` (the ring was
 //! full when a sample was due), and a rate with 0 lost is one the whole
 //! path sustained.
