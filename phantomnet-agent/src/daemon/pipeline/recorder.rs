@@ -1,13 +1,13 @@
 //! Journaling off the decision path.
 //!
 //! The journal commits every append with an fsync (`journal`, "Crash
-//! safety"). On a virtual disk one commit can take over 100 ms, and while
-//! the decision loop waited for it, no sample was read: a new source's
-//! flood went unenforced for that long (the 10–150 ms tail of `cargo xtask
-//! bench-tte`, where replaying the same capture decides every source
-//! within 1 ms; docs/BENCHMARKS.md). So the loop hands its records to one
-//! writer thread and goes back to the ring buffer. The writer coalesces
-//! whatever has queued into one commit, in order.
+//! safety"). While the decision loop waited for it, no sample was read: a
+//! new source's flood went unenforced until the commit was done (the
+//! 10–150 ms tail of `cargo xtask bench-tte`, where replaying the same
+//! capture decides every source within 1 ms; docs/BENCHMARKS.md). So the
+//! loop hands its records to one writer thread and goes back to the ring
+//! buffer. The writer coalesces whatever has queued into one commit, in
+//! order.
 //!
 //! What this costs: an event is durable a commit later than the
 //! enforcement it records (the enforcement itself is in the pinned maps
