@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: set-up, lab, tests, benchmarks.
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use phantomnet_lab::lab::{Lab, LabOptions};
 use xtask::{cmd, prereq, privilege};
@@ -265,7 +265,11 @@ fn main() -> Result<()> {
             scoring,
             keep,
         } => {
-            let keep = keep.map(|k| std::path::absolute(k).unwrap_or_default());
+            let keep = keep.map(std::path::absolute).transpose()?;
+            let keep_s = match &keep {
+                Some(k) => Some(k.to_str().context("--keep: the path is not UTF-8")?),
+                None => None,
+            };
             let (runs_s, rate_s, every_s) =
                 (runs.to_string(), rate.to_string(), sample_every.to_string());
             let mut args = vec![
@@ -280,8 +284,8 @@ fn main() -> Result<()> {
             if let Some(sc) = &scoring {
                 args.extend(["--scoring", sc.as_str()]);
             }
-            if let Some(k) = &keep {
-                args.extend(["--keep", k.to_str().unwrap_or_default()]);
+            if let Some(k) = keep_s {
+                args.extend(["--keep", k]);
             }
             as_root(&args, release_agent, || {
                 prereq::setup()?;
