@@ -191,6 +191,20 @@ mod tests {
         }
     }
 
+    /// A gated sink, the receiver of its "write begun" signals, and the
+    /// sender that lets one write through per message.
+    fn gated() -> (Arc<Gated>, Receiver<()>, Sender<()>) {
+        let (entered_tx, entered) = channel();
+        let (open, gate) = channel();
+        let sink = Arc::new(Gated {
+            entered: Mutex::new(entered_tx),
+            gate: Mutex::new(gate),
+            written: Mutex::new(Vec::new()),
+            dropped: Mutex::new(0),
+        });
+        (sink, entered, open)
+    }
+
     fn events(first: u64, n: u64) -> Vec<NewEvent> {
         (first..first + n)
             .map(|t| {
@@ -207,14 +221,7 @@ mod tests {
 
     #[test]
     fn a_stalled_writer_holds_up_no_submit_drops_what_overflows_and_drains_on_stop() {
-        let (entered_tx, entered) = channel();
-        let (open, gate) = channel();
-        let sink = Arc::new(Gated {
-            entered: Mutex::new(entered_tx),
-            gate: Mutex::new(gate),
-            written: Mutex::new(Vec::new()),
-            dropped: Mutex::new(0),
-        });
+        let (sink, entered, open) = gated();
         let (recorder, queue) = Recorder::with_capacity(sink.clone(), 4).unwrap();
         // The writer takes the first batch and stalls inside its write.
         queue.submit(events(0, 1));
@@ -246,14 +253,7 @@ mod tests {
 
     #[test]
     fn records_submitted_after_the_writer_stopped_are_counted_as_dropped() {
-        let (entered_tx, _entered) = channel();
-        let (open, gate) = channel();
-        let sink = Arc::new(Gated {
-            entered: Mutex::new(entered_tx),
-            gate: Mutex::new(gate),
-            written: Mutex::new(Vec::new()),
-            dropped: Mutex::new(0),
-        });
+        let (sink, _entered, open) = gated();
         let (recorder, queue) = Recorder::with_capacity(sink.clone(), 4).unwrap();
         open.send(()).unwrap();
         queue.submit(events(0, 2));
