@@ -470,3 +470,103 @@ fn allowlisted_sources_are_never_deceived() {
     ex.deceive(&p(&a1), None).unwrap();
     assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
 }
+
+#[test]
+fn a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back() {
+    if !root_or_skip("a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back") {
+        return;
+    }
+    let t = TestLab::up("defer");
+    let _dp = t.load();
+    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
+    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    deceiver.install().unwrap();
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
+    ex.defer_deceives().unwrap();
+    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    let a0 = addr::atk_src4(0);
+    let ip0: IpAddr = a0.parse().unwrap();
+    let has_throttle = |ex: &Executor, ip: IpAddr| {
+        ex.maps()
+            .rules()
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == RuleKind::Throttle && r.prefix == Prefix::host(ip))
+    };
+
+    // The detector throttled it first; now it proposes DECEIVE.
+    ex.apply(ip0, Action::Throttle, "rule 2").unwrap();
+    assert!(has_throttle(&ex, ip0));
+    let applied = ex.apply(ip0, Action::Deceive, "rule 4").unwrap();
+    assert!(
+        matches!(
+            applied,
+            Applied::Enforced {
+                action: Action::Deceive,
+                ..
+            }
+        ),
+        "{applied:?}"
+    );
+    // In force for the executor at once, queued or not.
+    assert_eq!(
+        ex.apply(ip0, Action::Deceive, "rule 4").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Deceive
+        }
+    );
+    // Listing waits for the queue: nft holds it, and settling removed the
+    // detector's throttle, so the source reaches the honeypot.
+    let listed = ex.deceived().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].source, a0);
+    assert!(ex.settle().is_empty(), "nothing was refused");
+    assert!(!has_throttle(&ex, ip0), "the detector's throttle went");
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
+
+    // nft refuses (our table is gone): `apply` had already answered, so the
+    // refusal comes out of `settle`, fallen back to THROTTLE.
+    let gone = Command::new("nsenter")
+        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+        .args(["nft", "delete", "table", "inet", "phantomnet"])
+        .status()
+        .unwrap();
+    assert!(gone.success());
+    let ip1: IpAddr = addr::atk_src4(1).parse().unwrap();
+    assert!(matches!(
+        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
+        Applied::Enforced {
+            action: Action::Deceive,
+            ..
+        }
+    ));
+    // Waits for the queue; the listing itself fails without the table.
+    assert!(ex.deceived().is_err());
+    let refused = ex.settle();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let r = &refused[0];
+    assert_eq!(r.source.addr(), ip1);
+    assert_eq!(r.reason, "rule 4");
+    assert!(r.why.contains("No such file or directory"), "{}", r.why);
+    assert!(
+        matches!(
+            r.fallback,
+            Ok(Applied::Enforced {
+                action: Action::Throttle,
+                ..
+            })
+        ),
+        "{:?}",
+        r.fallback
+    );
+    assert!(has_throttle(&ex, ip1));
+    assert!(ex.settle().is_empty(), "handed out once");
+    // Remembered, as an inline failure is: not retried, THROTTLE stays.
+    assert_eq!(
+        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Throttle
+        }
+    );
+}

@@ -115,6 +115,10 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
     }
     let policy = policy_of(&cfg);
     let mut executor = Executor::new(maps, deceiver, policy);
+    // Detections' DECEIVEs (an `nft` run each) leave the decision loop.
+    executor
+        .defer_deceives()
+        .map_err(io("starting the DECEIVE worker thread"))?;
     executor.set_dry_run(cfg.dataplane.dry_run);
     sync_allowlist(&mut executor, &cfg.allowlist);
 

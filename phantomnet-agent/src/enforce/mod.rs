@@ -1,12 +1,15 @@
 //! Enforcement: the response executor and its DECEIVE backend (nftables).
 //! BLOCK and THROTTLE go through the data plane's map API.
+pub mod deferred;
 mod executor;
 mod expiry;
 pub mod nft;
 mod precedence;
 mod tracked;
 
-pub use executor::{Applied, EnforceError, EnforcePolicy, Executor, SignatureRequest};
+pub use executor::{
+    Applied, DeceiveRefused, EnforceError, EnforcePolicy, Executor, SignatureRequest,
+};
 pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};
 pub use precedence::{InForce, Verdict, verdict};

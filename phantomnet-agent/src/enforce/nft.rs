@@ -379,20 +379,30 @@ impl Deceiver {
 
     /// Deceives `source` for `ttl`. Deceiving it again restarts the timeout.
     pub fn deceive(&self, source: &SourcePrefix, ttl: Duration) -> Result<(), NftError> {
-        let v4 = source.is_ipv4();
-        if !self.honeypots.iter().any(|h| h.target.is_ipv4() == v4) {
-            return Err(NftError::NoHoneypot(if v4 { "IPv4" } else { "IPv6" }));
+        self.deceive_many(&[(*source, ttl)])
+    }
+
+    /// Deceives each `(source, ttl)`, all in one transaction: all or none.
+    pub fn deceive_many(&self, items: &[(SourcePrefix, Duration)]) -> Result<(), NftError> {
+        if items.is_empty() {
+            return Ok(());
         }
-        let secs = u32::try_from(ttl.as_secs())
-            .ok()
-            .filter(|s| *s > 0)
-            .ok_or_else(|| NftError::Ttl(format!("{ttl:?}: 1 s to {} s", u32::MAX)))?;
-        // nft cannot update an element's timeout in place. One transaction:
-        // add (a no-op if it is there), delete, add with the new timeout.
         let mut b = Batch::new();
-        b.add(Self::element(source, None));
-        b.delete(Self::element(source, None));
-        b.add(Self::element(source, Some(secs)));
+        for (source, ttl) in items {
+            let v4 = source.is_ipv4();
+            if !self.honeypots.iter().any(|h| h.target.is_ipv4() == v4) {
+                return Err(NftError::NoHoneypot(if v4 { "IPv4" } else { "IPv6" }));
+            }
+            let secs = u32::try_from(ttl.as_secs())
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| NftError::Ttl(format!("{ttl:?}: 1 s to {} s", u32::MAX)))?;
+            // nft cannot update an element's timeout in place: add (a no-op
+            // if it is there), delete, add with the new timeout.
+            b.add(Self::element(source, None));
+            b.delete(Self::element(source, None));
+            b.add(Self::element(source, Some(secs)));
+        }
         self.apply(b)
     }
 

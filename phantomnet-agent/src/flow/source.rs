@@ -39,6 +39,12 @@ impl Source {
         Source(Prefix::host(addr))
     }
 
+    /// The source whose [`prefix`](Self::prefix) is `p` (what the executor
+    /// hands back about a source it enforced on).
+    pub fn from_prefix(p: Prefix) -> Source {
+        Source(p)
+    }
+
     /// The network address: the address itself for a host.
     pub fn addr(&self) -> IpAddr {
         self.0.addr()

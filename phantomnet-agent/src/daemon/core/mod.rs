@@ -282,7 +282,7 @@ impl AgentCore {
     /// Every rule: allowlist, block and throttle entries from the maps, and
     /// the sources nftables deceives. An unavailable nft only hides the latter.
     pub fn rules(&self) -> Result<Vec<RuleView>, CoreError> {
-        let ex = self.executor();
+        let mut ex = self.executor();
         let mut out: Vec<RuleView> = ex
             .maps()
             .rules()?

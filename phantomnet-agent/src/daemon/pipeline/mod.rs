@@ -47,9 +47,9 @@ use super::core::{AgentCore, unix_now_ns};
 use crate::{
     capture::CaptureWriter,
     dataplane::{DataplaneError, SampleReader},
-    decide::Action,
+    decide::{Action, Rule},
     detect::Decision,
-    enforce::{Applied, EnforceError, EnforcePolicy, Enforced},
+    enforce::{Applied, DeceiveRefused, EnforceError, EnforcePolicy, Enforced},
     flow::Source,
     journal::NewEvent,
     metrics::Metrics,
@@ -295,6 +295,23 @@ pub fn handle_batch(
         (every, *ex.policy())
     };
     let mut records = Vec::new();
+    // Detections' DECEIVEs that nftables refused since the last batch
+    // (`Executor::settle`): already THROTTLEd instead; announced here, and
+    // journaled within the enforcement budget.
+    let refused = core.executor().settle();
+    let now = Instant::now();
+    for r in refused {
+        let source = r.source;
+        let record = refused_record(core.metrics(), |e| core.announce(e), r);
+        match state
+            .sieve
+            .admit(source, Action::Deceive, Record::Enforcement, now)
+        {
+            Admit::Write => records.push(record),
+            Admit::Suppressed => core.metrics().journal_suppressed(true, 1),
+            Admit::Repeat => {}
+        }
+    }
     if policy.floods {
         state.floods.set_rule_ttl(policy.flood_rule_ttl);
         for s in batch {
@@ -361,10 +378,65 @@ pub fn handle_batch(
     records
 }
 
+/// The record of a deferred DECEIVE nftables refused, and its fallback
+/// announced and counted like `step`'s.
+pub fn refused_record(
+    metrics: &Metrics,
+    announce: impl FnOnce(Enforced),
+    r: DeceiveRefused,
+) -> NewEvent {
+    // Only rule 4 proposes DECEIVE.
+    let rule = Rule::AnomalousAttack.number();
+    let (action, text) = match &r.fallback {
+        Ok(Applied::Enforced { action, ttl }) => {
+            info!(source = %r.source, wanted = %Action::Deceive, enforced = %action, why = %r.why, "fallback");
+            metrics.enforced(*action, rule);
+            announce(Enforced {
+                source: r.source,
+                action: *action,
+                ttl: *ttl,
+                rule,
+                signatures: String::new(),
+                time_unix_ns: unix_now_ns(),
+            });
+            (
+                *action,
+                format!("enforced {action} for {}s instead", ttl.as_secs()),
+            )
+        }
+        Ok(Applied::Refreshed { action, ttl }) => (
+            *action,
+            format!("refreshed {action} for {}s instead", ttl.as_secs()),
+        ),
+        Ok(Applied::Unchanged { in_force }) => (*in_force, format!("{in_force} stays in force")),
+        Ok(Applied::Allowlisted { by }) => (Action::Log, format!("allowlisted by {by} since")),
+        Ok(Applied::DryRun { .. } | Applied::Logged | Applied::Fallback { .. }) => (
+            Action::Log,
+            "nothing enforced instead (dry run)".to_string(),
+        ),
+        Err(e) => (
+            Action::Deceive,
+            format!("THROTTLE failed too ({e}); what is in force stays"),
+        ),
+    };
+    NewEvent::unassessed(
+        unix_now_ns(),
+        r.source.addr(),
+        EventAction::Apply(action),
+        &r.reason,
+        format!(
+            "{} {}: DECEIVE refused by nftables ({}); {text}",
+            r.source, action, r.why
+        ),
+    )
+}
+
 /// Runs until the reader fails. Decisions run on the blocking pool: they
-/// take locks and make syscalls (map writes, `nft`), which must not stall
-/// the API's async workers. Their records go to the journal's own writer
-/// thread ([`Recorder`]): the next batch never waits for an fsync.
+/// take locks and make syscalls (map writes), which must not stall the
+/// API's async workers. Neither of the slow writes is made here: records go
+/// to the journal's own writer thread ([`Recorder`]), so the next batch
+/// never waits for an fsync, and a DECEIVE to the executor's DECEIVE worker
+/// (`enforce::deferred`), so it never waits for `nft`.
 /// With `capture`, every sample is also written to that file (flushed
 /// after each batch, so a stopped agent leaves whole records).
 pub async fn run(

@@ -227,3 +227,63 @@ fn a_deceive_that_falls_back_to_throttle_is_announced_as_the_throttle() {
     });
     assert!(out.announce.is_none());
 }
+
+#[test]
+fn a_deferred_deceive_nft_refused_is_journaled_and_announced_as_its_throttle() {
+    let metrics = Metrics::new();
+    let source = Source::host("192.0.2.77".parse().unwrap());
+    let ttl = Duration::from_secs(600);
+    let refused = |fallback| crate::enforce::DeceiveRefused {
+        source,
+        reason: "rule 4".into(),
+        why: "nft failed: Error: No such file or directory".into(),
+        fallback,
+    };
+    let mut heard = Vec::new();
+    let r = refused_record(
+        &metrics,
+        |e| heard.push(e),
+        refused(Ok(Applied::Enforced {
+            action: Action::Throttle,
+            ttl,
+        })),
+    );
+    assert_eq!(heard.len(), 1);
+    assert_eq!(
+        (
+            heard[0].source,
+            heard[0].action,
+            heard[0].ttl,
+            heard[0].rule
+        ),
+        (source, Action::Throttle, ttl, 4)
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "phantomnet_enforcements_total{action=\"THROTTLE\",rule=\"rule-4\"}"
+        ),
+        1.0
+    );
+    assert_eq!(r.source, source.addr());
+    assert_eq!(r.action, EventAction::Apply(Action::Throttle));
+    assert_eq!(r.rule, "rule 4");
+    assert_eq!(
+        r.reason,
+        "192.0.2.77 THROTTLE: DECEIVE refused by nftables (nft failed: Error: No such file \
+         or directory); enforced THROTTLE for 600s instead"
+    );
+
+    // Something at least as strong was in force: recorded, nothing announced.
+    let mut heard = Vec::new();
+    let r = refused_record(
+        &metrics,
+        |e| heard.push(e),
+        refused(Ok(Applied::Unchanged {
+            in_force: Action::Block,
+        })),
+    );
+    assert!(heard.is_empty());
+    assert_eq!(r.action, EventAction::Apply(Action::Block));
+    assert!(r.reason.ends_with("; BLOCK stays in force"), "{}", r.reason);
+}

@@ -60,18 +60,21 @@ impl Executor {
             });
         }
         let ttl = ttl.unwrap_or(self.policy.deceive_ttl);
+        self.flush_deceives();
         self.deceivable(prefix)?;
         self.enforce(prefix, Action::Deceive, ttl, ReasonCode::Api, "")?;
         Ok(ttl)
     }
 
     pub fn undeceive(&mut self, prefix: &Prefix) -> Result<(), EnforceError> {
+        self.flush_deceives();
         self.deceiver()?.undeceive(prefix)?;
         self.deceived.remove(prefix);
         Ok(())
     }
 
-    pub fn deceived(&self) -> Result<Vec<Deceived>, EnforceError> {
+    pub fn deceived(&mut self) -> Result<Vec<Deceived>, EnforceError> {
+        self.flush_deceives();
         Ok(self.deceiver()?.list()?)
     }
 
@@ -79,6 +82,7 @@ impl Executor {
     /// allowlisted source is never acted on.
     pub fn allow(&mut self, prefix: &Prefix, code: ReasonCode) -> Result<Rule, EnforceError> {
         let rule = self.maps.allow_as(prefix, code)?;
+        self.flush_deceives();
         let inside = self.deceived.inside(prefix);
         for p in inside {
             if let Ok(d) = self.deceiver()

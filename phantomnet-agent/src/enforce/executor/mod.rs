@@ -17,6 +17,7 @@
 //! neither a detection nor the 30 s prune walks a map.
 use std::{
     net::IpAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,10 +25,13 @@ use phantomnet_common::{REASON_TEXT_LEN, ReasonCode};
 use tracing::{debug, warn};
 
 mod commands;
+mod deferred;
 mod signatures;
+pub use deferred::DeceiveRefused;
 pub use signatures::SignatureRequest;
 
 use super::{
+    deferred::DeceiveWorker,
     expiry::ExpiryIndex,
     nft::{Deceiver, NftError},
     precedence::{InForce, Verdict, verdict},
@@ -132,7 +136,7 @@ pub enum Applied {
 /// mutex where the API and the pipeline both use it).
 pub struct Executor {
     maps: Maps,
-    deceiver: Result<Deceiver, String>,
+    deceiver: Result<Arc<Deceiver>, String>,
     policy: EnforcePolicy,
     dry_run: bool,
     /// Sources under deception → when their element expires (`None`: never).
@@ -141,6 +145,12 @@ pub struct Executor {
     deceive_failed: FailedDeceive,
     /// When each BLOCK and THROTTLE entry this agent wrote expires.
     expiry: ExpiryIndex,
+    /// Detections' DECEIVEs run here, off the caller's thread
+    /// ([`defer_deceives`](Self::defer_deceives)); `None`: inline.
+    worker: Option<DeceiveWorker>,
+    /// Deferred DECEIVEs nftables refused, already fallen back, for
+    /// [`settle`](Self::settle) to hand out. Capped at `deferred::QUEUE_JOBS`.
+    refused: Vec<DeceiveRefused>,
 }
 
 /// Cuts operator/detector text to what a block entry keeps, on a char boundary.
@@ -160,12 +170,14 @@ impl Executor {
     pub fn new(maps: Maps, deceiver: Result<Deceiver, String>, policy: EnforcePolicy) -> Executor {
         let mut ex = Executor {
             maps,
-            deceiver,
+            deceiver: deceiver.map(Arc::new),
             policy,
             dry_run: false,
             deceived: DeceiveIndex::default(),
             deceive_failed: FailedDeceive::default(),
             expiry: ExpiryIndex::default(),
+            worker: None,
+            refused: Vec::new(),
         };
         ex.adopt_deceived();
         ex.mirror_allowlist();
@@ -252,13 +264,14 @@ impl Executor {
     /// With no honeypot left, the old table and its DNAT rules are removed:
     /// nothing may redirect to a honeypot the config no longer names.
     pub fn set_deceiver(&mut self, deceiver: Result<Deceiver, String>) {
+        self.flush_deceives();
         if deceiver.is_err()
             && let Ok(old) = &self.deceiver
             && let Err(e) = old.remove()
         {
             warn!(error = %e, "removing the DECEIVE table");
         }
-        self.deceiver = deceiver;
+        self.deceiver = deceiver.map(Arc::new);
         self.deceive_failed.clear();
         self.adopt_deceived();
         self.mirror_allowlist();
@@ -280,7 +293,7 @@ impl Executor {
         &mut self.maps
     }
 
-    fn deceiver(&self) -> Result<&Deceiver, EnforceError> {
+    fn deceiver(&self) -> Result<&Arc<Deceiver>, EnforceError> {
         self.deceiver.as_ref().map_err(|why| {
             if why.starts_with(super::NO_HONEYPOT) {
                 EnforceError::DeceiveNotConfigured(why.clone())
@@ -461,20 +474,32 @@ impl Executor {
                 )
                 .map(drop)
                 .map_err(Into::into),
+            // A detection's DECEIVE, with a worker: queued, in force for
+            // the executor from now on; `settle` finishes it.
+            Action::Deceive if code == ReasonCode::Detection && self.worker.is_some() => {
+                self.defer_deceive(prefix, ttl, reason)?;
+                self.deceived.insert(*prefix, Some(Instant::now() + ttl));
+                Ok(())
+            }
             Action::Deceive => {
                 self.deceiver()?.deceive(prefix, ttl)?;
                 self.deceived.insert(*prefix, Some(Instant::now() + ttl));
-                // The XDP program must let a deceived source through: the
-                // detector's own throttle on it goes; an operator's stays.
-                if let Some(t) = self.maps.throttle_covering(prefix)
-                    && t.prefix == *prefix
-                    && t.reason == ReasonCode::Detection
-                    && let Err(e) = self.remove_throttle(prefix)
-                {
-                    warn!(%prefix, error = %e, "deceived, but its throttle entry stays");
-                }
+                self.deceived_in_nft(prefix);
                 Ok(())
             }
+        }
+    }
+
+    /// `prefix` is in DECEIVE's set. The XDP program must let a deceived
+    /// source through: the detector's own throttle on it goes; an
+    /// operator's stays.
+    fn deceived_in_nft(&mut self, prefix: &Prefix) {
+        if let Some(t) = self.maps.throttle_covering(prefix)
+            && t.prefix == *prefix
+            && t.reason == ReasonCode::Detection
+            && let Err(e) = self.remove_throttle(prefix)
+        {
+            warn!(%prefix, error = %e, "deceived, but its throttle entry stays");
         }
     }
 

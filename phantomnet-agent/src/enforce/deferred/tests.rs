@@ -1,0 +1,170 @@
+//! The worker against a stand-in backend that records each transaction and
+//! can stall (as a slow `nft` does) or refuse one source.
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use super::*;
+
+const TTL: Duration = Duration::from_secs(900);
+
+fn p(last: u8) -> Prefix {
+    Prefix::host(IpAddr::from([192, 0, 2, last]))
+}
+
+/// Records every transaction. The first one stalls until the test opens
+/// the gate (telling the test it has started), so the jobs queued meanwhile
+/// are what the worker finds next.
+struct Recording {
+    calls: Mutex<Vec<Vec<Prefix>>>,
+    refuse: Option<Prefix>,
+    started: Mutex<Option<mpsc::SyncSender<()>>>,
+    gate: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl DeceiveBackend for Recording {
+    fn deceive_all(&self, items: &[(Prefix, Duration)]) -> Result<(), NftError> {
+        if let Some(started) = self.started.lock().unwrap().take() {
+            started.send(()).unwrap();
+            if let Some(gate) = self.gate.lock().unwrap().take() {
+                gate.recv().unwrap();
+            }
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push(items.iter().map(|(p, _)| *p).collect());
+        match self.refuse {
+            Some(bad) if items.iter().any(|(p, _)| *p == bad) => {
+                Err(NftError::Nft("Error: Could not process rule".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stalling backend, the signal that its first call has started, and
+/// the gate that lets it finish.
+fn gated(refuse: Option<Prefix>) -> (Arc<Recording>, mpsc::Receiver<()>, mpsc::SyncSender<()>) {
+    let (started_tx, started) = mpsc::sync_channel(1);
+    let (open, gate) = mpsc::sync_channel(1);
+    let backend = Arc::new(Recording {
+        calls: Mutex::new(Vec::new()),
+        refuse,
+        started: Mutex::new(Some(started_tx)),
+        gate: Mutex::new(Some(gate)),
+    });
+    (backend, started, open)
+}
+
+fn job(backend: &Arc<Recording>, source: Prefix) -> Job {
+    Job {
+        backend: backend.clone(),
+        source,
+        ttl: TTL,
+        reason: "rule 4".into(),
+    }
+}
+
+fn calls(b: &Recording) -> Vec<Vec<Prefix>> {
+    b.calls.lock().unwrap().clone()
+}
+
+#[test]
+fn what_queues_behind_a_slow_nft_goes_in_one_transaction_in_order() {
+    let (b, started, open) = gated(None);
+    let w = DeceiveWorker::start().unwrap();
+    assert!(w.submit(job(&b, p(1))).is_ok());
+    started.recv().unwrap();
+    // The worker is inside nft for the first source: submitting never waits.
+    for i in 2..=6 {
+        assert!(w.submit(job(&b, p(i))).is_ok());
+    }
+    open.send(()).unwrap();
+    w.barrier();
+    assert_eq!(
+        calls(&b),
+        vec![vec![p(1)], (2..=6).map(p).collect::<Vec<_>>()]
+    );
+    let done = w.take_done();
+    let order: Vec<Prefix> = done.iter().map(|d| d.source).collect();
+    assert_eq!(order, (1..=6).map(p).collect::<Vec<_>>());
+    assert!(done.iter().all(|d| d.result.is_ok() && d.ttl == TTL));
+    assert!(w.take_done().is_empty(), "each outcome is handed out once");
+}
+
+#[test]
+fn a_refused_transaction_is_retried_per_source_and_fails_only_the_bad_one() {
+    let (b, started, open) = gated(Some(p(7)));
+    let w = DeceiveWorker::start().unwrap();
+    assert!(w.submit(job(&b, p(1))).is_ok());
+    started.recv().unwrap();
+    for i in [2, 7, 3] {
+        assert!(w.submit(job(&b, p(i))).is_ok());
+    }
+    open.send(()).unwrap();
+    w.barrier();
+    assert_eq!(
+        calls(&b),
+        vec![
+            vec![p(1)],
+            vec![p(2), p(7), p(3)],
+            vec![p(2)],
+            vec![p(7)],
+            vec![p(3)]
+        ]
+    );
+    let done = w.take_done();
+    let failed: Vec<(Prefix, String)> = done
+        .iter()
+        .filter_map(|d| d.result.as_ref().err().map(|e| (d.source, e.to_string())))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(
+            p(7),
+            "nft failed: Error: Could not process rule".to_string()
+        )]
+    );
+    assert_eq!(done.len(), 4);
+    assert_eq!(done[2].reason, "rule 4");
+}
+
+#[test]
+fn a_full_queue_hands_the_job_back_instead_of_waiting() {
+    let (b, started, open) = gated(None);
+    let w = DeceiveWorker::start().unwrap();
+    assert!(w.submit(job(&b, p(1))).is_ok());
+    started.recv().unwrap();
+    for _ in 0..QUEUE_JOBS {
+        assert!(w.submit(job(&b, p(2))).is_ok());
+    }
+    let back = w.submit(job(&b, p(3))).expect_err("the queue is full");
+    assert_eq!(back.source, p(3));
+    open.send(()).unwrap();
+    w.barrier();
+    let done = w.take_done();
+    assert_eq!(done.len(), 1 + QUEUE_JOBS);
+    assert!(done.iter().all(|d| d.source != p(3)));
+    // At most MAX_BATCH sources per transaction.
+    let sizes: Vec<usize> = calls(&b).iter().map(Vec::len).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 1 + QUEUE_JOBS);
+    assert!(sizes.iter().all(|n| *n <= MAX_BATCH), "{sizes:?}");
+}
+
+#[test]
+fn dropping_the_worker_applies_what_is_still_queued() {
+    let (b, started, open) = gated(None);
+    let w = DeceiveWorker::start().unwrap();
+    assert!(w.submit(job(&b, p(1))).is_ok());
+    started.recv().unwrap();
+    for i in 2..=4 {
+        assert!(w.submit(job(&b, p(i))).is_ok());
+    }
+    open.send(()).unwrap();
+    drop(w);
+    let applied: Vec<Prefix> = calls(&b).into_iter().flatten().collect();
+    assert_eq!(applied, (1..=4).map(p).collect::<Vec<_>>());
+}
