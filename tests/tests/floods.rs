@@ -432,7 +432,32 @@ fn a_distributed_flood_from_fifty_real_sources_is_one_attack() {
         c.wait().unwrap();
     }
     let results = run.finish();
-    let rule = rule.expect("a signature rule for the distributed flood");
+    let Some(rule) = rule else {
+        // What the agent did instead, for the next one to read.
+        let installed: Vec<String> = maps
+            .signatures()
+            .map(|v| {
+                v.iter()
+                    .map(|v| Signature::from_rule(&v.rule).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                ["flood", "distributed", "signature"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .take(40)
+            .collect();
+        panic!(
+            "no signature rule for the distributed flood within 8 s; signature rules: \
+             {installed:?}; clients {results:?}; the agent's log on floods:\n{}",
+            said.join("\n")
+        );
+    };
     // hping3's SYNs, told apart from the clients' by their traits.
     assert!(
         rule.packet_len.is_some() && rule.tcp_flags.is_some(),
