@@ -9,9 +9,9 @@
 //! - `deceive/256_sources_one_transaction`: what the DECEIVE worker sends
 //!   when 256 sources queued behind a slow call;
 //! - `deceive/256_sources_one_at_a_time`: the same sources, a transaction each;
-//! - the `…_set_4096` variants: the same with 4,096 other sources already
-//!   deceived (the sets are interval sets, and `nft` reads the set to check
-//!   overlaps, so a transaction costs more as the set grows).
+//! - the `…_set_4096` variants: the same with 4,096 other hosts already
+//!   deceived (hosts have a hash set; in the interval set they had until
+//!   2026-12-06, a transaction cost more as the set grew).
 //!
 //! Each iteration re-deceives the same sources, so the set's size stays put.
 use std::{net::IpAddr, process::Command, time::Duration};

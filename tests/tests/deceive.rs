@@ -570,3 +570,87 @@ fn a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back() {
         }
     );
 }
+
+/// `nft -j list set` of one of the agent's sets in the gateway: the
+/// sources it holds.
+fn set_members(t: &TestLab, set: &str) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+        .args(["nft", "list", "set", "inet", "phantomnet", set])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "listing {set}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count() {
+    if !root_or_skip(
+        "hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count",
+    ) {
+        return;
+    }
+    let t = TestLab::up("dsets");
+    let _dp = t.load();
+    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
+    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
+    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    deceiver.install().unwrap();
+    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
+    let (a0, a1, a2) = (addr::atk_src4(0), addr::atk_src4(1), addr::atk_src4(2));
+
+    ex.deceive(&p(&a0), None).unwrap();
+    ex.deceive(&p("192.0.2.32/28"), None).unwrap();
+    let hosts = set_members(&t, "deceived_hosts_v4");
+    let prefixes = set_members(&t, "deceived_v4");
+    assert!(
+        hosts.contains(&a0) && !hosts.contains("192.0.2.32"),
+        "{hosts}"
+    );
+    assert!(
+        prefixes.contains("192.0.2.32/28") && !prefixes.contains(&a0),
+        "{prefixes}"
+    );
+    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
+
+    // A host an agent from before the host sets put in the interval set:
+    // it still reaches the honeypot, is listed and adopted, and can be
+    // undeceived.
+    let old = Command::new("nsenter")
+        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+        .args(["nft", "add", "element", "inet", "phantomnet", "deceived_v4"])
+        .arg(format!("{{ {a1} timeout 900s }}"))
+        .status()
+        .unwrap();
+    assert!(old.success());
+    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
+    let mut ex = Executor::new(t.maps(), installed_deceiver(&t), EnforcePolicy::default());
+    let listed: Vec<String> = ex
+        .deceived()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.source)
+        .collect();
+    assert!(listed.contains(&a0) && listed.contains(&a1), "{listed:?}");
+    assert!(listed.contains(&"192.0.2.32/28".to_string()), "{listed:?}");
+    let ip1: IpAddr = a1.parse().unwrap();
+    assert_eq!(
+        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
+        Applied::Unchanged {
+            in_force: Action::Deceive
+        },
+        "adopted from the interval set"
+    );
+    ex.undeceive(&p(&a1)).unwrap();
+    assert!(!set_members(&t, "deceived_v4").contains(&a1));
+    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "server");
+    let err = ex.undeceive(&p(&a2)).unwrap_err();
+    assert!(err.to_string().contains("is not deceived"), "{err}");
+}
+
+fn installed_deceiver(t: &TestLab) -> Result<Deceiver, String> {
+    let d = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
+    d.install().map_err(|e| e.to_string())?;
+    Ok(d)
+}

@@ -335,7 +335,13 @@ pub fn enforced_by_source(ctl: &Path, socket: &Path) -> Result<BTreeMap<IpAddr, 
 /// Connections each deceived source had redirected (nft element counters).
 pub fn redirected(lab: &Lab) -> BTreeMap<IpAddr, u64> {
     let mut out = BTreeMap::new();
-    for set in ["deceived_v4", "deceived_v6"] {
+    // The agent's host and prefix sets (`enforce::nft`), both families.
+    for set in [
+        "deceived_hosts_v4",
+        "deceived_v4",
+        "deceived_hosts_v6",
+        "deceived_v6",
+    ] {
         let Ok(text) = cmd::output(
             "ip",
             &[

@@ -2,15 +2,25 @@
 //!
 //! ```text
 //! table inet phantomnet {
+//!     set deceived_hosts_v4 { type ipv4_addr; flags timeout; }
 //!     set deceived_v4 { type ipv4_addr; flags interval,timeout; }
+//!     set deceived_hosts_v6 { type ipv6_addr; flags timeout; }
 //!     set deceived_v6 { type ipv6_addr; flags interval,timeout; }
 //!     chain deceive {
 //!         type nat hook prerouting priority dstnat; policy accept;
+//!         tcp dport 22 ip  saddr @deceived_hosts_v4 dnat ip  to 203.0.113.130:2222
 //!         tcp dport 22 ip  saddr @deceived_v4 dnat ip  to 203.0.113.130:2222
 //!         tcp dport 80 ip6 saddr @deceived_v6 dnat ip6 to [2001:db8:204::130]:8080
 //!     }
 //! }
 //! ```
+//!
+//! A deceived host (/32, /128) is an element of its family's hash set, a
+//! deceived prefix (an IPv6 source's /64, an operator's CIDR) one of the
+//! interval set. Hosts are what detections mostly deceive, and an interval
+//! set makes `nft` slower with every element it holds (a transaction of 256
+//! sources: 106 ms into an empty interval set, 985 ms into one holding
+//! 4,096); a hash set does not (docs/BENCHMARKS.md, "What a DECEIVE costs").
 //!
 //! One rule per configured honeypot (original port → target); a source is
 //! deceived while it is an element of its family's set. Elements carry a
@@ -49,8 +59,19 @@ pub const TABLE: &str = "phantomnet";
 const ALLOW_V4: &str = "allow4";
 const ALLOW_V6: &str = "allow6";
 pub const CHAIN: &str = "deceive";
+/// Deceived prefixes (interval sets).
 pub const SET_V4: &str = "deceived_v4";
 pub const SET_V6: &str = "deceived_v6";
+/// Deceived hosts (hash sets).
+pub const SET_HOSTS_V4: &str = "deceived_hosts_v4";
+pub const SET_HOSTS_V6: &str = "deceived_hosts_v6";
+/// Every set of deceived sources: (IPv4, hosts, name).
+const DECEIVED_SETS: [(bool, bool, &str); 4] = [
+    (true, true, SET_HOSTS_V4),
+    (true, false, SET_V4),
+    (false, true, SET_HOSTS_V6),
+    (false, false, SET_V6),
+];
 /// The priority of `dstnat`.
 const DSTNAT: i32 = -100;
 
@@ -92,8 +113,24 @@ pub struct Deceiver {
     netns: Option<PathBuf>,
 }
 
-fn family_name(v4: bool) -> (&'static str, &'static str) {
-    if v4 { ("ip", SET_V4) } else { ("ip6", SET_V6) }
+/// The payload protocol of a family.
+fn proto(v4: bool) -> &'static str {
+    if v4 { "ip" } else { "ip6" }
+}
+
+/// The set a source is deceived in: its family's host set for a host,
+/// the interval set for a prefix.
+fn set_of(source: &SourcePrefix) -> &'static str {
+    deceived_set(source.is_ipv4(), source.is_host())
+}
+
+fn deceived_set(v4: bool, hosts: bool) -> &'static str {
+    match (v4, hosts) {
+        (true, true) => SET_HOSTS_V4,
+        (true, false) => SET_V4,
+        (false, true) => SET_HOSTS_V6,
+        (false, false) => SET_V6,
+    }
 }
 
 fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
@@ -208,22 +245,26 @@ impl Deceiver {
         serde_json::from_slice(&out.stdout).map_err(|e| NftError::Nft(format!("nft JSON: {e}")))
     }
 
-    fn set(v4: bool) -> Set<'static> {
-        let (_, name) = family_name(v4);
-        Self::set_named(v4, name, true)
+    /// A set of deceived sources: elements time out; hosts in a hash set.
+    fn set(v4: bool, hosts: bool) -> Set<'static> {
+        let mut flags = HashSet::from([SetFlag::Timeout]);
+        if !hosts {
+            flags.insert(SetFlag::Interval);
+        }
+        Self::set_named(v4, deceived_set(v4, hosts), flags)
     }
 
     /// The allowlist's mirror: sources inside a deceived prefix that are
     /// allowlisted are never redirected.
     fn allow_set(v4: bool) -> Set<'static> {
-        Self::set_named(v4, if v4 { ALLOW_V4 } else { ALLOW_V6 }, false)
+        Self::set_named(
+            v4,
+            if v4 { ALLOW_V4 } else { ALLOW_V6 },
+            HashSet::from([SetFlag::Interval]),
+        )
     }
 
-    fn set_named(v4: bool, name: &'static str, timeout: bool) -> Set<'static> {
-        let mut flags = HashSet::from([SetFlag::Interval]);
-        if timeout {
-            flags.insert(SetFlag::Timeout);
-        }
+    fn set_named(v4: bool, name: &'static str, flags: HashSet<SetFlag>) -> Set<'static> {
         Set {
             family: NfFamily::INet,
             table: TABLE.into(),
@@ -258,7 +299,7 @@ impl Deceiver {
     }
 
     fn allow_rule(v4: bool) -> Rule<'static> {
-        let proto = if v4 { "ip" } else { "ip6" };
+        let proto = proto(v4);
         let set = if v4 { ALLOW_V4 } else { ALLOW_V6 };
         Rule {
             family: NfFamily::INet,
@@ -301,9 +342,11 @@ impl Deceiver {
         self.apply(b)
     }
 
-    fn rule(hp: &Honeypot) -> Rule<'static> {
+    /// The DNAT rule for `hp`'s port, for the sources in one of its
+    /// family's sets.
+    fn rule(hp: &Honeypot, hosts: bool) -> Rule<'static> {
         let v4 = hp.target.is_ipv4();
-        let (proto, set) = family_name(v4);
+        let (proto, set) = (proto(v4), deceived_set(v4, hosts));
         Rule {
             family: NfFamily::INet,
             table: TABLE.into(),
@@ -340,8 +383,9 @@ impl Deceiver {
             name: TABLE.into(),
             handle: None,
         }));
-        b.add(NfListObject::Set(Box::new(Self::set(true))));
-        b.add(NfListObject::Set(Box::new(Self::set(false))));
+        for (v4, hosts, _) in DECEIVED_SETS {
+            b.add(NfListObject::Set(Box::new(Self::set(v4, hosts))));
+        }
         b.add(NfListObject::Set(Box::new(Self::allow_set(true))));
         b.add(NfListObject::Set(Box::new(Self::allow_set(false))));
         b.add(NfListObject::Chain(Self::chain()));
@@ -351,13 +395,22 @@ impl Deceiver {
             b.add(NfListObject::Rule(Self::allow_rule(v4)));
         }
         for hp in &self.honeypots {
-            b.add(NfListObject::Rule(Self::rule(hp)));
+            for hosts in [true, false] {
+                b.add(NfListObject::Rule(Self::rule(hp, hosts)));
+            }
         }
         self.apply(b)
     }
 
     fn element(source: &SourcePrefix, timeout: Option<u32>) -> NfListObject<'static> {
-        let (_, set) = family_name(source.is_ipv4());
+        Self::element_in(set_of(source), source, timeout)
+    }
+
+    fn element_in(
+        set: &'static str,
+        source: &SourcePrefix,
+        timeout: Option<u32>,
+    ) -> NfListObject<'static> {
         let val = element_value(source);
         let elem = match timeout {
             Some(t) => Expression::Named(NamedExpression::Elem(Elem {
@@ -406,33 +459,44 @@ impl Deceiver {
         self.apply(b)
     }
 
+    /// Ends the deception of `source`. A host is looked for in the host set,
+    /// then in the interval set, where agents before 2026-12-06 put hosts.
     pub fn undeceive(&self, source: &SourcePrefix) -> Result<(), NftError> {
-        let mut b = Batch::new();
-        b.delete(Self::element(source, None));
-        self.apply(b).map_err(|e| match e {
-            NftError::Nft(why)
-                if why.contains("does not exist") || why.contains("No such file") =>
-            {
-                NftError::NotDeceived(source.to_string())
+        let delete = |set| {
+            let mut b = Batch::new();
+            b.delete(Self::element_in(set, source, None));
+            self.apply(b).map_err(|e| match e {
+                NftError::Nft(why)
+                    if why.contains("does not exist") || why.contains("No such file") =>
+                {
+                    NftError::NotDeceived(source.to_string())
+                }
+                other => other,
+            })
+        };
+        match delete(set_of(source)) {
+            Err(NftError::NotDeceived(_)) if source.is_host() => {
+                delete(deceived_set(source.is_ipv4(), false))
             }
             other => other,
-        })
+        }
     }
 
-    /// Every source under deception, both families.
+    /// Every source under deception, both families, hosts and prefixes:
+    /// one listing of the table.
     pub fn list(&self) -> Result<Vec<Deceived>, NftError> {
+        let doc = self.nft_json(&["list", "table", "inet", TABLE])?;
         let mut out = Vec::new();
-        for v4 in [true, false] {
-            let (_, set) = family_name(v4);
-            let doc = self.nft_json(&["list", "set", "inet", TABLE, set])?;
-            for obj in doc.objects.iter() {
-                let nftables::schema::NfObject::ListObject(NfListObject::Set(s)) = obj else {
-                    continue;
-                };
-                for e in s.elem.iter().flat_map(|e| e.iter()) {
-                    if let Some(d) = deceived(e) {
-                        out.push(d);
-                    }
+        for obj in doc.objects.iter() {
+            let nftables::schema::NfObject::ListObject(NfListObject::Set(s)) = obj else {
+                continue;
+            };
+            if !DECEIVED_SETS.iter().any(|(_, _, name)| s.name == *name) {
+                continue;
+            }
+            for e in s.elem.iter().flat_map(|e| e.iter()) {
+                if let Some(d) = deceived(e) {
+                    out.push(d);
                 }
             }
         }
