@@ -9,7 +9,9 @@
 //! - `deceive/256_sources_one_transaction`: what the DECEIVE worker sends
 //!   when 256 sources queued behind a slow call;
 //! - `deceive/256_sources_one_at_a_time`: the same sources, a transaction each;
-//! - the `…_set_4096` variants: the same with 4,096 other hosts already
+//! - `deceive/256_v6_prefixes_one_transaction`: 256 IPv6 /64s (what an
+//!   IPv6 source is by default), which go to the interval set;
+//! - the `…_set_4096` variants: the same with 4,096 other hosts (or /64s) already
 //!   deceived (hosts have a hash set; in the interval set they had until
 //!   2026-12-06, a transaction cost more as the set grew).
 //!
@@ -54,6 +56,19 @@ fn sources(first: u32, n: u32) -> Vec<(Prefix, Duration)> {
         .collect()
 }
 
+/// `n` IPv6 /64s, 2001:db8:<i>::/64 from `first`.
+fn v6_nets(first: u32, n: u32) -> Vec<(Prefix, Duration)> {
+    (first..first + n)
+        .map(|i| {
+            let a = std::net::Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, i as u16, 0, 0, 0, 0);
+            (
+                Prefix::new(IpAddr::V6(a), 64).unwrap(),
+                Duration::from_secs(900),
+            )
+        })
+        .collect()
+}
+
 fn deceive(c: &mut Criterion) {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("deceive benchmarks: need root (a network namespace and nft); skipped");
@@ -63,11 +78,11 @@ fn deceive(c: &mut Criterion) {
         eprintln!("deceive benchmarks: `ip netns add` failed; skipped");
         return;
     };
-    let honeypot = Honeypot {
+    let honeypots = ["203.0.113.130:2222", "[2001:db8:204::130]:2222"].map(|t| Honeypot {
         port: 22,
-        target: "203.0.113.130:2222".parse().unwrap(),
-    };
-    let d = Deceiver::new(vec![honeypot]).in_netns(ns.path());
+        target: t.parse().unwrap(),
+    });
+    let d = Deceiver::new(honeypots.to_vec()).in_netns(ns.path());
     d.install().expect("installing the table");
     let one = sources(0, 1);
     let many = sources(1, 256);
@@ -91,6 +106,18 @@ fn deceive(c: &mut Criterion) {
                     d.deceive_many(std::slice::from_ref(s)).unwrap();
                 }
             })
+        });
+    }
+    // IPv6 sources are /64 prefixes by default: the interval set.
+    let nets = v6_nets(1, 256);
+    for suffix in ["", "_set_4096"] {
+        if !suffix.is_empty() {
+            for chunk in v6_nets(100_000, 4096).chunks(256) {
+                d.deceive_many(chunk).expect("filling the set");
+            }
+        }
+        g.bench_function(format!("256_v6_prefixes_one_transaction{suffix}"), |b| {
+            b.iter(|| d.deceive_many(&nets).unwrap())
         });
     }
     g.finish();
