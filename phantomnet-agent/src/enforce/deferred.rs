@@ -1,7 +1,8 @@
 //! DECEIVE off the decision loop.
 //!
 //! A DECEIVE is an nftables element, and nftables is changed by running
-//! `nft` (about 6 ms a call here, more on a loaded gateway). Made inline,
+//! `nft` (about 17 ms a transaction here: docs/BENCHMARKS.md, "What a
+//! DECEIVE costs"). Made inline,
 //! every new deceived source held the pipeline's next sample for that long,
 //! and a scan from many sources at once held it for the sum. So the live
 //! agent hands a detection's DECEIVE to one worker thread instead
@@ -12,8 +13,8 @@
 //! ([`Executor::settle`](super::Executor::settle)): a refused DECEIVE falls
 //! back to THROTTLE there, as an inline one did.
 //!
-//! The queue is bounded: when it is full, `submit` hands the job back and
-//! the executor falls back to THROTTLE at once (in the kernel, no process).
+//! The queue is bounded: when it is full, `submit` refuses the job and the
+//! executor falls back to THROTTLE at once (in the kernel, no process).
 //! Operator commands wait for the queue first ([`DeceiveWorker::barrier`]),
 //! so they act on what nftables really holds. Dropping the worker applies
 //! what is still queued before the thread ends: a stopping agent leaves its
@@ -97,20 +98,13 @@ impl DeceiveWorker {
         })
     }
 
-    /// Queues `job` without waiting; hands it back when the queue is full
-    /// (or the worker is gone).
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        let Some(tx) = &self.tx else {
-            return Err(job);
-        };
-        tx.try_send(Msg::Job(job)).map_err(|e| match e {
-            mpsc::TrySendError::Full(Msg::Job(j))
-            | mpsc::TrySendError::Disconnected(Msg::Job(j)) => j,
-            mpsc::TrySendError::Full(Msg::Barrier(_))
-            | mpsc::TrySendError::Disconnected(Msg::Barrier(_)) => {
-                unreachable!("only a job was sent")
-            }
-        })
+    /// Queues `job` without waiting: false when the queue is full (or the
+    /// worker is gone), and the job is dropped.
+    #[must_use]
+    pub fn submit(&self, job: Job) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(Msg::Job(job)).is_ok())
     }
 
     /// Waits until every job queued so far is done.

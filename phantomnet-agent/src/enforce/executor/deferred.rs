@@ -53,18 +53,19 @@ impl Executor {
                 "no DECEIVE worker".to_string(),
             ));
         };
-        worker
-            .submit(Job {
-                backend,
-                source: *prefix,
-                ttl,
-                reason: reason.to_string(),
-            })
-            .map_err(|_| {
-                EnforceError::DeceiveUnavailable(format!(
-                    "{QUEUE_JOBS} DECEIVEs are already waiting for nftables"
-                ))
-            })
+        let queued = worker.submit(Job {
+            backend,
+            source: *prefix,
+            ttl,
+            reason: reason.to_string(),
+        });
+        if queued {
+            Ok(())
+        } else {
+            Err(EnforceError::DeceiveUnavailable(format!(
+                "{QUEUE_JOBS} DECEIVEs are already waiting for nftables"
+            )))
+        }
     }
 
     /// Finishes the deferred DECEIVEs done since the last call, and hands
