@@ -22,8 +22,8 @@
 //! sources: 106 ms into an empty interval set, 985 ms into one holding
 //! 4,096); a hash set does not (docs/BENCHMARKS.md, "What a DECEIVE costs").
 //!
-//! One rule per configured honeypot (original port → target); a source is
-//! deceived while it is an element of its family's set. Elements carry a
+//! Two rules per configured honeypot (original port → target), one per
+//! set of its family; a source is deceived while it is an element of one. Elements carry a
 //! timeout, so the kernel ends a deception on time even with no agent. The
 //! return path needs nothing: conntrack undoes the DNAT on the replies,
 //! which the honeypot sends back through the gateway (its default route).
