@@ -2,6 +2,7 @@
 //! (its own namespaces and pin directory, removed on drop), sockets inside
 //! a namespace, the agent as a real process, and crafted packets.
 pub mod crowdsec;
+pub mod deceive;
 pub mod nginx;
 pub mod observe;
 

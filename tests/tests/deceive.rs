@@ -10,7 +10,11 @@ use phantomnet_agent::{
     enforce::{Applied, Deceiver, EnforceError, EnforcePolicy, Executor, Honeypot},
 };
 use phantomnet_common::{ReasonCode, RuleKind};
-use phantomnet_tests::{Banner, Role, TestLab, addr, root_or_skip, who_answers};
+use phantomnet_tests::{
+    Banner, Role, TestLab, addr,
+    deceive::{assert_enforced, honeypots, installed, p, ssh_banners, ssh4},
+    root_or_skip, who_answers,
+};
 
 fn nft_table(t: &TestLab) -> String {
     let out = Command::new("ip")
@@ -27,23 +31,6 @@ fn nft_table(t: &TestLab) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn honeypots() -> Vec<Honeypot> {
-    vec![
-        Honeypot {
-            port: 22,
-            target: format!("{}:2222", addr::HP4).parse().unwrap(),
-        },
-        Honeypot {
-            port: 22,
-            target: format!("[{}]:2222", addr::HP6).parse().unwrap(),
-        },
-    ]
-}
-
-fn p(s: &str) -> Prefix {
-    s.parse().unwrap()
 }
 
 #[test]
@@ -71,16 +58,7 @@ fn deceived_source_reaches_the_honeypot_until_undeceived_or_expired() {
     let applied = ex
         .apply(a0.parse::<IpAddr>().unwrap(), Action::Deceive, "test")
         .unwrap();
-    assert!(
-        matches!(
-            applied,
-            Applied::Enforced {
-                action: Action::Deceive,
-                ..
-            }
-        ),
-        "{applied:?}"
-    );
+    assert_enforced(&applied, Action::Deceive);
     assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
     assert_eq!(
         who_answers(&t, Role::Atk, &a1, ssh4),
@@ -428,12 +406,9 @@ fn allowlisted_sources_are_never_deceived() {
     }
     let t = TestLab::up("deceiveallow");
     let _dp = t.load();
-    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
-    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
-    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
-    deceiver.install().unwrap();
-    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
-    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
+    let _banners = ssh_banners(&t);
+    let mut ex = Executor::new(t.maps(), Ok(installed(&t)), EnforcePolicy::default());
+    let ssh4 = ssh4();
     let a0 = addr::atk_src4(0);
     let a1 = addr::atk_src4(1);
     // The attacker's /24 is deceived, but one address inside it is allowlisted.
@@ -469,188 +444,4 @@ fn allowlisted_sources_are_never_deceived() {
     ex.disallow(&p(&format!("{a1}/32"))).unwrap();
     ex.deceive(&p(&a1), None).unwrap();
     assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
-}
-
-#[test]
-fn a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back() {
-    if !root_or_skip("a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back") {
-        return;
-    }
-    let t = TestLab::up("defer");
-    let _dp = t.load();
-    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
-    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
-    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
-    deceiver.install().unwrap();
-    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
-    ex.defer_deceives().unwrap();
-    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
-    let a0 = addr::atk_src4(0);
-    let ip0: IpAddr = a0.parse().unwrap();
-    let has_throttle = |ex: &Executor, ip: IpAddr| {
-        ex.maps()
-            .rules()
-            .unwrap()
-            .iter()
-            .any(|r| r.kind == RuleKind::Throttle && r.prefix == Prefix::host(ip))
-    };
-
-    // The detector throttled it first; now it proposes DECEIVE.
-    ex.apply(ip0, Action::Throttle, "rule 2").unwrap();
-    assert!(has_throttle(&ex, ip0));
-    let applied = ex.apply(ip0, Action::Deceive, "rule 4").unwrap();
-    assert!(
-        matches!(
-            applied,
-            Applied::Enforced {
-                action: Action::Deceive,
-                ..
-            }
-        ),
-        "{applied:?}"
-    );
-    // In force for the executor at once, queued or not.
-    assert_eq!(
-        ex.apply(ip0, Action::Deceive, "rule 4").unwrap(),
-        Applied::Unchanged {
-            in_force: Action::Deceive
-        }
-    );
-    // Listing waits for the queue: nft holds it, and settling removed the
-    // detector's throttle, so the source reaches the honeypot.
-    let listed = ex.deceived().unwrap();
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].source, a0);
-    assert!(ex.settle().is_empty(), "nothing was refused");
-    assert!(!has_throttle(&ex, ip0), "the detector's throttle went");
-    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
-
-    // nft refuses (our table is gone): `apply` had already answered, so the
-    // refusal comes out of `settle`, fallen back to THROTTLE.
-    let gone = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
-        .args(["nft", "delete", "table", "inet", "phantomnet"])
-        .status()
-        .unwrap();
-    assert!(gone.success());
-    let ip1: IpAddr = addr::atk_src4(1).parse().unwrap();
-    assert!(matches!(
-        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
-        Applied::Enforced {
-            action: Action::Deceive,
-            ..
-        }
-    ));
-    // Waits for the queue; the listing itself fails without the table.
-    assert!(ex.deceived().is_err());
-    let refused = ex.settle();
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    let r = &refused[0];
-    assert_eq!(r.source.addr(), ip1);
-    assert_eq!(r.reason, "rule 4");
-    assert!(r.why.contains("No such file or directory"), "{}", r.why);
-    assert!(
-        matches!(
-            r.fallback,
-            Ok(Applied::Enforced {
-                action: Action::Throttle,
-                ..
-            })
-        ),
-        "{:?}",
-        r.fallback
-    );
-    assert!(has_throttle(&ex, ip1));
-    assert!(ex.settle().is_empty(), "handed out once");
-    // Remembered, as an inline failure is: not retried, THROTTLE stays.
-    assert_eq!(
-        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
-        Applied::Unchanged {
-            in_force: Action::Throttle
-        }
-    );
-}
-
-/// `nft -j list set` of one of the agent's sets in the gateway: the
-/// sources it holds.
-fn set_members(t: &TestLab, set: &str) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
-        .args(["nft", "list", "set", "inet", "phantomnet", set])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "listing {set}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[test]
-fn hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count() {
-    if !root_or_skip(
-        "hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count",
-    ) {
-        return;
-    }
-    let t = TestLab::up("dsets");
-    let _dp = t.load();
-    let _srv4 = Banner::start(&t, Role::Srv, addr::SRV4, 22, b"server");
-    let _hp4 = Banner::start(&t, Role::Hp, addr::HP4, 2222, b"honeypot");
-    let ssh4: SocketAddr = format!("{}:22", addr::SRV4).parse().unwrap();
-    let deceiver = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
-    deceiver.install().unwrap();
-    let mut ex = Executor::new(t.maps(), Ok(deceiver), EnforcePolicy::default());
-    let (a0, a1, a2) = (addr::atk_src4(0), addr::atk_src4(1), addr::atk_src4(2));
-
-    ex.deceive(&p(&a0), None).unwrap();
-    ex.deceive(&p("192.0.2.32/28"), None).unwrap();
-    let hosts = set_members(&t, "deceived_hosts_v4");
-    let prefixes = set_members(&t, "deceived_v4");
-    assert!(
-        hosts.contains(&a0) && !hosts.contains("192.0.2.32"),
-        "{hosts}"
-    );
-    assert!(
-        prefixes.contains("192.0.2.32/28") && !prefixes.contains(&a0),
-        "{prefixes}"
-    );
-    assert_eq!(who_answers(&t, Role::Atk, &a0, ssh4), "honeypot");
-
-    // A host an agent from before the host sets put in the interval set:
-    // it still reaches the honeypot, is listed and adopted, and can be
-    // undeceived.
-    let old = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
-        .args(["nft", "add", "element", "inet", "phantomnet", "deceived_v4"])
-        .arg(format!("{{ {a1} timeout 900s }}"))
-        .status()
-        .unwrap();
-    assert!(old.success());
-    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
-    let mut ex = Executor::new(t.maps(), installed_deceiver(&t), EnforcePolicy::default());
-    let listed: Vec<String> = ex
-        .deceived()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.source)
-        .collect();
-    assert!(listed.contains(&a0) && listed.contains(&a1), "{listed:?}");
-    assert!(listed.contains(&"192.0.2.32/28".to_string()), "{listed:?}");
-    let ip1: IpAddr = a1.parse().unwrap();
-    assert_eq!(
-        ex.apply(ip1, Action::Deceive, "rule 4").unwrap(),
-        Applied::Unchanged {
-            in_force: Action::Deceive
-        },
-        "adopted from the interval set"
-    );
-    ex.undeceive(&p(&a1)).unwrap();
-    assert!(!set_members(&t, "deceived_v4").contains(&a1));
-    assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "server");
-    let err = ex.undeceive(&p(&a2)).unwrap_err();
-    assert!(err.to_string().contains("is not deceived"), "{err}");
-}
-
-fn installed_deceiver(t: &TestLab) -> Result<Deceiver, String> {
-    let d = Deceiver::new(honeypots()).in_netns(t.netns(Role::Gw));
-    d.install().map_err(|e| e.to_string())?;
-    Ok(d)
 }
