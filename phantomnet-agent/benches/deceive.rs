@@ -10,10 +10,10 @@
 //!   when 256 sources queued behind a slow call;
 //! - `deceive/256_sources_one_at_a_time`: the same sources, a transaction each;
 //! - `deceive/256_v6_prefixes_one_transaction`: 256 IPv6 /64s (what an
-//!   IPv6 source is by default), which go to the interval set;
-//! - the `…_set_4096` variants: the same with 4,096 other hosts (or /64s) already
-//!   deceived (hosts have a hash set; in the interval set they had until
-//!   2026-12-06, a transaction cost more as the set grew).
+//!   IPv6 source is by default), which go to the /64 hash set;
+//! - the `…_set_4096` variants: the same with 4,096 other hosts (or /64s)
+//!   already deceived (both have hash sets; in the interval sets they had
+//!   until 2026-12-06, a transaction cost more as the set grew).
 //!
 //! Each iteration re-deceives the same sources, so the set's size stays put.
 use std::{net::IpAddr, process::Command, time::Duration};

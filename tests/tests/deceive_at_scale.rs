@@ -3,7 +3,10 @@
 //! (a detection's DECEIVE answers at once, then settles into nftables or
 //! falls back to THROTTLE), and the host sets that keep a transaction's
 //! cost flat as more sources are deceived.
-use std::{net::IpAddr, process::Command};
+use std::{
+    net::{IpAddr, SocketAddr},
+    process::Command,
+};
 
 use phantomnet_agent::{
     dataplane::Prefix,
@@ -12,7 +15,7 @@ use phantomnet_agent::{
 };
 use phantomnet_common::RuleKind;
 use phantomnet_tests::{
-    Role, TestLab, addr,
+    Banner, Role, TestLab, addr,
     deceive::{assert_enforced, installed, p, ssh_banners, ssh4},
     root_or_skip, who_answers,
 };
@@ -120,9 +123,9 @@ fn set_members(t: &TestLab, set: &str) -> String {
 }
 
 #[test]
-fn hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count() {
+fn hosts_and_64s_go_to_hash_sets_prefixes_to_an_interval_set_older_entries_still_count() {
     if !root_or_skip(
-        "hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_still_count",
+        "hosts_and_64s_go_to_hash_sets_prefixes_to_an_interval_set_older_entries_still_count",
     ) {
         return;
     }
@@ -180,4 +183,34 @@ fn hosts_go_to_a_hash_set_prefixes_to_an_interval_set_and_older_host_entries_sti
     assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "server");
     let err = ex.undeceive(&p(&a2)).unwrap_err();
     assert!(err.to_string().contains("is not deceived"), "{err}");
+
+    // An IPv6 source is its /64: a hash set of network addresses, looked up
+    // with the source masked to 64 bits.
+    let _srv6 = Banner::start(&t, Role::Srv, addr::SRV6, 22, b"server");
+    let _hp6 = Banner::start(&t, Role::Hp, addr::HP6, 2222, b"honeypot");
+    let ssh6: SocketAddr = format!("[{}]:22", addr::SRV6).parse().unwrap();
+    let net = Prefix::masked(addr::atk_src6(0).parse().unwrap(), 64);
+    ex.deceive(&net, None).unwrap();
+    let nets = set_members(&t, "deceived_nets64_v6");
+    assert!(nets.contains(&net.addr().to_string()), "{nets}");
+    assert!(!set_members(&t, "deceived_v6").contains(&net.addr().to_string()));
+    for i in [0, 5] {
+        assert_eq!(
+            who_answers(&t, Role::Atk, &addr::atk_src6(i), ssh6),
+            "honeypot",
+            "every address of the /64"
+        );
+    }
+    let listed: Vec<String> = ex
+        .deceived()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.source)
+        .collect();
+    assert!(listed.contains(&net.to_string()), "{listed:?}");
+    ex.undeceive(&net).unwrap();
+    assert_eq!(
+        who_answers(&t, Role::Atk, &addr::atk_src6(0), ssh6),
+        "server"
+    );
 }

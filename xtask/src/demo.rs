@@ -340,6 +340,7 @@ pub fn redirected(lab: &Lab) -> BTreeMap<IpAddr, u64> {
         "deceived_hosts_v4",
         "deceived_v4",
         "deceived_hosts_v6",
+        "deceived_nets64_v6",
         "deceived_v6",
     ] {
         let Ok(text) = cmd::output(
@@ -578,7 +579,12 @@ pub fn demo(root: &Path, opts: DemoOptions) -> Result<()> {
             trace.packets,
             trace.blocked,
             trace.throttled,
-            redirected.get(&ip).copied().unwrap_or(0),
+            // A host's own element, or its /64's (IPv6).
+            redirected
+                .get(&ip)
+                .or_else(|| redirected.get(&source_key(ip)))
+                .copied()
+                .unwrap_or(0),
             reason
         );
         if *attack && e.is_none() {

@@ -5,25 +5,29 @@
 //!     set deceived_hosts_v4 { type ipv4_addr; flags timeout; }
 //!     set deceived_v4 { type ipv4_addr; flags interval,timeout; }
 //!     set deceived_hosts_v6 { type ipv6_addr; flags timeout; }
+//!     set deceived_nets64_v6 { type ipv6_addr; flags timeout; }
 //!     set deceived_v6 { type ipv6_addr; flags interval,timeout; }
 //!     chain deceive {
 //!         type nat hook prerouting priority dstnat; policy accept;
 //!         tcp dport 22 ip  saddr @deceived_hosts_v4 dnat ip  to 203.0.113.130:2222
 //!         tcp dport 22 ip  saddr @deceived_v4 dnat ip  to 203.0.113.130:2222
+//!         tcp dport 80 ip6 saddr & ffff:ffff:ffff:ffff:: @deceived_nets64_v6 dnat ip6 to [2001:db8:204::130]:8080
 //!         tcp dport 80 ip6 saddr @deceived_v6 dnat ip6 to [2001:db8:204::130]:8080
 //!     }
 //! }
 //! ```
 //!
-//! A deceived host (/32, /128) is an element of its family's hash set, a
-//! deceived prefix (an IPv6 source's /64, an operator's CIDR) one of the
-//! interval set. Hosts are what detections mostly deceive, and an interval
-//! set makes `nft` slower with every element it holds (a transaction of 256
-//! sources: 106 ms into an empty interval set, 985 ms into one holding
-//! 4,096); a hash set does not (docs/BENCHMARKS.md, "What a DECEIVE costs").
+//! A deceived host (/32, /128) is an element of its family's host set, an
+//! IPv6 /64 (what an IPv6 source is by default) an element of the /64 set,
+//! by its network address, both hash sets. Any other prefix (an operator's
+//! CIDR, a source grouped to another length) goes in the interval set.
+//! Detections deceive hosts and /64s, and an interval set makes `nft`
+//! slower with every element it holds (a transaction of 256 hosts: 106 ms
+//! into an empty interval set, 985 ms into one holding 4,096); a hash set
+//! does not (docs/BENCHMARKS.md, "What a DECEIVE costs").
 //!
-//! Two rules per configured honeypot (original port → target), one per
-//! set of its family; a source is deceived while it is an element of one. Elements carry a
+//! One rule per configured honeypot (original port → target) and set of
+//! its family; a source is deceived while it is an element of one. Elements carry a
 //! timeout, so the kernel ends a deception on time even with no agent. The
 //! return path needs nothing: conntrack undoes the DNAT on the replies,
 //! which the honeypot sends back through the gateway (its default route).
@@ -43,7 +47,7 @@ use std::{
 
 use nftables::{
     batch::Batch,
-    expr::{Elem, Expression, NamedExpression, Payload, PayloadField, Prefix},
+    expr::{BinaryOperation, Elem, Expression, NamedExpression, Payload, PayloadField, Prefix},
     schema::{
         Chain, Element, FlushObject, NfCmd, NfListObject, Nftables, Rule, Set, SetFlag, SetType,
         SetTypeValue, Table,
@@ -65,13 +69,31 @@ pub const SET_V6: &str = "deceived_v6";
 /// Deceived hosts (hash sets).
 pub const SET_HOSTS_V4: &str = "deceived_hosts_v4";
 pub const SET_HOSTS_V6: &str = "deceived_hosts_v6";
-/// Every set of deceived sources: (IPv4, hosts, name).
-const DECEIVED_SETS: [(bool, bool, &str); 4] = [
-    (true, true, SET_HOSTS_V4),
-    (true, false, SET_V4),
-    (false, true, SET_HOSTS_V6),
-    (false, false, SET_V6),
+/// Deceived IPv6 /64s, by network address (a hash set, looked up with the
+/// source masked to 64 bits).
+pub const SET_NETS64_V6: &str = "deceived_nets64_v6";
+
+/// What a set of deceived sources holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetKind {
+    /// Addresses: a hash set.
+    Hosts,
+    /// IPv6 /64 network addresses: a hash set, matched on `saddr & /64`.
+    Nets64,
+    /// Any other prefix: an interval set.
+    Prefixes,
+}
+
+/// Every set of deceived sources: (IPv4, what it holds, name).
+const DECEIVED_SETS: [(bool, SetKind, &str); 5] = [
+    (true, SetKind::Hosts, SET_HOSTS_V4),
+    (true, SetKind::Prefixes, SET_V4),
+    (false, SetKind::Hosts, SET_HOSTS_V6),
+    (false, SetKind::Nets64, SET_NETS64_V6),
+    (false, SetKind::Prefixes, SET_V6),
 ];
+/// The /64 mask of [`SET_NETS64_V6`]'s lookups.
+const MASK64: &str = "ffff:ffff:ffff:ffff::";
 /// The priority of `dstnat`.
 const DSTNAT: i32 = -100;
 
@@ -118,19 +140,28 @@ fn proto(v4: bool) -> &'static str {
     if v4 { "ip" } else { "ip6" }
 }
 
-/// The set a source is deceived in: its family's host set for a host,
-/// the interval set for a prefix.
-fn set_of(source: &SourcePrefix) -> &'static str {
-    deceived_set(source.is_ipv4(), source.is_host())
+/// What kind of set a source is deceived in: its family's host set for a
+/// host, the /64 set for an IPv6 /64 (the default IPv6 source), the
+/// interval set for any other prefix.
+fn kind_of(source: &SourcePrefix) -> SetKind {
+    if source.is_host() {
+        SetKind::Hosts
+    } else if !source.is_ipv4() && source.prefix_len() == 64 {
+        SetKind::Nets64
+    } else {
+        SetKind::Prefixes
+    }
 }
 
-fn deceived_set(v4: bool, hosts: bool) -> &'static str {
-    match (v4, hosts) {
-        (true, true) => SET_HOSTS_V4,
-        (true, false) => SET_V4,
-        (false, true) => SET_HOSTS_V6,
-        (false, false) => SET_V6,
-    }
+fn set_of(source: &SourcePrefix) -> &'static str {
+    deceived_set(source.is_ipv4(), kind_of(source))
+}
+
+fn deceived_set(v4: bool, kind: SetKind) -> &'static str {
+    DECEIVED_SETS
+        .iter()
+        .find(|(f, k, _)| *f == v4 && *k == kind)
+        .map_or(if v4 { SET_V4 } else { SET_V6 }, |(_, _, name)| name)
 }
 
 fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
@@ -150,11 +181,11 @@ fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'stati
     })
 }
 
-/// The element for a source: an address for a host prefix, else `addr/len`.
+/// The element for a source: an address for a host or a /64 in the /64
+/// set, else `addr/len`.
 fn element_value(source: &SourcePrefix) -> Expression<'static> {
     let addr = Expression::String(Cow::Owned(source.addr().to_string()));
-    let host = if source.is_ipv4() { 32 } else { 128 };
-    if source.prefix_len() == host {
+    if kind_of(source) != SetKind::Prefixes {
         addr
     } else {
         Expression::Named(NamedExpression::Prefix(Prefix {
@@ -245,13 +276,14 @@ impl Deceiver {
         serde_json::from_slice(&out.stdout).map_err(|e| NftError::Nft(format!("nft JSON: {e}")))
     }
 
-    /// A set of deceived sources: elements time out; hosts in a hash set.
-    fn set(v4: bool, hosts: bool) -> Set<'static> {
+    /// A set of deceived sources: elements time out; only prefixes need
+    /// an interval set.
+    fn set(v4: bool, kind: SetKind) -> Set<'static> {
         let mut flags = HashSet::from([SetFlag::Timeout]);
-        if !hosts {
+        if kind == SetKind::Prefixes {
             flags.insert(SetFlag::Interval);
         }
-        Self::set_named(v4, deceived_set(v4, hosts), flags)
+        Self::set_named(v4, deceived_set(v4, kind), flags)
     }
 
     /// The allowlist's mirror: sources inside a deceived prefix that are
@@ -344,18 +376,22 @@ impl Deceiver {
 
     /// The DNAT rule for `hp`'s port, for the sources in one of its
     /// family's sets.
-    fn rule(hp: &Honeypot, hosts: bool) -> Rule<'static> {
+    fn rule(hp: &Honeypot, kind: SetKind) -> Rule<'static> {
         let v4 = hp.target.is_ipv4();
-        let (proto, set) = (proto(v4), deceived_set(v4, hosts));
+        let (proto, set) = (proto(v4), deceived_set(v4, kind));
+        let saddr = match kind {
+            SetKind::Nets64 => Expression::BinaryOperation(Box::new(BinaryOperation::AND(
+                payload(proto, "saddr"),
+                Expression::String(MASK64.into()),
+            ))),
+            SetKind::Hosts | SetKind::Prefixes => payload(proto, "saddr"),
+        };
         Rule {
             family: NfFamily::INet,
             table: TABLE.into(),
             chain: CHAIN.into(),
             expr: Cow::Owned(vec![
-                eq(
-                    payload(proto, "saddr"),
-                    Expression::String(format!("@{set}").into()),
-                ),
+                eq(saddr, Expression::String(format!("@{set}").into())),
                 eq(
                     payload("tcp", "dport"),
                     Expression::Number(u32::from(hp.port)),
@@ -383,8 +419,8 @@ impl Deceiver {
             name: TABLE.into(),
             handle: None,
         }));
-        for (v4, hosts, _) in DECEIVED_SETS {
-            b.add(NfListObject::Set(Box::new(Self::set(v4, hosts))));
+        for (v4, kind, _) in DECEIVED_SETS {
+            b.add(NfListObject::Set(Box::new(Self::set(v4, kind))));
         }
         b.add(NfListObject::Set(Box::new(Self::allow_set(true))));
         b.add(NfListObject::Set(Box::new(Self::allow_set(false))));
@@ -395,8 +431,9 @@ impl Deceiver {
             b.add(NfListObject::Rule(Self::allow_rule(v4)));
         }
         for hp in &self.honeypots {
-            for hosts in [true, false] {
-                b.add(NfListObject::Rule(Self::rule(hp, hosts)));
+            let v4 = hp.target.is_ipv4();
+            for (_, kind, _) in DECEIVED_SETS.iter().filter(|(f, _, _)| *f == v4) {
+                b.add(NfListObject::Rule(Self::rule(hp, *kind)));
             }
         }
         self.apply(b)
@@ -459,8 +496,9 @@ impl Deceiver {
         self.apply(b)
     }
 
-    /// Ends the deception of `source`. A host is looked for in the host set,
-    /// then in the interval set, where agents before 2026-12-06 put hosts.
+    /// Ends the deception of `source`. A host or a /64 is looked for in its
+    /// hash set, then in the interval set, where agents before 2026-12-06
+    /// put every source.
     pub fn undeceive(&self, source: &SourcePrefix) -> Result<(), NftError> {
         let delete = |set| {
             let mut b = Batch::new();
@@ -475,8 +513,8 @@ impl Deceiver {
             })
         };
         match delete(set_of(source)) {
-            Err(NftError::NotDeceived(_)) if source.is_host() => {
-                delete(deceived_set(source.is_ipv4(), false))
+            Err(NftError::NotDeceived(_)) if kind_of(source) != SetKind::Prefixes => {
+                delete(deceived_set(source.is_ipv4(), SetKind::Prefixes))
             }
             other => other,
         }
@@ -491,11 +529,16 @@ impl Deceiver {
             let nftables::schema::NfObject::ListObject(NfListObject::Set(s)) = obj else {
                 continue;
             };
-            if !DECEIVED_SETS.iter().any(|(_, _, name)| s.name == *name) {
+            let Some((_, kind, _)) = DECEIVED_SETS.iter().find(|(_, _, name)| s.name == *name)
+            else {
                 continue;
-            }
+            };
             for e in s.elem.iter().flat_map(|e| e.iter()) {
-                if let Some(d) = deceived(e) {
+                if let Some(mut d) = deceived(e) {
+                    // The /64 set holds network addresses.
+                    if *kind == SetKind::Nets64 {
+                        d.source.push_str("/64");
+                    }
                     out.push(d);
                 }
             }
