@@ -25,7 +25,11 @@
 //! pool would add nothing but a dependency of the executor on it.
 use std::{
     io,
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     thread::{self, JoinHandle},
     time::Duration,
 };
@@ -82,19 +86,24 @@ pub struct DeceiveWorker {
     tx: Option<mpsc::SyncSender<Msg>>,
     done: mpsc::Receiver<Done>,
     thread: Option<JoinHandle<()>>,
+    /// Jobs queued and not yet done.
+    pending: Arc<AtomicUsize>,
 }
 
 impl DeceiveWorker {
     pub fn start() -> io::Result<DeceiveWorker> {
         let (tx, rx) = mpsc::sync_channel(QUEUE_JOBS);
         let (done_tx, done) = mpsc::channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = pending.clone();
         let thread = thread::Builder::new()
             .name("pn-deceive".into())
-            .spawn(move || work(&rx, &done_tx))?;
+            .spawn(move || work(&rx, &done_tx, &left))?;
         Ok(DeceiveWorker {
             tx: Some(tx),
             done,
             thread: Some(thread),
+            pending,
         })
     }
 
@@ -102,9 +111,22 @@ impl DeceiveWorker {
     /// worker is gone), and the job is dropped.
     #[must_use]
     pub fn submit(&self, job: Job) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(Msg::Job(job)).is_ok())
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        // Counted before the worker can see it, so the count never dips
+        // below zero.
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let queued = tx.try_send(Msg::Job(job)).is_ok();
+        if !queued {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Jobs queued and not yet done (`phantomnet_deceive_queue`).
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Waits until every job queued so far is done.
@@ -144,7 +166,7 @@ impl Drop for DeceiveWorker {
     }
 }
 
-fn work(rx: &mpsc::Receiver<Msg>, done: &mpsc::Sender<Done>) {
+fn work(rx: &mpsc::Receiver<Msg>, done: &mpsc::Sender<Done>, pending: &AtomicUsize) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
@@ -161,7 +183,9 @@ fn work(rx: &mpsc::Receiver<Msg>, done: &mpsc::Sender<Done>) {
                 next = rx.try_recv().ok();
             }
         }
+        let n = jobs.len();
         run(&mut jobs, done);
+        pending.fetch_sub(n, Ordering::Relaxed);
         if let Some(ack) = barrier {
             let _ = ack.send(());
         }

@@ -22,6 +22,7 @@
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
 //! | `phantomnet_journal_queue_dropped_total` | counter: journal records dropped because the journal writer was behind (its queue full) | |
+//! | `phantomnet_deceive_queue` | gauge: detections' DECEIVEs queued for nftables, not yet applied (set before each batch) | |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |
 //! | `phantomnet_signature_matched_total` | counter, set from the data plane's absolute counts: packets a signature rule matched | `id`, `rule` (its text form; at most 64 series) |
@@ -197,6 +198,7 @@ pub struct Metrics {
     active_rules: [Gauge; RuleKind::ALL.len()],
     inference: Histogram,
     flow_table_sources: Gauge,
+    deceive_queue: Gauge,
     enforcements: Family<EnforceLabels, Counter>,
     feed_entries: Family<FeedLabels, Gauge>,
     feed_checks: Family<FeedCheckLabels, Counter>,
@@ -289,6 +291,13 @@ impl Metrics {
             "phantomnet_flow_table_sources",
             "Sources tracked in the flow table",
             flow_table_sources.clone(),
+        );
+
+        let deceive_queue = Gauge::default();
+        registry.register(
+            "phantomnet_deceive_queue",
+            "Detections' DECEIVEs queued for nftables, not yet applied",
+            deceive_queue.clone(),
         );
 
         let enforcements = Family::<EnforceLabels, Counter>::default();
@@ -434,6 +443,7 @@ impl Metrics {
             active_rules,
             inference,
             flow_table_sources,
+            deceive_queue,
         }
     }
 
@@ -503,6 +513,11 @@ impl Metrics {
     pub fn set_flow_table_sources(&self, n: u64) {
         self.flow_table_sources
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `n` DECEIVEs wait for nftables.
+    pub fn set_deceive_queue(&self, n: usize) {
+        self.deceive_queue.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The detector newly enforced `action` on a source, by tree rule

@@ -173,6 +173,7 @@ fn every_rpc_over_the_unix_socket() {
         "phantomnet_active_rules",
         "phantomnet_inference_seconds",
         "phantomnet_flow_table_sources",
+        "phantomnet_deceive_queue",
         "phantomnet_samples_read_total",
     ] {
         assert!(

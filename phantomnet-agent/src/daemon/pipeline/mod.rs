@@ -298,7 +298,11 @@ pub fn handle_batch(
     // Detections' DECEIVEs that nftables refused since the last batch
     // (`Executor::settle`): already THROTTLEd instead; announced here, and
     // journaled within the enforcement budget.
-    let refused = core.executor().settle();
+    let refused = {
+        let mut ex = core.executor();
+        core.metrics().set_deceive_queue(ex.deceive_queue());
+        ex.settle()
+    };
     let now = Instant::now();
     for r in refused {
         let source = r.source;

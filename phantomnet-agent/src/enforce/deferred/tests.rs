@@ -82,8 +82,10 @@ fn what_queues_behind_a_slow_nft_goes_in_one_transaction_in_order() {
     for i in 2..=6 {
         assert!(w.submit(job(&b, p(i))));
     }
+    assert_eq!(w.pending(), 6, "the one in nft and the five behind it");
     open.send(()).unwrap();
     w.barrier();
+    assert_eq!(w.pending(), 0);
     assert_eq!(
         calls(&b),
         vec![vec![p(1)], (2..=6).map(p).collect::<Vec<_>>()]
@@ -142,6 +144,7 @@ fn a_full_queue_refuses_the_job_instead_of_waiting() {
         assert!(w.submit(job(&b, p(2))));
     }
     assert!(!w.submit(job(&b, p(3))), "the queue is full");
+    assert_eq!(w.pending(), 1 + QUEUE_JOBS, "a refused job is not counted");
     open.send(()).unwrap();
     w.barrier();
     let done = w.take_done();

@@ -76,6 +76,11 @@ impl Executor {
         std::mem::take(&mut self.refused)
     }
 
+    /// DECEIVEs queued for nftables and not yet applied (0 without a worker).
+    pub fn deceive_queue(&self) -> usize {
+        self.worker.as_ref().map_or(0, DeceiveWorker::pending)
+    }
+
     /// Waits until nftables has every queued DECEIVE, and finishes them
     /// (refusals are kept for `settle`). Operator commands that touch
     /// DECEIVE call it first, so they act on what nftables holds.
