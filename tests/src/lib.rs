@@ -88,6 +88,14 @@ impl TestLab {
         self.lab.netns_path(role)
     }
 
+    /// A command to run in the role's network namespace (`nsenter --net=`:
+    /// unlike `ip netns exec`, it leaves `/sys`, and so the pins, as they are).
+    pub fn nsenter(&self, role: Role) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.netns(role).display()));
+        c
+    }
+
     /// Loads the data plane in-process and attaches it to the gateway's
     /// outside interface.
     pub fn load(&self) -> Dataplane {

@@ -3,10 +3,7 @@
 //! (a detection's DECEIVE answers at once, then settles into nftables or
 //! falls back to THROTTLE), and the host sets that keep a transaction's
 //! cost flat as more sources are deceived.
-use std::{
-    net::{IpAddr, SocketAddr},
-    process::Command,
-};
+use std::net::{IpAddr, SocketAddr};
 
 use phantomnet_agent::{
     dataplane::Prefix,
@@ -66,8 +63,8 @@ fn a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back() {
 
     // nft refuses (our table is gone): `apply` had already answered, so the
     // refusal comes out of `settle`, fallen back to THROTTLE.
-    let gone = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+    let gone = t
+        .nsenter(Role::Gw)
         .args(["nft", "delete", "table", "inet", "phantomnet"])
         .status()
         .unwrap();
@@ -113,13 +110,22 @@ fn a_deferred_deceive_answers_at_once_then_settles_into_nft_or_falls_back() {
 /// `nft -j list set` of one of the agent's sets in the gateway: the
 /// sources it holds.
 fn set_members(t: &TestLab, set: &str) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+    let out = t
+        .nsenter(Role::Gw)
         .args(["nft", "list", "set", "inet", "phantomnet", set])
         .output()
         .unwrap();
     assert!(out.status.success(), "listing {set}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What nftables lists as deceived, as text (`192.0.2.10`, `…/64`).
+fn deceived_sources(ex: &mut Executor) -> Vec<String> {
+    ex.deceived()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.source)
+        .collect()
 }
 
 #[test]
@@ -153,8 +159,8 @@ fn hosts_and_64s_go_to_hash_sets_prefixes_to_an_interval_set_older_entries_still
     // A host an agent from before the host sets put in the interval set:
     // it still reaches the honeypot, is listed and adopted, and can be
     // undeceived.
-    let old = Command::new("nsenter")
-        .arg(format!("--net={}", t.netns(Role::Gw).display()))
+    let old = t
+        .nsenter(Role::Gw)
         .args(["nft", "add", "element", "inet", "phantomnet", "deceived_v4"])
         .arg(format!("{{ {a1} timeout 900s }}"))
         .status()
@@ -162,12 +168,7 @@ fn hosts_and_64s_go_to_hash_sets_prefixes_to_an_interval_set_older_entries_still
     assert!(old.success());
     assert_eq!(who_answers(&t, Role::Atk, &a1, ssh4), "honeypot");
     let mut ex = Executor::new(t.maps(), Ok(installed(&t)), EnforcePolicy::default());
-    let listed: Vec<String> = ex
-        .deceived()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.source)
-        .collect();
+    let listed = deceived_sources(&mut ex);
     assert!(listed.contains(&a0) && listed.contains(&a1), "{listed:?}");
     assert!(listed.contains(&"192.0.2.32/28".to_string()), "{listed:?}");
     let ip1: IpAddr = a1.parse().unwrap();
@@ -201,12 +202,7 @@ fn hosts_and_64s_go_to_hash_sets_prefixes_to_an_interval_set_older_entries_still
             "every address of the /64"
         );
     }
-    let listed: Vec<String> = ex
-        .deceived()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.source)
-        .collect();
+    let listed = deceived_sources(&mut ex);
     assert!(listed.contains(&net.to_string()), "{listed:?}");
     ex.undeceive(&net).unwrap();
     assert_eq!(

@@ -46,12 +46,6 @@ fn model() -> String {
         .into_owned()
 }
 
-fn nsenter(t: &TestLab, role: Role) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net={}", t.netns(role).display()));
-    c
-}
-
 /// A counter of `dev` in the role's namespace (`rx` or `tx` packets).
 fn packets(t: &TestLab, role: Role, dev: &str, dir: &str) -> u64 {
     let out = Command::new("ip")
@@ -106,7 +100,8 @@ impl Clients {
         let children = sources
             .iter()
             .map(|src| {
-                let child = nsenter(t, Role::Cli)
+                let child = t
+                    .nsenter(Role::Cli)
                     .args(["sh", "-c", CLIENT_SH, "sh", src, addr::SRV4])
                     .arg(secs.to_string())
                     .stdout(Stdio::piped())
@@ -199,7 +194,8 @@ fn flood(t: &TestLab, role: Role, tool: &[&str], want: impl Fn(&Signature) -> bo
         .map(|v| v.rule.id)
         .collect();
     let start = Instant::now();
-    let mut child = nsenter(t, role)
+    let mut child = t
+        .nsenter(role)
         .args(["timeout", "--kill-after=2"])
         .arg(FLOOD.as_secs().to_string())
         .args(tool)
@@ -406,7 +402,7 @@ fn a_distributed_flood_from_fifty_real_sources_is_one_attack() {
     let mut floods: Vec<Child> = sources
         .iter()
         .map(|s| {
-            nsenter(&t, Role::Atk)
+            t.nsenter(Role::Atk)
                 .args(["timeout", "--kill-after=2", "8"])
                 .args(["hping3", "-q", "-S", "-i", "u5000", "-a", s, "-p", "80"])
                 .arg(addr::SRV4)
