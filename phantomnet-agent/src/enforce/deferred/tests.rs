@@ -45,9 +45,10 @@ impl DeceiveBackend for Recording {
     }
 }
 
-/// A stalling backend, the signal that its first call has started, and
-/// the gate that lets it finish.
-fn gated(refuse: Option<Prefix>) -> (Arc<Recording>, mpsc::Receiver<()>, mpsc::SyncSender<()>) {
+/// A worker inside a stalled first transaction (source 1's), its
+/// backend, and the gate that lets that transaction finish: what is
+/// submitted now queues behind it.
+fn stalled(refuse: Option<Prefix>) -> (Arc<Recording>, DeceiveWorker, mpsc::SyncSender<()>) {
     let (started_tx, started) = mpsc::sync_channel(1);
     let (open, gate) = mpsc::sync_channel(1);
     let backend = Arc::new(Recording {
@@ -56,7 +57,10 @@ fn gated(refuse: Option<Prefix>) -> (Arc<Recording>, mpsc::Receiver<()>, mpsc::S
         started: Mutex::new(Some(started_tx)),
         gate: Mutex::new(Some(gate)),
     });
-    (backend, started, open)
+    let w = DeceiveWorker::start().unwrap();
+    assert!(w.submit(job(&backend, p(1))));
+    started.recv().unwrap();
+    (backend, w, open)
 }
 
 fn job(backend: &Arc<Recording>, source: Prefix) -> Job {
@@ -74,11 +78,8 @@ fn calls(b: &Recording) -> Vec<Vec<Prefix>> {
 
 #[test]
 fn what_queues_behind_a_slow_nft_goes_in_one_transaction_in_order() {
-    let (b, started, open) = gated(None);
-    let w = DeceiveWorker::start().unwrap();
-    assert!(w.submit(job(&b, p(1))));
-    started.recv().unwrap();
-    // The worker is inside nft for the first source: submitting never waits.
+    let (b, w, open) = stalled(None);
+    // Submitting never waits for the stalled nft.
     for i in 2..=6 {
         assert!(w.submit(job(&b, p(i))));
     }
@@ -99,10 +100,7 @@ fn what_queues_behind_a_slow_nft_goes_in_one_transaction_in_order() {
 
 #[test]
 fn a_refused_transaction_is_retried_per_source_and_fails_only_the_bad_one() {
-    let (b, started, open) = gated(Some(p(7)));
-    let w = DeceiveWorker::start().unwrap();
-    assert!(w.submit(job(&b, p(1))));
-    started.recv().unwrap();
+    let (b, w, open) = stalled(Some(p(7)));
     for i in [2, 7, 3] {
         assert!(w.submit(job(&b, p(i))));
     }
@@ -136,10 +134,7 @@ fn a_refused_transaction_is_retried_per_source_and_fails_only_the_bad_one() {
 
 #[test]
 fn a_full_queue_refuses_the_job_instead_of_waiting() {
-    let (b, started, open) = gated(None);
-    let w = DeceiveWorker::start().unwrap();
-    assert!(w.submit(job(&b, p(1))));
-    started.recv().unwrap();
+    let (b, w, open) = stalled(None);
     for _ in 0..QUEUE_JOBS {
         assert!(w.submit(job(&b, p(2))));
     }
@@ -158,10 +153,7 @@ fn a_full_queue_refuses_the_job_instead_of_waiting() {
 
 #[test]
 fn dropping_the_worker_applies_what_is_still_queued() {
-    let (b, started, open) = gated(None);
-    let w = DeceiveWorker::start().unwrap();
-    assert!(w.submit(job(&b, p(1))));
-    started.recv().unwrap();
+    let (b, w, open) = stalled(None);
     for i in 2..=4 {
         assert!(w.submit(job(&b, p(i))));
     }
