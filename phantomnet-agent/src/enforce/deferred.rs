@@ -2,9 +2,9 @@
 //!
 //! A DECEIVE is an nftables element, and nftables is changed by running
 //! `nft` (about 17 ms a transaction here: docs/BENCHMARKS.md, "What a
-//! DECEIVE costs"). Made inline,
-//! every new deceived source held the pipeline's next sample for that long,
-//! and a scan from many sources at once held it for the sum. So the live
+//! DECEIVE costs"). Made inline, every new deceived source held the
+//! pipeline's next sample for that long, and a scan from many sources at
+//! once held it for the sum. So the live
 //! agent hands a detection's DECEIVE to one worker thread instead
 //! ([`DeceiveWorker`]): `apply` answers at once, the source counts as
 //! deceived from then on (later samples leave it unchanged), and the worker
