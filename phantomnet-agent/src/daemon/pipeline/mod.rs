@@ -289,20 +289,17 @@ pub fn handle_batch(
     // stands for is the data plane's (one map read per batch). Switched
     // off (`enforcement.floods = false`), rules already installed run out
     // within their TTL.
-    let (every, policy) = {
-        let ex = core.executor();
+    //
+    // Before that, the detections' DECEIVEs that nftables refused since the
+    // last batch (`Executor::settle`): already THROTTLEd instead; announced
+    // here, and journaled within the enforcement budget.
+    let (every, policy, refused) = {
+        let mut ex = core.executor();
         let every = ex.maps().config().map_or(1, |c| c.sample_every.max(1));
-        (every, *ex.policy())
+        core.metrics().set_deceive_queue(ex.deceive_queue());
+        (every, *ex.policy(), ex.settle())
     };
     let mut records = Vec::new();
-    // Detections' DECEIVEs that nftables refused since the last batch
-    // (`Executor::settle`): already THROTTLEd instead; announced here, and
-    // journaled within the enforcement budget.
-    let refused = {
-        let mut ex = core.executor();
-        core.metrics().set_deceive_queue(ex.deceive_queue());
-        ex.settle()
-    };
     let now = Instant::now();
     for r in refused {
         let source = r.source;

@@ -1,7 +1,11 @@
 //! The executor's side of DECEIVE off the decision loop
 //! ([`crate::enforce::deferred`]): queueing a detection's DECEIVE, and
 //! settling the outcomes.
-use std::{io, sync::Arc, time::Instant};
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tracing::warn;
 
@@ -12,6 +16,9 @@ use crate::{
     enforce::deferred::{DeceiveBackend, DeceiveWorker, Done, Job, QUEUE_JOBS},
     flow::Source,
 };
+
+/// At most one warning this often about refusals beyond the cap.
+const UNRECORDED_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// A detection's DECEIVE that `apply` had answered as enforced and that
 /// nftables then refused: what stands in for it now.
@@ -44,7 +51,7 @@ impl Executor {
     pub(super) fn defer_deceive(
         &mut self,
         prefix: &Prefix,
-        ttl: std::time::Duration,
+        ttl: Duration,
         reason: &str,
     ) -> Result<(), EnforceError> {
         let backend: Arc<dyn DeceiveBackend> = self.deceiver()?.clone();
@@ -73,6 +80,16 @@ impl Executor {
     /// pipeline calls it before each batch.
     pub fn settle(&mut self) -> Vec<DeceiveRefused> {
         self.collect_deferred();
+        let now = Instant::now();
+        if let (n @ 1.., last) = self.unrecorded
+            && last.is_none_or(|t| now.duration_since(t) >= UNRECORDED_WARN_EVERY)
+        {
+            warn!(
+                refused = n,
+                "DECEIVEs refused by nftables fell back to THROTTLE unrecorded (too many unsettled)"
+            );
+            self.unrecorded = (0, Some(now));
+        }
         std::mem::take(&mut self.refused)
     }
 
@@ -124,7 +141,7 @@ impl Executor {
                         fallback,
                     });
                 } else {
-                    warn!(%source, error = %e, "DECEIVE refused; fell back unrecorded (too many unsettled)");
+                    self.unrecorded.0 += 1;
                 }
             }
         }

@@ -151,6 +151,9 @@ pub struct Executor {
     /// Deferred DECEIVEs nftables refused, already fallen back, for
     /// [`settle`](Self::settle) to hand out. Capped at `deferred::QUEUE_JOBS`.
     refused: Vec<DeceiveRefused>,
+    /// Refusals beyond that cap (fallen back, not recorded) since the last
+    /// warning, and when that warning was.
+    unrecorded: (u64, Option<Instant>),
 }
 
 /// Cuts operator/detector text to what a block entry keeps, on a char boundary.
@@ -178,6 +181,7 @@ impl Executor {
             expiry: ExpiryIndex::default(),
             worker: None,
             refused: Vec::new(),
+            unrecorded: (0, None),
         };
         ex.adopt_deceived();
         ex.mirror_allowlist();
