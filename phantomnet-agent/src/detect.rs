@@ -155,6 +155,7 @@ pub fn packet_features(sample: &PacketSample) -> Result<FeatureVector, FeatureEr
         sample,
         &entry.windows.stats_at(sample_every, sample.timestamp_ns),
     )
+    // A fresh table has no refusal of anyone: `server_refusals` is 0.
 }
 
 /// The sampled payload prefix the data plane filled in.
@@ -261,12 +262,15 @@ impl Detector {
         }
     }
 
-    /// The full per-sample path.
+    /// The full per-sample path, for a sample of an outside source (a
+    /// refusal sample, `sample_flags::REPLY`, goes through
+    /// [`Detector::observe`]).
     pub fn process(&mut self, sample: &PacketSample) -> Result<Decision, DetectError> {
         let sample_every = self.flows.config().sample_every;
         let signatures = self.correlator.signatures(valid_payload(sample));
         let entry = self.flows.record_matched(sample, !signatures.is_empty());
-        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        let mut stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        stats.server_refusals = self.flows.server_refusals(sample, sample.timestamp_ns);
         self.score(sample, &stats, Some(signatures))
     }
 
@@ -287,7 +291,16 @@ impl Detector {
     /// request): a model trained on uniformly sampled packets misjudges
     /// openers it never saw in that proportion, and acted on benign
     /// clients (docs/DETECTION.md, "Priority samples and the model").
+    ///
+    /// A refusal sample (`sample_flags::REPLY`, from an inside interface:
+    /// the protected side refusing an outside host) is counted against
+    /// the source its destination belongs to (schema v4's
+    /// `server_refusals`) and is never scored itself: `None`.
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
+        if sample.flags & phantomnet_common::sample_flags::REPLY != 0 {
+            self.flows.record_refusal(sample);
+            return Ok(None);
+        }
         let sample_every = self.flows.config().sample_every;
         let priority = sample.flags & phantomnet_common::sample_flags::PRIORITY != 0;
         let signatures = self.correlator.signatures(valid_payload(sample));
@@ -306,7 +319,8 @@ impl Detector {
         }
         // The window statistics only for a sample that is scored, as of
         // its own time.
-        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        let mut stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        stats.server_refusals = self.flows.server_refusals(sample, sample.timestamp_ns);
         self.score(sample, &stats, Some(signatures)).map(Some)
     }
 

@@ -38,6 +38,8 @@ pub struct Sampler {
     flows: Vec<FlowSlot>,
     sources: LruCache<[u8; 16], u64>,
     cpu: u64,
+    /// The inside observer's per-CPU refusal bucket (`PN_REPLY_CPU`).
+    replies: u64,
 }
 
 impl Sampler {
@@ -49,12 +51,16 @@ impl Sampler {
             flows: vec![FlowSlot::default(); capacity::PRIORITY_FLOWS as usize],
             sources: LruCache::new(NonZeroUsize::new(SOURCES).expect("non-zero")),
             cpu: 0,
+            replies: 0,
         }
     }
 
     /// The sample the data plane would have written for this packet, if
     /// any.
     pub fn take(&mut self, packet: &PacketSample) -> Option<PacketSample> {
+        if packet.flags & sample_flags::REPLY != 0 {
+            return self.refusal(packet);
+        }
         if self.every == 1 {
             return Some(*packet);
         }
@@ -70,6 +76,20 @@ impl Sampler {
         } else {
             None
         }
+    }
+
+    /// The inside observer's refusal samples are never drawn 1 in N:
+    /// every one is kept within the per-CPU bound (`observe.rs`), at any
+    /// rate, so a recording at 1-in-1 replays them as they would be
+    /// sampled live.
+    fn refusal(&mut self, p: &PacketSample) -> Option<PacketSample> {
+        gcra(
+            &mut self.replies,
+            sampling::REPLY_INTERVAL_NS,
+            sampling::REPLY_TOLERANCE_NS,
+            p.timestamp_ns,
+        )
+        .then_some(*p)
     }
 
     /// `priority::admit`'s decision: a payload packet of a flow past its

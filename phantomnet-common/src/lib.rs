@@ -119,6 +119,10 @@ pub mod capacity {
 
 /// The name of the XDP program in the object (its function name).
 pub const PROGRAM_NAME: &str = "phantomnet";
+/// The observe-only XDP program for the inside (protected) interfaces: it
+/// passes every packet and samples the protected side's refusals of
+/// outside hosts ([`sample_flags::REPLY`]).
+pub const INSIDE_PROGRAM_NAME: &str = "phantomnet_inside";
 /// The default directory for pins: maps at `<dir>/<MAP>`, links at `<dir>/links/<ifname>`.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/phantomnet";
 /// Sub-directory of the pin directory that holds one pinned XDP link per interface.
@@ -227,6 +231,14 @@ pub mod sample_flags {
     /// sample was drawn 1 in N (the uniform stratum) and stands for N; the
     /// agent's rates and volumes come from those alone.
     pub const PRIORITY: u8 = 1 << 6;
+    /// Taken by the inside observer ([`INSIDE_PROGRAM_NAME`]): a packet
+    /// the protected side sent *to* an outside host that refuses it (a TCP
+    /// reset, an ICMP or ICMPv6 destination unreachable; see
+    /// [`sampling::refusal`](crate::sampling::refusal)). Its source is the
+    /// server and its destination the outside host the refusal is about.
+    /// Never drawn 1 in N: every refusal is sampled, within a per-CPU
+    /// bound ([`sampling::REPLY_RATE_PPS`](crate::sampling::REPLY_RATE_PPS)).
+    pub const REPLY: u8 = 1 << 7;
 }
 
 /// `Config::flags` bits.

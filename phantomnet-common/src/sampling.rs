@@ -64,6 +64,46 @@ pub const CPU_INTERVAL_NS: u64 = 1_000_000_000 / CPU_RATE_PPS;
 /// GCRA tolerance of the per-CPU bound.
 pub const CPU_TOLERANCE_NS: u64 = CPU_INTERVAL_NS * CPU_BURST;
 
+/// Per-CPU bound on the inside observer's refusal samples
+/// ([`sample_flags::REPLY`](crate::sample_flags::REPLY)): 20,000 per
+/// second after a burst of 2,000. Every refusal is sampled up to it (they
+/// are counted, not estimated: one is what separates a stray ACK from a
+/// connection's); an ACK flood from many spoofed sources makes the
+/// protected side answer each one, and this keeps those answers a bounded
+/// addition to the ring buffer. Past it a refusal is not sampled (the
+/// observer counts it in `PN_REPLY_STATS`).
+pub const REPLY_RATE_PPS: u64 = 20_000;
+/// Per-CPU burst of refusal samples (see [`REPLY_RATE_PPS`]).
+pub const REPLY_BURST: u64 = 2_000;
+/// GCRA interval of the refusal bound.
+pub const REPLY_INTERVAL_NS: u64 = 1_000_000_000 / REPLY_RATE_PPS;
+/// GCRA tolerance of the refusal bound.
+pub const REPLY_TOLERANCE_NS: u64 = REPLY_INTERVAL_NS * REPLY_BURST;
+
+/// ICMP (IPv4) destination unreachable.
+pub const ICMP_DEST_UNREACHABLE: u8 = 3;
+/// ICMPv6 destination unreachable.
+pub const ICMPV6_DEST_UNREACHABLE: u8 = 1;
+
+/// Whether a packet the protected side sends is a refusal of the host it
+/// is sent to: a TCP segment with RST (a closed port, or a segment of no
+/// connection: what a server answers to every probe of an ACK scan and
+/// every packet of an ACK flood), or an ICMP / ICMPv6 destination
+/// unreachable (a closed UDP port, an unreachable service). `l4` as for
+/// [`priority_class`]: a packet without a readable L4 header is not one.
+#[inline(always)]
+pub const fn refusal(proto: u8, tcp_flags: u8, icmp_type: u8, l4: bool) -> bool {
+    if !l4 {
+        return false;
+    }
+    match proto {
+        IPPROTO_TCP => tcp_flags & TCP_RST != 0,
+        IPPROTO_ICMP => icmp_type == ICMP_DEST_UNREACHABLE,
+        IPPROTO_ICMPV6 => icmp_type == ICMPV6_DEST_UNREACHABLE,
+        _ => false,
+    }
+}
+
 /// How a packet may be sampled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -235,6 +275,23 @@ mod tests {
         }
         // A SYN with data (TCP Fast Open) is still a connection opener.
         assert_eq!(priority_class(TCP, TCP_SYN, 100, 0, true), Class::Control);
+    }
+
+    #[test]
+    fn resets_and_destination_unreachables_are_refusals() {
+        assert!(refusal(TCP, TCP_RST, 0, true));
+        assert!(refusal(TCP, TCP_RST | TCP_ACK, 0, true));
+        assert!(!refusal(TCP, TCP_SYN | TCP_ACK, 0, true));
+        assert!(!refusal(TCP, TCP_ACK | TCP_PSH, 0, true));
+        assert!(!refusal(TCP, TCP_RST, 0, false), "no L4 header: not one");
+        assert!(refusal(IPPROTO_ICMP, 0, 3, true));
+        assert!(!refusal(IPPROTO_ICMP, 0, 0, true), "an echo reply");
+        assert!(!refusal(IPPROTO_ICMP, 0, 11, true), "time exceeded");
+        assert!(refusal(IPPROTO_ICMPV6, 0, 1, true));
+        assert!(!refusal(IPPROTO_ICMPV6, 0, 129, true), "an echo reply");
+        assert!(!refusal(IPPROTO_UDP, 0, 0, true));
+        assert_eq!(REPLY_INTERVAL_NS, 50_000);
+        assert_eq!(REPLY_TOLERANCE_NS, 100_000_000);
     }
 
     #[test]

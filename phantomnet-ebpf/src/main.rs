@@ -12,6 +12,10 @@
 //! IPv4/IPv6 source is "unparsed", and that one passes. Nothing here returns
 //! XDP_ABORTED.
 //!
+//! A second program, `phantomnet_inside`, runs on the inside interfaces:
+//! it passes every packet and samples the protected side's refusals of
+//! outside hosts ([`observe`]).
+//!
 //! The entry point is a thin wrapper; each module holds one stage:
 //! [`fast`] (a blocked host's drop from its source address alone),
 //! [`parse`], [`source`] (allow, block, throttle), [`signature`] (rules
@@ -22,6 +26,7 @@
 #![no_main]
 
 mod fast;
+mod observe;
 mod parse;
 mod priority;
 mod rate;
@@ -134,6 +139,16 @@ static PN_PRIO_SRC: LruHashMap<[u8; 16], u64, { capacity::PRIORITY_SOURCES as us
 #[btf_map]
 static PN_PRIO_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
 
+/// The inside observer's per-CPU bucket for refusal samples (GCRA
+/// theoretical arrival time; not pinned, see [`observe`]).
+#[btf_map]
+static PN_REPLY_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
+/// The inside observer's counts per CPU: refusals sampled (slot 0) and
+/// refusals past the per-CPU bound, not sampled (slot 1). Not pinned:
+/// `bpftool map dump name PN_REPLY_STATS`.
+#[btf_map]
+static PN_REPLY_STATS: PerCpuArray<Counter, 2> = PerCpuArray::new();
+
 /// One [`parse::Meta`] per CPU: see [`settle`].
 #[btf_map]
 static PN_SCRATCH: PerCpuArray<parse::Meta, 1> = PerCpuArray::new();
@@ -141,6 +156,13 @@ static PN_SCRATCH: PerCpuArray<parse::Meta, 1> = PerCpuArray::new();
 #[xdp(frags)]
 pub fn phantomnet(ctx: XdpContext) -> u32 {
     try_phantomnet(&ctx)
+}
+
+/// The inside interfaces' program: observe only ([`observe`]).
+#[xdp(frags)]
+pub fn phantomnet_inside(ctx: XdpContext) -> u32 {
+    observe::observe(&ctx);
+    xdp_action::XDP_PASS
 }
 
 #[inline(always)]

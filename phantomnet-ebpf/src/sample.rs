@@ -1,5 +1,6 @@
 //! Per-CPU outcome counters and the samples written to the ring buffer
-//! (drawn 1 in N, or chosen by [`crate::priority`]).
+//! (drawn 1 in N, or chosen by [`crate::priority`]; the inside observer's
+//! refusals, [`crate::observe`], count in `Sampled` and `SampleLost` too).
 use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, generated::bpf_xdp_load_bytes},
     programs::XdpContext,
@@ -41,10 +42,10 @@ pub(crate) fn sample(
     act: u8,
     dry_run: bool,
     priority: bool,
-) {
+) -> bool {
     let Some(mut entry) = PN_SAMPLES.reserve(0) else {
         count(Outcome::SampleLost, pkt_len);
-        return;
+        return false;
     };
     let s = entry.as_mut_ptr();
     // Payload bytes to copy: what the IP header declares, what the frame
@@ -112,4 +113,5 @@ pub(crate) fn sample(
     if priority {
         count(Outcome::PrioritySampled, pkt_len);
     }
+    true
 }

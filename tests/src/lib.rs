@@ -24,7 +24,7 @@ use std::{
 use phantomnet_agent::dataplane::{Dataplane, LoadOptions, Maps, ModeRequest, PinDir};
 use phantomnet_lab::agent::{AgentRun, AgentSpec};
 pub use phantomnet_lab::bpf::prog_run;
-pub use phantomnet_lab::lab::{GW_XDP_IFACE, Lab, LabOptions, Role, addr};
+pub use phantomnet_lab::lab::{GW_INSIDE_IFACE, GW_XDP_IFACE, Lab, LabOptions, Role, addr};
 pub use phantomnet_lab::{packet, traffic};
 
 /// True if running as root; otherwise prints why the test is skipped.
@@ -102,6 +102,7 @@ impl TestLab {
         let opts = LoadOptions {
             pins: self.pins.clone(),
             interfaces: vec![GW_XDP_IFACE.to_string()],
+            inside_interfaces: Vec::new(),
             mode: ModeRequest::Native,
             ebpf_log_level: log::LevelFilter::Warn,
         };
@@ -147,6 +148,7 @@ impl TestPins {
         Dataplane::load(&LoadOptions {
             pins: self.pins.clone(),
             interfaces: Vec::new(),
+            inside_interfaces: Vec::new(),
             mode: ModeRequest::Native,
             ebpf_log_level: log::LevelFilter::Warn,
         })
@@ -322,7 +324,15 @@ impl AgentProcess {
         let journal = t.journal();
         let path = |p: &Path| p.to_string_lossy().into_owned();
         let mut args = vec!["--pin-dir".to_string(), path(t.pins.path())];
-        for a in ["run", "--iface", GW_XDP_IFACE, "--stats-interval", "1"] {
+        for a in [
+            "run",
+            "--iface",
+            GW_XDP_IFACE,
+            "--inside-iface",
+            GW_INSIDE_IFACE,
+            "--stats-interval",
+            "1",
+        ] {
             args.push(a.to_string());
         }
         args.extend(["--api-socket".into(), path(&socket)]);

@@ -18,7 +18,7 @@ pub const METRICS_ADDR: &str = "127.0.0.1:9477";
 pub fn write_agent_config(t: &TestLab, sample_every: u32, extra: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}-agent.toml", t.lab.prefix()));
     let text = format!(
-        "[dataplane]\ninterfaces = [\"out0\"]\npin_dir = \"{pins}\"\nsample_every = {sample_every}\n\n\
+        "[dataplane]\ninterfaces = [\"out0\"]\ninside_interfaces = [\"in0\"]\npin_dir = \"{pins}\"\nsample_every = {sample_every}\n\n\
          [api]\nsocket = \"{socket}\"\n\n[journal]\npath = \"{journal}\"\n\n{extra}\n",
         pins = t.pins.path().display(),
         socket = t.api_socket().display(),

@@ -38,7 +38,7 @@ use crate::plan::{
     labels_text,
 };
 use phantomnet_lab::agent::{AgentRun, AgentSpec, READY_DATAPLANE};
-use phantomnet_lab::lab::{GW_XDP_IFACE, Lab, LabOptions, Role};
+use phantomnet_lab::lab::{GW_INSIDE_IFACE, GW_XDP_IFACE, Lab, LabOptions, Role};
 use phantomnet_lab::traffic::{Report, Scenario, Servers};
 
 /// The lab's namespace prefix and pin directory.
@@ -316,6 +316,7 @@ pub(crate) fn start_agent(
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut args: Vec<String> = ["--pin-dir", pin_dir, "run", "--iface", GW_XDP_IFACE]
         .into_iter()
+        .chain(["--inside-iface", GW_INSIDE_IFACE])
         .chain(["--stats-interval", "5", "--capture"])
         .map(String::from)
         .collect();

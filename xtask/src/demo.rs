@@ -149,6 +149,7 @@ pub fn write_config(
         r#"# Written by cargo xtask for the namespace lab.
 [dataplane]
 interfaces = ["out0"]
+inside_interfaces = ["in0"]
 xdp_mode = "native"
 pin_dir = "{pins}"
 sample_every = {sample_every}

@@ -40,6 +40,7 @@ pub(super) fn reload(
         }
     };
     if new.dataplane.interfaces != old.dataplane.interfaces
+        || new.dataplane.inside_interfaces != old.dataplane.inside_interfaces
         || new.dataplane.pin_dir != old.dataplane.pin_dir
         || new.api != old.api
         || new.journal != old.journal
@@ -47,7 +48,7 @@ pub(super) fn reload(
         || new.crowdsec != old.crowdsec
     {
         warn!(
-            "interfaces, pin_dir, [api], [journal], [metrics] and [crowdsec] apply at the next start"
+            "interfaces, inside_interfaces, pin_dir, [api], [journal], [metrics] and [crowdsec] apply at the next start"
         );
     }
     let kept = |key: &str| {

@@ -97,12 +97,16 @@ pub async fn run(opts: RunOptions, shutdown: impl Future<Output = ()>) -> Result
         Dataplane::load(&LoadOptions {
             pins: pins.clone(),
             interfaces: cfg.dataplane.interfaces.clone(),
+            inside_interfaces: cfg.dataplane.inside_interfaces.clone(),
             mode: cfg.dataplane.xdp_mode.into(),
             ebpf_log_level: opts.ebpf_log_level,
         })?
     };
     for i in dp.interfaces() {
         info!(iface = %i.name, ifindex = i.ifindex, mode = i.mode, adopted = i.adopted, "data plane ready");
+    }
+    for i in dp.inside_interfaces() {
+        info!(iface = %i.name, ifindex = i.ifindex, mode = i.mode, "inside interface observed");
     }
     let mut maps = Maps::open(&pins)?;
     maps.set_sampling(cfg.dataplane.sample_every)?;

@@ -61,6 +61,11 @@ enum Command {
         /// Interface to attach to (repeat for several).
         #[arg(long = "iface")]
         ifaces: Vec<String>,
+        /// Inside (protected-side) interface to observe, never enforce on
+        /// (repeat for several): the protected side's refusals of outside
+        /// hosts feed `server_refusals`.
+        #[arg(long = "inside-iface")]
+        inside_ifaces: Vec<String>,
         #[arg(long, value_enum)]
         xdp_mode: Option<XdpModeArg>,
         /// Sample 1 packet in N (0 = off).
@@ -315,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run {
             config,
             ifaces,
+            inside_ifaces,
             xdp_mode,
             sample_rate,
             dry_run,
@@ -351,6 +357,9 @@ fn run(cli: Cli) -> Result<()> {
             let overrides = move |cfg: &mut Config| {
                 if !ifaces.is_empty() {
                     cfg.dataplane.interfaces = ifaces.clone();
+                }
+                if !inside_ifaces.is_empty() {
+                    cfg.dataplane.inside_interfaces = inside_ifaces.clone();
                 }
                 if let Some(m) = xdp_mode {
                     cfg.dataplane.xdp_mode = match m {

@@ -80,6 +80,12 @@ pub struct DataplaneConfig {
     /// Interfaces to attach XDP to; required, non-empty, each a valid Linux
     /// interface name (1–15 bytes, no `/`, `:` or whitespace).
     pub interfaces: Vec<String>,
+    /// Inside (protected-side) interfaces to observe, never enforce on:
+    /// the protected side's refusals of outside hosts (TCP resets, ICMP
+    /// destination unreachables) become schema v4's `server_refusals`
+    /// (docs/FEATURES.md). Optional (empty: the feature stays 0); each a
+    /// valid interface name, none of them in `interfaces`.
+    pub inside_interfaces: Vec<String>,
     pub xdp_mode: XdpMode,
     pub pin_dir: PathBuf,
     /// Sample 1 packet in N into the ring buffer; 0 turns sampling off.
@@ -96,6 +102,7 @@ impl Default for DataplaneConfig {
     fn default() -> Self {
         DataplaneConfig {
             interfaces: Vec::new(),
+            inside_interfaces: Vec::new(),
             xdp_mode: XdpMode::Auto,
             pin_dir: PathBuf::from("/sys/fs/bpf/phantomnet"),
             sample_every: 16,

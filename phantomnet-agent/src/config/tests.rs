@@ -159,6 +159,21 @@ fn every_validation_error_names_its_key() {
             "twice",
         ),
         (
+            df("inside_interfaces = [\"in0\", \"in0\"]"),
+            "dataplane.inside_interfaces[1]",
+            "twice",
+        ),
+        (
+            df("inside_interfaces = [\"eth0\"]"),
+            "dataplane.inside_interfaces[0]",
+            "enforced on or observed, not both",
+        ),
+        (
+            df("inside_interfaces = [\"in 0\"]"),
+            "dataplane.inside_interfaces[0]",
+            "not a valid interface name",
+        ),
+        (
             df("pin_dir = \"relative/dir\""),
             "dataplane.pin_dir",
             "absolute",

@@ -73,6 +73,26 @@ fn dataplane(c: &Config) -> Result<(), Failure> {
             );
         }
     }
+    for (i, name) in d.inside_interfaces.iter().enumerate() {
+        let key = format!("dataplane.inside_interfaces[{i}]");
+        if let Some(problem) = ifname_problem(name) {
+            return fail(
+                key,
+                format!("{name:?} is not a valid interface name: it {problem}"),
+            );
+        }
+        if d.inside_interfaces[..i].contains(name) {
+            return fail(key, format!("{name:?} is listed twice"));
+        }
+        if d.interfaces.contains(name) {
+            return fail(
+                key,
+                format!(
+                    "{name:?} is also in dataplane.interfaces: an interface is enforced on or observed, not both"
+                ),
+            );
+        }
+    }
     absolute_path("dataplane.pin_dir", &d.pin_dir)?;
     Ok(())
 }

@@ -18,8 +18,9 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use phantomnet_common::{
-    AllowEntry, BlockEntry, Config, Counter, KnownGood, Outcome, PROGRAM_NAME, SigRule, SigState,
-    SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity, maps,
+    AllowEntry, BlockEntry, Config, Counter, INSIDE_PROGRAM_NAME, KnownGood, Outcome, PROGRAM_NAME,
+    SigRule, SigState, SigStats, ThrottleRule, ThrottleState, V4_KEY_LEN, V6_KEY_LEN, capacity,
+    maps,
 };
 use tracing::{info, warn};
 
@@ -40,6 +41,9 @@ pub enum ModeRequest {
 pub struct LoadOptions {
     pub pins: PinDir,
     pub interfaces: Vec<String>,
+    /// Inside interfaces: the observe-only program
+    /// ([`INSIDE_PROGRAM_NAME`]) is attached to them, unpinned.
+    pub inside_interfaces: Vec<String>,
     pub mode: ModeRequest,
     /// The most verbose aya-log level the XDP program emits.
     pub ebpf_log_level: log::LevelFilter,
@@ -62,6 +66,7 @@ pub struct Dataplane {
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     pins: PinDir,
     interfaces: Vec<AttachedInterface>,
+    inside: Vec<AttachedInterface>,
 }
 
 const MODES: [(&str, XdpMode); 2] = [("native", XdpMode::Driver), ("generic", XdpMode::Skb)];
@@ -285,16 +290,34 @@ impl Dataplane {
         for iface in &opts.interfaces {
             interfaces.push(attach(program, &opts.pins, iface, opts.mode)?);
         }
+        let mut inside = Vec::new();
+        if !opts.inside_interfaces.is_empty() {
+            let observer: &mut Xdp = ebpf
+                .program_mut(INSIDE_PROGRAM_NAME)
+                .ok_or(aya::programs::ProgramError::UnexpectedProgramType)?
+                .try_into()?;
+            observer.load()?;
+            for iface in &opts.inside_interfaces {
+                inside.push(observe(observer, iface, opts.mode)?);
+            }
+        }
         Ok(Dataplane {
             ebpf,
             logger,
             pins: opts.pins.clone(),
             interfaces,
+            inside,
         })
     }
 
     pub fn interfaces(&self) -> &[AttachedInterface] {
         &self.interfaces
+    }
+
+    /// The inside interfaces observed (`adopted` is always false: their
+    /// links are the agent's own and end with it).
+    pub fn inside_interfaces(&self) -> &[AttachedInterface] {
+        &self.inside
     }
 
     pub fn pins(&self) -> &PinDir {
@@ -416,6 +439,54 @@ fn attach(
             Err(e) => {
                 if request == ModeRequest::Auto && mode_name == "native" {
                     warn!(iface, error = %e, "native XDP failed; falling back to generic mode");
+                }
+                last_err = Some((mode_name, e));
+            }
+        }
+    }
+    let (mode, source) = last_err.expect("at least one mode was tried");
+    Err(DataplaneError::Attach {
+        iface: iface.into(),
+        mode,
+        source,
+    })
+}
+
+/// Attaches the observe-only program to an inside interface. The link is
+/// not pinned: the observer enforces nothing, so nothing must outlive the
+/// agent (the link goes with the loaded object when the agent exits), and
+/// no later agent has anything to adopt.
+fn observe(
+    program: &mut Xdp,
+    iface: &str,
+    request: ModeRequest,
+) -> Result<AttachedInterface, DataplaneError> {
+    let index = ifindex(iface)?;
+    let candidates: &[(&'static str, XdpMode)] = match request {
+        ModeRequest::Auto => &MODES,
+        ModeRequest::Native => &MODES[..1],
+        ModeRequest::Generic => &MODES[1..],
+    };
+    let mut last_err = None;
+    for &(mode_name, mode) in candidates {
+        match program.attach_to_if_index(index, mode) {
+            Ok(_) => {
+                info!(
+                    iface,
+                    ifindex = index,
+                    mode = mode_name,
+                    "observing inside interface"
+                );
+                return Ok(AttachedInterface {
+                    name: iface.into(),
+                    ifindex: index,
+                    mode: mode_name,
+                    adopted: false,
+                });
+            }
+            Err(e) => {
+                if request == ModeRequest::Auto && mode_name == "native" {
+                    warn!(iface, error = %e, "native XDP failed on the inside interface; falling back to generic mode");
                 }
                 last_err = Some((mode_name, e));
             }

@@ -1,8 +1,8 @@
 //! Feature schemas: the numbers every model sees, in a fixed order.
 //!
-//! Schema v3 (23 features) is what this build computes; schema v2 is its
-//! first 22 and schema v1 its first 15, so a v1 or v2 model scores the
-//! prefix of a v3 vector.
+//! Schema v4 (24 features) is what this build computes; schema v3 is its
+//! first 23, schema v2 its first 22 and schema v1 its first 15, so an
+//! older model scores the prefix of a v4 vector.
 //! [`extract`] turns one sample plus its source's window statistics
 //! ([`crate::flow::WindowStats`]) into a [`FeatureVector`]. Each feature is
 //! documented in `docs/FEATURES.md`.
@@ -14,14 +14,16 @@ pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
 /// The schema this build computes (and `dataset` writes): the newest.
-pub const SCHEMA_VERSION: u32 = 3;
-/// Number of features this build computes (schema v3): the width of a
+pub const SCHEMA_VERSION: u32 = 4;
+/// Number of features this build computes (schema v4): the width of a
 /// [`FeatureVector`] and of a training row.
-pub const FEATURE_COUNT: usize = 23;
+pub const FEATURE_COUNT: usize = 24;
 /// Number of features in schema v1 (the first 15 of v3).
 pub const V1_FEATURE_COUNT: usize = 15;
-/// Number of features in schema v2 (the first 22 of v3).
+/// Number of features in schema v2 (the first 22 of v4).
 pub const V2_FEATURE_COUNT: usize = 22;
+/// Number of features in schema v3 (the first 23 of v4).
+pub const V3_FEATURE_COUNT: usize = 23;
 /// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
 /// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -50,6 +52,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "fin_share",
     // Schema v3: payload evidence.
     "signature_hits",
+    // Schema v4: the protected side's answer.
+    "server_refusals",
 ];
 
 /// A feature schema a model can be trained on and scored with. Every
@@ -63,19 +67,22 @@ pub enum Schema {
     V2,
     /// v2 plus the source's payload-signature matches.
     V3,
+    /// v3 plus the protected side's refusals of the source.
+    V4,
 }
 
 impl Schema {
     /// Every schema this build can score, oldest first.
-    pub const ALL: [Schema; 3] = [Schema::V1, Schema::V2, Schema::V3];
+    pub const ALL: [Schema; 4] = [Schema::V1, Schema::V2, Schema::V3, Schema::V4];
     /// The schema this build computes.
-    pub const CURRENT: Schema = Schema::V3;
+    pub const CURRENT: Schema = Schema::V4;
 
     pub fn version(self) -> u32 {
         match self {
             Schema::V1 => 1,
             Schema::V2 => 2,
             Schema::V3 => 3,
+            Schema::V4 => 4,
         }
     }
 
@@ -88,7 +95,8 @@ impl Schema {
         match self {
             Schema::V1 => V1_FEATURE_COUNT,
             Schema::V2 => V2_FEATURE_COUNT,
-            Schema::V3 => FEATURE_COUNT,
+            Schema::V3 => V3_FEATURE_COUNT,
+            Schema::V4 => FEATURE_COUNT,
         }
     }
 
@@ -163,6 +171,8 @@ pub mod index {
     pub const FIN_SHARE: usize = 21;
     // Schema v3.
     pub const SIGNATURE_HITS: usize = 22;
+    // Schema v4.
+    pub const SERVER_REFUSALS: usize = 23;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -174,13 +184,13 @@ pub enum FeatureError {
         value: f64,
     },
     #[error(
-        "expected {FEATURE_COUNT} features (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+        "expected {FEATURE_COUNT} features (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
     )]
     Count(usize),
 }
 
-/// One row of schema-v3 features (a schema-v1 model reads its first 15, a
-/// schema-v2 model its first 22).
+/// One row of schema-v4 features (a schema-v1 model reads its first 15, a
+/// schema-v2 model its first 22, a schema-v3 model its first 23).
 /// Construct it through [`FeatureVector::new`]
 /// (or [`extract`]), which rejects non-finite values, so every vector a model
 /// sees is finite.
@@ -200,8 +210,8 @@ impl FeatureVector {
         Ok(FeatureVector(values))
     }
 
-    /// From a slice of one schema's width of finite values: 23 (v3), 22
-    /// (v2) or 15 (v1); the features beyond an older schema stay 0, which
+    /// From a slice of one schema's width of finite values: 24 (v4), 23
+    /// (v3), 22 (v2) or 15 (v1); the features beyond an older schema stay 0, which
     /// a model of that schema never reads.
     pub fn from_slice(values: &[f64]) -> Result<Self, FeatureError> {
         if !Schema::ALL.iter().any(|s| s.count() == values.len()) {
@@ -289,16 +299,29 @@ mod tests {
     fn schema_check_names_the_mismatch() {
         let names =
             |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
-        let (v1, v2, v3) = (names(Schema::V1), names(Schema::V2), names(Schema::V3));
+        let (v1, v2, v3, v4) = (
+            names(Schema::V1),
+            names(Schema::V2),
+            names(Schema::V3),
+            names(Schema::V4),
+        );
         assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
         assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
         assert_eq!(check_schema(3, &v3), Ok(Schema::V3));
+        assert_eq!(check_schema(4, &v4), Ok(Schema::V4));
         assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
         assert_eq!(&v3[..V2_FEATURE_COUNT], &v2[..], "v2 is v3's prefix");
+        assert_eq!(&v4[..V3_FEATURE_COUNT], &v3[..], "v3 is v4's prefix");
         assert!(matches!(
-            check_schema(4, &v3),
-            Err(SchemaMismatch::Version { found: 4, .. })
+            check_schema(5, &v4),
+            Err(SchemaMismatch::Version { found: 5, .. })
         ));
+        let err = check_schema(4, &v3).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"server_refusals\""),
+            "{err}"
+        );
         let err = check_schema(3, &v2).unwrap_err();
         assert!(
             err.to_string()

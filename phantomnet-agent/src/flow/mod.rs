@@ -162,4 +162,9 @@ pub struct WindowStats {
     /// window's six 10 s generations (uniform and priority samples,
     /// unscaled).
     pub signature_hits: f64,
+    /// Schema v4: refusals the protected side sent this source (TCP
+    /// resets, ICMP destination unreachables, seen on an inside interface)
+    /// in the current run, which ends 60 s after the latest one
+    /// (unscaled: every refusal is sampled). 0 without an inside interface.
+    pub server_refusals: f64,
 }

@@ -5,10 +5,23 @@ use phantomnet_common::PacketSample;
 
 use super::{FlowConfig, SourceKey, SourceWindows, WindowStats};
 
-/// "No slot" in the links. Slot numbers take 31 bits: the top bit of
-/// `Slot::prev_v6` holds the key's family.
-const NIL: u32 = 0x7FFF_FFFF;
+/// "No slot" in the links. Slot numbers take 24 bits (so the cap is at
+/// most 16,777,215 sources, 8.9 GB of table); the top byte of each link
+/// word holds something else: of `Slot::prev_v6`, the key's family (its
+/// top bit) and the refusal run's generation stamp (7 bits); of
+/// `Slot::next_run`, the refusal run's count.
+const NIL: u32 = 0x00FF_FFFF;
+const LINK: u32 = NIL;
 const V6: u32 = 0x8000_0000;
+/// `Slot::prev_v6`'s bits 24..31: the refusal run's stamp.
+const STAMP_SHIFT: u32 = 24;
+const STAMP_MASK: u32 = 0x7F;
+/// `Slot::next_run`'s bits 24..32: the refusal run's count.
+const COUNT_SHIFT: u32 = 24;
+/// Generations (10 s each, the distinct counters') a refusal run outlives
+/// its latest refusal: 60 s, as the signature run.
+const REFUSAL_GENERATIONS: u32 = 6;
+const GEN_NS: u64 = 10_000_000_000;
 
 /// What the table keeps for one source: its windows. (What is in force on
 /// a source is the executor's alone to know.)
@@ -27,13 +40,19 @@ impl FlowEntry {
 
 /// One source's place in the slab: 520 bytes, of which 496 are windows.
 /// The key's family rides in the top bit of the `prev` link rather than in
-/// a byte of its own, which would cost 4 bytes of padding.
+/// a byte of its own, which would cost 4 bytes of padding; so does schema
+/// v4's refusal run (see [`NIL`]): the windows had no byte left, and 4
+/// more bytes per source would take a full table past 512 MiB
+/// (docs/DETECTION.md).
 #[derive(Debug)]
 struct Slot {
     addr: [u8; 16],
-    /// The previous (more recent) slot, or [`NIL`]; [`V6`] if IPv6.
+    /// The previous (more recent) slot, or [`NIL`]; [`V6`] if IPv6; the
+    /// refusal run's stamp in bits 24..31.
     prev_v6: u32,
-    next: u32,
+    /// The next (less recent) slot, or [`NIL`]; the refusal run's count in
+    /// the top byte.
+    next_run: u32,
     entry: FlowEntry,
 }
 
@@ -42,7 +61,7 @@ impl Slot {
         let mut s = Slot {
             addr: key.addr,
             prev_v6: NIL,
-            next: NIL,
+            next_run: NIL,
             entry: FlowEntry::new(),
         };
         s.set_key(key);
@@ -62,11 +81,65 @@ impl Slot {
     }
 
     fn prev(&self) -> u32 {
-        self.prev_v6 & !V6
+        self.prev_v6 & LINK
     }
 
     fn set_prev(&mut self, prev: u32) {
-        self.prev_v6 = (self.prev_v6 & V6) | prev;
+        self.prev_v6 = (self.prev_v6 & !LINK) | prev;
+    }
+
+    fn next(&self) -> u32 {
+        self.next_run & LINK
+    }
+
+    fn set_next(&mut self, next: u32) {
+        self.next_run = (self.next_run & !LINK) | next;
+    }
+
+    /// The refusal run: (count, stamp), the stamp the latest refusal's
+    /// 10 s generation modulo 128.
+    fn run(&self) -> (u32, u32) {
+        (
+            self.next_run >> COUNT_SHIFT,
+            (self.prev_v6 >> STAMP_SHIFT) & STAMP_MASK,
+        )
+    }
+
+    fn set_run(&mut self, count: u32, stamp: u32) {
+        self.next_run = (self.next_run & LINK) | (count.min(255) << COUNT_SHIFT);
+        self.prev_v6 =
+            (self.prev_v6 & !(STAMP_MASK << STAMP_SHIFT)) | ((stamp & STAMP_MASK) << STAMP_SHIFT);
+    }
+
+    /// Counts one refusal at `ts`. The age is taken modulo 128
+    /// generations: below 64 the refusal is the run's latest (or as old),
+    /// above it an older one, reordered across CPUs, which counts without
+    /// moving the stamp.
+    fn add_refusal(&mut self, ts: u64) {
+        let g = generation(ts);
+        let (count, stamp) = self.run();
+        let age = g.wrapping_sub(stamp) & STAMP_MASK;
+        if count == 0 || (REFUSAL_GENERATIONS..64).contains(&age) {
+            self.set_run(1, g);
+        } else if age < 64 {
+            self.set_run(count + 1, g);
+        } else {
+            self.set_run(count + 1, stamp);
+        }
+    }
+
+    /// The run's count as of `now`: 0 once six generations (60 s) passed
+    /// without a refusal. (The stamp wraps every 128 generations, 21 min:
+    /// a run left untouched for a multiple of that reads as live again, at
+    /// most 255 refusals of a source that was refused before.)
+    fn refusals_at(&self, now: u64) -> u32 {
+        let (count, stamp) = self.run();
+        let age = generation(now).wrapping_sub(stamp) & STAMP_MASK;
+        if (REFUSAL_GENERATIONS..64).contains(&age) {
+            0
+        } else {
+            count
+        }
     }
 }
 
@@ -92,6 +165,11 @@ pub struct FlowTable {
     head: u32,
     tail: u32,
     evictions: u64,
+}
+
+/// The 10 s generation of `ts`, modulo 128 (the refusal run's stamp).
+fn generation(ts: u64) -> u32 {
+    ((ts / GEN_NS) as u32) & STAMP_MASK
 }
 
 impl FlowTable {
@@ -163,9 +241,13 @@ impl FlowTable {
     /// only the distinct counts: see [`SourceWindows::record`]).
     pub fn observe(&mut self, sample: &PacketSample) -> (&mut FlowEntry, WindowStats) {
         let sample_every = self.config.sample_every;
-        let entry = self.record(sample);
-        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
-        (entry, stats)
+        let at = sample.timestamp_ns;
+        let i = self.touch(self.key_of(sample));
+        let slot = &mut self.slots[i as usize];
+        slot.entry.windows.record(sample);
+        let mut stats = slot.entry.windows.stats_at(sample_every, at);
+        stats.server_refusals = slot.refusals_at(at) as f64;
+        (&mut slot.entry, stats)
     }
 
     /// Records `sample` under its source, as [`FlowTable::observe`], without
@@ -190,6 +272,38 @@ impl FlowTable {
         entry
     }
 
+    /// Counts a refusal sample (`sample_flags::REPLY`: the protected side
+    /// refusing an outside host) against the source its *destination*
+    /// belongs to, if that source is tracked; returns whether it was. It
+    /// creates no entry and does not change recency: a refusal is the
+    /// server's packet, and a flood of resets to spoofed addresses must not
+    /// fill the table.
+    pub fn record_refusal(&mut self, sample: &PacketSample) -> bool {
+        let key = SourceKey::from_raw(sample.family, &sample.dst_addr)
+            .masked(self.config.ipv6_source_prefix);
+        let hash = self.hasher.hash_one(key);
+        let Some(&i) = self
+            .index
+            .find(hash, |&i| self.slots[i as usize].key() == key)
+        else {
+            return false;
+        };
+        self.slots[i as usize].add_refusal(sample.timestamp_ns);
+        true
+    }
+
+    /// Schema v4's `server_refusals` of the source `sample` belongs to, as
+    /// of `at`: its refusal run's count (0 if untracked, or once 60 s
+    /// passed without a refusal). The detector and `dataset` put it into
+    /// the window statistics of a sample they score.
+    pub fn server_refusals(&self, sample: &PacketSample, at: u64) -> f64 {
+        let key = self.key_of(sample);
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&i| self.slots[i as usize].key() == key)
+            .map_or(0.0, |&i| self.slots[i as usize].refusals_at(at) as f64)
+    }
+
     /// The entry for `key`, if tracked (does not change recency).
     pub fn get(&self, key: &SourceKey) -> Option<&FlowEntry> {
         let hash = self.hasher.hash_one(key);
@@ -206,7 +320,7 @@ impl FlowTable {
                 return None;
             }
             let slot = &self.slots[cur as usize];
-            cur = slot.next;
+            cur = slot.next();
             Some(slot.key())
         })
     }
@@ -241,6 +355,7 @@ impl FlowTable {
             }
             let slot = &mut self.slots[victim as usize];
             slot.set_key(key);
+            slot.set_run(0, 0);
             slot.entry = FlowEntry::new();
             self.evictions += 1;
             tracing::trace!(
@@ -259,12 +374,12 @@ impl FlowTable {
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let s = &self.slots[i as usize];
-            (s.prev(), s.next)
+            (s.prev(), s.next())
         };
         if prev == NIL {
             self.head = next;
         } else {
-            self.slots[prev as usize].next = next;
+            self.slots[prev as usize].set_next(next);
         }
         if next == NIL {
             self.tail = prev;
@@ -273,7 +388,7 @@ impl FlowTable {
         }
         let s = &mut self.slots[i as usize];
         s.set_prev(NIL);
-        s.next = NIL;
+        s.set_next(NIL);
     }
 
     fn push_front(&mut self, i: u32) {
@@ -281,7 +396,7 @@ impl FlowTable {
         {
             let s = &mut self.slots[i as usize];
             s.set_prev(NIL);
-            s.next = old;
+            s.set_next(old);
         }
         if old != NIL {
             self.slots[old as usize].set_prev(i);

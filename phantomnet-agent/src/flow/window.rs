@@ -610,6 +610,8 @@ impl SourceWindows {
             rst_share: share(2),
             fin_share: share(3),
             signature_hits: self.signature_hits(),
+            // The table's, not the windows': `FlowTable::server_refusals`.
+            server_refusals: 0.0,
         }
     }
 }

@@ -33,7 +33,7 @@ pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcom
 
 use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
 
-use phantomnet_common::{PacketSample, action};
+use phantomnet_common::{PacketSample, action, sample_flags};
 
 use crate::{
     capture::{CaptureError, CaptureReader},
@@ -148,6 +148,15 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
     for sample in CaptureReader::open(&input.capture)? {
         let sample: PacketSample = sample?;
         counts.records += 1;
+        if sample.flags & sample_flags::REPLY != 0 {
+            // The protected side refusing an outside host: counted against
+            // that host's source by the detector, no source of its own.
+            counts.refusals += 1;
+            if let Some(sample) = sampler.take(&sample) {
+                let _ = detector.observe(&sample);
+            }
+            continue;
+        }
         let source = detector.flows().source_of(&sample);
         let track = tracks.entry(source).or_insert_with(|| Track {
             first_addr: Some(SourceKey::of_sample(&sample).ip()),

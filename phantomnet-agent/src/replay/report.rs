@@ -62,6 +62,10 @@ pub struct ScenarioSummary {
 pub struct Counts {
     /// Records in the capture.
     pub records: u64,
+    /// Of them, the inside observer's refusal samples
+    /// (`sample_flags::REPLY`): counted against the outside source they
+    /// refuse, never a source or a decision of their own.
+    pub refusals: u64,
     /// Records the emulated sampling passed on.
     pub sampled: u64,
     /// Samples a signature rule had dropped in the kernel: the live
@@ -184,6 +188,13 @@ impl Report {
             self.counts.sampled,
             self.counts.decisions
         );
+        if self.counts.refusals > 0 {
+            let _ = writeln!(
+                t,
+                "Of the records, {} are the protected side's refusals (inside interface), counted against the sources they refuse.\n",
+                self.counts.refusals
+            );
+        }
         let _ = writeln!(
             t,
             "| scenario | kind | sources | enforced | time to enforcement p50 / p99 (ms) | packets before p50 / p99 |"

@@ -153,7 +153,7 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         return Err(row_err(
             1,
             format!(
-                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v3 (or the 22 of v2, or the 15 of v1), `label`, and optionally `attack_type`",
+                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v4 (or the 23 of v3, the 22 of v2, or the 15 of v1), `label`, and optionally `attack_type`",
                 head.len()
             ),
         ));
@@ -447,6 +447,7 @@ mod tests {
             1.0 / 255.0,
             0.0,
             3.0,
+            12.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -454,7 +455,7 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
-        assert_eq!(ds.schema, Schema::V3);
+        assert_eq!(ds.schema, Schema::V4);
     }
 
     #[test]
@@ -469,11 +470,25 @@ mod tests {
         assert_eq!(ds.schema, Schema::V2);
         assert_eq!(ds.attack_types, vec!["syn_flood"]);
         assert_eq!(ds.rows[0][22], 0.0);
-        let v3 = format!("{},label", FEATURE_NAMES.join(","));
+        let v3 = format!("{},label", FEATURE_NAMES[..23].join(","));
         let ds = parse(&format!("{v3}\n{}\n", vec!["2"; 23].join(",") + ",0")).unwrap();
         assert_eq!(ds.schema, Schema::V3);
         assert_eq!(ds.rows[0][22], 2.0);
         assert_eq!(ds.attack_types, vec![""]);
+        // So do v3 with `attack_type` and v4 without it (25 columns).
+        let v3 = format!("{},label,attack_type", FEATURE_NAMES[..23].join(","));
+        let ds = parse(&format!(
+            "{v3}\n{}\n",
+            vec!["2"; 23].join(",") + ",1,ack_flood"
+        ))
+        .unwrap();
+        assert_eq!(ds.schema, Schema::V3);
+        assert_eq!(ds.rows[0][23], 0.0);
+        assert_eq!(ds.attack_types, vec!["ack_flood"]);
+        let v4 = format!("{},label", FEATURE_NAMES.join(","));
+        let ds = parse(&format!("{v4}\n{}\n", vec!["5"; 24].join(",") + ",0")).unwrap();
+        assert_eq!(ds.schema, Schema::V4);
+        assert_eq!(ds.rows[0][23], 5.0);
         // Neither: the newest schema's first wrong column is named.
         let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
         names[22] = "sig_hits";
@@ -488,7 +503,7 @@ mod tests {
         let ds = parse(&format!("{h}\n{r}\n")).unwrap();
         assert_eq!(ds.schema, Schema::V1);
         assert_eq!(ds.rows[0][..15], [3.0; 15]);
-        assert_eq!(ds.rows[0][15..], [0.0; 8]);
+        assert_eq!(ds.rows[0][15..], [0.0; 9]);
         assert_eq!(ds.labels, vec![1]);
         // A v1 header with v2's column count is refused at its first
         // wrong name.

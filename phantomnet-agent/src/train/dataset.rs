@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use phantomnet_common::PacketSample;
+use phantomnet_common::{PacketSample, sample_flags};
 
 use super::csvdata::CsvOut;
 use super::labels::LabelRules;
@@ -97,12 +97,20 @@ pub fn build_dataset(
                             None => return Ok(()),
                         },
                     };
+                    // A refusal (the inside observer's) is counted
+                    // against its destination's source, as the detector
+                    // counts it, and is no row of its own.
+                    if taken.flags & sample_flags::REPLY != 0 {
+                        table.record_refusal(&taken);
+                        return Ok(());
+                    }
                     let every = table.config().sample_every;
                     let hit = !SignatureSet::shared()
                         .scan(valid_payload(&taken))
                         .is_empty();
                     let entry = table.record_matched(&taken, hit);
-                    let stats = entry.windows.stats_at(every, taken.timestamp_ns);
+                    let mut stats = entry.windows.stats_at(every, taken.timestamp_ns);
+                    stats.server_refusals = table.server_refusals(&taken, taken.timestamp_ns);
                     let features = extract(&taken, &stats);
                     let features = match features {
                         Ok(f) => f,

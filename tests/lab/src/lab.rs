@@ -66,6 +66,9 @@ impl Role {
 
 /// The gateway interface PhantomNet attaches to.
 pub const GW_XDP_IFACE: &str = "out0";
+/// The gateway's interface towards the protected server: the agent
+/// observes it (`--inside-iface`), never enforces on it.
+pub const GW_INSIDE_IFACE: &str = "in0";
 
 /// Addresses. Sources that tests and the demo send from are listed in
 /// `CLI_SRC4`/`ATK_SRC4`/`ATK_SRC6`.
@@ -89,18 +92,18 @@ pub mod addr {
     pub const GW_HP6: &str = "2001:db8:204::1";
     pub const HP6: &str = "2001:db8:204::130";
 
-    /// Attacker source `i` (0..24): 192.0.2.(10+i).
+    /// Attacker source `i` (0..28): 192.0.2.(10+i).
     pub fn atk_src4(i: u8) -> String {
         format!("192.0.2.{}", 10 + u32::from(i))
     }
 
-    /// Attacker source `i` (0..24): 2001:db8:bad::(10+i) (hex digits as decimal text).
+    /// Attacker source `i` (0..28): 2001:db8:bad::(10+i) (hex digits as decimal text).
     pub fn atk_src6(i: u8) -> String {
         format!("2001:db8:bad::{}", 10 + u32::from(i))
     }
 
     /// How many extra attacker source addresses the lab configures.
-    pub const ATK_SOURCES: u8 = 24;
+    pub const ATK_SOURCES: u8 = 28;
 
     /// Extra benign client source `i` (0..32): 198.51.100.(20+i), on-link.
     pub fn cli_src4(i: u8) -> String {
@@ -146,7 +149,7 @@ const LINKS: [(End, End); 5] = [
     ((Role::Gw, GW_XDP_IFACE), (Role::Wan, "p-gw")),
     ((Role::Cli, "eth0"), (Role::Wan, "p-cli")),
     ((Role::Atk, "eth0"), (Role::Wan, "p-atk")),
-    ((Role::Gw, "in0"), (Role::Srv, "eth0")),
+    ((Role::Gw, GW_INSIDE_IFACE), (Role::Srv, "eth0")),
     ((Role::Gw, "hp0"), (Role::Hp, "eth0")),
 ];
 

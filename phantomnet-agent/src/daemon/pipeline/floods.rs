@@ -84,8 +84,13 @@ impl Floods {
         }
     }
 
-    /// One sample (standing for `sample_every` packets).
+    /// One sample (standing for `sample_every` packets). The inside
+    /// observer's refusal samples (`sample_flags::REPLY`) are the protected
+    /// side's packets, not traffic to it: they are not counted.
     pub fn observe(&mut self, s: &PacketSample, sample_every: u32) {
+        if s.flags & phantomnet_common::sample_flags::REPLY != 0 {
+            return;
+        }
         self.known.observe(s);
         self.detector.process(s, sample_every, &mut self.events);
     }

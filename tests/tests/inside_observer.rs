@@ -1,0 +1,181 @@
+//! The inside observer: XDP on the gateway's inside interface passes every
+//! packet and samples the protected server's refusals of outside hosts
+//! (TCP resets, ICMP and ICMPv6 destination unreachables) with
+//! `sample_flags::REPLY`, and nothing else; the flow table counts them
+//! against the outside source they refuse (schema v4's `server_refusals`).
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
+
+use phantomnet_agent::{
+    dataplane::{Dataplane, LoadOptions, ModeRequest},
+    flow::{FlowConfig, FlowTable},
+};
+use phantomnet_common::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PacketSample, TCP_RST, sample_flags,
+};
+use phantomnet_tests::{
+    GW_INSIDE_IFACE, GW_XDP_IFACE, Role, TestLab, addr, in_netns, root_or_skip, send_udp, udp_from,
+};
+
+const CLOSED_TCP: u16 = 7001;
+const CLOSED_UDP: u16 = 7002;
+const OPEN_TCP: u16 = 7003;
+
+#[test]
+fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() {
+    if !root_or_skip("the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source") {
+        return;
+    }
+    let t = TestLab::up("inside");
+    let opts = LoadOptions {
+        pins: t.pins.clone(),
+        interfaces: vec![GW_XDP_IFACE.to_string()],
+        inside_interfaces: vec![GW_INSIDE_IFACE.to_string()],
+        mode: ModeRequest::Native,
+        ebpf_log_level: log::LevelFilter::Warn,
+    };
+    let mut dp: Dataplane =
+        in_netns(&t.netns(Role::Gw), || Dataplane::load(&opts)).expect("load the data plane");
+    assert_eq!(dp.inside_interfaces().len(), 1);
+    assert!(!dp.inside_interfaces()[0].adopted);
+    t.maps().set_sampling(1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let mut reader = dp.take_samples().unwrap();
+
+    // Refused: 5 connections to a closed TCP port (a RST each) and UDP to a
+    // closed port (ICMP port unreachable), over IPv4 and IPv6.
+    let atk = t.netns(Role::Atk);
+    for dst in [
+        format!("{}:{CLOSED_TCP}", addr::SRV4),
+        format!("[{}]:{CLOSED_TCP}", addr::SRV6),
+    ] {
+        let dst: SocketAddr = dst.parse().unwrap();
+        for _ in 0..5 {
+            let r = in_netns(&atk, || {
+                TcpStream::connect_timeout(&dst, Duration::from_secs(2))
+            });
+            assert_eq!(
+                r.unwrap_err().kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{dst} refuses"
+            );
+        }
+    }
+    for (src, dst) in [
+        (addr::ATK4, format!("{}:{CLOSED_UDP}", addr::SRV4)),
+        (addr::ATK6, format!("[{}]:{CLOSED_UDP}", addr::SRV6)),
+    ] {
+        let tx = udp_from(&atk, src);
+        send_udp(&tx, dst.parse().unwrap(), 1, b"probe", None);
+    }
+    // Answered: a whole connection from the client, with data both ways
+    // and an orderly close: no refusal.
+    let listener = in_netns(&t.netns(Role::Srv), || {
+        TcpListener::bind((addr::SRV4, OPEN_TCP))
+    })
+    .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        c.write_all(&[7u8; 20_000]).unwrap();
+    });
+    let dst: SocketAddr = format!("{}:{OPEN_TCP}", addr::SRV4).parse().unwrap();
+    let mut c = in_netns(&t.netns(Role::Cli), || TcpStream::connect(dst)).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 20_000);
+    server.join().unwrap();
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut samples: Vec<PacketSample> = Vec::new();
+    reader.drain(&mut samples);
+    let replies: Vec<&PacketSample> = samples
+        .iter()
+        .filter(|s| s.flags & sample_flags::REPLY != 0)
+        .collect();
+    let ip = |s: &PacketSample, dst: bool| {
+        let a = if dst { &s.dst_addr } else { &s.src_addr };
+        phantomnet_agent::flow::SourceKey::from_raw(s.family, a)
+            .ip()
+            .to_string()
+    };
+    // Every reply is a refusal by the server of the attacker, and each
+    // kind is there: 5 resets per family, an unreachable per family.
+    for s in &replies {
+        assert_eq!(
+            ip(s, false),
+            if s.family == 6 {
+                addr::SRV6
+            } else {
+                addr::SRV4
+            }
+        );
+        assert_eq!(
+            ip(s, true),
+            if s.family == 6 {
+                addr::ATK6
+            } else {
+                addr::ATK4
+            }
+        );
+        assert!(
+            (s.protocol == IPPROTO_TCP && s.tcp_flags & TCP_RST != 0)
+                || (s.protocol == IPPROTO_ICMP && s.icmp_type == 3)
+                || (s.protocol == IPPROTO_ICMPV6 && s.icmp_type == 1),
+            "not a refusal: {s:?}"
+        );
+    }
+    let count = |family: u8, proto: u8| {
+        replies
+            .iter()
+            .filter(|s| s.family == family && s.protocol == proto)
+            .count()
+    };
+    assert_eq!(count(4, IPPROTO_TCP), 5, "IPv4 resets");
+    assert_eq!(count(6, IPPROTO_TCP), 5, "IPv6 resets");
+    assert_eq!(count(4, IPPROTO_ICMP), 1, "ICMP port unreachable");
+    assert_eq!(count(6, IPPROTO_ICMPV6), 1, "ICMPv6 port unreachable");
+    // The client's connection was seen from the outside (sampled at
+    // 1-in-1), and the server's answers to it were not replies.
+    assert!(samples.iter().any(|s| s.flags & sample_flags::REPLY == 0
+        && ip(s, false) == addr::CLI4
+        && s.dst_port == OPEN_TCP));
+
+    // Through the flow table: the attacker's sources carry the refusals,
+    // the client's carries none, and the server is no source at all.
+    let mut table = FlowTable::new(FlowConfig::default());
+    for s in &samples {
+        if s.flags & sample_flags::REPLY != 0 {
+            table.record_refusal(s);
+        } else {
+            table.record(s);
+        }
+    }
+    let last = samples.iter().map(|s| s.timestamp_ns).max().unwrap();
+    let of = |src: &str| {
+        let s = samples
+            .iter()
+            .find(|s| s.flags & sample_flags::REPLY == 0 && ip(s, false) == src)
+            .unwrap_or_else(|| panic!("no sample from {src}"));
+        table.server_refusals(s, last)
+    };
+    assert_eq!(of(addr::ATK4), 6.0, "5 resets and an unreachable");
+    assert_eq!(of(addr::ATK6), 6.0);
+    assert_eq!(of(addr::CLI4), 0.0);
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.flags & sample_flags::REPLY == 0 && ip(s, false) == addr::SRV4),
+        "the inside interface's own traffic is never a source sample"
+    );
+}
