@@ -1,6 +1,8 @@
 # Crafted probes with scapy (Debian's python3-scapy), one source address:
 #   scan: a port scan that rotates its probe type per port: FIN, NULL,
 #         XMAS (FIN+PSH+URG), ACK and UDP, `gap` seconds apart;
+#   ack:  an ACK scan (pure ACKs, no payload, as a firewall-mapping scan
+#         sends) of consecutive ports, `gap` seconds apart;
 #   slow: a SYN scan of random ports, one probe every `gap` seconds.
 # usage: crafted_probes.py MODE SRC DST COUNT GAP LIMIT_SECS
 # Prints how many probes it sent. Every probe goes to DST (the lab's server).
@@ -34,6 +36,9 @@ for i, port in enumerate(ports):
     ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst, ttl=rng.choice([40, 52, 64]))
     if mode == "slow":
         l4 = TCP(sport=sport, dport=port, flags="S", seq=rng.getrandbits(32), window=1024)
+    elif mode == "ack":
+        l4 = TCP(sport=sport, dport=port, flags="A", seq=rng.getrandbits(32),
+                 ack=rng.getrandbits(32), window=1024)
     else:
         kind = KINDS[i % len(KINDS)]
         if kind == "udp":

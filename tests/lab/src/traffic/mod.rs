@@ -90,6 +90,10 @@ pub enum Scenario {
     HttpFlood,
     /// HTTP basic-auth password guessing against `/admin/`.
     HttpAuthGuess,
+    /// `hping3 -A`: a flood of pure ACKs that belong to no connection.
+    AckFlood,
+    /// scapy: an ACK scan (pure ACK probes) of consecutive ports.
+    AckScan,
     /// `curl` of ordinary pages at human-ish pacing.
     BenignHttp,
     /// DNS-shaped UDP queries to :53.
@@ -120,9 +124,10 @@ impl Scenario {
         Scenario::SshBruteforce,
     ];
     /// The attacks the model's training recording runs: [`Scenario::ATTACKS`]
-    /// and five more families (crafted scans, a slow scan, a slow-headers
-    /// DoS, an HTTP flood, HTTP password guessing).
-    pub const TRAINING_ATTACKS: [Scenario; 12] = [
+    /// and seven more families (crafted scans, a slow scan, a slow-headers
+    /// DoS, an HTTP flood, HTTP password guessing, an ACK flood and an ACK
+    /// scan).
+    pub const TRAINING_ATTACKS: [Scenario; 14] = [
         Scenario::NmapSyn,
         Scenario::NmapConnect,
         Scenario::SynFlood,
@@ -135,6 +140,8 @@ impl Scenario {
         Scenario::SlowHttp,
         Scenario::HttpFlood,
         Scenario::HttpAuthGuess,
+        Scenario::AckFlood,
+        Scenario::AckScan,
     ];
     pub const BENIGN: [Scenario; 3] = [
         Scenario::BenignHttp,
@@ -162,6 +169,8 @@ impl Scenario {
             Scenario::SshBruteforce => "ssh_bruteforce",
             Scenario::CraftedScan => "crafted_scan",
             Scenario::SlowScan => "slow_scan",
+            Scenario::AckFlood => "ack_flood",
+            Scenario::AckScan => "ack_scan",
             Scenario::SlowHttp => "slow_http",
             Scenario::HttpFlood => "http_flood",
             Scenario::HttpAuthGuess => "http_auth_guess",
@@ -183,7 +192,7 @@ impl Scenario {
     pub fn supports_ipv6(self) -> bool {
         !matches!(
             self,
-            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood
+            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood | Scenario::AckFlood
         )
     }
 
@@ -200,8 +209,10 @@ impl Scenario {
     pub fn unit(self) -> &'static str {
         match self {
             Scenario::NmapSyn | Scenario::NmapConnect => "ports",
-            Scenario::CraftedScan | Scenario::SlowScan => "probes",
-            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => "packets",
+            Scenario::CraftedScan | Scenario::SlowScan | Scenario::AckScan => "probes",
+            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood | Scenario::AckFlood => {
+                "packets"
+            }
             Scenario::HttpInjection
             | Scenario::BenignHttp
             | Scenario::BenignBrowse
@@ -218,10 +229,12 @@ impl Scenario {
     pub fn default_budget(self) -> Budget {
         let (count, secs) = match self {
             Scenario::NmapSyn | Scenario::NmapConnect => (600, 8.0),
-            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => (1500, 5.0),
+            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood | Scenario::AckFlood => {
+                (1500, 5.0)
+            }
             Scenario::HttpInjection => (80, 8.0),
             Scenario::SshBruteforce => (120, 8.0),
-            Scenario::CraftedScan => (250, 6.0),
+            Scenario::CraftedScan | Scenario::AckScan => (250, 6.0),
             Scenario::SlowScan => (14, 12.0),
             Scenario::SlowHttp => (60, 9.0),
             Scenario::HttpFlood => (600, 6.0),

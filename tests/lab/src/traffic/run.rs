@@ -193,7 +193,7 @@ impl Scenario {
                 }
                 u64::from(budget.count)
             }
-            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood => {
+            Scenario::SynFlood | Scenario::UdpFlood | Scenario::IcmpFlood | Scenario::AckFlood => {
                 // Spread the count over 80 % of the time bound, scaled by pace.
                 let gap_us = ((secs * 0.8e6 / f64::from(budget.count.max(1))) * pace).max(100.0);
                 let gap_us = gap_us.min(secs * 1e6 / f64::from(budget.count.max(1)) * 0.95);
@@ -203,6 +203,13 @@ impl Scenario {
                 match self {
                     Scenario::SynFlood => argv.extend(["-S", "-p", "80"]),
                     Scenario::UdpFlood => argv.extend(["--udp", "-p", "5000", "-d", "64"]),
+                    // ACKs of no connection: to :80 from a new source port
+                    // each (hping3's default); paced, to :443 from one
+                    // fixed port with 16 bytes of data.
+                    Scenario::AckFlood if pace > 1.0 => {
+                        argv.extend(["-A", "-p", "443", "-s", "41000", "-k", "-d", "16"])
+                    }
+                    Scenario::AckFlood => argv.extend(["-A", "-p", "80"]),
                     _ => argv.extend(["--icmp", "-d", "56"]),
                 }
                 argv.push(dst);
@@ -296,13 +303,13 @@ impl Scenario {
                 let argv = ["sh", "-c", BENIGN_BULK_SH, "sh", src, dst, &base, &n];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
-            Scenario::CraftedScan | Scenario::SlowScan => {
-                // 90 probes/s for the scan, one every 0.75 s for the slow
-                // scan, both stretched by pace.
-                let (mode, gap) = if self == Scenario::CraftedScan {
-                    ("scan", 1.0 / 90.0)
-                } else {
-                    ("slow", 0.75)
+            Scenario::CraftedScan | Scenario::AckScan | Scenario::SlowScan => {
+                // 90 probes/s for the scans, one every 0.75 s for the slow
+                // scan, all stretched by pace.
+                let (mode, gap) = match self {
+                    Scenario::CraftedScan => ("scan", 1.0 / 90.0),
+                    Scenario::AckScan => ("ack", 1.0 / 90.0),
+                    _ => ("slow", 0.75),
                 };
                 let gap = format!("{:.4}", gap * pace);
                 let limit = format!("{:.1}", secs * 0.85);
