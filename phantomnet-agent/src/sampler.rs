@@ -195,6 +195,35 @@ mod tests {
     }
 
     #[test]
+    fn refusals_pass_at_any_rate_within_the_cpu_bound_and_take_no_draw() {
+        let reply = |ts: u64| {
+            let mut r = tcp(ts, 80, 40000, phantomnet_common::TCP_RST, 0);
+            r.flags = sample_flags::REPLY;
+            r
+        };
+        // Interleaved with pure ACKs, every refusal passes, unflagged
+        // otherwise; the ACKs' draw is the same as without them.
+        let (mut with, mut without) = (Sampler::new(16, true, 7), Sampler::new(16, true, 7));
+        let mut drawn = (0, 0);
+        for i in 0..1000u64 {
+            let a = tcp(i * 1_000_000, 50000, 80, TCP_ACK, 0);
+            let r = with
+                .take(&reply(i * 1_000_000 + 1))
+                .expect("a refusal passes");
+            assert_eq!(r.flags, sample_flags::REPLY);
+            drawn.0 += with.take(&a).is_some() as u32;
+            drawn.1 += without.take(&a).is_some() as u32;
+        }
+        assert_eq!(drawn.0, drawn.1);
+        // 20,000 refusals in 0.1 s: the burst (2,000) and 20,000/s pass.
+        let mut s = Sampler::new(1, true, 1);
+        let passed = (0..20_000u64)
+            .filter(|&i| s.take(&reply(i * 5_000)).is_some())
+            .count();
+        assert!((3_990..=4_010).contains(&passed), "{passed}");
+    }
+
+    #[test]
     fn a_heavy_hitter_is_bounded_per_source() {
         let mut s = Sampler::new(16, true, 1);
         // 50,000 SYNs in 1 s from one source: the burst (64) and 200/s pass

@@ -310,3 +310,37 @@ fn bad_thresholds_are_refused_and_the_old_ones_stay() {
     d.set_thresholds(good).unwrap();
     assert_eq!(d.thresholds(), good);
 }
+
+#[test]
+fn a_refusal_is_never_scored_and_counts_against_the_source_it_refuses() {
+    let model = Arc::new(small_model(31));
+    let correlator = Correlator::new(SignatureSet::builtin(), Arc::new(ThreatFeed::empty()));
+    let mut d = Detector::new(DetectorConfig::default(), model, correlator).unwrap();
+    let first = d
+        .observe(&sample(0, 9, b""))
+        .unwrap()
+        .expect("a young source is scored");
+    assert_eq!(first.features.get(index::SERVER_REFUSALS), 0.0);
+    // The server's resets of 192.0.2.9.
+    let mut rst = sample(1_000, 9, b"");
+    (rst.src_addr, rst.dst_addr) = (rst.dst_addr, rst.src_addr);
+    rst.tcp_flags = phantomnet_common::TCP_RST;
+    rst.flags = phantomnet_common::sample_flags::REPLY;
+    for i in 0..3 {
+        rst.timestamp_ns = 1_000 + i;
+        assert!(d.observe(&rst).unwrap().is_none());
+    }
+    // The server (198.51.100.1) is no source; 192.0.2.9's next scoring
+    // carries the three refusals.
+    assert_eq!(d.flows().len(), 1);
+    let next = d.observe(&sample(2_000_000, 9, b"")).unwrap().unwrap();
+    assert_eq!(next.source.to_string(), "192.0.2.9");
+    assert_eq!(next.features.get(index::SERVER_REFUSALS), 3.0);
+    assert_eq!(
+        d.process(&sample(3_000_000, 9, b""))
+            .unwrap()
+            .features
+            .get(index::SERVER_REFUSALS),
+        3.0
+    );
+}

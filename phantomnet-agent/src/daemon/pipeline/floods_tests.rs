@@ -469,3 +469,26 @@ fn a_thin_baseline_drops_the_attacks_traits_only_with_the_clients_exempt() {
         "no upgrade to the traits without the exemption"
     );
 }
+
+#[test]
+fn the_inside_observers_refusals_are_never_counted_as_traffic() {
+    // The same flood, but as REPLY samples (what the inside observer
+    // writes): the protected side's packets, not traffic to it.
+    let (stream, _) = flood_among_clients();
+    let replies: Vec<(PacketSample, Origin)> = stream
+        .iter()
+        .map(|(s, o)| {
+            let mut r = *s;
+            r.flags |= phantomnet_common::sample_flags::REPLY;
+            (r, *o)
+        })
+        .collect();
+    let mut floods = Floods::default();
+    let mut rec = Recorder::default();
+    let records = drive(&mut floods, &mut rec, &replies);
+    assert!(rec.added.is_empty(), "{:?}", rec.added.first());
+    assert!(rec.vouched.is_empty());
+    assert!(records.is_empty());
+    // The very same samples without the flag do install the rule.
+    assert!(first_rule(&stream).is_some());
+}

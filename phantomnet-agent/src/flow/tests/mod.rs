@@ -6,5 +6,6 @@
 mod memory;
 mod priority;
 pub(crate) mod reference;
+mod refusals;
 mod signature;
 mod window;
