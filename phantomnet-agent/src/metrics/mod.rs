@@ -22,6 +22,7 @@
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
 //! | `phantomnet_journal_queue_dropped_total` | counter: journal records dropped because the journal writer was behind (its queue full) | |
+//! | `phantomnet_refusals_total` | counter: the inside observer's refusal samples read (counted against the outside source they refuse) | |
 //! | `phantomnet_deceive_queue` | gauge: detections' DECEIVEs queued for nftables, not yet applied (set before each batch) | |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |
@@ -198,6 +199,7 @@ pub struct Metrics {
     active_rules: [Gauge; RuleKind::ALL.len()],
     inference: Histogram,
     flow_table_sources: Gauge,
+    refusals: Counter,
     deceive_queue: Gauge,
     enforcements: Family<EnforceLabels, Counter>,
     feed_entries: Family<FeedLabels, Gauge>,
@@ -291,6 +293,13 @@ impl Metrics {
             "phantomnet_flow_table_sources",
             "Sources tracked in the flow table",
             flow_table_sources.clone(),
+        );
+
+        let refusals = Counter::default();
+        registry.register(
+            "phantomnet_refusals",
+            "Refusal samples read from the inside observer (TCP resets and ICMP unreachables the protected side sent outside hosts)",
+            refusals.clone(),
         );
 
         let deceive_queue = Gauge::default();
@@ -443,6 +452,7 @@ impl Metrics {
             active_rules,
             inference,
             flow_table_sources,
+            refusals,
             deceive_queue,
         }
     }
@@ -513,6 +523,11 @@ impl Metrics {
     pub fn set_flow_table_sources(&self, n: u64) {
         self.flow_table_sources
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `n` refusal samples (`sample_flags::REPLY`) were read.
+    pub fn refusals(&self, n: u64) {
+        self.refusals.inc_by(n);
     }
 
     /// `n` DECEIVEs wait for nftables.

@@ -32,6 +32,7 @@ fn render_has_every_metric_with_labels_and_values() {
     m.inference(Duration::from_micros(700));
     m.set_flow_table_sources(1234);
     m.set_deceive_queue(17);
+    m.refusals(5);
     m.journal_suppressed(false, 40);
     m.journal_suppressed(true, 2);
     m.map_full(phantomnet_common::maps::BLOCK_V4);
@@ -71,6 +72,7 @@ fn render_has_every_metric_with_labels_and_values() {
         ("phantomnet_inference_seconds_bucket{le=\"+Inf\"}", 2.0),
         ("phantomnet_flow_table_sources", 1234.0),
         ("phantomnet_deceive_queue", 17.0),
+        ("phantomnet_refusals_total", 5.0),
         (
             "phantomnet_journal_suppressed_total{record=\"routine\"}",
             40.0,

@@ -324,6 +324,13 @@ pub fn handle_batch(
         }
     }
     let mut decisions = Vec::with_capacity(batch.len());
+    let refusals = batch
+        .iter()
+        .filter(|s| s.flags & phantomnet_common::sample_flags::REPLY != 0)
+        .count();
+    if refusals > 0 {
+        core.metrics().refusals(refusals as u64);
+    }
     {
         let mut det = core.detector();
         let Some(det) = det.as_mut() else {
