@@ -66,10 +66,11 @@ pub const DATASET_PASSES: &[&str] = &[
     "--ipv6-source-prefix",
     "128",
 ];
-/// `phantomnet-agent train`'s flags for the shipped model and every model
-/// `evaluate` compares with it: schema v3 (MODEL.md), and scoring priority
-/// samples (it was trained on them).
-pub const TRAIN_FLAGS: &[&str] = &["--schema", "3", "--scores-priority"];
+/// `phantomnet-agent train`'s flags for a model `gen-model` trains and
+/// every model `evaluate` compares with it: schema v4 (its
+/// `server_refusals` needs the inside observer, which the lab runs), and
+/// scoring priority samples (it was trained on them).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "4", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
 /// into its own capture: the shipped CSV holds both (the heavy benign
 /// clients' sessions then land on other sources and other timings).
