@@ -21,6 +21,11 @@ const COUNT_SHIFT: u32 = 24;
 /// Generations (10 s each, the distinct counters') a refusal run outlives
 /// its latest refusal: 60 s, as the signature run.
 const REFUSAL_GENERATIONS: u32 = 6;
+/// Generations a run's stamp may be ahead of the time it is read or added
+/// to (a sample or refusal reordered across CPUs, older than the run's
+/// latest refusal): within them the run is live, and an older refusal
+/// counts without moving the stamp.
+const AHEAD: u32 = 2;
 const GEN_NS: u64 = 10_000_000_000;
 
 /// What the table keeps for one source: its windows. (What is in force on
@@ -112,16 +117,16 @@ impl Slot {
     }
 
     /// Counts one refusal at `ts`. The age is taken modulo 128
-    /// generations: below 64 the refusal is the run's latest (or as old),
-    /// above it an older one, reordered across CPUs, which counts without
-    /// moving the stamp.
+    /// generations: one six to 63 generations newer than the run's latest
+    /// starts a new run; one older (64 to 127: reordered across CPUs)
+    /// counts without moving the stamp.
     fn add_refusal(&mut self, ts: u64) {
         let g = generation(ts);
         let (count, stamp) = self.run();
         let age = g.wrapping_sub(stamp) & STAMP_MASK;
         if count == 0 || (REFUSAL_GENERATIONS..64).contains(&age) {
             self.set_run(1, g);
-        } else if age < 64 {
+        } else if age < REFUSAL_GENERATIONS {
             self.set_run(count + 1, g);
         } else {
             self.set_run(count + 1, stamp);
@@ -129,16 +134,24 @@ impl Slot {
     }
 
     /// The run's count as of `now`: 0 once six generations (60 s) passed
-    /// without a refusal. (The stamp wraps every 128 generations, 21 min:
-    /// a run left untouched for a multiple of that reads as live again, at
-    /// most 255 refusals of a source that was refused before.)
+    /// without a refusal. The stamp is the generation modulo 128 (21 min),
+    /// so [`FlowTable::record_matched`] clears an expired run at the
+    /// source's next sample, before it can wrap; a source with no sample
+    /// for a multiple of 21 min and refused before would read as refused
+    /// again (at most 255) until its next sample clears it.
     fn refusals_at(&self, now: u64) -> u32 {
         let (count, stamp) = self.run();
-        let age = generation(now).wrapping_sub(stamp) & STAMP_MASK;
-        if (REFUSAL_GENERATIONS..64).contains(&age) {
-            0
-        } else {
+        if live(generation(now).wrapping_sub(stamp) & STAMP_MASK) {
             count
+        } else {
+            0
+        }
+    }
+
+    /// Clears the run if it has expired as of `ts`.
+    fn expire_run(&mut self, ts: u64) {
+        if self.next_run >> COUNT_SHIFT != 0 && self.refusals_at(ts) == 0 {
+            self.set_run(0, 0);
         }
     }
 }
@@ -165,6 +178,12 @@ pub struct FlowTable {
     head: u32,
     tail: u32,
     evictions: u64,
+}
+
+/// Whether a run whose stamp is `age` generations (modulo 128) behind the
+/// time it is read is live: under six behind, or at most [`AHEAD`] ahead.
+fn live(age: u32) -> bool {
+    age < REFUSAL_GENERATIONS || age >= STAMP_MASK + 1 - AHEAD
 }
 
 /// The 10 s generation of `ts`, modulo 128 (the refusal run's stamp).
@@ -244,6 +263,7 @@ impl FlowTable {
         let at = sample.timestamp_ns;
         let i = self.touch(self.key_of(sample));
         let slot = &mut self.slots[i as usize];
+        slot.expire_run(sample.timestamp_ns);
         slot.entry.windows.record(sample);
         let mut stats = slot.entry.windows.stats_at(sample_every, at);
         stats.server_refusals = slot.refusals_at(at) as f64;
@@ -264,7 +284,9 @@ impl FlowTable {
     pub fn record_matched(&mut self, sample: &PacketSample, signature_hit: bool) -> &mut FlowEntry {
         let key = self.key_of(sample);
         let i = self.touch(key);
-        let entry = &mut self.slots[i as usize].entry;
+        let slot = &mut self.slots[i as usize];
+        slot.expire_run(sample.timestamp_ns);
+        let entry = &mut slot.entry;
         entry.windows.record(sample);
         if signature_hit {
             entry.windows.add_signature_hit();

@@ -86,9 +86,20 @@ fn a_run_lasts_while_refusals_come_and_ends_60_s_after_the_last() {
     // Read 50 s later it still holds; 70 s later the run is over.
     assert_eq!(t.server_refusals(&ack(1, 0), last + 50 * NS), 10.0);
     assert_eq!(t.server_refusals(&ack(1, 0), last + 70 * NS), 0.0);
+    // Long after (the stamp is the 10 s generation modulo 128): still 0
+    // at 11 and 20 minutes.
+    assert_eq!(t.server_refusals(&ack(1, 0), last + 660 * NS), 0.0);
+    assert_eq!(t.server_refusals(&ack(1, 0), last + 1200 * NS), 0.0);
     // A new refusal after that starts a new run.
     t.record_refusal(&rst(1, last + 70 * NS));
     assert_eq!(t.server_refusals(&ack(1, 0), last + 70 * NS), 1.0);
+    // The source's next sample after the run expired clears it, so 128
+    // generations (21 min 20 s) later the stamp does not come round live.
+    t.record(&ack(1, last + 200 * NS));
+    assert_eq!(
+        t.server_refusals(&ack(1, 0), last + 70 * NS + 1280 * NS),
+        0.0
+    );
 }
 
 #[test]
