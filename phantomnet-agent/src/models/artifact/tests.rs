@@ -255,11 +255,19 @@ fn a_v1_model_still_loads_and_scores_the_first_15_features() {
 }
 
 #[test]
-fn the_shipped_model_is_schema_v3_and_reads_every_feature() {
+fn the_shipped_model_is_schema_v4_and_reads_every_feature() {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
     let model = Model::load(&shipped).unwrap();
-    assert_eq!(model.schema().unwrap(), Schema::V3);
-    assert_eq!(model.meta.feature_names, FEATURE_NAMES[..23]);
+    assert_eq!(model.schema().unwrap(), Schema::V4);
+    assert_eq!(model.meta.feature_names, FEATURE_NAMES);
+    // server_refusals is one of its inputs too.
+    let refused = lab_like_rows().iter().any(|r| {
+        let mut hit = *r;
+        hit[crate::features::index::SERVER_REFUSALS] = 200.0;
+        model.score(&FeatureVector::new(*r).unwrap())
+            != model.score(&FeatureVector::new(hit).unwrap())
+    });
+    assert!(refused, "no score depends on server_refusals");
     // signature_hits is one of its inputs: some lab-like row's score
     // moves when only that feature does.
     let moved = lab_like_rows().iter().any(|r| {
