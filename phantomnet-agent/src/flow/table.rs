@@ -183,7 +183,7 @@ pub struct FlowTable {
 /// Whether a run whose stamp is `age` generations (modulo 128) behind the
 /// time it is read is live: under six behind, or at most [`AHEAD`] ahead.
 fn live(age: u32) -> bool {
-    age < REFUSAL_GENERATIONS || age >= STAMP_MASK + 1 - AHEAD
+    !(REFUSAL_GENERATIONS..STAMP_MASK + 1 - AHEAD).contains(&age)
 }
 
 /// The 10 s generation of `ts`, modulo 128 (the refusal run's stamp).
