@@ -11,7 +11,7 @@
 use aya_ebpf::{helpers::generated::bpf_xdp_get_buff_len, programs::XdpContext};
 use phantomnet_common::{action, sample_flags, sampling};
 
-use crate::{PN_REPLY_CPU, PN_REPLY_STATS, parse, rate, sample};
+use crate::{PN_CONFIG, PN_REPLY_CPU, PN_REPLY_STATS, parse, rate, sample};
 
 /// `PN_REPLY_STATS` slots.
 const SAMPLED: u32 = 0;
@@ -19,6 +19,10 @@ const BOUNDED: u32 = 1;
 
 #[inline(always)]
 pub(crate) fn observe(ctx: &XdpContext) {
+    // Sampling off (`sample_every` 0) is off for refusals too.
+    if PN_CONFIG.get(0).is_none_or(|c| c.sample_every == 0) {
+        return;
+    }
     let Some((mut meta, l4)) = parse::parse_l3(ctx) else {
         return;
     };
