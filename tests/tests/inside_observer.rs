@@ -183,11 +183,17 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
     t.maps().set_sampling(0).unwrap();
     let dst: SocketAddr = format!("{}:{CLOSED_TCP}", addr::SRV4).parse().unwrap();
     for _ in 0..3 {
-        let r = in_netns(&atk, || TcpStream::connect_timeout(&dst, Duration::from_secs(2)));
+        let r = in_netns(&atk, || {
+            TcpStream::connect_timeout(&dst, Duration::from_secs(2))
+        });
         assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
     }
     std::thread::sleep(Duration::from_millis(200));
     let mut after = Vec::new();
     reader.drain(&mut after);
-    assert!(after.is_empty(), "{} samples with sampling off", after.len());
+    assert!(
+        after.is_empty(),
+        "{} samples with sampling off",
+        after.len()
+    );
 }
