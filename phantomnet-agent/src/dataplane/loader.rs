@@ -13,7 +13,7 @@ use aya::{
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
-        xdp::XdpLink,
+        xdp::{XdpLink, XdpLinkId},
     },
 };
 use aya_log::EbpfLogger;
@@ -411,6 +411,31 @@ fn attach(
         }
     }
 
+    let (mode_name, id) = attach_new(program, index, iface, request)?;
+    let link = FdLink::try_from(program.take_link(id)?)?;
+    let path = pins.link(mode_name, iface);
+    fs::create_dir_all(path.parent().unwrap_or(pins.path()))
+        .map_err(|e| DataplaneError::io("creating the links directory", e))?;
+    link.pin(&path)
+        .map_err(|e| DataplaneError::io(format!("pinning {}", path.display()), io_err(e)))?;
+    info!(iface, ifindex = index, mode = mode_name, "attached XDP");
+    Ok(AttachedInterface {
+        name: iface.into(),
+        ifindex: index,
+        mode: mode_name,
+        adopted: false,
+    })
+}
+
+/// Attaches `program` to interface `index` in the requested mode (auto:
+/// native, falling back to generic with a log line); returns the mode
+/// used and the link, still owned by the program.
+fn attach_new(
+    program: &mut Xdp,
+    index: u32,
+    iface: &str,
+    request: ModeRequest,
+) -> Result<(&'static str, XdpLinkId), DataplaneError> {
     let candidates: &[(&'static str, XdpMode)] = match request {
         ModeRequest::Auto => &MODES,
         ModeRequest::Native => &MODES[..1],
@@ -419,23 +444,7 @@ fn attach(
     let mut last_err = None;
     for &(mode_name, mode) in candidates {
         match program.attach_to_if_index(index, mode) {
-            Ok(id) => {
-                let link = program.take_link(id)?;
-                let link = FdLink::try_from(link)?;
-                let path = pins.link(mode_name, iface);
-                fs::create_dir_all(path.parent().unwrap_or(pins.path()))
-                    .map_err(|e| DataplaneError::io("creating the links directory", e))?;
-                link.pin(&path).map_err(|e| {
-                    DataplaneError::io(format!("pinning {}", path.display()), io_err(e))
-                })?;
-                info!(iface, ifindex = index, mode = mode_name, "attached XDP");
-                return Ok(AttachedInterface {
-                    name: iface.into(),
-                    ifindex: index,
-                    mode: mode_name,
-                    adopted: false,
-                });
-            }
+            Ok(id) => return Ok((mode_name, id)),
             Err(e) => {
                 if request == ModeRequest::Auto && mode_name == "native" {
                     warn!(iface, error = %e, "native XDP failed; falling back to generic mode");
@@ -462,41 +471,19 @@ fn observe(
     request: ModeRequest,
 ) -> Result<AttachedInterface, DataplaneError> {
     let index = ifindex(iface)?;
-    let candidates: &[(&'static str, XdpMode)] = match request {
-        ModeRequest::Auto => &MODES,
-        ModeRequest::Native => &MODES[..1],
-        ModeRequest::Generic => &MODES[1..],
-    };
-    let mut last_err = None;
-    for &(mode_name, mode) in candidates {
-        match program.attach_to_if_index(index, mode) {
-            Ok(_) => {
-                info!(
-                    iface,
-                    ifindex = index,
-                    mode = mode_name,
-                    "observing inside interface"
-                );
-                return Ok(AttachedInterface {
-                    name: iface.into(),
-                    ifindex: index,
-                    mode: mode_name,
-                    adopted: false,
-                });
-            }
-            Err(e) => {
-                if request == ModeRequest::Auto && mode_name == "native" {
-                    warn!(iface, error = %e, "native XDP failed on the inside interface; falling back to generic mode");
-                }
-                last_err = Some((mode_name, e));
-            }
-        }
-    }
-    let (mode, source) = last_err.expect("at least one mode was tried");
-    Err(DataplaneError::Attach {
-        iface: iface.into(),
-        mode,
-        source,
+    // The link stays owned by the program, so it ends with the agent.
+    let (mode_name, _) = attach_new(program, index, iface, request)?;
+    info!(
+        iface,
+        ifindex = index,
+        mode = mode_name,
+        "observing inside interface"
+    );
+    Ok(AttachedInterface {
+        name: iface.into(),
+        ifindex: index,
+        mode: mode_name,
+        adopted: false,
     })
 }
 
