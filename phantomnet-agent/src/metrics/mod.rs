@@ -22,7 +22,7 @@
 //! | `phantomnet_top_blocked_hits` | gauge: packets dropped by the 10 busiest BLOCK entries | `prefix`, `reason` |
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
 //! | `phantomnet_journal_queue_dropped_total` | counter: journal records dropped because the journal writer was behind (its queue full) | |
-//! | `phantomnet_refusals_total` | counter: the inside observer's refusal samples read (counted against the outside source they refuse) | |
+//! | `phantomnet_refusals_total` | counter: the inside observer's refusal samples the detector read (counted against the outside source they refuse) | |
 //! | `phantomnet_deceive_queue` | gauge: detections' DECEIVEs queued for nftables, not yet applied (set before each batch) | |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |

@@ -324,19 +324,14 @@ pub fn handle_batch(
         }
     }
     let mut decisions = Vec::with_capacity(batch.len());
-    let refusals = batch
-        .iter()
-        .filter(|s| s.flags & phantomnet_common::sample_flags::REPLY != 0)
-        .count();
-    if refusals > 0 {
-        core.metrics().refusals(refusals as u64);
-    }
     {
         let mut det = core.detector();
         let Some(det) = det.as_mut() else {
             return records;
         };
+        let mut refusals = 0;
         for s in batch {
+            refusals += u64::from(s.flags & phantomnet_common::sample_flags::REPLY != 0);
             // Dropped by a signature rule: decided in the kernel, whatever
             // the source. A spoofed flood's sources would only churn the
             // per-source tables.
@@ -357,6 +352,9 @@ pub fn handle_batch(
         }
         core.metrics()
             .set_flow_table_sources(det.flows().len() as u64);
+        if refusals > 0 {
+            core.metrics().refusals(refusals);
+        }
     }
     core.count_decisions(decisions.len() as u64);
     for d in &decisions {
