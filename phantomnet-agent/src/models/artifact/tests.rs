@@ -260,23 +260,25 @@ fn the_shipped_model_is_schema_v4_and_reads_every_feature() {
     let model = Model::load(&shipped).unwrap();
     assert_eq!(model.schema().unwrap(), Schema::V4);
     assert_eq!(model.meta.feature_names, FEATURE_NAMES);
-    // server_refusals is one of its inputs too.
-    let refused = lab_like_rows().iter().any(|r| {
-        let mut hit = *r;
-        hit[crate::features::index::SERVER_REFUSALS] = 200.0;
-        model.score(&FeatureVector::new(*r).unwrap())
-            != model.score(&FeatureVector::new(hit).unwrap())
-    });
-    assert!(refused, "no score depends on server_refusals");
-    // signature_hits is one of its inputs: some lab-like row's score
-    // moves when only that feature does.
-    let moved = lab_like_rows().iter().any(|r| {
-        let mut hit = *r;
-        hit[crate::features::index::SIGNATURE_HITS] = 40.0;
-        model.score(&FeatureVector::new(*r).unwrap())
-            != model.score(&FeatureVector::new(hit).unwrap())
-    });
-    assert!(moved, "no score depends on signature_hits");
+    // signature_hits and server_refusals are among its inputs: some
+    // lab-like row's score moves when only that feature does.
+    let moves = |index: usize, value: f64| {
+        lab_like_rows().iter().any(|r| {
+            let mut hit = *r;
+            hit[index] = value;
+            model.score(&FeatureVector::new(*r).unwrap())
+                != model.score(&FeatureVector::new(hit).unwrap())
+        })
+    };
+    use crate::features::index::{SERVER_REFUSALS, SIGNATURE_HITS};
+    assert!(
+        moves(SIGNATURE_HITS, 40.0),
+        "no score depends on signature_hits"
+    );
+    assert!(
+        moves(SERVER_REFUSALS, 200.0),
+        "no score depends on server_refusals"
+    );
 }
 
 /// A SYN flood's row and a browser's, as the lab's v1 features see them.
