@@ -13,35 +13,56 @@ use crate::{correlate::SignatureMatches, enforce::lru_bytes_per_entry, flow::Sou
 /// sources we see, so the map has a hard cap and evicts the least recently
 /// seen source in O(1). A real attacker keeps its entry warm (every sample
 /// touches it); a spoofed source seen once is the first to go. About
-/// `EVIDENCE_CAP * Evidence::BYTES_PER_ENTRY` ≈ 13 MiB when full.
+/// `EVIDENCE_CAP * Evidence::BYTES_PER_ENTRY` ≈ 14.4 MiB when full.
 pub const EVIDENCE_CAP: usize = 131_072;
 
-/// Per source, over a window: how many of its samples the tree called an
-/// attack, how many it saw, and every signature category that matched.
-/// The sample that completes the evidence is often one without a payload
-/// (an ACK after the request), so the enforcement record names the
+/// Per source, over a sliding window: how many of its samples the tree
+/// called an attack, how many it saw, and every signature category that
+/// matched. The sample that completes the evidence is often one without a
+/// payload (an ACK after the request), so the enforcement record names the
 /// signatures seen from the source in the window, not only its own.
 ///
-/// A window that has passed is restarted when its source is next seen; an
-/// entry is never scanned for, so `observe` is O(1) whatever the map holds.
+/// The window slides: the counts of the source's previous window period
+/// still weigh in, in proportion to how much of that period the window
+/// ending now still covers (the sliding-window-counter estimate rate
+/// limiters use). A tumbling window forgot a long-lived source's history
+/// at every boundary, so a few misclassified samples right after it were a
+/// fresh majority: a monitoring poller, benign for ten seconds, was
+/// throttled 0.7 s into its second window. A new source has no previous
+/// period, so it needs exactly the evidence it needed before.
+///
+/// Each entry is brought up to date when its source is next seen; an entry
+/// is never scanned for, so `observe` is O(1) whatever the map holds.
 #[derive(Debug)]
 pub struct Evidence {
     seen: LruCache<Source, Window>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Instant,
+/// One period's counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
     attacks: u32,
     total: u32,
     signatures: SignatureMatches,
 }
 
-/// What a source's evidence window holds after one more decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// Start of the current period; periods are one window long.
+    start: Instant,
+    current: Counts,
+    /// The period before the current one (zero if the source was not seen
+    /// in it).
+    previous: Counts,
+}
+
+/// What a source's evidence window holds after one more decision: the
+/// current period's counts plus the previous period's, weighted by the
+/// share of it the sliding window still covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
-    pub attacks: u32,
-    pub total: u32,
+    pub attacks: f64,
+    pub total: f64,
     pub signatures: SignatureMatches,
 }
 
@@ -52,7 +73,7 @@ impl Default for Evidence {
 }
 
 impl Evidence {
-    /// Heap bytes per tracked source (see [`lru_bytes_per_entry`]); 99 on
+    /// Heap bytes per tracked source (see [`lru_bytes_per_entry`]); 115 on
     /// x86-64.
     pub const BYTES_PER_ENTRY: usize = lru_bytes_per_entry::<Source, Window>();
 
@@ -83,30 +104,50 @@ impl Evidence {
         now: Instant,
         window: Duration,
     ) -> Observed {
-        let fresh = Window {
+        let window = window.max(Duration::from_millis(1));
+        let w = self.seen.get_or_insert_mut(src.into(), || Window {
             start: now,
-            attacks: 0,
-            total: 0,
-            signatures: SignatureMatches::default(),
-        };
-        let w = self.seen.get_or_insert_mut(src.into(), || fresh);
-        if now.duration_since(w.start) >= window {
-            *w = fresh;
+            current: Counts::default(),
+            previous: Counts::default(),
+        });
+        // Decisions arrive in time order per source; one stamped before
+        // the period (a clock step) counts in the current period.
+        let since = now.saturating_duration_since(w.start);
+        if since >= window * 2 {
+            // Not seen for a whole period: nothing of it is left.
+            *w = Window {
+                start: now,
+                current: Counts::default(),
+                previous: Counts::default(),
+            };
+        } else if since >= window {
+            w.previous = w.current;
+            w.current = Counts::default();
+            w.start += window;
         }
-        w.total = w.total.saturating_add(1);
-        w.attacks = w.attacks.saturating_add(u32::from(attack));
-        w.signatures = w.signatures.union(signatures);
+        let c = &mut w.current;
+        c.total = c.total.saturating_add(1);
+        c.attacks = c.attacks.saturating_add(u32::from(attack));
+        c.signatures = c.signatures.union(signatures);
+        // The share of the previous period the window ending now covers.
+        let into = now.saturating_duration_since(w.start).as_secs_f64();
+        let weight = (1.0 - into / window.as_secs_f64()).clamp(0.0, 1.0);
+        let p = w.previous;
         Observed {
-            attacks: w.attacks,
-            total: w.total,
-            signatures: w.signatures,
+            attacks: f64::from(c.attacks) + weight * f64::from(p.attacks),
+            total: f64::from(c.total) + weight * f64::from(p.total),
+            signatures: if weight > 0.0 {
+                c.signatures.union(p.signatures)
+            } else {
+                c.signatures
+            },
         }
     }
 
     /// Enough to act: `need` attack decisions, and more than half of the
     /// source's decisions in the window.
     pub fn sufficient(o: &Observed, need: u32) -> bool {
-        o.attacks >= need && u64::from(o.attacks) * 2 > u64::from(o.total)
+        o.attacks >= f64::from(need) && o.attacks * 2.0 > o.total
     }
 }
 
@@ -125,7 +166,7 @@ mod tests {
         // An attacker: every sample an attack; the third one is enough.
         let none = SignatureMatches::default();
         let o = e.observe(atk, true, none, at(0), w);
-        assert_eq!((o.attacks, o.total), (1, 1));
+        assert_eq!((o.attacks, o.total), (1.0, 1.0));
         assert!(!Evidence::sufficient(
             &e.observe(atk, true, none, at(1), w),
             3
@@ -139,10 +180,9 @@ mod tests {
         for i in 0..100u32 {
             let o = e.observe(cli, i % 25 == 0, none, at(0), w);
             assert!(!Evidence::sufficient(&o, 3), "{o:?}");
-            assert_eq!(o.attacks, i / 25 + 1);
+            assert_eq!(o.attacks, f64::from(i / 25 + 1));
         }
-        // Signatures accumulate over the window, and the window restarts
-        // once it has passed.
+        // Signatures accumulate over the window.
         let mut sqli = SignatureMatches::default();
         sqli.insert(crate::correlate::SignatureCategory::SqlInjection);
         assert_eq!(e.observe(atk, false, sqli, at(3), w).signatures, sqli);
@@ -151,10 +191,54 @@ mod tests {
             sqli,
             "kept"
         );
-        let o = e.observe(atk, false, none, at(10), w);
-        assert_eq!((o.attacks, o.total, o.signatures), (0, 1, none));
-        let o = e.observe(atk, true, none, at(11), w);
-        assert_eq!((o.attacks, o.total), (1, 2));
+        // Two periods without the source: nothing of them is left.
+        let o = e.observe(atk, false, none, at(24), w);
+        assert_eq!((o.attacks, o.total, o.signatures), (0.0, 1.0, none));
+        let o = e.observe(atk, true, none, at(25), w);
+        assert_eq!((o.attacks, o.total), (1.0, 2.0));
+    }
+
+    #[test]
+    fn the_window_slides_so_a_long_benign_history_outweighs_a_few_stray_calls_after_a_boundary() {
+        let mut e = Evidence::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let none = SignatureMatches::default();
+        // A poller scored twice a second for 10 s, benign but for one call.
+        let poller: IpAddr = "198.51.100.104".parse().unwrap();
+        for i in 0..20u64 {
+            let o = e.observe(poller, i == 7, none, ms(i * 500), w);
+            assert!(!Evidence::sufficient(&o, 3));
+        }
+        // Just past the boundary, three attack calls in a row: a fresh
+        // majority of a tumbling window, not of the sliding one (the 20
+        // calls of the period before still weigh in at 0.93).
+        for (k, m) in [10_100u64, 10_400, 10_700].into_iter().enumerate() {
+            let o = e.observe(poller, true, none, ms(m), w);
+            assert_eq!(o.attacks.round() as usize, 1 + k + 1, "{o:?}");
+            assert!(o.total > 20.0, "{o:?}");
+            assert!(!Evidence::sufficient(&o, 3), "{o:?}");
+        }
+        // Its history fades as the window slides: if the source keeps
+        // being called an attack, the majority comes within the period.
+        let mut enforced_at = None;
+        for m in (11_000..20_000).step_by(500) {
+            if Evidence::sufficient(&e.observe(poller, true, none, ms(m), w), 3) {
+                enforced_at = Some(m);
+                break;
+            }
+        }
+        let at = enforced_at.expect("a persistent attacker is enforced within the period");
+        assert!((11_000..16_000).contains(&at), "{at}");
+        // The previous period's signatures are named while it weighs in.
+        let mut sqli = SignatureMatches::default();
+        sqli.insert(crate::correlate::SignatureCategory::SqlInjection);
+        let web: IpAddr = "192.0.2.9".parse().unwrap();
+        e.observe(web, true, sqli, ms(9_000), w);
+        assert_eq!(e.observe(web, true, none, ms(19_500), w).signatures, sqli);
+        // ... and no longer once it has slid out.
+        assert_eq!(e.observe(web, true, none, ms(29_500), w).signatures, none);
     }
 
     #[test]
@@ -178,11 +262,11 @@ mod tests {
         // The attacker was seen every 100 new sources: never evicted, so its
         // count kept growing (500 samples, all attacks).
         let o = e.observe(atk, true, none, t0 + Duration::from_millis(500), w);
-        assert_eq!((o.attacks, o.total), (501, 501));
+        assert_eq!((o.attacks, o.total), (501.0, 501.0));
         // The first spoofed source is long gone: it starts afresh.
         let first = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000));
         let o = e.observe(first, true, none, t0 + Duration::from_millis(500), w);
-        assert_eq!(o.total, 1);
+        assert_eq!(o.total, 1.0);
     }
 
     #[test]

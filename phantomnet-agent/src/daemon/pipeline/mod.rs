@@ -144,9 +144,14 @@ pub fn step(
     );
     if attack && !Evidence::sufficient(&seen, policy.min_evidence) {
         if admit(state, metrics, d, Record::Routine, now) == Admit::Write {
+            // The previous period's share makes the counts fractional: one
+            // decimal place.
+            let tenths = |x: f64| (x * 10.0).round() / 10.0;
             let text = format!(
                 "awaiting evidence ({} of {} samples called attacks; {} and a majority needed)",
-                seen.attacks, seen.total, policy.min_evidence
+                tenths(seen.attacks),
+                tenths(seen.total),
+                policy.min_evidence
             );
             out.record = Some(event_of(d, &text));
         }
