@@ -261,7 +261,32 @@ fn fixture(csv: &Path) -> Fixture {
     }
 }
 
+/// The payload signatures on one sampled prefix: a request without a
+/// query (the automaton only), a search query (decoded, one value judged),
+/// and sqlmap's probe (two values judged by libinjection, the most a
+/// payload gets).
+fn signature_benches(c: &mut Criterion) {
+    let set = SignatureSet::builtin();
+    for (name, payload) in [
+        (
+            "signatures/plain_request",
+            &b"GET /index.html HTTP/1.1\r\nHost: www.example.org\r\nUser-Agent: c"[..],
+        ),
+        (
+            "signatures/search_query",
+            b"GET /search?q=rock+and+roll&page=2 HTTP/1.1\r\nHost: www.exampl",
+        ),
+        (
+            "signatures/sqlmap_probe",
+            b"GET /d?id=991%29%20AND%201010%3D6362&q=%28SELECT%20%28CASE%20W",
+        ),
+    ] {
+        c.bench_function(name, |b| b.iter(|| black_box(set.scan(black_box(payload)))));
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    signature_benches(c);
     let csv = bench_csv();
     let f = fixture(&csv);
     let n = f.scaled.len();

@@ -3,6 +3,7 @@
 
 pub mod feed_format;
 pub mod intel;
+pub mod query;
 pub mod signatures;
 
 pub use feed_format::FeedFormat;

@@ -205,17 +205,42 @@ impl SignatureSet {
         })
     }
 
-    /// The categories whose signatures occur in `payload`.
+    /// The categories whose signatures occur in `payload`. An HTTP
+    /// request's query values are also matched decoded, and judged by
+    /// libinjection ([`super::query`]): at most [`super::query::MAX_JUDGED`]
+    /// calls per payload, on the stack.
     pub fn scan(&self, payload: &[u8]) -> SignatureMatches {
         let mut m = SignatureMatches::default();
         // Most samples carry no payload (SYNs, ACKs): no automaton walk.
         if payload.is_empty() {
             return m;
         }
-        for hit in self.automaton.find_overlapping_iter(payload) {
-            m.insert(self.categories[hit.pattern().as_usize()]);
+        self.scan_into(payload, &mut m);
+        let Some(q) = super::query::query(payload) else {
+            return m;
+        };
+        let mut judged = 0;
+        for raw in super::query::values(q) {
+            let mut buf = [0u8; phantomnet_common::SAMPLE_PAYLOAD_LEN];
+            let value = super::query::decode(raw, &mut buf);
+            if value != raw {
+                // Encoded: the literal patterns, decoded.
+                self.scan_into(value, &mut m);
+            }
+            if judged < super::query::MAX_JUDGED && super::query::could_be_sql(value) {
+                judged += 1;
+                if super::query::is_sqli(value) {
+                    m.insert(SignatureCategory::SqlInjection);
+                }
+            }
         }
         m
+    }
+
+    fn scan_into(&self, bytes: &[u8], m: &mut SignatureMatches) {
+        for hit in self.automaton.find_overlapping_iter(bytes) {
+            m.insert(self.categories[hit.pattern().as_usize()]);
+        }
     }
 }
 
@@ -264,12 +289,41 @@ mod tests {
     }
 
     #[test]
+    fn an_encoded_injection_tools_requests_match_once_decoded() {
+        let s = SignatureSet::builtin();
+        for payload in [
+            // sqlmap's boolean, error-based and union probes, as sampled.
+            &b"GET /docs/guide.html?id=991%20AND%206215%3D9269&ref=12 HTTP/1.1\r"[..],
+            b"GET /docs/guide.html?id=991%27%29%20AND%20EXTRACTVALUE%284939%2C",
+            b"GET /d?ref=12&id=991%27%20AND%204883%3D3590%20AND%20%27Zj HTTP/1.1",
+            b"GET /a?id=1%20UNION%20ALL%20SELECT%20NULL%2CNULL-- HTTP/1.1",
+        ] {
+            let m = s.scan(payload);
+            assert!(
+                m.contains(SqlInjection),
+                "{m} in {}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        // The literal patterns also see the decoded query.
+        assert!(
+            s.scan(b"GET /q?s=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E HTTP/1.1")
+                .contains(Xss)
+        );
+    }
+
+    #[test]
     fn benign_payloads_do_not_match() {
         let s = SignatureSet::builtin();
         for payload in [
             &b"GET /index.html HTTP/1.1\r\nHost: example.org\r\nUser-Agent: curl/8.5"[..],
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03random-tls-hello",
             b"SSH-2.0-OpenSSH_9.6",
+            b"GET /search?q=rock+and+roll&page=2&sort=desc HTTP/1.1\r\n",
+            b"GET /shop?q=O%27Reilly+(2nd+ed.)&cat=books HTTP/1.1\r\n",
+            // An API client's JSON with quotes and SQL words: a body, not a
+            // query, so libinjection does not judge it.
+            b"POST /api/v1/notes HTTP/1.1\r\n\r\n{\"note\":\"select 'all' or none\"}",
             b"",
         ] {
             let m = s.scan(payload);
