@@ -187,7 +187,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *b = if x % 5 == 0 {
+                *b = if x.is_multiple_of(5) {
                     (x >> 24) as u8
                 } else {
                     alphabet[(x >> 24) as usize % alphabet.len()]
