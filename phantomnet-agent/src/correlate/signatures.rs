@@ -295,7 +295,7 @@ mod tests {
             // sqlmap's boolean, error-based and union probes, as sampled.
             &b"GET /docs/guide.html?id=991%20AND%206215%3D9269&ref=12 HTTP/1.1\r"[..],
             b"GET /docs/guide.html?id=991%27%29%20AND%20EXTRACTVALUE%284939%2C",
-            b"GET /d?ref=12&id=991%27%20AND%204883%3D3590%20AND%20%27Zj HTTP/1.1",
+            b"GET /d?ref=12&id=991%27%20AND%204883%3D3590%20AND%20%27Zj HTTP/1",
             b"GET /a?id=1%20UNION%20ALL%20SELECT%20NULL%2CNULL-- HTTP/1.1",
         ] {
             let m = s.scan(payload);
