@@ -56,6 +56,17 @@ struct Window {
     previous: Counts,
 }
 
+impl Window {
+    /// A source with no decisions yet, its first period starting `now`.
+    fn starting(now: Instant) -> Window {
+        Window {
+            start: now,
+            current: Counts::default(),
+            previous: Counts::default(),
+        }
+    }
+}
+
 /// What a source's evidence window holds after one more decision: the
 /// current period's counts plus the previous period's, weighted by the
 /// share of it the sliding window still covers.
@@ -105,21 +116,15 @@ impl Evidence {
         window: Duration,
     ) -> Observed {
         let window = window.max(Duration::from_millis(1));
-        let w = self.seen.get_or_insert_mut(src.into(), || Window {
-            start: now,
-            current: Counts::default(),
-            previous: Counts::default(),
-        });
+        let w = self
+            .seen
+            .get_or_insert_mut(src.into(), || Window::starting(now));
         // Decisions arrive in time order per source; one stamped before
         // the period (a clock step) counts in the current period.
         let since = now.saturating_duration_since(w.start);
         if since >= window * 2 {
             // Not seen for a whole period: nothing of it is left.
-            *w = Window {
-                start: now,
-                current: Counts::default(),
-                previous: Counts::default(),
-            };
+            *w = Window::starting(now);
         } else if since >= window {
             w.previous = w.current;
             w.current = Counts::default();
