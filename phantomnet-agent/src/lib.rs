@@ -6,6 +6,7 @@
 //!   the ring-buffer sample reader; [`capture`]: sample files.
 //! - [`flow`] → [`features`] → [`models`] → [`correlate`] → [`decide`]:
 //!   detection, composed per sample by [`detect`]; [`train`] builds models.
+//!   [`plot`]: the font every PNG (training's, replay's) is drawn in.
 //!   [`aggregate`] recognises attacks spread over many sources and derives
 //!   their packet signatures; the live pipeline installs them as rules.
 //! - [`enforce`]: the response executor (maps for BLOCK/THROTTLE, nftables
@@ -39,6 +40,8 @@ pub mod correlate;
 pub mod decide;
 
 pub mod detect;
+
+pub mod plot;
 
 pub mod train;
 

@@ -3,7 +3,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 
-use super::{ReplayError, ReplayInput, Report, replay};
+use super::{ReplayError, ReplayInput, Report, replay, write_plots};
 use crate::{
     config::Config,
     correlate::{ThreatFeed, ThreatFeedHandle},
@@ -47,6 +47,12 @@ pub struct ReplayArgs {
     /// Also write the whole report, every source included, as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also draw the report into this directory: `recall-by-scenario.png`
+    /// (per scenario, the share of sources enforced or acted on) and
+    /// `time-to-enforcement.png` (the share of attack sources enforced
+    /// within t).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
 }
 
 fn parse_scoring(s: &str) -> Result<Scoring, String> {
@@ -114,6 +120,9 @@ pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| input("json", &e))?;
         std::fs::write(p, text).map_err(|e| input(&p.display().to_string(), &e))?;
+    }
+    if let Some(dir) = &args.plots {
+        write_plots(&report, dir).map_err(|e| ReplayCliError::Input(e.to_string()))?;
     }
     Ok(report)
 }

@@ -24,11 +24,13 @@
 //! feeds and CrowdSec.
 mod cli;
 mod enforcer;
+mod plots;
 mod report;
 
 use crate::sampler::Sampler;
 pub use cli::{ReplayArgs, ReplayCliError, run_replay};
 pub use enforcer::Enforcer;
+pub use plots::{PlotError, RECALL_PNG, TTE_PNG, write_plots};
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
 
 use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};

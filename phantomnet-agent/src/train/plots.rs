@@ -1,32 +1,13 @@
-//! Confusion-matrix and ROC-curve PNGs with plotters' bitmap backend. Text
-//! uses a font compiled into the binary (egui's Ubuntu-Light, from the
-//! `epaint_default_fonts` crate), so no system font is needed.
+//! Confusion-matrix and ROC-curve PNGs with plotters' bitmap backend, in
+//! the embedded font of [`crate::plot`].
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use super::TrainError;
 use super::metrics::Confusion;
-
-const FAMILY: &str = "sans-serif";
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if plotters::style::register_font(
-            FAMILY,
-            FontStyle::Normal,
-            epaint_default_fonts::UBUNTU_LIGHT,
-        )
-        .is_err()
-        {
-            tracing::warn!("could not register the embedded plot font");
-        }
-    });
-}
+use crate::plot::{FAMILY, register_font};
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Other(format!("plot {}: {e}", path.display()))
