@@ -1,9 +1,9 @@
 //! The `replay` subcommand: its clap arguments and entry point.
-use std::{path::PathBuf, sync::Arc};
+use std::{io::Write as _, path::PathBuf, sync::Arc};
 
 use clap::Args;
 
-use super::{ReplayError, ReplayInput, Report, replay, write_plots};
+use super::{ReplayError, ReplayInput, Report, Scored, replay_with, write_plots};
 use crate::{
     config::Config,
     correlate::{ThreatFeed, ThreatFeedHandle},
@@ -53,6 +53,11 @@ pub struct ReplayArgs {
     /// within t).
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Also write every scoring as CSV: source, scenario, time since the
+    /// source's first packet, the tree's action, rule and scores, whether
+    /// the evidence rule let it through and what was put in force.
+    #[arg(long, value_name = "FILE")]
+    pub decisions: Option<PathBuf>,
 }
 
 fn parse_scoring(s: &str) -> Result<Scoring, String> {
@@ -102,20 +107,51 @@ pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
     if let Some(p) = &args.labels {
         labels.add_file(p).map_err(|e| input("labels", &e))?;
     }
-    let report = replay(&ReplayInput {
-        capture: args.capture.clone(),
-        labels: &labels,
-        config: &config,
-        policy: config.enforcement.policy(),
-        model,
-        feed,
-        recorded_every: args.recorded_every,
-        sample_every: args
-            .sample_every
-            .unwrap_or(config.dataplane.sample_every)
-            .max(1),
-        seed: args.seed,
-    })?;
+    // Written as the replay goes; the first write error is kept and
+    // reported once it ends.
+    let mut decisions = match &args.decisions {
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|e| input(&p.display().to_string(), &e))?;
+            let mut w = std::io::BufWriter::new(f);
+            writeln!(w, "{}", Scored::CSV_HEADER)
+                .map_err(|e| input(&p.display().to_string(), &e))?;
+            Some((p, w))
+        }
+        None => None,
+    };
+    let mut write_error: Option<std::io::Error> = None;
+    let on_decision = |s: &Scored<'_>| {
+        if let Some((_, w)) = decisions.as_mut()
+            && write_error.is_none()
+            && let Err(e) = writeln!(w, "{}", s.csv_row())
+        {
+            write_error = Some(e);
+        }
+    };
+    let report = replay_with(
+        &ReplayInput {
+            capture: args.capture.clone(),
+            labels: &labels,
+            config: &config,
+            policy: config.enforcement.policy(),
+            model,
+            feed,
+            recorded_every: args.recorded_every,
+            sample_every: args
+                .sample_every
+                .unwrap_or(config.dataplane.sample_every)
+                .max(1),
+            seed: args.seed,
+        },
+        on_decision,
+    )?;
+    if let Some((p, mut w)) = decisions {
+        let flushed = match write_error {
+            Some(e) => Err(e),
+            None => w.flush(),
+        };
+        flushed.map_err(|e| input(&p.display().to_string(), &e))?;
+    }
     print!("{}", report.to_markdown());
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| input("json", &e))?;

@@ -108,8 +108,66 @@ fn put_in_force(applied: &Applied) -> Option<Action> {
     }
 }
 
+/// One scoring of a source, as `replay --decisions` writes it: what the
+/// tree said and whether the evidence rule let it reach the executor. For
+/// studying the decision path (an evidence rule, a threshold) offline
+/// against labelled sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored<'a> {
+    pub source: Source,
+    /// The source's scenario (the labels'), `unlabeled` if none.
+    pub scenario: &'a str,
+    pub attack_source: bool,
+    /// From the source's first packet in the capture, ms.
+    pub after_ms: f64,
+    pub action: Action,
+    pub rule: u8,
+    pub confidence: f64,
+    pub anomaly: f64,
+    pub threat: f64,
+    /// A priority sample (a flow's first packets, a refusal's source).
+    pub priority: bool,
+    /// The evidence rule let it through to the executor.
+    pub past_evidence: bool,
+    /// What the executor put in force because of it, if anything.
+    pub put_in_force: Option<Action>,
+}
+
+impl Scored<'_> {
+    /// The CSV header `Scored::csv_row` matches.
+    pub const CSV_HEADER: &'static str = "source,scenario,attack_source,after_ms,action,rule,confidence,anomaly,threat,priority,past_evidence,put_in_force";
+
+    /// One CSV line, without the newline. A scenario name is a labels-file
+    /// word (no comma, no quote), so no field needs quoting.
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{},{:.3},{},{},{:.4},{:.4},{:.4},{},{},{}",
+            self.source,
+            self.scenario,
+            u8::from(self.attack_source),
+            self.after_ms,
+            self.action,
+            self.rule,
+            self.confidence,
+            self.anomaly,
+            self.threat,
+            u8::from(self.priority),
+            u8::from(self.past_evidence),
+            self.put_in_force.map_or(String::new(), |a| a.to_string()),
+        )
+    }
+}
+
 /// Replays the capture and reports per source.
 pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
+    replay_with(input, |_| {})
+}
+
+/// [`replay`], calling `on_decision` with every scoring, in capture order.
+pub fn replay_with(
+    input: &ReplayInput<'_>,
+    mut on_decision: impl FnMut(&Scored<'_>),
+) -> Result<Report, ReplayError> {
     let recorded = input.recorded_every.max(1);
     let every = input.sample_every.max(1);
     if recorded != 1 && every != recorded {
@@ -194,11 +252,27 @@ pub fn replay(input: &ReplayInput<'_>) -> Result<Report, ReplayError> {
             applied = Some(a.clone());
             Ok(a)
         });
-        let Some(applied) = applied else {
+        let in_force = applied.as_ref().and_then(put_in_force);
+        let named = track.first_addr.and_then(|a| input.labels.scenario(a));
+        on_decision(&Scored {
+            source: d.source,
+            scenario: named.map_or("unlabeled", |(n, _)| n),
+            attack_source: named.is_some_and(|(_, attack)| attack),
+            after_ms: sample.timestamp_ns.saturating_sub(track.first_ns) as f64 / 1e6,
+            action: d.action,
+            rule: d.rule.number(),
+            confidence: d.scores.confidence,
+            anomaly: d.scores.anomaly,
+            threat: d.threat.score,
+            priority: sample.flags & sample_flags::PRIORITY != 0,
+            past_evidence: applied.is_some(),
+            put_in_force: in_force,
+        });
+        if applied.is_none() {
             continue;
-        };
+        }
         counts.past_evidence += 1;
-        let Some(action) = put_in_force(&applied) else {
+        let Some(action) = in_force else {
             continue;
         };
         track.strongest = Some(track.strongest.map_or(action, |s| s.max(action)));

@@ -74,6 +74,16 @@ fn run_with(
     seed: u64,
     scoring: crate::detect::Scoring,
 ) -> Result<Report, ReplayError> {
+    run_scored(capture, sample_every, seed, scoring, |_| {})
+}
+
+fn run_scored(
+    capture: &Path,
+    sample_every: u32,
+    seed: u64,
+    scoring: crate::detect::Scoring,
+    on_decision: impl FnMut(&Scored<'_>),
+) -> Result<Report, ReplayError> {
     let labels = LabelRules::from_args(&[
         "192.0.2.12=syn_flood".into(),
         "198.51.100.10=benign_http".into(),
@@ -82,17 +92,20 @@ fn run_with(
     let mut config = Config::default();
     config.detection.scoring = scoring;
     let model = ModelHandle::open(Path::new(SHIPPED)).unwrap().current();
-    replay(&ReplayInput {
-        capture: capture.to_path_buf(),
-        labels: &labels,
-        config: &config,
-        policy: config.enforcement.policy(),
-        model,
-        feed: Arc::new(ThreatFeed::empty()),
-        recorded_every: 1,
-        sample_every,
-        seed,
-    })
+    replay_with(
+        &ReplayInput {
+            capture: capture.to_path_buf(),
+            labels: &labels,
+            config: &config,
+            policy: config.enforcement.policy(),
+            model,
+            feed: Arc::new(ThreatFeed::empty()),
+            recorded_every: 1,
+            sample_every,
+            seed,
+        },
+        on_decision,
+    )
 }
 
 #[test]
@@ -186,5 +199,58 @@ fn a_broken_capture_is_a_clear_error() {
     assert!(
         err.to_string().contains("not a PhantomNet capture"),
         "{err}"
+    );
+}
+
+#[test]
+fn every_scoring_is_reported_and_agrees_with_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("lab.pncap");
+    write_capture(&cap);
+    /// A `Scored` kept past the callback.
+    #[derive(Debug)]
+    struct Row(String, String, bool, f64, u8, bool, Option<Action>);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut csv = vec![Scored::CSV_HEADER.to_string()];
+    let report = run_scored(&cap, 16, 7, crate::detect::Scoring::OnChange, |s| {
+        rows.push(Row(
+            s.source.to_string(),
+            s.scenario.to_string(),
+            s.attack_source,
+            s.after_ms,
+            s.rule,
+            s.past_evidence,
+            s.put_in_force,
+        ));
+        csv.push(s.csv_row());
+    })
+    .unwrap();
+    // One row per scoring; as many past the evidence rule as the report.
+    assert_eq!(rows.len() as u64, report.counts.decisions);
+    let past = rows.iter().filter(|r| r.5).count() as u64;
+    assert_eq!(past, report.counts.past_evidence);
+    // Each source's first row with something put in force is its first
+    // enforcement in the report: same time and rule.
+    for s in &report.sources {
+        let first = rows.iter().find(|r| r.0 == s.source && r.6.is_some());
+        match (&s.first, first) {
+            (Some(f), Some(r)) => {
+                assert_eq!((f.after_ms, f.rule), (r.3, r.4), "{}", s.source);
+                assert_eq!(r.1, s.scenario);
+                assert_eq!(r.2, s.attack);
+            }
+            (None, None) => {}
+            (f, r) => panic!("{}: report {f:?}, rows {r:?}", s.source),
+        }
+    }
+    assert!(report.sources.iter().any(|s| s.first.is_some()));
+    // The CSV: a header and one line per scoring, every line as wide.
+    let width = Scored::CSV_HEADER.split(',').count();
+    assert_eq!(csv.len(), rows.len() + 1);
+    assert!(csv.iter().all(|l| l.split(',').count() == width), "{csv:?}");
+    assert!(
+        csv[1..]
+            .iter()
+            .any(|l| l.starts_with("192.0.2.12,syn_flood,1,"))
     );
 }
