@@ -63,6 +63,8 @@ fn replay(
     scoring: &str,
     out: &Path,
 ) -> Result<(Value, String)> {
+    // Each run's plots next to its JSON: `shipped-16-on-change.plots/`.
+    let plots = out.with_extension("plots");
     let table = cmd::output(
         s(r.bin),
         &[
@@ -81,6 +83,8 @@ fn replay(
             scoring,
             "--json",
             s(out),
+            "--plots",
+            s(&plots),
         ],
     )?;
     let text = fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;

@@ -94,7 +94,8 @@ enum Task {
     /// Judge the model per source on a recording (default: the one
     /// `gen-model --record-only` made) through `phantomnet-agent replay`:
     /// the shipped model at 1-in-1 and 1-in-16, then each attack family left
-    /// out of training in turn. No root.
+    /// out of training in turn; tables, JSON and plots in target/evaluate.
+    /// No root.
     Evaluate {
         #[arg(long)]
         capture: Option<PathBuf>,
