@@ -125,9 +125,11 @@ pub struct Scored<'a> {
     pub confidence: f64,
     pub anomaly: f64,
     pub threat: f64,
-    /// A priority sample (a flow's first packets, a refusal's source).
+    /// A priority sample (a connection opener, a scan probe, a flow's
+    /// first payload packets), not one of the 1-in-N draw.
     pub priority: bool,
-    /// The evidence rule let it through to the executor.
+    /// It reached the executor: a LOG always, an attack call once the
+    /// evidence rule was met.
     pub past_evidence: bool,
     /// What the executor put in force because of it, if anything.
     pub put_in_force: Option<Action>,
