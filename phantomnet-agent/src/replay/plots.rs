@@ -21,6 +21,9 @@ use crate::plot::{FAMILY, register_font};
 pub const RECALL_PNG: &str = "recall-by-scenario.png";
 pub const TTE_PNG: &str = "time-to-enforcement.png";
 
+/// At most this many scenario bars (an image 110 + 26 px per bar tall).
+pub const MAX_BARS: usize = 120;
+
 const ATTACK_BAR: RGBColor = RGBColor(45, 105, 190);
 const BENIGN_BAR: RGBColor = RGBColor(200, 55, 45);
 
@@ -62,20 +65,29 @@ fn share(part: usize, whole: usize) -> f64 {
 pub fn recall_png(report: &Report, path: &Path) -> Result<(), PlotError> {
     register_font();
     let e = err(path);
-    let rows = &report.scenarios;
+    // A labels file may name any number of scenarios; the image's height
+    // grows with them, so past MAX_BARS only the first are drawn (attack
+    // scenarios come first) and the caption says so.
+    let rows = &report.scenarios[..report.scenarios.len().min(MAX_BARS)];
     let n = rows.len().max(1);
     // Scenario i's bar spans y ∈ [top(i) - 0.85, top(i) - 0.15].
     let top = |i: usize| (n - i) as f64;
     let height = 110 + 26 * n as u32;
     let root = BitMapBackend::new(path, (760, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
-    let caption = format!(
+    let mut caption = format!(
         "Attack sources enforced {} of {}, benign acted on {} of {}",
         report.attack_enforced,
         report.attack_sources,
         report.benign_acted_on,
         report.benign_sources
     );
+    if rows.len() < report.scenarios.len() {
+        caption += &format!(
+            " (first {MAX_BARS} of {} scenarios)",
+            report.scenarios.len()
+        );
+    }
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, (FAMILY, 20))
         .margin(12)
@@ -270,6 +282,22 @@ mod tests {
         assert!(curve > 500, "{curve}");
         let img = image::open(&tte).unwrap().to_rgb8();
         assert_eq!((img.width(), img.height()), (760, 480));
+    }
+
+    #[test]
+    fn a_labels_file_with_thousands_of_scenarios_draws_the_first_only() {
+        let sources: Vec<SourceOutcome> = (0..2000u32)
+            .map(|i| {
+                let mut s = src(0, &format!("scenario_{i:04}"), true, Some(1.0));
+                s.source = std::net::Ipv4Addr::from(0xC000_0000u32 + i).to_string();
+                s
+            })
+            .collect();
+        let report = Report::new(1, 16, Counts::default(), sources);
+        let dir = tempfile::tempdir().unwrap();
+        let [recall, _] = write_plots(&report, dir.path()).unwrap();
+        let img = image::open(&recall).unwrap().to_rgb8();
+        assert_eq!(img.height(), 110 + 26 * MAX_BARS as u32);
     }
 
     #[test]
