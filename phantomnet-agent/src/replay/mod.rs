@@ -33,7 +33,7 @@ pub use enforcer::Enforcer;
 pub use plots::{PlotError, RECALL_PNG, TTE_PNG, write_plots};
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use phantomnet_common::{PacketSample, action, sample_flags};
 
@@ -84,10 +84,11 @@ pub struct ReplayInput<'a> {
 
 /// Per source while replaying.
 #[derive(Debug, Default)]
-struct Track {
-    /// The address of its first packet: it names the source's scenario
-    /// (an IPv6 /64 may hold several addresses).
-    first_addr: Option<IpAddr>,
+struct Track<'l> {
+    /// The labels' scenario of its first packet's address, and whether it
+    /// is an attack; looked up once (an IPv6 /64 may hold several
+    /// addresses, the first names it).
+    named: Option<(&'l str, bool)>,
     first_ns: u64,
     records: u64,
     decided: u64,
@@ -221,7 +222,7 @@ pub fn replay_with(
         }
         let source = detector.flows().source_of(&sample);
         let track = tracks.entry(source).or_insert_with(|| Track {
-            first_addr: Some(SourceKey::of_sample(&sample).ip()),
+            named: input.labels.scenario(SourceKey::of_sample(&sample).ip()),
             first_ns: sample.timestamp_ns,
             ..Track::default()
         });
@@ -255,7 +256,7 @@ pub fn replay_with(
             Ok(a)
         });
         let in_force = applied.as_ref().and_then(put_in_force);
-        let named = track.first_addr.and_then(|a| input.labels.scenario(a));
+        let named = track.named;
         on_decision(&Scored {
             source: d.source,
             scenario: named.map_or("unlabeled", |(n, _)| n),
@@ -292,8 +293,7 @@ pub fn replay_with(
     let sources: Vec<SourceOutcome> = tracks
         .into_iter()
         .map(|(source, t)| {
-            let named = t.first_addr.and_then(|a| input.labels.scenario(a));
-            let (scenario, attack) = match named {
+            let (scenario, attack) = match t.named {
                 Some((name, attack)) => (name.to_string(), attack),
                 None => ("unlabeled".to_string(), false),
             };
