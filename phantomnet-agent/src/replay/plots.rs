@@ -214,24 +214,7 @@ pub fn tte_png(report: &Report, path: &Path) -> Result<(), PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::{Counts, FirstEnforcement, SourceOutcome};
-
-    fn src(last: u8, scenario: &str, attack: bool, after_ms: Option<f64>) -> SourceOutcome {
-        SourceOutcome {
-            source: std::net::IpAddr::from([192, 0, 2, last]).to_string(),
-            scenario: scenario.into(),
-            attack,
-            packets: 100,
-            decided: 10,
-            first: after_ms.map(|after_ms| FirstEnforcement {
-                action: "BLOCK".into(),
-                rule: 3,
-                after_ms,
-                packets_before: 5,
-            }),
-            strongest: "BLOCK".into(),
-        }
-    }
+    use crate::replay::{Counts, SourceOutcome, report::tests::src};
 
     fn pixels_of(path: &Path, c: RGBColor) -> usize {
         let img = image::open(path).unwrap().to_rgb8();
@@ -245,11 +228,11 @@ mod tests {
             16,
             Counts::default(),
             vec![
-                src(1, "full", true, Some(2.0)),
-                src(2, "full", true, Some(40.0)),
-                src(3, "half", true, Some(3000.0)),
+                src(1, "full", true, Some((2.0, 5))),
+                src(2, "full", true, Some((40.0, 5))),
+                src(3, "half", true, Some((3000.0, 5))),
                 src(4, "half", true, None),
-                src(5, "benign_web", false, Some(900.0)),
+                src(5, "benign_web", false, Some((900.0, 5))),
                 src(6, "benign_web", false, None),
             ],
         );
@@ -288,7 +271,7 @@ mod tests {
     fn a_labels_file_with_thousands_of_scenarios_draws_the_first_only() {
         let sources: Vec<SourceOutcome> = (0..2000u32)
             .map(|i| {
-                let mut s = src(0, &format!("scenario_{i:04}"), true, Some(1.0));
+                let mut s = src(0, &format!("scenario_{i:04}"), true, Some((1.0, 5)));
                 s.source = std::net::Ipv4Addr::from(0xC000_0000u32 + i).to_string();
                 s
             })

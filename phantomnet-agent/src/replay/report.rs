@@ -258,10 +258,17 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn src(last: u8, scenario: &str, attack: bool, first: Option<(f64, u64)>) -> SourceOutcome {
+    /// A source 192.0.2.`last`, BLOCKed (rule 3) after `(ms, packets)`
+    /// if `first` is given. The replay's other tests build reports with it.
+    pub(in crate::replay) fn src(
+        last: u8,
+        scenario: &str,
+        attack: bool,
+        first: Option<(f64, u64)>,
+    ) -> SourceOutcome {
         SourceOutcome {
             source: std::net::IpAddr::from([192, 0, 2, last]).to_string(),
             scenario: scenario.into(),
