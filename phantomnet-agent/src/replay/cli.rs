@@ -168,6 +168,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unwritable_decisions_file_is_named_before_anything_is_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("no-such-dir").join("decisions.csv");
+        let args = ReplayArgs {
+            // Never opened: the decisions file is refused first.
+            capture: dir.path().join("missing.pncap"),
+            labels: None,
+            config: None,
+            model: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../models").into()),
+            recorded_every: 1,
+            sample_every: None,
+            scoring: None,
+            seed: 1,
+            json: None,
+            plots: None,
+            decisions: Some(bad.clone()),
+        };
+        let e = run_replay(&args).unwrap_err();
+        assert!(matches!(e, ReplayCliError::Input(_)), "{e:?}");
+        assert!(e.to_string().contains("decisions.csv"), "{e}");
+        assert!(!bad.exists());
+    }
+
+    #[test]
     fn scoring_takes_the_configs_two_names_and_refuses_others() {
         assert_eq!(parse_scoring("on-change"), Ok(Scoring::OnChange));
         assert_eq!(parse_scoring("every-sample"), Ok(Scoring::EverySample));
