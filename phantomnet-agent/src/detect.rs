@@ -155,7 +155,8 @@ pub fn packet_features(sample: &PacketSample) -> Result<FeatureVector, FeatureEr
         sample,
         &entry.windows.stats_at(sample_every, sample.timestamp_ns),
     )
-    // A fresh table has no refusal of anyone: `server_refusals` is 0.
+    // A fresh table has no reply to anyone: `server_refusals` and
+    // `server_answers` are 0.
 }
 
 /// The sampled payload prefix the data plane filled in.
@@ -269,8 +270,10 @@ impl Detector {
         let sample_every = self.flows.config().sample_every;
         let signatures = self.correlator.signatures(valid_payload(sample));
         let entry = self.flows.record_matched(sample, !signatures.is_empty());
-        let mut stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
-        stats.server_refusals = self.flows.server_refusals(sample, sample.timestamp_ns);
+        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        let stats = self
+            .flows
+            .with_server_side(sample, sample.timestamp_ns, stats);
         self.score(sample, &stats, Some(signatures))
     }
 
@@ -292,13 +295,13 @@ impl Detector {
     /// openers it never saw in that proportion, and acted on benign
     /// clients (docs/DETECTION.md, "Priority samples and the model").
     ///
-    /// A refusal sample (`sample_flags::REPLY`, from an inside interface:
-    /// the protected side refusing an outside host) is counted against
-    /// the source its destination belongs to (schema v4's
-    /// `server_refusals`) and is never scored itself: `None`.
+    /// An inside observer's sample (`sample_flags::REPLY`: the protected
+    /// side refusing or answering an outside host) is counted against the
+    /// source its destination belongs to (schema v4's `server_refusals`,
+    /// v5's `server_answers`) and is never scored itself: `None`.
     pub fn observe(&mut self, sample: &PacketSample) -> Result<Option<Decision>, DetectError> {
         if sample.flags & phantomnet_common::sample_flags::REPLY != 0 {
-            self.flows.record_refusal(sample);
+            self.flows.record_reply(sample);
             return Ok(None);
         }
         let sample_every = self.flows.config().sample_every;
@@ -319,8 +322,10 @@ impl Detector {
         }
         // The window statistics only for a sample that is scored, as of
         // its own time.
-        let mut stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
-        stats.server_refusals = self.flows.server_refusals(sample, sample.timestamp_ns);
+        let stats = entry.windows.stats_at(sample_every, sample.timestamp_ns);
+        let stats = self
+            .flows
+            .with_server_side(sample, sample.timestamp_ns, stats);
         self.score(sample, &stats, Some(signatures)).map(Some)
     }
 

@@ -20,7 +20,7 @@ use phantomnet_common::{
     PacketSample, capacity,
     rate::gcra,
     sample_flags,
-    sampling::{self, Class, FlowSlot},
+    sampling::{self, Class, FlowSlot, Reply},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +40,23 @@ pub struct Sampler {
     cpu: u64,
     /// The inside observer's per-CPU refusal bucket (`PN_REPLY_CPU`).
     replies: u64,
+    /// Its per-CPU answer bucket (`PN_ANSWER_CPU`) and per-destination
+    /// ones (`PN_ANSWER_DST`).
+    answers: u64,
+    answered: LruCache<[u8; 16], u64>,
+}
+
+/// An address as the kernel keys its per-host buckets: IPv6 as it is,
+/// IPv4 as `::ffff:a.b.c.d` (the sample holds it in its first 4 bytes).
+fn mapped(family: u8, addr: &[u8; 16]) -> [u8; 16] {
+    if family == 6 {
+        return *addr;
+    }
+    let mut m = [0u8; 16];
+    m[10] = 0xff;
+    m[11] = 0xff;
+    m[12..].copy_from_slice(&addr[..4]);
+    m
 }
 
 impl Sampler {
@@ -52,14 +69,21 @@ impl Sampler {
             sources: LruCache::new(NonZeroUsize::new(SOURCES).expect("non-zero")),
             cpu: 0,
             replies: 0,
+            answers: 0,
+            answered: LruCache::new(
+                NonZeroUsize::new(capacity::ANSWER_DESTINATIONS as usize).expect("non-zero"),
+            ),
         }
     }
 
     /// The sample the data plane would have written for this packet, if
     /// any.
     pub fn take(&mut self, packet: &PacketSample) -> Option<PacketSample> {
-        if packet.flags & sample_flags::REPLY != 0 {
-            return self.refusal(packet);
+        match sampling::reply_of(packet) {
+            Some(Reply::Refusal) => return self.refusal(packet),
+            Some(Reply::Answer) => return self.answer(packet),
+            None if packet.flags & sample_flags::REPLY != 0 => return None,
+            None => {}
         }
         if self.every == 1 {
             return Some(*packet);
@@ -89,6 +113,36 @@ impl Sampler {
             sampling::REPLY_TOLERANCE_NS,
             p.timestamp_ns,
         )
+        .then_some(*p)
+    }
+
+    /// The inside observer's answer samples are never drawn 1 in N either:
+    /// every one is kept within the destination's bound and then the
+    /// CPU's (`observe.rs`). A recording at 1-in-1 holds them already
+    /// bounded, so this keeps them as they are.
+    fn answer(&mut self, p: &PacketSample) -> Option<PacketSample> {
+        let now = p.timestamp_ns;
+        let key = mapped(p.family, &p.dst_addr);
+        let dest = match self.answered.get_mut(&key) {
+            Some(tat) => gcra(
+                tat,
+                sampling::ANSWER_DEST_INTERVAL_NS,
+                sampling::ANSWER_DEST_TOLERANCE_NS,
+                now,
+            ),
+            None => {
+                self.answered
+                    .put(key, now + sampling::ANSWER_DEST_INTERVAL_NS);
+                true
+            }
+        };
+        (dest
+            && gcra(
+                &mut self.answers,
+                sampling::ANSWER_CPU_INTERVAL_NS,
+                sampling::ANSWER_CPU_TOLERANCE_NS,
+                now,
+            ))
         .then_some(*p)
     }
 
@@ -221,6 +275,38 @@ mod tests {
             .filter(|&i| s.take(&reply(i * 5_000)).is_some())
             .count();
         assert!((3_990..=4_010).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn answers_pass_within_their_destinations_bound_and_take_no_draw() {
+        let answer = |ts: u64, dst: u8| {
+            let mut r = tcp(ts, 80, 40000, TCP_ACK, 1000);
+            r.dst_addr[..4].copy_from_slice(&[192, 0, 2, dst]);
+            r.flags = sample_flags::REPLY;
+            r
+        };
+        // 1,000 answers to one host in 1 s, at 1-in-16: its burst (8) and
+        // 20/s pass, unflagged otherwise, and the ACKs' draw is the same
+        // as without them.
+        let (mut with, mut without) = (Sampler::new(16, true, 7), Sampler::new(16, true, 7));
+        let (mut passed, mut drawn) = (0, (0, 0));
+        for i in 0..1000u64 {
+            if let Some(a) = with.take(&answer(i * 1_000_000 + 1, 1)) {
+                assert_eq!(a.flags, sample_flags::REPLY);
+                passed += 1;
+            }
+            let ack = tcp(i * 1_000_000, 50000, 80, TCP_ACK, 0);
+            drawn.0 += with.take(&ack).is_some() as u32;
+            drawn.1 += without.take(&ack).is_some() as u32;
+        }
+        assert_eq!(drawn.0, drawn.1);
+        assert!((27..=29).contains(&passed), "{passed}");
+        // Another host has a bucket of its own.
+        assert!(with.take(&answer(1_000_000_000, 2)).is_some());
+        // A SYN-ACK the observer would never sample is not taken.
+        let mut synack = answer(1_000_000_001, 3);
+        synack.tcp_flags = phantomnet_common::TCP_SYN | TCP_ACK;
+        assert!(with.take(&synack).is_none());
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub mod capacity {
     pub const PRIORITY_FLOWS: u32 = 32_768;
     /// Sources with a priority-sample bucket (LRU, not pinned).
     pub const PRIORITY_SOURCES: u32 = 65_536;
+    /// The inside observer's per-destination answer buckets (LRU).
+    pub const ANSWER_DESTINATIONS: u32 = 65_536;
 }
 
 /// The name of the XDP program in the object (its function name).

@@ -28,7 +28,7 @@
 //! (state-free parts only: the per-flow count and the bounds are the
 //! caller's to keep).
 use crate::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK};
-use crate::{TCP_RST, sample_flags};
+use crate::{TCP_RST, TCP_SYN, sample_flags};
 
 /// K: the first K payload-bearing packets of each flow are priority
 /// samples. Two covers a request and its continuation (an HTTP request
@@ -80,6 +80,30 @@ pub const REPLY_INTERVAL_NS: u64 = 1_000_000_000 / REPLY_RATE_PPS;
 /// GCRA tolerance of the refusal bound.
 pub const REPLY_TOLERANCE_NS: u64 = REPLY_INTERVAL_NS * REPLY_BURST;
 
+/// Per-destination bound on the inside observer's answer samples
+/// ([`answer`]): 20 per second after a burst of 8, for each outside host
+/// the protected side answers. The first answers of a conversation are
+/// what tells a download's ACK stream from an ACK flood, and a few a
+/// second are enough to keep saying so; a heavy download takes its 20,
+/// not the CPU's budget.
+pub const ANSWER_DEST_RATE_PPS: u64 = 20;
+/// Per-destination burst of answer samples (see [`ANSWER_DEST_RATE_PPS`]).
+pub const ANSWER_DEST_BURST: u64 = 8;
+/// GCRA interval of the per-destination answer bound.
+pub const ANSWER_DEST_INTERVAL_NS: u64 = 1_000_000_000 / ANSWER_DEST_RATE_PPS;
+/// GCRA tolerance of the per-destination answer bound.
+pub const ANSWER_DEST_TOLERANCE_NS: u64 = ANSWER_DEST_INTERVAL_NS * ANSWER_DEST_BURST;
+/// Per-CPU bound on answer samples, all destinations together: 10,000 per
+/// second after a burst of 1,000 (a bucket of its own: answers never take
+/// the refusals' budget).
+pub const ANSWER_CPU_RATE_PPS: u64 = 10_000;
+/// Per-CPU burst of answer samples (see [`ANSWER_CPU_RATE_PPS`]).
+pub const ANSWER_CPU_BURST: u64 = 1_000;
+/// GCRA interval of the per-CPU answer bound.
+pub const ANSWER_CPU_INTERVAL_NS: u64 = 1_000_000_000 / ANSWER_CPU_RATE_PPS;
+/// GCRA tolerance of the per-CPU answer bound.
+pub const ANSWER_CPU_TOLERANCE_NS: u64 = ANSWER_CPU_INTERVAL_NS * ANSWER_CPU_BURST;
+
 /// ICMP (IPv4) destination unreachable.
 pub const ICMP_DEST_UNREACHABLE: u8 = 3;
 /// ICMPv6 destination unreachable.
@@ -101,6 +125,49 @@ pub const fn refusal(proto: u8, tcp_flags: u8, icmp_type: u8, l4: bool) -> bool 
         IPPROTO_ICMP => icmp_type == ICMP_DEST_UNREACHABLE,
         IPPROTO_ICMPV6 => icmp_type == ICMPV6_DEST_UNREACHABLE,
         _ => false,
+    }
+}
+
+/// Whether a packet the protected side sends is an answer to the host it
+/// is sent to: a TCP segment of an established connection (ACK set, SYN
+/// and RST clear: data, a pure ACK, a FIN) or a UDP datagram. A SYN-ACK is
+/// not one (a SYN flood and a SYN scan draw those), nor is anything ICMP
+/// (an echo flood draws echo replies). `l4` as for [`priority_class`].
+#[inline(always)]
+pub const fn answer(proto: u8, tcp_flags: u8, l4: bool) -> bool {
+    if !l4 {
+        return false;
+    }
+    match proto {
+        IPPROTO_TCP => tcp_flags & TCP_ACK != 0 && tcp_flags & (TCP_SYN | TCP_RST) == 0,
+        IPPROTO_UDP => true,
+        _ => false,
+    }
+}
+
+/// What an inside observer's sample ([`sample_flags::REPLY`]) says about
+/// the outside host it is sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// [`refusal`]: the protected side refuses the host.
+    Refusal,
+    /// [`answer`]: the protected side converses with it.
+    Answer,
+}
+
+/// The [`Reply`] a recorded sample is, if it is an inside observer's
+/// sample of either kind (the observer samples nothing else).
+pub const fn reply_of(s: &PacketSample) -> Option<Reply> {
+    if s.flags & sample_flags::REPLY == 0 {
+        return None;
+    }
+    let l4 = s.flags & (sample_flags::NON_FIRST_FRAGMENT | sample_flags::L4_INCOMPLETE) == 0;
+    if refusal(s.protocol, s.tcp_flags, s.icmp_type, l4) {
+        Some(Reply::Refusal)
+    } else if answer(s.protocol, s.tcp_flags, l4) {
+        Some(Reply::Answer)
+    } else {
+        None
     }
 }
 
@@ -372,7 +439,50 @@ mod tests {
     }
 
     #[test]
+    fn established_segments_and_datagrams_are_answers() {
+        for flags in [TCP_ACK, TCP_ACK | TCP_PSH, TCP_ACK | TCP_FIN] {
+            assert!(answer(TCP, flags, true), "flags {flags:#x}");
+        }
+        for flags in [TCP_SYN | TCP_ACK, TCP_RST | TCP_ACK, TCP_RST, TCP_SYN, 0] {
+            assert!(!answer(TCP, flags, true), "flags {flags:#x}");
+        }
+        assert!(answer(IPPROTO_UDP, 0, true));
+        assert!(!answer(IPPROTO_UDP, 0, false), "no L4 header: not one");
+        assert!(!answer(IPPROTO_ICMP, 0, true), "an echo reply is not one");
+        assert!(!answer(IPPROTO_ICMPV6, 0, true));
+    }
+
+    #[test]
+    fn a_reply_sample_is_a_refusal_or_an_answer_and_nothing_else_is_either() {
+        let reply = |protocol, tcp_flags, icmp_type| PacketSample {
+            protocol,
+            tcp_flags,
+            icmp_type,
+            flags: sample_flags::REPLY,
+            ..PacketSample::ZERO
+        };
+        assert_eq!(reply_of(&reply(TCP, TCP_RST, 0)), Some(Reply::Refusal));
+        assert_eq!(
+            reply_of(&reply(IPPROTO_ICMP, 0, ICMP_DEST_UNREACHABLE)),
+            Some(Reply::Refusal)
+        );
+        assert_eq!(reply_of(&reply(TCP, TCP_ACK, 0)), Some(Reply::Answer));
+        assert_eq!(reply_of(&reply(IPPROTO_UDP, 0, 0)), Some(Reply::Answer));
+        assert_eq!(reply_of(&reply(TCP, TCP_SYN | TCP_ACK, 0)), None);
+        let mut cut = reply(TCP, TCP_ACK, 0);
+        cut.flags |= sample_flags::L4_INCOMPLETE;
+        assert_eq!(reply_of(&cut), None);
+        let mut outside = reply(TCP, TCP_RST, 0);
+        outside.flags = 0;
+        assert_eq!(reply_of(&outside), None, "not the inside observer's");
+    }
+
+    #[test]
     fn bounds_are_exact_integers() {
+        assert_eq!(ANSWER_DEST_INTERVAL_NS, 50_000_000);
+        assert_eq!(ANSWER_DEST_TOLERANCE_NS, 400_000_000);
+        assert_eq!(ANSWER_CPU_INTERVAL_NS, 100_000);
+        assert_eq!(ANSWER_CPU_TOLERANCE_NS, 100_000_000);
         assert_eq!(SOURCE_INTERVAL_NS, 5_000_000);
         assert_eq!(SOURCE_TOLERANCE_NS, 320_000_000);
         assert_eq!(CPU_INTERVAL_NS, 100_000);

@@ -143,11 +143,20 @@ static PN_PRIO_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// theoretical arrival time; not pinned, see [`observe`]).
 #[btf_map]
 static PN_REPLY_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
+/// The inside observer's per-CPU bucket for answer samples.
+#[btf_map]
+static PN_ANSWER_CPU: PerCpuArray<u64, 1> = PerCpuArray::new();
+/// Each outside host's answer-sample bucket (GCRA theoretical arrival
+/// time), keyed as `PN_PRIO_SRC` is. Not pinned.
+#[btf_map]
+static PN_ANSWER_DST: LruHashMap<[u8; 16], u64, { capacity::ANSWER_DESTINATIONS as usize }> =
+    LruHashMap::new();
 /// The inside observer's counts per CPU: refusals sampled (slot 0) and
-/// refusals past the per-CPU bound, not sampled (slot 1). Not pinned:
+/// past the per-CPU bound, not sampled (slot 1); answers sampled (slot 2)
+/// and past a bound (slot 3). Not pinned:
 /// `bpftool map dump name PN_REPLY_STATS`.
 #[btf_map]
-static PN_REPLY_STATS: PerCpuArray<Counter, 2> = PerCpuArray::new();
+static PN_REPLY_STATS: PerCpuArray<Counter, 4> = PerCpuArray::new();
 
 /// One [`parse::Meta`] per CPU: see [`settle`].
 #[btf_map]

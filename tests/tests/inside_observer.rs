@@ -1,12 +1,14 @@
 //! The inside observer: XDP on the gateway's inside interface passes every
-//! packet and samples the protected server's refusals of outside hosts
-//! (TCP resets, ICMP and ICMPv6 destination unreachables) with
-//! `sample_flags::REPLY`, and nothing else; the flow table counts them
-//! against the outside source they refuse (schema v4's `server_refusals`).
+//! packet and samples, with `sample_flags::REPLY`, the protected server's
+//! refusals of outside hosts (TCP resets, ICMP and ICMPv6 destination
+//! unreachables: every one) and its answers (segments of established
+//! connections: within a per-destination bound), and nothing else; the
+//! flow table counts them against the outside source they are sent to
+//! (schema v4's `server_refusals`, v5's `server_answers`).
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use phantomnet_agent::{
@@ -14,7 +16,8 @@ use phantomnet_agent::{
     flow::{FlowConfig, FlowTable},
 };
 use phantomnet_common::{
-    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PacketSample, TCP_RST, sample_flags,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PacketSample, TCP_RST, TCP_SYN, sample_flags,
+    sampling::{self, Reply},
 };
 use phantomnet_tests::{
     GW_INSIDE_IFACE, GW_XDP_IFACE, Role, TestLab, addr, in_netns, root_or_skip, send_udp, udp_from,
@@ -75,8 +78,10 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
         let tx = udp_from(&atk, src);
         send_udp(&tx, dst.parse().unwrap(), 1, b"probe", None);
     }
-    // Answered: a whole connection from the client, with data both ways
-    // and an orderly close: no refusal.
+    // Answered: a whole connection from the client, with 4 MB of data
+    // back (far more segments than the destination's burst) and an
+    // orderly close: no refusal, and answers within the bound.
+    const DOWNLOAD: usize = 4_000_000;
     let listener = in_netns(&t.netns(Role::Srv), || {
         TcpListener::bind((addr::SRV4, OPEN_TCP))
     })
@@ -85,14 +90,16 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
         let (mut c, _) = listener.accept().unwrap();
         let mut buf = [0u8; 5];
         c.read_exact(&mut buf).unwrap();
-        c.write_all(&[7u8; 20_000]).unwrap();
+        c.write_all(&vec![7u8; DOWNLOAD]).unwrap();
     });
     let dst: SocketAddr = format!("{}:{OPEN_TCP}", addr::SRV4).parse().unwrap();
+    let started = Instant::now();
     let mut c = in_netns(&t.netns(Role::Cli), || TcpStream::connect(dst)).unwrap();
     c.write_all(b"hello").unwrap();
     let mut got = Vec::new();
     c.read_to_end(&mut got).unwrap();
-    assert_eq!(got.len(), 20_000);
+    let took = started.elapsed();
+    assert_eq!(got.len(), DOWNLOAD);
     server.join().unwrap();
     drop(c);
     std::thread::sleep(Duration::from_millis(300));
@@ -101,16 +108,28 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
     reader.drain(&mut samples);
     let replies: Vec<&PacketSample> = samples
         .iter()
-        .filter(|s| s.flags & sample_flags::REPLY != 0)
+        .filter(|s| sampling::reply_of(s) == Some(Reply::Refusal))
         .collect();
+    let answers: Vec<&PacketSample> = samples
+        .iter()
+        .filter(|s| sampling::reply_of(s) == Some(Reply::Answer))
+        .collect();
+    assert_eq!(
+        replies.len() + answers.len(),
+        samples
+            .iter()
+            .filter(|s| s.flags & sample_flags::REPLY != 0)
+            .count(),
+        "every reply sample is a refusal or an answer"
+    );
     let ip = |s: &PacketSample, dst: bool| {
         let a = if dst { &s.dst_addr } else { &s.src_addr };
         phantomnet_agent::flow::SourceKey::from_raw(s.family, a)
             .ip()
             .to_string()
     };
-    // Every reply is a refusal by the server of the attacker, and each
-    // kind is there: 5 resets per family, an unreachable per family.
+    // Every refusal is the server's of the attacker, and each kind is
+    // there: 5 resets per family, an unreachable per family.
     for s in &replies {
         assert_eq!(
             ip(s, false),
@@ -146,17 +165,34 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
     assert_eq!(count(4, IPPROTO_ICMP), 1, "ICMP port unreachable");
     assert_eq!(count(6, IPPROTO_ICMPV6), 1, "ICMPv6 port unreachable");
     // The client's connection was seen from the outside (sampled at
-    // 1-in-1), and the server's answers to it were not replies.
+    // 1-in-1), and the server's answers to it are answer samples: from the
+    // open port to the client, never a SYN-ACK, the first 8 of far more
+    // segments and then 20 a second at most.
     assert!(samples.iter().any(|s| s.flags & sample_flags::REPLY == 0
         && ip(s, false) == addr::CLI4
         && s.dst_port == OPEN_TCP));
+    for s in &answers {
+        assert_eq!(ip(s, false), addr::SRV4);
+        assert_eq!(ip(s, true), addr::CLI4);
+        assert_eq!(s.src_port, OPEN_TCP);
+        assert_eq!(s.tcp_flags & TCP_SYN, 0, "a SYN-ACK is no answer: {s:?}");
+    }
+    let bound = sampling::ANSWER_DEST_BURST as f64
+        + 1.0
+        + took.as_secs_f64() * sampling::ANSWER_DEST_RATE_PPS as f64;
+    assert!(
+        answers.len() >= sampling::ANSWER_DEST_BURST as usize && answers.len() as f64 <= bound,
+        "{} answers sampled in {took:?} (bound {bound:.1})",
+        answers.len()
+    );
 
-    // Through the flow table: the attacker's sources carry the refusals,
-    // the client's carries none, and the server is no source at all.
+    // Through the flow table: the attacker's sources carry the refusals
+    // and no answer, the client's the answers and no refusal, and the
+    // server is no source at all.
     let mut table = FlowTable::new(FlowConfig::default());
     for s in &samples {
         if s.flags & sample_flags::REPLY != 0 {
-            table.record_refusal(s);
+            table.record_reply(s);
         } else {
             table.record(s);
         }
@@ -167,11 +203,12 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
             .iter()
             .find(|s| s.flags & sample_flags::REPLY == 0 && ip(s, false) == src)
             .unwrap_or_else(|| panic!("no sample from {src}"));
-        table.server_refusals(s, last)
+        let stats = table.with_server_side(s, last, Default::default());
+        (stats.server_refusals, stats.server_answers)
     };
-    assert_eq!(of(addr::ATK4), 6.0, "5 resets and an unreachable");
-    assert_eq!(of(addr::ATK6), 6.0);
-    assert_eq!(of(addr::CLI4), 0.0);
+    assert_eq!(of(addr::ATK4), (6.0, 0.0), "5 resets and an unreachable");
+    assert_eq!(of(addr::ATK6), (6.0, 0.0));
+    assert_eq!(of(addr::CLI4), (0.0, answers.len() as f64));
     assert!(
         !samples
             .iter()
@@ -179,7 +216,7 @@ fn the_servers_refusals_are_sampled_as_replies_and_counted_against_the_source() 
         "the inside interface's own traffic is never a source sample"
     );
 
-    // Sampling off is off for refusals too.
+    // Sampling off is off for replies too.
     t.maps().set_sampling(0).unwrap();
     let dst: SocketAddr = format!("{}:{CLOSED_TCP}", addr::SRV4).parse().unwrap();
     for _ in 0..3 {

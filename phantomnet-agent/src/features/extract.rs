@@ -23,8 +23,9 @@ pub fn dst_port_class(port: u16) -> f64 {
     }
 }
 
-/// Schema-v4 features of `sample` (the first 15 are schema v1's, the
-/// first 22 schema v2's, the first 23 schema v3's), given its source's window statistics
+/// Schema-v5 features of `sample` (the first 15 are schema v1's, the
+/// first 22 schema v2's, the first 23 schema v3's, the first 24 schema
+/// v4's), given its source's window statistics
 /// *after* the sample was added to them. No allocation.
 pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVector, FeatureError> {
     let mut v = [0.0; FEATURE_COUNT];
@@ -53,6 +54,7 @@ pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVect
     v[index::FIN_SHARE] = stats.fin_share;
     v[index::SIGNATURE_HITS] = stats.signature_hits;
     v[index::SERVER_REFUSALS] = stats.server_refusals;
+    v[index::SERVER_ANSWERS] = stats.server_answers;
     FeatureVector::new(v)
 }
 
@@ -111,13 +113,14 @@ mod tests {
             fin_share: 0.125,
             signature_hits: 2.0,
             server_refusals: 7.0,
+            server_answers: 11.0,
         };
         let f = extract(&s, &stats).unwrap();
         assert_eq!(
             f.as_array(),
             &[
                 74.0, 1.0, 2.0, 1.0, 1.5, 2.5, 0.25, 0.125, 9.0, 1.0, 3.0, 4.0, 20.0, 0.5, 57.0,
-                0.75, 6.0, 600.0, 0.25, 0.5, 0.0625, 0.125, 2.0, 7.0
+                0.75, 6.0, 600.0, 0.25, 0.5, 0.0625, 0.125, 2.0, 7.0, 11.0
             ]
         );
         let bad = WindowStats {

@@ -1,8 +1,8 @@
 //! Feature schemas: the numbers every model sees, in a fixed order.
 //!
-//! Schema v4 (24 features) is what this build computes; schema v3 is its
-//! first 23, schema v2 its first 22 and schema v1 its first 15, so an
-//! older model scores the prefix of a v4 vector.
+//! Schema v5 (25 features) is what this build computes; schema v4 is its
+//! first 24, schema v3 its first 23, schema v2 its first 22 and schema v1
+//! its first 15, so an older model scores the prefix of a v5 vector.
 //! [`extract`] turns one sample plus its source's window statistics
 //! ([`crate::flow::WindowStats`]) into a [`FeatureVector`]. Each feature is
 //! documented in `docs/FEATURES.md`.
@@ -14,16 +14,18 @@ pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
 /// The schema this build computes (and `dataset` writes): the newest.
-pub const SCHEMA_VERSION: u32 = 4;
-/// Number of features this build computes (schema v4): the width of a
+pub const SCHEMA_VERSION: u32 = 5;
+/// Number of features this build computes (schema v5): the width of a
 /// [`FeatureVector`] and of a training row.
-pub const FEATURE_COUNT: usize = 24;
+pub const FEATURE_COUNT: usize = 25;
 /// Number of features in schema v1 (the first 15 of v3).
 pub const V1_FEATURE_COUNT: usize = 15;
 /// Number of features in schema v2 (the first 22 of v4).
 pub const V2_FEATURE_COUNT: usize = 22;
-/// Number of features in schema v3 (the first 23 of v4).
+/// Number of features in schema v3 (the first 23 of v5).
 pub const V3_FEATURE_COUNT: usize = 23;
+/// Number of features in schema v4 (the first 24 of v5).
+pub const V4_FEATURE_COUNT: usize = 24;
 /// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
 /// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -54,6 +56,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "signature_hits",
     // Schema v4: the protected side's answer.
     "server_refusals",
+    // Schema v5: the protected side's conversation.
+    "server_answers",
 ];
 
 /// A feature schema a model can be trained on and scored with. Every
@@ -69,13 +73,15 @@ pub enum Schema {
     V3,
     /// v3 plus the protected side's refusals of the source.
     V4,
+    /// v4 plus the protected side's answers to the source.
+    V5,
 }
 
 impl Schema {
     /// Every schema this build can score, oldest first.
-    pub const ALL: [Schema; 4] = [Schema::V1, Schema::V2, Schema::V3, Schema::V4];
+    pub const ALL: [Schema; 5] = [Schema::V1, Schema::V2, Schema::V3, Schema::V4, Schema::V5];
     /// The schema this build computes.
-    pub const CURRENT: Schema = Schema::V4;
+    pub const CURRENT: Schema = Schema::V5;
 
     pub fn version(self) -> u32 {
         match self {
@@ -83,6 +89,7 @@ impl Schema {
             Schema::V2 => 2,
             Schema::V3 => 3,
             Schema::V4 => 4,
+            Schema::V5 => 5,
         }
     }
 
@@ -96,7 +103,8 @@ impl Schema {
             Schema::V1 => V1_FEATURE_COUNT,
             Schema::V2 => V2_FEATURE_COUNT,
             Schema::V3 => V3_FEATURE_COUNT,
-            Schema::V4 => FEATURE_COUNT,
+            Schema::V4 => V4_FEATURE_COUNT,
+            Schema::V5 => FEATURE_COUNT,
         }
     }
 
@@ -173,6 +181,8 @@ pub mod index {
     pub const SIGNATURE_HITS: usize = 22;
     // Schema v4.
     pub const SERVER_REFUSALS: usize = 23;
+    // Schema v5.
+    pub const SERVER_ANSWERS: usize = 24;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -184,7 +194,7 @@ pub enum FeatureError {
         value: f64,
     },
     #[error(
-        "expected {FEATURE_COUNT} features (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+        "expected {FEATURE_COUNT} features (schema v5), {V4_FEATURE_COUNT} (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
     )]
     Count(usize),
 }
@@ -299,23 +309,32 @@ mod tests {
     fn schema_check_names_the_mismatch() {
         let names =
             |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
-        let (v1, v2, v3, v4) = (
+        let (v1, v2, v3, v4, v5) = (
             names(Schema::V1),
             names(Schema::V2),
             names(Schema::V3),
             names(Schema::V4),
+            names(Schema::V5),
         );
         assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
         assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
         assert_eq!(check_schema(3, &v3), Ok(Schema::V3));
         assert_eq!(check_schema(4, &v4), Ok(Schema::V4));
+        assert_eq!(check_schema(5, &v5), Ok(Schema::V5));
         assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
         assert_eq!(&v3[..V2_FEATURE_COUNT], &v2[..], "v2 is v3's prefix");
         assert_eq!(&v4[..V3_FEATURE_COUNT], &v3[..], "v3 is v4's prefix");
+        assert_eq!(&v5[..V4_FEATURE_COUNT], &v4[..], "v4 is v5's prefix");
         assert!(matches!(
-            check_schema(5, &v4),
-            Err(SchemaMismatch::Version { found: 5, .. })
+            check_schema(6, &v5),
+            Err(SchemaMismatch::Version { found: 6, .. })
         ));
+        let err = check_schema(5, &v4).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"server_answers\""),
+            "{err}"
+        );
         let err = check_schema(4, &v3).unwrap_err();
         assert!(
             err.to_string()

@@ -7,6 +7,7 @@
 //! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
 mod distinct;
+mod run;
 mod shares;
 mod source;
 mod table;
@@ -16,7 +17,7 @@ mod window;
 
 pub use distinct::DistinctCounter;
 pub use source::{DEFAULT_IPV6_SOURCE_PREFIX, IPV6_SOURCE_PREFIXES, Source};
-pub use table::{FlowEntry, FlowTable};
+pub use table::{FlowEntry, FlowTable, MAX_ANSWERED};
 pub use window::SourceWindows;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -167,4 +168,10 @@ pub struct WindowStats {
     /// in the current run, which ends 60 s after the latest one
     /// (unscaled: every refusal is sampled). 0 without an inside interface.
     pub server_refusals: f64,
+    /// Schema v5: answers the protected side sent this source (segments
+    /// of established TCP connections, UDP datagrams, seen on an inside
+    /// interface, sampled up to a per-destination bound) in the current
+    /// run, which ends 60 s after the latest one (unscaled). 0 without an
+    /// inside interface.
+    pub server_answers: f64,
 }

@@ -3,6 +3,10 @@ use std::hash::{BuildHasher, RandomState};
 use hashbrown::HashTable;
 use phantomnet_common::PacketSample;
 
+use lru::LruCache;
+use phantomnet_common::sampling::{Reply, reply_of};
+
+use super::run::{self, Run, STAMP_MASK};
 use super::{FlowConfig, SourceKey, SourceWindows, WindowStats};
 
 /// "No slot" in the links. Slot numbers take 24 bits (so the cap is at
@@ -15,18 +19,12 @@ const LINK: u32 = NIL;
 const V6: u32 = 0x8000_0000;
 /// `Slot::prev_v6`'s bits 24..31: the refusal run's stamp.
 const STAMP_SHIFT: u32 = 24;
-const STAMP_MASK: u32 = 0x7F;
 /// `Slot::next_run`'s bits 24..32: the refusal run's count.
 const COUNT_SHIFT: u32 = 24;
-/// Generations (10 s each, the distinct counters') a refusal run outlives
-/// its latest refusal: 60 s, as the signature run.
-const REFUSAL_GENERATIONS: u32 = 6;
-/// Generations a run's stamp may be ahead of the time it is read or added
-/// to (a sample or refusal reordered across CPUs, older than the run's
-/// latest refusal): within them the run is live, and an older refusal
-/// counts without moving the stamp.
-const AHEAD: u32 = 2;
-const GEN_NS: u64 = 10_000_000_000;
+/// Most sources whose answer run (schema v5's `server_answers`) is kept:
+/// a table of its own, least recently answered first out, as the slots
+/// had no byte left (docs/DETECTION.md, "Flow state").
+pub const MAX_ANSWERED: usize = 262_144;
 
 /// What the table keeps for one source: its windows. (What is in force on
 /// a source is the executor's alone to know.)
@@ -101,57 +99,45 @@ impl Slot {
         self.next_run = (self.next_run & !LINK) | next;
     }
 
-    /// The refusal run: (count, stamp), the stamp the latest refusal's
-    /// 10 s generation modulo 128.
-    fn run(&self) -> (u32, u32) {
-        (
-            self.next_run >> COUNT_SHIFT,
-            (self.prev_v6 >> STAMP_SHIFT) & STAMP_MASK,
-        )
-    }
-
-    fn set_run(&mut self, count: u32, stamp: u32) {
-        self.next_run = (self.next_run & LINK) | (count.min(255) << COUNT_SHIFT);
-        self.prev_v6 =
-            (self.prev_v6 & !(STAMP_MASK << STAMP_SHIFT)) | ((stamp & STAMP_MASK) << STAMP_SHIFT);
-    }
-
-    /// Counts one refusal at `ts`. The age is taken modulo 128
-    /// generations: one six to 63 generations newer than the run's latest
-    /// starts a new run; one older (64 to 127: reordered across CPUs)
-    /// counts without moving the stamp.
-    fn add_refusal(&mut self, ts: u64) {
-        let g = generation(ts);
-        let (count, stamp) = self.run();
-        let age = g.wrapping_sub(stamp) & STAMP_MASK;
-        if count == 0 || (REFUSAL_GENERATIONS..64).contains(&age) {
-            self.set_run(1, g);
-        } else if age < REFUSAL_GENERATIONS {
-            self.set_run(count + 1, g);
-        } else {
-            self.set_run(count + 1, stamp);
+    /// The refusal run: its count in `next_run`'s top byte, its stamp in
+    /// `prev_v6`'s bits 24..31.
+    fn run(&self) -> Run {
+        Run {
+            count: self.next_run >> COUNT_SHIFT,
+            stamp: (self.prev_v6 >> STAMP_SHIFT) & STAMP_MASK,
         }
     }
 
-    /// The run's count as of `now`: 0 once six generations (60 s) passed
-    /// without a refusal. The stamp is the generation modulo 128 (21 min),
-    /// so [`FlowTable::record_matched`] clears an expired run at the
-    /// source's next sample, before it can wrap; a source with no sample
-    /// for a multiple of 21 min and refused before would read as refused
-    /// again (at most 255) until its next sample clears it.
-    fn refusals_at(&self, now: u64) -> u32 {
-        let (count, stamp) = self.run();
-        if live(generation(now).wrapping_sub(stamp) & STAMP_MASK) {
-            count
-        } else {
-            0
-        }
+    fn set_run(&mut self, run: Run) {
+        self.next_run = (self.next_run & LINK) | (run.count.min(255) << COUNT_SHIFT);
+        self.prev_v6 = (self.prev_v6 & !(STAMP_MASK << STAMP_SHIFT))
+            | ((run.stamp & STAMP_MASK) << STAMP_SHIFT);
     }
 
-    /// Clears the run if it has expired as of `ts`.
+    /// Clears the refusal run if it has expired as of `ts`, before its
+    /// stamp can wrap (see [`Run::count_at`]).
     fn expire_run(&mut self, ts: u64) {
-        if self.next_run >> COUNT_SHIFT != 0 && self.refusals_at(ts) == 0 {
-            self.set_run(0, 0);
+        if self.run().expired(ts) {
+            self.set_run(Run::default());
+        }
+    }
+}
+
+/// A source's answer run, with the latest answer's generation in full: the
+/// answers table is not cleared at the source's samples as a slot's
+/// refusal run is, so a stamp that wrapped must not read as live.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    run: Run,
+    latest_ns: u64,
+}
+
+impl Answered {
+    fn count_at(&self, now: u64) -> u32 {
+        if now.saturating_sub(self.latest_ns) >= run::MAX_AGE_NS {
+            0
+        } else {
+            self.run.count_at(now)
         }
     }
 }
@@ -178,17 +164,12 @@ pub struct FlowTable {
     head: u32,
     tail: u32,
     evictions: u64,
-}
-
-/// Whether a run whose stamp is `age` generations (modulo 128) behind the
-/// time it is read is live: under six behind, or at most [`AHEAD`] ahead.
-fn live(age: u32) -> bool {
-    !(REFUSAL_GENERATIONS..STAMP_MASK + 1 - AHEAD).contains(&age)
-}
-
-/// The 10 s generation of `ts`, modulo 128 (the refusal run's stamp).
-fn generation(ts: u64) -> u32 {
-    ((ts / GEN_NS) as u32) & STAMP_MASK
+    /// Schema v5's answer runs, of tracked sources only, at most
+    /// `answers_cap`: [`MAX_ANSWERED`] (or the table's cap, if lower).
+    /// Unbounded to `lru` and capped here, so that it grows with use
+    /// rather than reserving its cap up front (`LruCache::new` does).
+    answers: LruCache<SourceKey, Answered>,
+    answers_cap: usize,
 }
 
 impl FlowTable {
@@ -212,6 +193,8 @@ impl FlowTable {
             head: NIL,
             tail: NIL,
             evictions: 0,
+            answers: LruCache::unbounded(),
+            answers_cap: cap.min(MAX_ANSWERED),
         }
     }
 
@@ -230,6 +213,17 @@ impl FlowTable {
 
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
+    }
+
+    /// Sources with an answer run in the answers table (schema v5).
+    pub fn answered(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// The answers table's cap: [`MAX_ANSWERED`], or the flow table's cap
+    /// if lower.
+    pub fn answered_cap(&self) -> usize {
+        self.answers_cap
     }
 
     /// Sources evicted to stay under the cap.
@@ -265,8 +259,9 @@ impl FlowTable {
         let slot = &mut self.slots[i as usize];
         slot.expire_run(sample.timestamp_ns);
         slot.entry.windows.record(sample);
-        let mut stats = slot.entry.windows.stats_at(sample_every, at);
-        stats.server_refusals = slot.refusals_at(at) as f64;
+        let stats = slot.entry.windows.stats_at(sample_every, at);
+        let stats = self.with_server_side(sample, at, stats);
+        let slot = &mut self.slots[i as usize];
         (&mut slot.entry, stats)
     }
 
@@ -294,13 +289,19 @@ impl FlowTable {
         entry
     }
 
-    /// Counts a refusal sample (`sample_flags::REPLY`: the protected side
-    /// refusing an outside host) against the source its *destination*
-    /// belongs to, if that source is tracked; returns whether it was. It
-    /// creates no entry and does not change recency: a refusal is the
-    /// server's packet, and a flood of resets to spoofed addresses must not
-    /// fill the table.
-    pub fn record_refusal(&mut self, sample: &PacketSample) -> bool {
+    /// Counts an inside observer's sample (`sample_flags::REPLY`: the
+    /// protected side refusing or answering an outside host,
+    /// `sampling::reply_of`) against the source its *destination* belongs
+    /// to, if that source is tracked; returns whether it was. It creates
+    /// no flow entry and does not change recency: a reply is the server's
+    /// packet, and a flood of resets to spoofed addresses must not fill
+    /// the table. A refusal adds to the source's refusal run (schema v4's
+    /// `server_refusals`), an answer to its answer run (schema v5's
+    /// `server_answers`).
+    pub fn record_reply(&mut self, sample: &PacketSample) -> bool {
+        let Some(reply) = reply_of(sample) else {
+            return false;
+        };
         let key = SourceKey::from_raw(sample.family, &sample.dst_addr)
             .masked(self.config.ipv6_source_prefix);
         let hash = self.hasher.hash_one(key);
@@ -310,20 +311,62 @@ impl FlowTable {
         else {
             return false;
         };
-        self.slots[i as usize].add_refusal(sample.timestamp_ns);
+        let ts = sample.timestamp_ns;
+        match reply {
+            Reply::Refusal => {
+                let slot = &mut self.slots[i as usize];
+                slot.set_run(slot.run().add(ts));
+            }
+            Reply::Answer => {
+                // An entry 60 s or more older than this answer is a run
+                // that has ended (whatever its 7-bit stamp says).
+                let answered = match self
+                    .answers
+                    .get(&key)
+                    .filter(|a| ts.saturating_sub(a.latest_ns) < run::MAX_AGE_NS)
+                {
+                    Some(a) => Answered {
+                        run: a.run.add(ts),
+                        latest_ns: a.latest_ns.max(ts),
+                    },
+                    None => Answered {
+                        run: Run::default().add(ts),
+                        latest_ns: ts,
+                    },
+                };
+                if self.answers.len() >= self.answers_cap && !self.answers.contains(&key) {
+                    self.answers.pop_lru();
+                }
+                self.answers.put(key, answered);
+            }
+        }
         true
     }
 
-    /// Schema v4's `server_refusals` of the source `sample` belongs to, as
-    /// of `at`: its refusal run's count (0 if untracked, or once 60 s
-    /// passed without a refusal). The detector and `dataset` put it into
-    /// the window statistics of a sample they score.
-    pub fn server_refusals(&self, sample: &PacketSample, at: u64) -> f64 {
+    /// `stats` with the protected side's replies to the source `sample`
+    /// belongs to, as of `at`: schema v4's `server_refusals` (its refusal
+    /// run's count) and schema v5's `server_answers` (its answer run's),
+    /// each 0 if untracked or once 60 s passed without one. The detector
+    /// and `dataset` put them into the window statistics of a sample they
+    /// score.
+    pub fn with_server_side(
+        &self,
+        sample: &PacketSample,
+        at: u64,
+        stats: WindowStats,
+    ) -> WindowStats {
         let key = self.key_of(sample);
         let hash = self.hasher.hash_one(key);
-        self.index
+        let refusals = self
+            .index
             .find(hash, |&i| self.slots[i as usize].key() == key)
-            .map_or(0.0, |&i| self.slots[i as usize].refusals_at(at) as f64)
+            .map_or(0, |&i| self.slots[i as usize].run().count_at(at));
+        let answers = self.answers.peek(&key).map_or(0, |a| a.count_at(at));
+        WindowStats {
+            server_refusals: f64::from(refusals),
+            server_answers: f64::from(answers),
+            ..stats
+        }
     }
 
     /// The entry for `key`, if tracked (does not change recency).
@@ -377,7 +420,7 @@ impl FlowTable {
             }
             let slot = &mut self.slots[victim as usize];
             slot.set_key(key);
-            slot.set_run(0, 0);
+            slot.set_run(Run::default());
             slot.entry = FlowEntry::new();
             self.evictions += 1;
             tracing::trace!(

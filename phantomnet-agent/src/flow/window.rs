@@ -612,6 +612,7 @@ impl SourceWindows {
             signature_hits: self.signature_hits(),
             // The table's, not the windows': `FlowTable::server_refusals`.
             server_refusals: 0.0,
+            server_answers: 0.0,
         }
     }
 }

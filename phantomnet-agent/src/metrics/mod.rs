@@ -23,6 +23,7 @@
 //! | `phantomnet_journal_suppressed_total` | counter: journal records the pipeline's global budget dropped | `record` (`routine`, `enforcement`) |
 //! | `phantomnet_journal_queue_dropped_total` | counter: journal records dropped because the journal writer was behind (its queue full) | |
 //! | `phantomnet_refusals_total` | counter: the inside observer's refusal samples the detector read (counted against the outside source they refuse) | |
+//! | `phantomnet_answers_total` | counter: the inside observer's answer samples the detector read (counted against the outside source they answer) | |
 //! | `phantomnet_deceive_queue` | gauge: detections' DECEIVEs queued for nftables, not yet applied (set before each batch) | |
 //! | `phantomnet_map_full_total` | counter: rule writes refused because the map was full | `map` (`PN_BLOCK_V4`, …) |
 //! | `phantomnet_signature_rules` | gauge: signature rules in force (unexpired) | |
@@ -200,6 +201,7 @@ pub struct Metrics {
     inference: Histogram,
     flow_table_sources: Gauge,
     refusals: Counter,
+    answers: Counter,
     deceive_queue: Gauge,
     enforcements: Family<EnforceLabels, Counter>,
     feed_entries: Family<FeedLabels, Gauge>,
@@ -300,6 +302,12 @@ impl Metrics {
             "phantomnet_refusals",
             "Refusal samples read from the inside observer (TCP resets and ICMP unreachables the protected side sent outside hosts)",
             refusals.clone(),
+        );
+        let answers = Counter::default();
+        registry.register(
+            "phantomnet_answers",
+            "Answer samples read from the inside observer (segments of established TCP connections and UDP datagrams the protected side sent outside hosts)",
+            answers.clone(),
         );
 
         let deceive_queue = Gauge::default();
@@ -453,6 +461,7 @@ impl Metrics {
             inference,
             flow_table_sources,
             refusals,
+            answers,
             deceive_queue,
         }
     }
@@ -525,9 +534,14 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// `n` refusal samples (`sample_flags::REPLY`) were read.
+    /// `n` refusal samples (`sampling::Reply::Refusal`) were read.
     pub fn refusals(&self, n: u64) {
         self.refusals.inc_by(n);
+    }
+
+    /// `n` answer samples (`sampling::Reply::Answer`) were read.
+    pub fn answers(&self, n: u64) {
+        self.answers.inc_by(n);
     }
 
     /// `n` DECEIVEs wait for nftables.

@@ -35,7 +35,7 @@ pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcom
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-use phantomnet_common::{PacketSample, action, sample_flags};
+use phantomnet_common::{PacketSample, action, sample_flags, sampling};
 
 use crate::{
     capture::{CaptureError, CaptureReader},
@@ -212,9 +212,14 @@ pub fn replay_with(
         let sample: PacketSample = sample?;
         counts.records += 1;
         if sample.flags & sample_flags::REPLY != 0 {
-            // The protected side refusing an outside host: counted against
-            // that host's source by the detector, no source of its own.
-            counts.refusals += 1;
+            // The protected side refusing or answering an outside host:
+            // counted against that host's source by the detector, no
+            // source of its own.
+            match sampling::reply_of(&sample) {
+                Some(sampling::Reply::Refusal) => counts.refusals += 1,
+                Some(sampling::Reply::Answer) => counts.answers += 1,
+                None => {}
+            }
             if let Some(sample) = sampler.take(&sample) {
                 let _ = detector.observe(&sample);
             }

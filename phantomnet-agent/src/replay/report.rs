@@ -63,9 +63,13 @@ pub struct Counts {
     /// Records in the capture.
     pub records: u64,
     /// Of them, the inside observer's refusal samples
-    /// (`sample_flags::REPLY`): counted against the outside source they
-    /// refuse, never a source or a decision of their own.
+    /// (`sample_flags::REPLY`, `sampling::Reply::Refusal`): counted
+    /// against the outside source they refuse, never a source or a
+    /// decision of their own.
     pub refusals: u64,
+    /// Of them, the inside observer's answer samples
+    /// (`sampling::Reply::Answer`), counted the same way.
+    pub answers: u64,
     /// Records the emulated sampling passed on.
     pub sampled: u64,
     /// Samples a signature rule had dropped in the kernel: the live
@@ -188,11 +192,11 @@ impl Report {
             self.counts.sampled,
             self.counts.decisions
         );
-        if self.counts.refusals > 0 {
+        if self.counts.refusals + self.counts.answers > 0 {
             let _ = writeln!(
                 t,
-                "Of the records, {} are the protected side's refusals (inside interface), counted against the sources they refuse.\n",
-                self.counts.refusals
+                "Of the records, {} are the protected side's refusals and {} its answers (inside interface), counted against the sources they are sent to.\n",
+                self.counts.refusals, self.counts.answers
             );
         }
         let _ = writeln!(

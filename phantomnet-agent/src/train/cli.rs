@@ -133,9 +133,9 @@ pub struct TrainArgs {
     /// Set created_at instead of the current time (for byte-identical rebuilds).
     #[arg(long, value_name = "RFC3339")]
     pub created_at: Option<String>,
-    /// The feature schema of the model (1 to 4); default: the CSV's. An
+    /// The feature schema of the model (1 to 5); default: the CSV's. An
     /// older schema's model can be trained from a newer CSV (its first 15,
-    /// 22 or 23 features).
+    /// 22, 23 or 24 features).
     #[arg(long, value_name = "VERSION")]
     pub schema: Option<u32>,
     /// The CSV holds the rows the detector scores at the data plane's
@@ -281,8 +281,12 @@ pub fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
     );
     let schema = match args.schema {
         None => ds.schema,
-        Some(v) => Schema::from_version(v)
-            .ok_or_else(|| TrainError::Usage(format!("--schema {v}: this build has 1 to 4")))?,
+        Some(v) => Schema::from_version(v).ok_or_else(|| {
+            TrainError::Usage(format!(
+                "--schema {v}: this build has 1 to {}",
+                Schema::CURRENT.version()
+            ))
+        })?,
     };
     let without = args
         .without

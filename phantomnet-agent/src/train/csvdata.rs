@@ -448,6 +448,7 @@ mod tests {
             0.0,
             3.0,
             12.0,
+            40.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -455,7 +456,7 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
-        assert_eq!(ds.schema, Schema::V4);
+        assert_eq!(ds.schema, Schema::V5);
     }
 
     #[test]
@@ -485,10 +486,24 @@ mod tests {
         assert_eq!(ds.schema, Schema::V3);
         assert_eq!(ds.rows[0][23], 0.0);
         assert_eq!(ds.attack_types, vec!["ack_flood"]);
-        let v4 = format!("{},label", FEATURE_NAMES.join(","));
+        let v4 = format!("{},label", FEATURE_NAMES[..24].join(","));
         let ds = parse(&format!("{v4}\n{}\n", vec!["5"; 24].join(",") + ",0")).unwrap();
         assert_eq!(ds.schema, Schema::V4);
         assert_eq!(ds.rows[0][23], 5.0);
+        assert_eq!(ds.rows[0][24], 0.0);
+        // And v4 with `attack_type` and v5 without it (26 columns).
+        let v4 = format!("{},label,attack_type", FEATURE_NAMES[..24].join(","));
+        let ds = parse(&format!(
+            "{v4}\n{}\n",
+            vec!["5"; 24].join(",") + ",1,ack_flood"
+        ))
+        .unwrap();
+        assert_eq!(ds.schema, Schema::V4);
+        assert_eq!(ds.attack_types, vec!["ack_flood"]);
+        let v5 = format!("{},label", FEATURE_NAMES.join(","));
+        let ds = parse(&format!("{v5}\n{}\n", vec!["6"; 25].join(",") + ",0")).unwrap();
+        assert_eq!(ds.schema, Schema::V5);
+        assert_eq!(ds.rows[0][24], 6.0);
         // Neither: the newest schema's first wrong column is named.
         let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
         names[22] = "sig_hits";
@@ -503,7 +518,7 @@ mod tests {
         let ds = parse(&format!("{h}\n{r}\n")).unwrap();
         assert_eq!(ds.schema, Schema::V1);
         assert_eq!(ds.rows[0][..15], [3.0; 15]);
-        assert_eq!(ds.rows[0][15..], [0.0; 9]);
+        assert_eq!(ds.rows[0][15..], [0.0; 10]);
         assert_eq!(ds.labels, vec![1]);
         // A v1 header with v2's column count is refused at its first
         // wrong name.

@@ -97,11 +97,11 @@ pub fn build_dataset(
                             None => return Ok(()),
                         },
                     };
-                    // A refusal (the inside observer's) is counted
-                    // against its destination's source, as the detector
-                    // counts it, and is no row of its own.
+                    // A reply (the inside observer's refusal or answer)
+                    // is counted against its destination's source, as the
+                    // detector counts it, and is no row of its own.
                     if taken.flags & sample_flags::REPLY != 0 {
-                        table.record_refusal(&taken);
+                        table.record_reply(&taken);
                         return Ok(());
                     }
                     let every = table.config().sample_every;
@@ -109,8 +109,8 @@ pub fn build_dataset(
                         .scan(valid_payload(&taken))
                         .is_empty();
                     let entry = table.record_matched(&taken, hit);
-                    let mut stats = entry.windows.stats_at(every, taken.timestamp_ns);
-                    stats.server_refusals = table.server_refusals(&taken, taken.timestamp_ns);
+                    let stats = entry.windows.stats_at(every, taken.timestamp_ns);
+                    let stats = table.with_server_side(&taken, taken.timestamp_ns, stats);
                     let features = extract(&taken, &stats);
                     let features = match features {
                         Ok(f) => f,

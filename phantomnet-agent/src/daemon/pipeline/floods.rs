@@ -85,8 +85,9 @@ impl Floods {
     }
 
     /// One sample (standing for `sample_every` packets). The inside
-    /// observer's refusal samples (`sample_flags::REPLY`) are the protected
-    /// side's packets, not traffic to it: they are not counted.
+    /// observer's samples (`sample_flags::REPLY`: refusals and answers)
+    /// are the protected side's packets, not traffic to it: they are not
+    /// counted.
     pub fn observe(&mut self, s: &PacketSample, sample_every: u32) {
         if s.flags & phantomnet_common::sample_flags::REPLY != 0 {
             return;

@@ -35,6 +35,7 @@ pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use recorder::{QUEUE_BATCHES, RecordQueue, Recorder};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
 
+use phantomnet_common::sampling::Reply;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -334,9 +335,13 @@ pub fn handle_batch(
         let Some(det) = det.as_mut() else {
             return records;
         };
-        let mut refusals = 0;
+        let (mut refusals, mut answers) = (0, 0);
         for s in batch {
-            refusals += u64::from(s.flags & phantomnet_common::sample_flags::REPLY != 0);
+            match phantomnet_common::sampling::reply_of(s) {
+                Some(Reply::Refusal) => refusals += 1,
+                Some(Reply::Answer) => answers += 1,
+                None => {}
+            }
             // Dropped by a signature rule: decided in the kernel, whatever
             // the source. A spoofed flood's sources would only churn the
             // per-source tables.
@@ -359,6 +364,9 @@ pub fn handle_batch(
             .set_flow_table_sources(det.flows().len() as u64);
         if refusals > 0 {
             core.metrics().refusals(refusals);
+        }
+        if answers > 0 {
+            core.metrics().answers(answers);
         }
     }
     core.count_decisions(decisions.len() as u64);

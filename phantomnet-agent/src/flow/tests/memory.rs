@@ -7,7 +7,7 @@
 
 use phantomnet_common::{IPPROTO_UDP, PacketSample};
 
-use crate::flow::{FlowConfig, FlowTable, SourceKey};
+use crate::flow::{FlowConfig, FlowTable, MAX_ANSWERED, SourceKey};
 
 const MIB: u64 = 1 << 20;
 const PROBE_ENV: &str = "PHANTOMNET_FLOW_RSS_PROBE";
@@ -82,7 +82,38 @@ fn fill(n: u32) -> u64 {
     after.saturating_sub(before)
 }
 
-/// Runs [`rss_probe`] with `n` sources in a child process; its RSS growth.
+/// The answers table at its cap: a table of [`MAX_ANSWERED`] sources,
+/// then an answer to each; the RSS growth of the answers alone.
+fn fill_answers() -> u64 {
+    let n = MAX_ANSWERED as u32;
+    let mut t = FlowTable::new(FlowConfig {
+        max_sources: n as usize,
+        sample_every: 16,
+        ipv6_source_prefix: 128,
+    });
+    for i in 0..n {
+        t.record(&source(i, 1_000_000_000 + i as u64 * 1_000));
+    }
+    let before = rss();
+    for i in 0..n {
+        // The server's answer to source `i`.
+        let s = source(i, 2_000_000_000 + i as u64 * 1_000);
+        let answer = PacketSample {
+            src_addr: s.dst_addr,
+            dst_addr: s.src_addr,
+            src_port: s.dst_port,
+            dst_port: s.src_port,
+            flags: phantomnet_common::sample_flags::REPLY,
+            ..s
+        };
+        assert!(t.record_reply(&answer));
+    }
+    assert_eq!(t.answered(), n as usize);
+    rss().saturating_sub(before)
+}
+
+/// Runs [`rss_probe`] with `n` sources in a child process (0: the answers
+/// table at its cap instead); its RSS growth.
 fn probe(n: u32) -> u64 {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
@@ -111,7 +142,10 @@ fn rss_probe() {
     let Ok(n) = std::env::var(PROBE_ENV) else {
         return;
     };
-    let growth = fill(n.parse().expect("source count"));
+    let growth = match n.parse().expect("source count") {
+        0 => fill_answers(),
+        n => fill(n),
+    };
     println!("RSS_GROWTH {growth}");
 }
 
@@ -127,4 +161,17 @@ fn rss_of_a_million_sources_fits_in_512_mib() {
         growth as f64 / MIB as f64
     );
     assert!(growth <= 512 * MIB);
+}
+
+/// Schema v5's answers table, full: 262,144 sources answered. It is
+/// outside the flow table's 512 MiB and must stay a small addition.
+#[test]
+fn rss_of_the_answers_table_at_its_cap_is_under_32_mib() {
+    let growth = probe(0);
+    println!(
+        "{MAX_ANSWERED} answered sources: RSS +{:.1} MiB ({} bytes each)",
+        growth as f64 / MIB as f64,
+        growth / MAX_ANSWERED as u64
+    );
+    assert!(growth <= 32 * MIB);
 }

@@ -3,6 +3,7 @@
 //! which `detect::flow_equivalence` compares it with: that test scores both
 //! with the model, so it lives above the model in the layering.
 
+mod answers;
 mod memory;
 mod priority;
 pub(crate) mod reference;

@@ -5,7 +5,13 @@
 //! moves in the recency list and is reset when the slot is reused.
 use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_RST, sample_flags};
 
-use crate::flow::{FlowConfig, FlowTable, SourceKey};
+use crate::flow::{FlowConfig, FlowTable, SourceKey, WindowStats};
+
+/// `server_refusals` of `s`'s source as of `at`.
+fn refusals(t: &FlowTable, s: &PacketSample, at: u64) -> f64 {
+    t.with_server_side(s, at, WindowStats::default())
+        .server_refusals
+}
 
 const NS: u64 = 1_000_000_000;
 const SERVER: [u8; 4] = [203, 0, 113, 10];
@@ -56,15 +62,15 @@ fn refusals_count_against_the_refused_source_only_if_it_is_tracked() {
     let mut t = FlowTable::new(FlowConfig::default());
     // Untracked: no entry is made for a refused address (resets to
     // spoofed addresses must not fill the table).
-    assert!(!t.record_refusal(&rst(1, NS)));
+    assert!(!t.record_reply(&rst(1, NS)));
     assert_eq!(t.len(), 0);
     t.record(&ack(1, NS));
     t.record(&ack(2, NS));
     for i in 0..5 {
-        assert!(t.record_refusal(&rst(1, NS + i)));
+        assert!(t.record_reply(&rst(1, NS + i)));
     }
-    assert_eq!(t.server_refusals(&ack(1, 2 * NS), 2 * NS), 5.0);
-    assert_eq!(t.server_refusals(&ack(2, 2 * NS), 2 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 2 * NS), 2 * NS), 5.0);
+    assert_eq!(refusals(&t, &ack(2, 2 * NS), 2 * NS), 0.0);
     // The server itself never becomes a source.
     assert_eq!(t.len(), 2);
     assert!(t.get(&SourceKey::from_raw(4, &v4(SERVER))).is_none());
@@ -79,44 +85,41 @@ fn a_run_lasts_while_refusals_come_and_ends_60_s_after_the_last() {
     t.record(&ack(1, NS));
     // One refusal every 30 s for 5 minutes: one run.
     for k in 0..10u64 {
-        t.record_refusal(&rst(1, NS + k * 30 * NS));
+        t.record_reply(&rst(1, NS + k * 30 * NS));
     }
     let last = NS + 9 * 30 * NS;
-    assert_eq!(t.server_refusals(&ack(1, last), last), 10.0);
+    assert_eq!(refusals(&t, &ack(1, last), last), 10.0);
     // Read 50 s later it still holds; 70 s later the run is over.
-    assert_eq!(t.server_refusals(&ack(1, 0), last + 50 * NS), 10.0);
-    assert_eq!(t.server_refusals(&ack(1, 0), last + 70 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 0), last + 50 * NS), 10.0);
+    assert_eq!(refusals(&t, &ack(1, 0), last + 70 * NS), 0.0);
     // Long after (the stamp is the 10 s generation modulo 128): still 0
     // at 11 and 20 minutes.
-    assert_eq!(t.server_refusals(&ack(1, 0), last + 660 * NS), 0.0);
-    assert_eq!(t.server_refusals(&ack(1, 0), last + 1200 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 0), last + 660 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 0), last + 1200 * NS), 0.0);
     // A new refusal after that starts a new run.
-    t.record_refusal(&rst(1, last + 70 * NS));
-    assert_eq!(t.server_refusals(&ack(1, 0), last + 70 * NS), 1.0);
+    t.record_reply(&rst(1, last + 70 * NS));
+    assert_eq!(refusals(&t, &ack(1, 0), last + 70 * NS), 1.0);
     // The source's next sample after the run expired clears it, so 128
     // generations (21 min 20 s) later the stamp does not come round live.
     t.record(&ack(1, last + 200 * NS));
-    assert_eq!(
-        t.server_refusals(&ack(1, 0), last + 70 * NS + 1280 * NS),
-        0.0
-    );
+    assert_eq!(refusals(&t, &ack(1, 0), last + 70 * NS + 1280 * NS), 0.0);
 }
 
 #[test]
 fn an_older_refusal_counts_without_moving_the_run_and_the_count_saturates() {
     let mut t = FlowTable::new(FlowConfig::default());
     t.record(&ack(1, NS));
-    t.record_refusal(&rst(1, 40 * NS));
+    t.record_reply(&rst(1, 40 * NS));
     // Reordered across CPUs: 25 s older than the run's latest.
-    t.record_refusal(&rst(1, 15 * NS));
-    assert_eq!(t.server_refusals(&ack(1, 0), 40 * NS), 2.0);
+    t.record_reply(&rst(1, 15 * NS));
+    assert_eq!(refusals(&t, &ack(1, 0), 40 * NS), 2.0);
     // The run's stamp stayed at 40 s: it still ends 60 s after that.
-    assert_eq!(t.server_refusals(&ack(1, 0), 95 * NS), 2.0);
-    assert_eq!(t.server_refusals(&ack(1, 0), 105 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 0), 95 * NS), 2.0);
+    assert_eq!(refusals(&t, &ack(1, 0), 105 * NS), 0.0);
     for i in 0..1000 {
-        t.record_refusal(&rst(1, 200 * NS + i));
+        t.record_reply(&rst(1, 200 * NS + i));
     }
-    assert_eq!(t.server_refusals(&ack(1, 0), 201 * NS), 255.0);
+    assert_eq!(refusals(&t, &ack(1, 0), 201 * NS), 255.0);
 }
 
 #[test]
@@ -127,23 +130,23 @@ fn the_run_survives_recency_moves_and_is_reset_when_the_slot_is_reused() {
     });
     t.record(&ack(1, NS));
     t.record(&ack(2, NS));
-    t.record_refusal(&rst(1, NS));
-    t.record_refusal(&rst(2, NS));
-    t.record_refusal(&rst(2, NS));
+    t.record_reply(&rst(1, NS));
+    t.record_reply(&rst(2, NS));
+    t.record_reply(&rst(2, NS));
     // Moving both to the front and back rewrites their links.
     t.record(&ack(1, 2 * NS));
     t.record(&ack(2, 2 * NS));
     t.record(&ack(1, 2 * NS));
-    assert_eq!(t.server_refusals(&ack(1, 0), 3 * NS), 1.0);
-    assert_eq!(t.server_refusals(&ack(2, 0), 3 * NS), 2.0);
+    assert_eq!(refusals(&t, &ack(1, 0), 3 * NS), 1.0);
+    assert_eq!(refusals(&t, &ack(2, 0), 3 * NS), 2.0);
     let order: Vec<_> = t.keys_by_recency().collect();
     assert_eq!(order.len(), 2);
     // Source 3 evicts source 2 (least recent) and takes its slot fresh.
     t.record(&ack(3, 3 * NS));
     assert_eq!(t.evictions(), 1);
-    assert_eq!(t.server_refusals(&ack(3, 0), 3 * NS), 0.0);
-    assert_eq!(t.server_refusals(&ack(2, 0), 3 * NS), 0.0);
-    assert_eq!(t.server_refusals(&ack(1, 0), 3 * NS), 1.0);
+    assert_eq!(refusals(&t, &ack(3, 0), 3 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(2, 0), 3 * NS), 0.0);
+    assert_eq!(refusals(&t, &ack(1, 0), 3 * NS), 1.0);
     assert_eq!(t.keys_by_recency().count(), 2);
 }
 
@@ -169,6 +172,6 @@ fn an_ipv6_refusal_counts_against_the_sources_prefix() {
         .parse::<std::net::Ipv6Addr>()
         .unwrap()
         .octets();
-    assert!(t.record_refusal(&r));
-    assert_eq!(t.server_refusals(&a, NS), 1.0);
+    assert!(t.record_reply(&r));
+    assert_eq!(refusals(&t, &a, NS), 1.0);
 }
