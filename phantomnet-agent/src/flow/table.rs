@@ -255,13 +255,18 @@ impl FlowTable {
     pub fn observe(&mut self, sample: &PacketSample) -> (&mut FlowEntry, WindowStats) {
         let sample_every = self.config.sample_every;
         let at = sample.timestamp_ns;
-        let i = self.touch(self.key_of(sample));
+        let key = self.key_of(sample);
+        let i = self.touch(key);
+        let answers = self.answers.peek(&key).map_or(0, |a| a.count_at(at));
         let slot = &mut self.slots[i as usize];
         slot.expire_run(sample.timestamp_ns);
         slot.entry.windows.record(sample);
-        let stats = slot.entry.windows.stats_at(sample_every, at);
-        let stats = self.with_server_side(sample, at, stats);
-        let slot = &mut self.slots[i as usize];
+        // As `with_server_side`, from the slot in hand.
+        let stats = WindowStats {
+            server_refusals: f64::from(slot.run().count_at(at)),
+            server_answers: f64::from(answers),
+            ..slot.entry.windows.stats_at(sample_every, at)
+        };
         (&mut slot.entry, stats)
     }
 
