@@ -67,10 +67,10 @@ pub const DATASET_PASSES: &[&str] = &[
     "128",
 ];
 /// `phantomnet-agent train`'s flags for a model `gen-model` trains and
-/// every model `evaluate` compares with it: schema v4 (its
-/// `server_refusals` needs the inside observer, which the lab runs), and
-/// scoring priority samples (it was trained on them).
-pub const TRAIN_FLAGS: &[&str] = &["--schema", "4", "--scores-priority"];
+/// every model `evaluate` compares with it: schema v5 (its
+/// `server_refusals` and `server_answers` need the inside observer, which
+/// the lab runs), and scoring priority samples (it was trained on them).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "5", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
 /// into its own capture: the shipped CSV holds both (the heavy benign
 /// clients' sessions then land on other sources and other timings).

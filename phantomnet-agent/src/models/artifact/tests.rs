@@ -1,5 +1,5 @@
 use super::*;
-use crate::features::FEATURE_COUNT;
+use crate::features::{FEATURE_COUNT, FEATURE_NAMES};
 use crate::models::forest::{fit_smartcore, tests::synthetic};
 
 #[test]
@@ -255,12 +255,13 @@ fn a_v1_model_still_loads_and_scores_the_first_15_features() {
 }
 
 #[test]
-fn the_shipped_model_is_schema_v4_and_reads_every_feature() {
+fn the_shipped_model_is_schema_v5_and_reads_every_feature() {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
     let model = Model::load(&shipped).unwrap();
-    assert_eq!(model.schema().unwrap(), Schema::V4);
-    assert_eq!(model.meta.feature_names, Schema::V4.names());
-    // signature_hits and server_refusals are among its inputs: some
+    assert_eq!(model.schema().unwrap(), Schema::V5);
+    assert_eq!(model.meta.feature_names, FEATURE_NAMES);
+    // signature_hits, server_refusals and server_answers are among its
+    // inputs: some
     // lab-like row's score moves when only that feature does.
     let moves = |index: usize, value: f64| {
         lab_like_rows().iter().any(|r| {
@@ -270,7 +271,7 @@ fn the_shipped_model_is_schema_v4_and_reads_every_feature() {
                 != model.score(&FeatureVector::new(hit).unwrap())
         })
     };
-    use crate::features::index::{SERVER_REFUSALS, SIGNATURE_HITS};
+    use crate::features::index::{SERVER_ANSWERS, SERVER_REFUSALS, SIGNATURE_HITS};
     assert!(
         moves(SIGNATURE_HITS, 40.0),
         "no score depends on signature_hits"
@@ -278,6 +279,10 @@ fn the_shipped_model_is_schema_v4_and_reads_every_feature() {
     assert!(
         moves(SERVER_REFUSALS, 200.0),
         "no score depends on server_refusals"
+    );
+    assert!(
+        moves(SERVER_ANSWERS, 200.0),
+        "no score depends on server_answers"
     );
 }
 
