@@ -62,8 +62,9 @@ enum Command {
         #[arg(long = "iface")]
         ifaces: Vec<String>,
         /// Inside (protected-side) interface to observe, never enforce on
-        /// (repeat for several): the protected side's refusals of outside
-        /// hosts feed `server_refusals`.
+        /// (repeat for several): the protected side's refusals of and
+        /// answers to outside hosts feed `server_refusals` and
+        /// `server_answers`.
         #[arg(long = "inside-iface")]
         inside_ifaces: Vec<String>,
         #[arg(long, value_enum)]

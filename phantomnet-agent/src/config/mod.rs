@@ -82,9 +82,10 @@ pub struct DataplaneConfig {
     pub interfaces: Vec<String>,
     /// Inside (protected-side) interfaces to observe, never enforce on:
     /// the protected side's refusals of outside hosts (TCP resets, ICMP
-    /// destination unreachables) become schema v4's `server_refusals`
-    /// (docs/FEATURES.md). Optional (empty: the feature stays 0); each a
-    /// valid interface name, none of them in `interfaces`.
+    /// destination unreachables) become schema v4's `server_refusals`, its
+    /// answers (established TCP segments, UDP datagrams) schema v5's
+    /// `server_answers` (docs/FEATURES.md). Optional (empty: both stay 0);
+    /// each a valid interface name, none of them in `interfaces`.
     pub inside_interfaces: Vec<String>,
     pub xdp_mode: XdpMode,
     pub pin_dir: PathBuf,
