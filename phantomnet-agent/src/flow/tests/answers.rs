@@ -7,33 +7,8 @@ use phantomnet_common::{
     IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN, sample_flags,
 };
 
+use super::replies::{NS, SERVER, ack, v4};
 use crate::flow::{FlowConfig, FlowTable, MAX_ANSWERED, WindowStats};
-
-const NS: u64 = 1_000_000_000;
-const SERVER: [u8; 4] = [203, 0, 113, 10];
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut out = [0; 16];
-    out[..4].copy_from_slice(&a);
-    out
-}
-
-/// A pure ACK from `src` to the server.
-fn ack(src: u8, ts: u64) -> PacketSample {
-    PacketSample {
-        timestamp_ns: ts,
-        packet_len: 54,
-        src_addr: v4([192, 0, 2, src]),
-        dst_addr: v4(SERVER),
-        src_port: 40000,
-        dst_port: 80,
-        family: 4,
-        protocol: IPPROTO_TCP,
-        tcp_flags: TCP_ACK,
-        ttl: 64,
-        ..PacketSample::ZERO
-    }
-}
 
 /// The server's packet to `dst` with `flags`, as the inside observer
 /// samples it.

@@ -8,5 +8,6 @@ mod memory;
 mod priority;
 pub(crate) mod reference;
 mod refusals;
+mod replies;
 mod signature;
 mod window;

@@ -3,40 +3,15 @@
 //! run that lasts while they keep coming and reads 0 once 60 s pass
 //! without one; kept in the flow table's link words, so it survives
 //! moves in the recency list and is reset when the slot is reused.
-use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_RST, sample_flags};
+use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_RST, sample_flags};
 
+use super::replies::{NS, SERVER, ack, v4};
 use crate::flow::{FlowConfig, FlowTable, SourceKey, WindowStats};
 
 /// `server_refusals` of `s`'s source as of `at`.
 fn refusals(t: &FlowTable, s: &PacketSample, at: u64) -> f64 {
     t.with_server_side(s, at, WindowStats::default())
         .server_refusals
-}
-
-const NS: u64 = 1_000_000_000;
-const SERVER: [u8; 4] = [203, 0, 113, 10];
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut out = [0; 16];
-    out[..4].copy_from_slice(&a);
-    out
-}
-
-/// A pure ACK from `src` to the server.
-fn ack(src: u8, ts: u64) -> PacketSample {
-    PacketSample {
-        timestamp_ns: ts,
-        packet_len: 54,
-        src_addr: v4([192, 0, 2, src]),
-        dst_addr: v4(SERVER),
-        src_port: 40000,
-        dst_port: 80,
-        family: 4,
-        protocol: IPPROTO_TCP,
-        tcp_flags: TCP_ACK,
-        ttl: 64,
-        ..PacketSample::ZERO
-    }
 }
 
 /// The server's reset of `dst`.
