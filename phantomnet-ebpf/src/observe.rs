@@ -97,45 +97,19 @@ fn cpu_admits(cpu: Option<*mut u64>, interval: u64, tolerance: u64, now: u64) ->
     true
 }
 
-/// The destination's own answer bucket (GCRA in an LRU map shared by the
-/// CPUs, updated without a lock as the priority sources' are). The key is
-/// the 16-byte address, IPv4 as `::ffff:a.b.c.d`, as `PN_PRIO_SRC`'s.
+/// The destination's own answer bucket, keyed as `PN_PRIO_SRC` is.
 #[inline(always)]
 fn destination_admits(meta: &parse::Meta, now: u64) -> bool {
     // SAFETY: `Meta` is 8-aligned and its destination sits at offset 16:
     // a word read of 16 plain bytes.
-    let words = unsafe { meta.dst.as_ptr().cast::<[u64; 2]>().read() };
-    let words = if meta.family == 6 {
-        words
-    } else {
-        // BPF is little-endian: the IPv4 address is the first word's low
-        // 32 bits (as `priority::source_admits` builds its key).
-        [0, 0xffff_0000 | ((words[0] & 0xffff_ffff) << 32)]
-    };
-    // SAFETY: two u64 are 16 plain bytes.
-    let key = unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) };
-    match PN_ANSWER_DST.get_ptr_mut(&key) {
-        Some(tat) => {
-            // SAFETY: a value of the map (see above on concurrent CPUs).
-            let mut t = unsafe { *tat };
-            let ok = rate::gcra(
-                &mut t,
-                sampling::ANSWER_DEST_INTERVAL_NS,
-                sampling::ANSWER_DEST_TOLERANCE_NS,
-                now,
-            );
-            if ok {
-                // SAFETY: as above.
-                unsafe { *tat = t };
-            }
-            ok
-        }
-        None => {
-            // A new destination starts with this packet charged.
-            let _ = PN_ANSWER_DST.insert(&key, &(now + sampling::ANSWER_DEST_INTERVAL_NS), 0);
-            true
-        }
-    }
+    let dst = unsafe { meta.dst.as_ptr().cast::<[u64; 2]>().read() };
+    rate::host_admits(
+        &PN_ANSWER_DST,
+        &rate::host_key(meta.family, dst),
+        sampling::ANSWER_DEST_INTERVAL_NS,
+        sampling::ANSWER_DEST_TOLERANCE_NS,
+        now,
+    )
 }
 
 #[inline(always)]

@@ -148,43 +148,17 @@ extern "C" fn decide(_index: u32, ctx: *mut c_void) -> i64 {
     1
 }
 
-/// The source's own bucket (GCRA, shared by the CPUs and updated without a
-/// lock, as throttles are: docs/DATAPLANE.md). The key is the 16-byte
-/// address, IPv4 as `::ffff:a.b.c.d` so that one map holds both families.
+/// The source's own bucket (GCRA in an LRU map shared by the CPUs,
+/// `rate::host_admits`), keyed by its 16-byte address.
 #[inline(always)]
 fn source_admits(d: &Decide) -> bool {
-    let now = d.now;
-    let key = if d.family == 6 {
-        bytes(d.src)
-    } else {
-        // Built as two words, as `parse::v4_addr` builds its addresses: a
-        // byte-wise array would be a call to `memset`, a byte loop in BPF.
-        // BPF is little-endian (bpfel): the IPv4 address is the low 32
-        // bits of the first word.
-        let v4 = d.src[0] & 0xffff_ffff;
-        bytes([0, 0xffff_0000 | (v4 << 32)])
-    };
-    match PN_PRIO_SRC.get_ptr_mut(&key) {
-        Some(tat) => {
-            // SAFETY: a value of the map (see above on concurrent CPUs).
-            let mut t = unsafe { *tat };
-            let ok = rate::gcra(
-                &mut t,
-                sampling::SOURCE_INTERVAL_NS,
-                sampling::SOURCE_TOLERANCE_NS,
-                now,
-            );
-            if ok {
-                unsafe { *tat = t };
-            }
-            ok
-        }
-        None => {
-            // A new source starts with this packet charged.
-            let _ = PN_PRIO_SRC.insert(&key, &(now + sampling::SOURCE_INTERVAL_NS), 0);
-            true
-        }
-    }
+    rate::host_admits(
+        &PN_PRIO_SRC,
+        &rate::host_key(d.family, d.src),
+        sampling::SOURCE_INTERVAL_NS,
+        sampling::SOURCE_TOLERANCE_NS,
+        d.now,
+    )
 }
 
 /// Two words as the 16 bytes they hold in memory (little-endian).

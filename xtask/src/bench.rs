@@ -21,7 +21,7 @@ use phantomnet_lab::{
     packet::{self, Frame},
 };
 
-use phantomnet_common::{TCP_ACK, TCP_PSH, TCP_SYN};
+use phantomnet_common::{TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN};
 
 use crate::cmd;
 
@@ -49,7 +49,22 @@ pub(crate) struct BenchNet<'a> {
     pub(crate) ns: &'a str,
     pub(crate) pins: &'a str,
     pub(crate) veth: (&'a str, &'a str),
+    /// A second veth pair whose first end the agent observes as an inside
+    /// interface (`--inside-iface`), if any.
+    pub(crate) inside: Option<(&'a str, &'a str)>,
     pub(crate) log: &'a str,
+}
+
+fn add_veth(ns: &str, (a, b): (&str, &str)) -> Result<()> {
+    cmd::output(
+        "ip",
+        &[
+            "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b,
+        ],
+    )?;
+    cmd::output("ip", &["-n", ns, "link", "set", a, "up"])?;
+    cmd::output("ip", &["-n", ns, "link", "set", b, "up"])?;
+    Ok(())
 }
 
 /// Creates `net`'s namespace and veth pair, starts the agent there pinned
@@ -60,18 +75,15 @@ pub(crate) fn start_attached(
     net: BenchNet<'_>,
     args: &[&str],
 ) -> Result<(AgentRun, u32)> {
-    let (a, b) = net.veth;
+    let a = net.veth.0;
     cmd::output("ip", &["netns", "add", net.ns])?;
-    cmd::output(
-        "ip",
-        &[
-            "-n", net.ns, "link", "add", a, "type", "veth", "peer", "name", b,
-        ],
-    )?;
-    cmd::output("ip", &["-n", net.ns, "link", "set", a, "up"])?;
-    cmd::output("ip", &["-n", net.ns, "link", "set", b, "up"])?;
+    add_veth(net.ns, net.veth)?;
     let mut full = vec!["--pin-dir".to_string(), net.pins.to_string()];
     full.extend(args.iter().map(|a| a.to_string()));
+    if let Some(inside) = net.inside {
+        add_veth(net.ns, inside)?;
+        full.extend(["--inside-iface".to_string(), inside.0.to_string()]);
+    }
     let agent = AgentRun::spawn(AgentSpec {
         netns: Path::new(&format!("/run/netns/{}", net.ns)),
         bin,
@@ -164,10 +176,12 @@ fn run(bin: &Path) -> Result<()> {
             ns: NS,
             pins: PINS,
             veth: ("pnb0", "pnb1"),
+            inside: Some(("pnb2", "pnb3")),
             log: "/tmp/pnbench-agent.log",
         },
         &args,
     )?;
+    let inside = attached_prog_id(NS, "pnb2").context("the inside program")?;
 
     // xdp-filter on the peer, same kind of attach.
     cmd::output(
@@ -312,6 +326,7 @@ fn run(bin: &Path) -> Result<()> {
     // one source-map hit, the `priority_bounded` count, then the 1-in-16
     // draw). The pure ACK touches no map.
     agent(bin, &["sampling", "16"])?;
+    inside_rows(inside, &mut rows)?;
     let ack = tcp_frame(TCP_ACK, false);
     let syn = tcp_frame(TCP_SYN, false);
     let data = tcp_frame(TCP_ACK | TCP_PSH, true);
@@ -410,6 +425,75 @@ fn run(bin: &Path) -> Result<()> {
         "reader sustained at least {:.0} samples/s",
         read as f64 / produce.as_secs_f64()
     );
+    Ok(())
+}
+
+/// The id of the XDP program attached to `iface` in namespace `ns`, once
+/// the agent has attached one (the inside observer is attached after the
+/// outside program's link is pinned, and its own link is not pinned, so
+/// `ip` is asked).
+fn attached_prog_id(ns: &str, iface: &str) -> Result<u32> {
+    let start = Instant::now();
+    loop {
+        let out = cmd::output("ip", &["-j", "-n", ns, "link", "show", iface])?;
+        let v: serde_json::Value = serde_json::from_str(&out).context("ip -j link show")?;
+        if let Some(id) = v[0]["xdp"]["prog"]["id"].as_u64() {
+            return u32::try_from(id).context("a program id");
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("no XDP program on {iface} after 20 s: {out}");
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// A 64-byte frame a protected server sends back: from 203.0.113.10:80 to
+/// 192.0.2.10:40000, TCP with these flags (no payload) or, with `flags`
+/// `None`, UDP with 22 bytes of payload.
+fn reply_frame(flags: Option<u8>) -> Vec<u8> {
+    let (proto, l4) = match flags {
+        Some(f) => (6, packet::tcp(80, 40000, f, &[])),
+        None => (17, packet::udp(80, 40000, &[0x5A; 22])),
+    };
+    let mut f = Frame::eth(&[], packet::ETH_IP)
+        .ipv4([203, 0, 113, 10], [192, 0, 2, 10], proto, &[], 0, &l4)
+        .bytes;
+    f.resize(64, 0);
+    f
+}
+
+/// The inside observer (`phantomnet_inside`) at 1-in-16 sampling. One
+/// repeated frame is one destination: an answer is past its destination's
+/// bound after 8 runs (the LRU lookup, the GCRA test, the count), a reset
+/// past the per-CPU bound after 1,000 (the per-CPU bucket, the count). A
+/// SYN-ACK is neither an answer nor a refusal: parsed, then passed.
+fn inside_rows(id: u32, rows: &mut Vec<(&str, String, String)>) -> Result<()> {
+    const REPEAT: u32 = 10_000_000;
+    const ROUNDS: u32 = 3;
+    for (path, frame) in [
+        (
+            "inside: SYN-ACK (neither answer nor refusal)",
+            reply_frame(Some(TCP_SYN | TCP_ACK)),
+        ),
+        (
+            "inside: TCP answer past its destination's bound",
+            reply_frame(Some(TCP_ACK)),
+        ),
+        (
+            "inside: UDP answer past its destination's bound",
+            reply_frame(None),
+        ),
+        (
+            "inside: TCP reset past the per-CPU bound",
+            reply_frame(Some(TCP_RST | TCP_ACK)),
+        ),
+    ] {
+        rows.push((
+            path,
+            bpf::best_duration_ns(id, &frame, REPEAT, ROUNDS)?.to_string(),
+            "-".into(),
+        ));
+    }
     Ok(())
 }
 

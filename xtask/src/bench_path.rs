@@ -111,6 +111,7 @@ fn run(root: &Path, bin: &Path, rates: &[u32], secs: u32, scoring: &str) -> Resu
             ns: NS,
             pins: PINS,
             veth: ("pnp0", "pnp1"),
+            inside: None,
             log: LOG,
         },
         &args,
