@@ -70,6 +70,7 @@ pub const DATASET_PASSES: &[&str] = &[
 /// every model `evaluate` compares with it: schema v5 (its
 /// `server_refusals` and `server_answers` need the inside observer, which
 /// the lab runs), and scoring priority samples (it was trained on them).
+/// Schema v6 (`server_errors`) was measured and not adopted (MODEL.md).
 pub const TRAIN_FLAGS: &[&str] = &["--schema", "5", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
 /// into its own capture: the shipped CSV holds both (the heavy benign

@@ -97,7 +97,7 @@ enum Command {
         #[arg(long)]
         capture: Option<PathBuf>,
     },
-    /// Turn capture files and pcaps into a labeled CSV of schema-v4 features.
+    /// Turn capture files and pcaps into a labeled CSV of the newest schema's features.
     Dataset(phantomnet_agent::train::DatasetArgs),
     /// Train the forest, scaler and isolation forest; write a versioned artifact.
     Train(phantomnet_agent::train::TrainArgs),

@@ -1,8 +1,9 @@
 //! Feature schemas: the numbers every model sees, in a fixed order.
 //!
-//! Schema v5 (25 features) is what this build computes; schema v4 is its
-//! first 24, schema v3 its first 23, schema v2 its first 22 and schema v1
-//! its first 15, so an older model scores the prefix of a v5 vector.
+//! Schema v6 (26 features) is what this build computes; schema v5 is its
+//! first 25, schema v4 its first 24, schema v3 its first 23, schema v2 its
+//! first 22 and schema v1 its first 15, so an older model scores the prefix
+//! of a v6 vector.
 //! [`extract`] turns one sample plus its source's window statistics
 //! ([`crate::flow::WindowStats`]) into a [`FeatureVector`]. Each feature is
 //! documented in `docs/FEATURES.md`.
@@ -14,18 +15,20 @@ pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
 /// The schema this build computes (and `dataset` writes): the newest.
-pub const SCHEMA_VERSION: u32 = 5;
-/// Number of features this build computes (schema v5): the width of a
+pub const SCHEMA_VERSION: u32 = 6;
+/// Number of features this build computes (schema v6): the width of a
 /// [`FeatureVector`] and of a training row.
-pub const FEATURE_COUNT: usize = 25;
+pub const FEATURE_COUNT: usize = 26;
 /// Number of features in schema v1 (the first 15 of v3).
 pub const V1_FEATURE_COUNT: usize = 15;
 /// Number of features in schema v2 (the first 22 of v4).
 pub const V2_FEATURE_COUNT: usize = 22;
 /// Number of features in schema v3 (the first 23 of v5).
 pub const V3_FEATURE_COUNT: usize = 23;
-/// Number of features in schema v4 (the first 24 of v5).
+/// Number of features in schema v4 (the first 24 of v6).
 pub const V4_FEATURE_COUNT: usize = 24;
+/// Number of features in schema v5 (the first 25 of v6).
+pub const V5_FEATURE_COUNT: usize = 25;
 /// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
 /// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -58,6 +61,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "server_refusals",
     // Schema v5: the protected side's conversation.
     "server_answers",
+    // Schema v6: what the protected side answered.
+    "server_errors",
 ];
 
 /// A feature schema a model can be trained on and scored with. Every
@@ -75,13 +80,22 @@ pub enum Schema {
     V4,
     /// v4 plus the protected side's answers to the source.
     V5,
+    /// v5 plus the protected side's HTTP error responses to the source.
+    V6,
 }
 
 impl Schema {
     /// Every schema this build can score, oldest first.
-    pub const ALL: [Schema; 5] = [Schema::V1, Schema::V2, Schema::V3, Schema::V4, Schema::V5];
+    pub const ALL: [Schema; 6] = [
+        Schema::V1,
+        Schema::V2,
+        Schema::V3,
+        Schema::V4,
+        Schema::V5,
+        Schema::V6,
+    ];
     /// The schema this build computes.
-    pub const CURRENT: Schema = Schema::V5;
+    pub const CURRENT: Schema = Schema::V6;
 
     pub fn version(self) -> u32 {
         match self {
@@ -90,6 +104,7 @@ impl Schema {
             Schema::V3 => 3,
             Schema::V4 => 4,
             Schema::V5 => 5,
+            Schema::V6 => 6,
         }
     }
 
@@ -104,7 +119,8 @@ impl Schema {
             Schema::V2 => V2_FEATURE_COUNT,
             Schema::V3 => V3_FEATURE_COUNT,
             Schema::V4 => V4_FEATURE_COUNT,
-            Schema::V5 => FEATURE_COUNT,
+            Schema::V5 => V5_FEATURE_COUNT,
+            Schema::V6 => FEATURE_COUNT,
         }
     }
 
@@ -183,6 +199,8 @@ pub mod index {
     pub const SERVER_REFUSALS: usize = 23;
     // Schema v5.
     pub const SERVER_ANSWERS: usize = 24;
+    // Schema v6.
+    pub const SERVER_ERRORS: usize = 25;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -194,13 +212,14 @@ pub enum FeatureError {
         value: f64,
     },
     #[error(
-        "expected {FEATURE_COUNT} features (schema v5), {V4_FEATURE_COUNT} (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+        "expected {FEATURE_COUNT} features (schema v6), {V5_FEATURE_COUNT} (schema v5), {V4_FEATURE_COUNT} (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
     )]
     Count(usize),
 }
 
-/// One row of schema-v4 features (a schema-v1 model reads its first 15, a
-/// schema-v2 model its first 22, a schema-v3 model its first 23).
+/// One row of schema-v6 features (a schema-v1 model reads its first 15, a
+/// schema-v2 model its first 22, v3 its first 23, v4 its first 24 and v5
+/// its first 25).
 /// Construct it through [`FeatureVector::new`]
 /// (or [`extract`]), which rejects non-finite values, so every vector a model
 /// sees is finite.
@@ -309,26 +328,35 @@ mod tests {
     fn schema_check_names_the_mismatch() {
         let names =
             |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
-        let (v1, v2, v3, v4, v5) = (
+        let (v1, v2, v3, v4, v5, v6) = (
             names(Schema::V1),
             names(Schema::V2),
             names(Schema::V3),
             names(Schema::V4),
             names(Schema::V5),
+            names(Schema::V6),
         );
         assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
         assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
         assert_eq!(check_schema(3, &v3), Ok(Schema::V3));
         assert_eq!(check_schema(4, &v4), Ok(Schema::V4));
         assert_eq!(check_schema(5, &v5), Ok(Schema::V5));
+        assert_eq!(check_schema(6, &v6), Ok(Schema::V6));
         assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
         assert_eq!(&v3[..V2_FEATURE_COUNT], &v2[..], "v2 is v3's prefix");
         assert_eq!(&v4[..V3_FEATURE_COUNT], &v3[..], "v3 is v4's prefix");
         assert_eq!(&v5[..V4_FEATURE_COUNT], &v4[..], "v4 is v5's prefix");
+        assert_eq!(&v6[..V5_FEATURE_COUNT], &v5[..], "v5 is v6's prefix");
         assert!(matches!(
-            check_schema(6, &v5),
-            Err(SchemaMismatch::Version { found: 6, .. })
+            check_schema(7, &v6),
+            Err(SchemaMismatch::Version { found: 7, .. })
         ));
+        let err = check_schema(6, &v5).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"server_errors\""),
+            "{err}"
+        );
         let err = check_schema(5, &v4).unwrap_err();
         assert!(
             err.to_string()

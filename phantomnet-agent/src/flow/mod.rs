@@ -10,6 +10,7 @@ mod distinct;
 mod run;
 mod shares;
 mod source;
+mod status;
 mod table;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -174,4 +175,10 @@ pub struct WindowStats {
     /// run, which ends 60 s after the latest one (unscaled). 0 without an
     /// inside interface.
     pub server_answers: f64,
+    /// Schema v6: of those answers, the HTTP responses with an error
+    /// status (4xx or 5xx, read from the sampled payload's status line),
+    /// in a run of their own that ends 60 s after the latest one
+    /// (unscaled). 0 without an inside interface, and for a service that
+    /// does not speak plain HTTP/1.x.
+    pub server_errors: f64,
 }

@@ -125,19 +125,25 @@ impl Slot {
 
 /// A source's answer run, with the latest answer's generation in full: the
 /// answers table is not cleared at the source's samples as a slot's
-/// refusal run is, so a stamp that wrapped must not read as live.
+/// refusal run is, so a stamp that wrapped must not read as live. Beside
+/// it, schema v6's run of the answers that were HTTP error responses.
 #[derive(Debug, Clone, Copy)]
 struct Answered {
     run: Run,
     latest_ns: u64,
+    /// The error run. Every answer clears it once it has expired, so while
+    /// the answer run is live its stamp is under two minutes old and never
+    /// wraps; once the answer run is over, so is it.
+    errors: Run,
 }
 
 impl Answered {
-    fn count_at(&self, now: u64) -> u32 {
+    /// The answer and error runs' counts as of `now`.
+    fn counts_at(&self, now: u64) -> (u32, u32) {
         if now.saturating_sub(self.latest_ns) >= run::MAX_AGE_NS {
-            0
+            (0, 0)
         } else {
-            self.run.count_at(now)
+            (self.run.count_at(now), self.errors.count_at(now))
         }
     }
 }
@@ -257,7 +263,7 @@ impl FlowTable {
         let at = sample.timestamp_ns;
         let key = self.key_of(sample);
         let i = self.touch(key);
-        let answers = self.answers.peek(&key).map_or(0, |a| a.count_at(at));
+        let (answers, errors) = self.answers.peek(&key).map_or((0, 0), |a| a.counts_at(at));
         let slot = &mut self.slots[i as usize];
         slot.expire_run(sample.timestamp_ns);
         slot.entry.windows.record(sample);
@@ -265,6 +271,7 @@ impl FlowTable {
         let stats = WindowStats {
             server_refusals: f64::from(slot.run().count_at(at)),
             server_answers: f64::from(answers),
+            server_errors: f64::from(errors),
             ..slot.entry.windows.stats_at(sample_every, at)
         };
         (&mut slot.entry, stats)
@@ -302,7 +309,9 @@ impl FlowTable {
     /// packet, and a flood of resets to spoofed addresses must not fill
     /// the table. A refusal adds to the source's refusal run (schema v4's
     /// `server_refusals`), an answer to its answer run (schema v5's
-    /// `server_answers`).
+    /// `server_answers`) and, if it is an HTTP error response
+    /// ([`super::status::http_error`]), to its error run (schema v6's
+    /// `server_errors`).
     pub fn record_reply(&mut self, sample: &PacketSample) -> bool {
         let Some(reply) = reply_of(sample) else {
             return false;
@@ -325,18 +334,33 @@ impl FlowTable {
             Reply::Answer => {
                 // An entry 60 s or more older than this answer is a run
                 // that has ended (whatever its 7-bit stamp says).
+                let valid = (sample.payload_valid as usize).min(sample.payload.len());
+                let error = super::status::http_error(&sample.payload[..valid]);
                 let answered = match self
                     .answers
                     .get(&key)
                     .filter(|a| ts.saturating_sub(a.latest_ns) < run::MAX_AGE_NS)
                 {
-                    Some(a) => Answered {
-                        run: a.run.add(ts),
-                        latest_ns: a.latest_ns.max(ts),
-                    },
+                    Some(a) => {
+                        let errors = if a.errors.expired(ts) {
+                            Run::default()
+                        } else {
+                            a.errors
+                        };
+                        Answered {
+                            run: a.run.add(ts),
+                            latest_ns: a.latest_ns.max(ts),
+                            errors: if error { errors.add(ts) } else { errors },
+                        }
+                    }
                     None => Answered {
                         run: Run::default().add(ts),
                         latest_ns: ts,
+                        errors: if error {
+                            Run::default().add(ts)
+                        } else {
+                            Run::default()
+                        },
                     },
                 };
                 if self.answers.len() >= self.answers_cap && !self.answers.contains(&key) {
@@ -350,8 +374,9 @@ impl FlowTable {
 
     /// `stats` with the protected side's replies to the source `sample`
     /// belongs to, as of `at`: schema v4's `server_refusals` (its refusal
-    /// run's count) and schema v5's `server_answers` (its answer run's),
-    /// each 0 if untracked or once 60 s passed without one. The detector
+    /// run's count), schema v5's `server_answers` (its answer run's) and
+    /// schema v6's `server_errors` (its error run's), each 0 if untracked
+    /// or once 60 s passed without one. The detector
     /// and `dataset` put them into the window statistics of a sample they
     /// score.
     pub fn with_server_side(
@@ -366,10 +391,11 @@ impl FlowTable {
             .index
             .find(hash, |&i| self.slots[i as usize].key() == key)
             .map_or(0, |&i| self.slots[i as usize].run().count_at(at));
-        let answers = self.answers.peek(&key).map_or(0, |a| a.count_at(at));
+        let (answers, errors) = self.answers.peek(&key).map_or((0, 0), |a| a.counts_at(at));
         WindowStats {
             server_refusals: f64::from(refusals),
             server_answers: f64::from(answers),
+            server_errors: f64::from(errors),
             ..stats
         }
     }

@@ -613,6 +613,7 @@ impl SourceWindows {
             // The table's, not the windows': `FlowTable::server_refusals`.
             server_refusals: 0.0,
             server_answers: 0.0,
+            server_errors: 0.0,
         }
     }
 }

@@ -133,9 +133,9 @@ pub struct TrainArgs {
     /// Set created_at instead of the current time (for byte-identical rebuilds).
     #[arg(long, value_name = "RFC3339")]
     pub created_at: Option<String>,
-    /// The feature schema of the model (1 to 5); default: the CSV's. An
+    /// The feature schema of the model (1 to 6); default: the CSV's. An
     /// older schema's model can be trained from a newer CSV (its first 15,
-    /// 22, 23 or 24 features).
+    /// 22, 23, 24 or 25 features).
     #[arg(long, value_name = "VERSION")]
     pub schema: Option<u32>,
     /// The CSV holds the rows the detector scores at the data plane's

@@ -449,6 +449,7 @@ mod tests {
             3.0,
             12.0,
             40.0,
+            2.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -456,7 +457,7 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
-        assert_eq!(ds.schema, Schema::V5);
+        assert_eq!(ds.schema, Schema::V6);
     }
 
     #[test]
@@ -500,10 +501,24 @@ mod tests {
         .unwrap();
         assert_eq!(ds.schema, Schema::V4);
         assert_eq!(ds.attack_types, vec!["ack_flood"]);
-        let v5 = format!("{},label", FEATURE_NAMES.join(","));
+        let v5 = format!("{},label", FEATURE_NAMES[..25].join(","));
         let ds = parse(&format!("{v5}\n{}\n", vec!["6"; 25].join(",") + ",0")).unwrap();
         assert_eq!(ds.schema, Schema::V5);
         assert_eq!(ds.rows[0][24], 6.0);
+        assert_eq!(ds.rows[0][25], 0.0);
+        // And v5 with `attack_type` and v6 without it (27 columns).
+        let v5 = format!("{},label,attack_type", FEATURE_NAMES[..25].join(","));
+        let ds = parse(&format!(
+            "{v5}\n{}\n",
+            vec!["6"; 25].join(",") + ",1,http_auth_guess"
+        ))
+        .unwrap();
+        assert_eq!(ds.schema, Schema::V5);
+        assert_eq!(ds.attack_types, vec!["http_auth_guess"]);
+        let v6 = format!("{},label", FEATURE_NAMES.join(","));
+        let ds = parse(&format!("{v6}\n{}\n", vec!["7"; 26].join(",") + ",0")).unwrap();
+        assert_eq!(ds.schema, Schema::V6);
+        assert_eq!(ds.rows[0][25], 7.0);
         // Neither: the newest schema's first wrong column is named.
         let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
         names[22] = "sig_hits";
@@ -518,7 +533,7 @@ mod tests {
         let ds = parse(&format!("{h}\n{r}\n")).unwrap();
         assert_eq!(ds.schema, Schema::V1);
         assert_eq!(ds.rows[0][..15], [3.0; 15]);
-        assert_eq!(ds.rows[0][15..], [0.0; 10]);
+        assert_eq!(ds.rows[0][15..], [0.0; 11]);
         assert_eq!(ds.labels, vec![1]);
         // A v1 header with v2's column count is refused at its first
         // wrong name.

@@ -4,6 +4,8 @@ from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 PAGE = (b"<!doctype html><html><head><title>PhantomNet lab</title></head><body>"
         + b"<h1>Welcome</h1><p>" + b"Lorem ipsum dolor sit amet. " * 40 + b"</p></body></html>\n")
 
+MISSING = {"/favicon.ico", "/apple-touch-icon.png", "/news/2023/11/old-article.html"}
+
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a):
@@ -24,6 +26,17 @@ class H(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if path in MISSING:
+            # What a real site does not have: a browser's favicon and
+            # touch icon, a link that went stale. 404, as nginx says it.
+            body = b"<html><head><title>404 Not Found</title></head></html>\n"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
             return
         if path.startswith("/files/"):
             try:

@@ -163,7 +163,7 @@ fn rss_of_a_million_sources_fits_in_512_mib() {
     assert!(growth <= 512 * MIB);
 }
 
-/// Schema v5's answers table, full: 262,144 sources answered. It is
+/// Schema v5's answers table (with v6's error runs), full: 262,144 sources answered. It is
 /// outside the flow table's 512 MiB and must stay a small addition.
 #[test]
 fn rss_of_the_answers_table_at_its_cap_is_under_32_mib() {

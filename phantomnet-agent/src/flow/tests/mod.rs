@@ -4,6 +4,7 @@
 //! with the model, so it lives above the model in the layering.
 
 mod answers;
+mod errors;
 mod memory;
 mod priority;
 pub(crate) mod reference;
