@@ -1,5 +1,5 @@
 use super::*;
-use crate::features::{FEATURE_COUNT, FEATURE_NAMES};
+use crate::features::FEATURE_COUNT;
 use crate::models::forest::{fit_smartcore, tests::synthetic};
 
 #[test]
