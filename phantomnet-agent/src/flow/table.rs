@@ -332,36 +332,24 @@ impl FlowTable {
                 slot.set_run(slot.run().add(ts));
             }
             Reply::Answer => {
-                // An entry 60 s or more older than this answer is a run
-                // that has ended (whatever its 7-bit stamp says).
                 let valid = (sample.payload_valid as usize).min(sample.payload.len());
                 let error = super::status::http_error(&sample.payload[..valid]);
-                let answered = match self
+                // An entry 60 s or more older than this answer is a run
+                // that has ended (whatever its 7-bit stamp says); an error
+                // run that has expired is cleared.
+                let (answers, latest_ns, errors) = match self
                     .answers
                     .get(&key)
                     .filter(|a| ts.saturating_sub(a.latest_ns) < run::MAX_AGE_NS)
                 {
-                    Some(a) => {
-                        let errors = if a.errors.expired(ts) {
-                            Run::default()
-                        } else {
-                            a.errors
-                        };
-                        Answered {
-                            run: a.run.add(ts),
-                            latest_ns: a.latest_ns.max(ts),
-                            errors: if error { errors.add(ts) } else { errors },
-                        }
-                    }
-                    None => Answered {
-                        run: Run::default().add(ts),
-                        latest_ns: ts,
-                        errors: if error {
-                            Run::default().add(ts)
-                        } else {
-                            Run::default()
-                        },
-                    },
+                    Some(a) if a.errors.expired(ts) => (a.run, a.latest_ns.max(ts), Run::default()),
+                    Some(a) => (a.run, a.latest_ns.max(ts), a.errors),
+                    None => (Run::default(), ts, Run::default()),
+                };
+                let answered = Answered {
+                    run: answers.add(ts),
+                    latest_ns,
+                    errors: if error { errors.add(ts) } else { errors },
                 };
                 if self.answers.len() >= self.answers_cap && !self.answers.contains(&key) {
                     self.answers.pop_lru();
