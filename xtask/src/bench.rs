@@ -5,8 +5,9 @@
 //! ring-buffer reader's sustained rate with the real agent pinned to one
 //! core.
 //!
-//! Everything happens in a namespace of its own (`pnbench`) with a veth pair
-//! and a pin directory of its own; both are removed at the end.
+//! Everything happens in a namespace of its own (`pnbench`) with two veth
+//! pairs (the second one's first end observed as an inside interface) and
+//! a pin directory of its own; both are removed at the end.
 use std::{
     fs,
     path::Path,
