@@ -42,7 +42,9 @@ use phantomnet_agent::train::dataset::{Input, Pass, build_dataset};
 use phantomnet_agent::train::labels::LabelRules;
 use phantomnet_agent::train::progress::Progress;
 use phantomnet_common::capture::{RECORD_LEN, encode};
-use phantomnet_common::{IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_PSH, TCP_SYN};
+use phantomnet_common::{
+    IPPROTO_TCP, IPPROTO_UDP, PacketSample, TCP_ACK, TCP_PSH, TCP_SYN, sample_flags,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -300,6 +302,63 @@ fn benches(c: &mut Criterion) {
             black_box(table.observe(black_box(s)).1);
         })
     });
+
+    // An inside observer's answer to a tracked source: counted in its
+    // answer run and, after `httparse` reads the status line, in its error
+    // run (schema v6). 1,024 sources, answers in turn.
+    for (name, text) in [
+        (
+            "flow/record_reply/http_401",
+            &b"HTTP/1.1 401 Unauthorized\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026"[..],
+        ),
+        ("flow/record_reply/data_segment", &[0x5A; 64][..]),
+    ] {
+        let mut table = FlowTable::new(FlowConfig::default());
+        let answers: Vec<PacketSample> = (0..1024u32)
+            .map(|k| {
+                let src = [198, 51, (k >> 8) as u8, k as u8];
+                let mut ack = PacketSample {
+                    timestamp_ns: 1_000_000_000,
+                    packet_len: 54,
+                    family: 4,
+                    protocol: IPPROTO_TCP,
+                    tcp_flags: TCP_ACK,
+                    src_port: 40000,
+                    dst_port: 80,
+                    ttl: 64,
+                    ..PacketSample::ZERO
+                };
+                ack.src_addr[..4].copy_from_slice(&src);
+                ack.dst_addr[..4].copy_from_slice(&[203, 0, 113, 10]);
+                table.record(&ack);
+                let mut answer = PacketSample {
+                    flags: sample_flags::REPLY,
+                    tcp_flags: TCP_ACK | TCP_PSH,
+                    src_port: 80,
+                    dst_port: 40000,
+                    src_addr: ack.dst_addr,
+                    dst_addr: ack.src_addr,
+                    packet_len: 54 + text.len() as u32,
+                    payload_len: text.len() as u16,
+                    ..ack
+                };
+                // The data plane copies the payload's first 64 bytes.
+                let n = text.len().min(answer.payload.len());
+                answer.payload[..n].copy_from_slice(&text[..n]);
+                answer.payload_valid = n as u8;
+                answer
+            })
+            .collect();
+        c.bench_function(name, |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let mut a = answers[i % answers.len()];
+                a.timestamp_ns += i as u64 * 1_000;
+                i += 1;
+                black_box(table.record_reply(black_box(&a)));
+            })
+        });
+    }
 
     c.bench_function("forest/single_row", |b| {
         let mut i = 0usize;

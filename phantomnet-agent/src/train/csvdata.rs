@@ -150,11 +150,18 @@ pub fn read_csv_from(path: &Path, input: impl std::io::Read) -> Result<Dataset, 
         .filter(|s| head.len() == s.count() + 1 || head.len() == s.count() + 2)
         .collect();
     if candidates.is_empty() {
+        // Every schema this build reads, newest first: "v6 (26), v5 (25), …".
+        let schemas: Vec<String> = Schema::ALL
+            .iter()
+            .rev()
+            .map(|s| format!("v{} ({})", s.version(), s.count()))
+            .collect();
         return Err(row_err(
             1,
             format!(
-                "header has {} columns; expected the {FEATURE_COUNT} feature names of schema v4 (or the 23 of v3, the 22 of v2, or the 15 of v1), `label`, and optionally `attack_type`",
-                head.len()
+                "header has {} columns; expected the feature names of schema {}, then `label`, and optionally `attack_type`",
+                head.len(),
+                schemas.join(", ")
             ),
         ));
     }
@@ -411,11 +418,12 @@ mod tests {
         let text = format!("{},label\n", names.join(","));
         let err = parse(&text).unwrap_err();
         assert!(err.to_string().contains("protocol_encoding"), "{err}");
+        let err = parse("a,b,c\n").unwrap_err().to_string();
+        assert!(err.contains("3 columns"), "{err}");
+        // Every schema this build reads is named, with its width.
         assert!(
-            parse("a,b,c\n")
-                .unwrap_err()
-                .to_string()
-                .contains("3 columns")
+            err.contains("schema v6 (26), v5 (25), v4 (24), v3 (23), v2 (22), v1 (15)"),
+            "{err}"
         );
         assert!(parse("").is_err());
     }
