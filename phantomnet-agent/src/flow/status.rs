@@ -3,8 +3,8 @@
 //!
 //! A password guesser is told 401 at every guess, a scanner 404 and 400,
 //! an injection tool 400, 403 or 500, where a health checker, a browser
-//! or an API client is mostly told 200: the same requests at the same
-//! pace, told apart by the answer. The status line is read with `httparse`
+//! or an API client is mostly told 200: requests at the same pace that
+//! the answer can tell apart. The status line is read with `httparse`
 //! (hyper's parser, already in the tree) from the answer's sampled payload
 //! prefix (at most 64 bytes, so the headers are usually cut short: a
 //! partial parse, after the status code).
