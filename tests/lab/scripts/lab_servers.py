@@ -10,6 +10,13 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a):
         pass
+    def html(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
     def reply(self):
         n = int(self.headers.get("Content-Length") or 0)
         while n > 0:
@@ -30,13 +37,7 @@ class H(BaseHTTPRequestHandler):
         if path in MISSING:
             # What a real site does not have: a browser's favicon and
             # touch icon, a link that went stale. 404, as nginx says it.
-            body = b"<html><head><title>404 Not Found</title></head></html>\n"
-            self.send_response(404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            self.html(404, b"<html><head><title>404 Not Found</title></head></html>\n")
             return
         if path.startswith("/files/"):
             try:
@@ -52,13 +53,7 @@ class H(BaseHTTPRequestHandler):
                 self.wfile.write(chunk[:min(size, len(chunk))])
                 size -= len(chunk)
             return
-        body = PAGE * (1 + len(path) % 4)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.html(200, PAGE * (1 + len(path) % 4))
     do_GET = do_POST = do_HEAD = do_PUT = reply
 
 class Dual(ThreadingHTTPServer):
