@@ -183,7 +183,7 @@ impl Default for EnforcementConfig {
             deceive_ttl_secs: 900,
             throttle_rate_pps: 100,
             throttle_burst: 20,
-            min_evidence: 3,
+            min_evidence: crate::enforce::DEFAULT_MIN_EVIDENCE,
             evidence_window_secs: 10,
             floods: true,
             flood_rule_ttl_secs: 60,

@@ -8,7 +8,8 @@ mod precedence;
 mod tracked;
 
 pub use executor::{
-    Applied, DeceiveRefused, EnforceError, EnforcePolicy, Executor, SignatureRequest,
+    Applied, DEFAULT_MIN_EVIDENCE, DeceiveRefused, EnforceError, EnforcePolicy, Executor,
+    SignatureRequest,
 };
 pub use expiry::{ExpiryIndex, MAX_INDEXED, RuleKey};
 pub use nft::{Deceived, Deceiver, Honeypot, NftError};

@@ -150,7 +150,8 @@ fn a_replay_is_deterministic_and_judges_per_source() {
     assert_eq!(full.counts.decisions, 2015);
     // Scored on change, the flood's 2,000 SYNs take a few dozen scorings
     // (its first 32 while young, then growth points and one a second),
-    // and it is enforced as early.
+    // and it is enforced as early: at the packet that makes the evidence
+    // rule's count.
     let full = run_with(&cap, 1, 7, crate::detect::Scoring::OnChange).unwrap();
     let flood = full
         .sources
@@ -159,7 +160,8 @@ fn a_replay_is_deterministic_and_judges_per_source() {
         .unwrap();
     assert!(flood.decided >= 32 && flood.decided <= 60, "{flood:?}");
     assert!(
-        flood.first.as_ref().unwrap().packets_before <= 3,
+        flood.first.as_ref().unwrap().packets_before
+            <= u64::from(crate::enforce::DEFAULT_MIN_EVIDENCE),
         "{flood:?}"
     );
 }

@@ -204,6 +204,52 @@ mod tests {
     }
 
     #[test]
+    fn at_the_default_a_fourth_call_is_needed_so_three_odd_calls_of_five_are_not_enough() {
+        let need = crate::enforce::DEFAULT_MIN_EVIDENCE;
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let ms = |m: f64| t0 + Duration::from_secs_f64(m / 1000.0);
+        let none = SignatureMatches::default();
+        // A fresh benign session of a validation recording (r3a, seed 1,
+        // `198.51.100.46`): its first twelve scorings, (ms after its first
+        // packet, called an attack). Three of its first five were attack
+        // calls, so three calls and a majority THROTTLEd it at 1.57 s.
+        let calls = [
+            (0.0, true),
+            (0.159, false),
+            (431.741, true),
+            (432.902, false),
+            (1570.653, true),
+            (1570.741, false),
+            (1573.011, false),
+            (1577.301, false),
+            (1620.972, false),
+            (1950.776, false),
+            (1953.109, false),
+            (1953.736, false),
+        ];
+        let src: IpAddr = "198.51.100.46".parse().unwrap();
+        let first_enforced = |need: u32| {
+            let mut e = Evidence::default();
+            calls.iter().position(|&(m, attack)| {
+                attack && Evidence::sufficient(&e.observe(src, attack, none, ms(m), w), need)
+            })
+        };
+        assert_eq!(first_enforced(3), Some(4), "three calls of five");
+        assert_eq!(first_enforced(need), None, "at the default: {need}");
+        // A flood is still enforced at its `need`th call.
+        let mut e = Evidence::default();
+        let flood: IpAddr = "192.0.2.1".parse().unwrap();
+        let at = (0..10u32)
+            .position(|i| {
+                let now = ms(f64::from(i) * 0.1);
+                Evidence::sufficient(&e.observe(flood, true, none, now, w), need)
+            })
+            .map(|i| i + 1);
+        assert_eq!(at, Some(need as usize));
+    }
+
+    #[test]
     fn the_window_slides_so_a_long_benign_history_outweighs_a_few_stray_calls_after_a_boundary() {
         let mut e = Evidence::default();
         let t0 = Instant::now();
