@@ -12,8 +12,17 @@ use std::net::IpAddr;
 use super::hll::{Hll, mix};
 use super::signature::SigSample;
 
+/// Sources a key tells apart as heavy in a tick: one with more than
+/// 1/(HEAVY + 1) of the tick's samples is found (Misra–Gries). Eight
+/// cover a service's few bulk clients at once, where one majority
+/// candidate (Boyer–Moore, before) found none when two downloads shared a
+/// port. Hand-written, like the HyperLogLog beside it: a fixed array inside
+/// each key with no allocation per tick, which the streaming crates' top-k
+/// summaries (heap maps) do not offer.
+pub(crate) const HEAVY: usize = 8;
+
 /// Rate state of one aggregate key (with its key and table entry, about
-/// 240 bytes: `AggregateDetector::BYTES_PER_KEY`).
+/// 330 bytes: `AggregateDetector::BYTES_PER_KEY`).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyState {
     /// Tick index the `cur_*` fields count.
@@ -30,8 +39,13 @@ pub(crate) struct KeyState {
     /// key carried in it.
     pub prev_tick: u64,
     pub prev_packets: u64,
-    /// EWMA of packets/s, and how many ticks it has learned.
+    /// EWMAs of packets/s: all of the key's traffic (what a flood's
+    /// samples are expected to hold besides the flood, for its signature),
+    /// and its spread (`spread_packets`: what the trigger compares, so a
+    /// bulk client's ACK stream does not raise the bar for a flood from
+    /// many sources); and how many ticks they have learned.
     pub baseline_pps: f64,
+    pub spread_baseline_pps: f64,
     pub learned_ticks: u32,
     /// Ticks with at least one sample: two or more promote the key out of
     /// the table's probation segment.
@@ -40,11 +54,11 @@ pub(crate) struct KeyState {
     pub attack: Option<u32>,
     /// Samples at which to evaluate the spread test next (it reads 64 registers).
     pub next_check: u32,
-    /// Boyer–Moore majority candidate among the tick's sources (by hash),
-    /// and its vote margin: a source with a majority of the tick's samples
-    /// holds at least `(samples + votes) / 2` of them.
-    pub major_src: u64,
-    pub src_votes: u32,
+    /// The tick's heaviest sources (by hash): Misra–Gries counters, each
+    /// at most `samples / (HEAVY + 1)` below its source's true count and
+    /// never above it (`spread_packets`).
+    pub heavy_src: [u64; HEAVY],
+    pub heavy_cnt: [u32; HEAVY],
     /// Boyer–Moore majority candidate among the narrower keys inside this
     /// one (port for a host key, host for a prefix key) in the tick.
     pub major_dst: Option<IpAddr>,
@@ -57,7 +71,7 @@ pub(crate) struct KeyState {
 pub(crate) struct CompletedTick {
     pub tick: u64,
     pub packets: u64,
-    /// `packets` less what one source is proven to have sent (see
+    /// `packets` less what its heavy sources are proven to have sent (see
     /// [`KeyState::spread_packets`]).
     pub spread_packets: u64,
     pub first_ns: u64,
@@ -78,12 +92,13 @@ impl KeyState {
             prev_tick: u64::MAX,
             prev_packets: 0,
             baseline_pps: 0.0,
+            spread_baseline_pps: 0.0,
             learned_ticks: 0,
             active_ticks: 0,
             attack: None,
             next_check: 0,
-            major_src: 0,
-            src_votes: 0,
+            heavy_src: [0; HEAVY],
+            heavy_cnt: [0; HEAVY],
             major_dst: None,
             major_port: 0,
             major_votes: 0,
@@ -123,14 +138,17 @@ impl KeyState {
         }
         if learn {
             let rate = self.cur_packets as f64 / tick_secs;
-            self.learn(rate, alpha);
+            let spread = self.spread_packets() as f64 / tick_secs;
+            self.learn(rate, spread, alpha);
             let gap = t - self.tick - 1;
             for _ in 0..gap.min(32) {
-                self.learn(0.0, alpha);
+                self.learn(0.0, 0.0, alpha);
             }
             if gap > 32 {
                 let rest = i32::try_from(gap - 32).unwrap_or(i32::MAX);
-                self.baseline_pps *= (1.0 - alpha).powi(rest);
+                let decay = (1.0 - alpha).powi(rest);
+                self.baseline_pps *= decay;
+                self.spread_baseline_pps *= decay;
             }
         }
         if self.cur_samples > 0 {
@@ -144,8 +162,7 @@ impl KeyState {
         self.cur_first_ns = 0;
         self.cur_distinct.clear();
         self.next_check = 0;
-        self.major_src = 0;
-        self.src_votes = 0;
+        self.heavy_cnt = [0; HEAVY];
         self.major_dst = None;
         self.major_port = 0;
         self.major_votes = 0;
@@ -153,24 +170,48 @@ impl KeyState {
 
     /// One EWMA step; the first ticks average plainly (weight 1/n) so a
     /// young key's baseline is not biased toward zero.
-    fn learn(&mut self, rate: f64, alpha: f64) {
+    fn learn(&mut self, rate: f64, spread: f64, alpha: f64) {
         self.learned_ticks = self.learned_ticks.saturating_add(1);
         let w = alpha.max(1.0 / f64::from(self.learned_ticks));
         self.baseline_pps += w * (rate - self.baseline_pps);
+        self.spread_baseline_pps += w * (spread - self.spread_baseline_pps);
     }
 
-    /// The tick's packets less the least the majority source (if one
-    /// holds a majority) sent: what the spread of sources, not one heavy
-    /// client, accounts for. A bulk download among a service's clients is
-    /// one source's traffic, the per-source path's business, not a flood.
+    /// The tick's packets less what its heavy sources are proven to have
+    /// sent: what the spread of sources, not a few heavy clients, accounts
+    /// for. A bulk download among a service's clients is one source's
+    /// traffic, the per-source path's business, not a flood. A counter
+    /// above the Misra–Gries error bound `samples / (HEAVY + 1)` belongs to
+    /// a source proven heavy, which sent at least its counter; a spoofed
+    /// flood's sources, a sample or two each, never are.
     pub fn spread_packets(&self) -> u64 {
         let n = u64::from(self.cur_samples);
         if n == 0 {
             return 0;
         }
-        let top = (n + u64::from(self.src_votes)) / 2;
-        let top = if self.src_votes > 0 { top.min(n) } else { 0 };
-        self.cur_packets.saturating_mul(n - top) / n
+        let bound = n / (HEAVY as u64 + 1);
+        let heavy: u64 = self
+            .heavy_cnt
+            .iter()
+            .map(|&c| u64::from(c))
+            .filter(|&c| c > bound)
+            .sum();
+        self.cur_packets.saturating_mul(n - heavy.min(n)) / n
+    }
+
+    /// One sample of source `h` into the Misra–Gries counters: O(HEAVY).
+    fn count_source(&mut self, h: u64) {
+        let held = self.heavy_cnt.iter().zip(&self.heavy_src);
+        if let Some(i) = held.clone().position(|(&c, &s)| c > 0 && s == h) {
+            self.heavy_cnt[i] += 1;
+        } else if let Some(i) = self.heavy_cnt.iter().position(|&c| c == 0) {
+            self.heavy_src[i] = h;
+            self.heavy_cnt[i] = 1;
+        } else {
+            for c in &mut self.heavy_cnt {
+                *c -= 1;
+            }
+        }
     }
 
     /// Counts one sample.
@@ -181,14 +222,7 @@ impl KeyState {
         self.cur_samples = self.cur_samples.saturating_add(1);
         self.cur_packets = self.cur_packets.saturating_add(every);
         self.cur_distinct.insert(src_hash);
-        if self.src_votes == 0 {
-            self.major_src = src_hash;
-            self.src_votes = 1;
-        } else if self.major_src == src_hash {
-            self.src_votes += 1;
-        } else {
-            self.src_votes -= 1;
-        }
+        self.count_source(src_hash);
         if self.major_votes == 0 {
             self.major_dst = Some(dst);
             self.major_port = port;

@@ -311,13 +311,13 @@ impl AggregateDetector {
         };
         if t > k.tick {
             let done = k.completed();
-            let baseline = k.baseline_pps;
+            let baselines = (k.baseline_pps, k.spread_baseline_pps);
             if matches!(
                 key,
                 AggregateKey::Host { .. } | AggregateKey::DstPrefix { .. }
             ) && done.samples > 0
             {
-                self.evaluate_broad(key, slot, done, baseline);
+                self.evaluate_broad(key, slot, done, baselines);
             }
             let learn = !self.under_attack(&key);
             let (tick_secs, alpha) = (self.tick_secs(), self.alpha);
@@ -356,7 +356,7 @@ impl AggregateDetector {
             let Some(k) = self.keys.value(slot) else {
                 return;
             };
-            let threshold = self.threshold_pps(k.baseline_pps);
+            let threshold = self.threshold_pps(k.spread_baseline_pps);
             if self.warm()
                 && k.spread_packets() as f64 >= threshold * self.tick_secs()
                 && k.cur_samples >= k.next_check
@@ -390,11 +390,17 @@ impl AggregateDetector {
     /// less what attacks on narrower keys inside it already account for,
     /// crossed the threshold from many sources, and no single narrower key
     /// (port or host) carried most of it (that key reports it instead).
-    fn evaluate_broad(&mut self, key: AggregateKey, slot: u32, done: CompletedTick, baseline: f64) {
+    fn evaluate_broad(
+        &mut self,
+        key: AggregateKey,
+        slot: u32,
+        done: CompletedTick,
+        (baseline, spread_baseline): (f64, f64),
+    ) {
         if !self.warm() || done.distinct < self.cfg.min_distinct_sources {
             return;
         }
-        let threshold = self.threshold_pps(baseline);
+        let threshold = self.threshold_pps(spread_baseline);
         let mut excess = done.spread_packets;
         for a in self.attacks.iter().flatten() {
             if !a.key.overlaps(&key) {

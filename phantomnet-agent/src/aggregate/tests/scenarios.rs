@@ -12,7 +12,7 @@ use crate::dataplane::Prefix;
 
 const DST: [u8; 4] = [10, 0, 0, 2];
 
-fn service(port: u16, protocol: u8) -> AggregateKey {
+pub(super) fn service(port: u16, protocol: u8) -> AggregateKey {
     AggregateKey::Service {
         dst: IpAddr::from(DST),
         protocol,
@@ -24,7 +24,7 @@ fn service(port: u16, protocol: u8) -> AggregateKey {
 /// outcome the issue asks for: exactly one attack, keyed by `key`, started
 /// within 1 s of sample time, whose signature matches ≥ 99 % of the flood
 /// samples and none of the benign ones, and which ends after the flood.
-fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: AggregateKey) {
+pub(super) fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: AggregateKey) {
     let (_, events) = run(&stream);
     let starts = started(&events);
     assert_eq!(starts.len(), 1, "one attack: {starts:#?}");
