@@ -1,9 +1,10 @@
 //! Per-key rate state and per-destination baseline samples.
 //!
-//! A key counts its samples in 1 s ticks (by sample time) and keeps an
-//! exponentially weighted moving average of its packets per second, learned
-//! only from ticks in which no attack overlapped it, so a flood never
-//! becomes "normal". A destination host keeps a reservoir of its pre-attack
+//! A key counts its samples in 1 s ticks (by sample time) and keeps
+//! exponentially weighted moving averages of its packets per second (all
+//! of its traffic, and its spread: less its heavy sources'), learned only
+//! from ticks in which no attack overlapped it, so a flood never becomes
+//! "normal". A destination host keeps a reservoir of its pre-attack
 //! samples (signature fields only), which the synthesiser compares an
 //! attack with.
 
