@@ -202,8 +202,7 @@ impl KeyState {
 
     /// One sample of source `h` into the Misra–Gries counters: O(HEAVY).
     fn count_source(&mut self, h: u64) {
-        let held = self.heavy_cnt.iter().zip(&self.heavy_src);
-        if let Some(i) = held.clone().position(|(&c, &s)| c > 0 && s == h) {
+        if let Some(i) = (0..HEAVY).find(|&i| self.heavy_cnt[i] > 0 && self.heavy_src[i] == h) {
             self.heavy_cnt[i] += 1;
         } else if let Some(i) = self.heavy_cnt.iter().position(|&c| c == 0) {
             self.heavy_src[i] = h;
