@@ -5,10 +5,13 @@
 
 use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK};
 
-use super::scenarios::service;
+use super::lab_flood::covers_the_flood_only;
+use super::scenarios::{service, the_flood_attack};
 use super::*;
 
 const DST: [u8; 4] = [10, 0, 0, 2];
+/// The flood test's random seed.
+const SEED: u64 = 31;
 
 /// A bulk download's ACK stream to `DST:80`: one connection, pure ACKs
 /// with timestamps (66 bytes).
@@ -29,7 +32,7 @@ fn download(src: [u8; 4], port: u16) -> impl FnMut(&mut ChaCha8Rng, u64) -> Pack
 /// of every packet asked for. Judged by its spread, it is 25 times more.
 #[test]
 fn a_spoofed_flood_on_a_service_its_downloads_fill_is_one_attack() {
-    let mut r = rng(31);
+    let mut r = rng(SEED);
     let cl = clients(&mut r, 50);
     // hping3's SYNs as the veth in the demo carries them: 54 bytes, not
     // padded to 60. (With padded ones too, the signature keeps the 54-byte
@@ -80,27 +83,9 @@ fn a_spoofed_flood_on_a_service_its_downloads_fill_is_one_attack() {
     // of its spread, the web clients' (about 400).
     let all = d.baseline_pps(&key).unwrap();
     assert!((5_500.0..8_500.0).contains(&all), "{all}");
-    let starts = started(&events);
-    assert_eq!(starts.len(), 1, "one attack: {starts:#?}");
-    let (at, report) = starts[0];
-    assert_eq!(report.key, key);
-    assert!(
-        at <= 31_500_000_000,
-        "started at {at} ns, the flood at 30.5 s"
-    );
+    let report = the_flood_attack(&events, key);
     let sig = report.signature.as_ref().expect("a signature");
-    let (mut n, mut hit, mut benign) = (0usize, 0usize, 0usize);
-    for (s, origin) in &stream {
-        match origin {
-            Origin::Attack => {
-                n += 1;
-                hit += usize::from(sig.matches(s));
-            }
-            Origin::Benign => benign += usize::from(sig.matches(s)),
-        }
-    }
-    assert!(hit * 100 >= n * 99, "{sig}: {hit} of {n}");
-    assert_eq!(benign, 0, "{sig} matches the clients or the downloads");
+    covers_the_flood_only(sig, &stream, SEED);
 }
 
 /// Two downloads of the same size starting together on a busy service:
@@ -112,32 +97,25 @@ fn a_spoofed_flood_on_a_service_its_downloads_fill_is_one_attack() {
 fn two_downloads_starting_together_on_a_busy_service_are_not_an_attack() {
     let mut r = rng(32);
     let cl = clients(&mut r, 40);
-    let stream = merge(vec![
-        at_rate(
-            &mut r,
-            0.0,
-            120.0,
-            1_000.0,
-            Origin::Benign,
-            web_client(&cl, 80, DST),
-        ),
-        at_rate(
-            &mut r,
-            40.0,
-            100.0,
-            20_000.0,
-            Origin::Benign,
-            download([198, 51, 100, 200], 41_000),
-        ),
-        at_rate(
+    let mut parts = vec![at_rate(
+        &mut r,
+        0.0,
+        120.0,
+        1_000.0,
+        Origin::Benign,
+        web_client(&cl, 80, DST),
+    )];
+    for (src, port) in [([198, 51, 100, 200], 41_000), ([203, 0, 113, 200], 52_000)] {
+        parts.push(at_rate(
             &mut r,
             40.0,
             100.0,
             20_000.0,
             Origin::Benign,
-            download([203, 0, 113, 200], 52_000),
-        ),
-    ]);
+            download(src, port),
+        ));
+    }
+    let stream = merge(parts);
     let (_, events) = run(&stream);
     assert!(started(&events).is_empty(), "{events:#?}");
 }

@@ -62,7 +62,7 @@ fn dst_starts(events: &[(u64, AttackEvent)]) -> Vec<(u64, &AttackReport)> {
 }
 
 /// The signature matches ≥ 99 % of the flood's samples and none of the clients'.
-fn covers_the_flood_only(sig: &Signature, stream: &[(PacketSample, Origin)], seed: u64) {
+pub(super) fn covers_the_flood_only(sig: &Signature, stream: &[(PacketSample, Origin)], seed: u64) {
     let (mut flood, mut hit, mut benign) = (0, 0, 0);
     for (s, o) in stream {
         match o {

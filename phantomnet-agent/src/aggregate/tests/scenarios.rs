@@ -20,13 +20,13 @@ pub(super) fn service(port: u16, protocol: u8) -> AggregateKey {
     }
 }
 
-/// Runs `benign` for 0..90 s plus `flood` in 30.5..45 s and checks the
-/// outcome the issue asks for: exactly one attack, keyed by `key`, started
-/// within 1 s of sample time, whose signature matches ≥ 99 % of the flood
-/// samples and none of the benign ones, and which ends after the flood.
-pub(super) fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: AggregateKey) {
-    let (_, events) = run(&stream);
-    let starts = started(&events);
+/// The one attack `events` started: on `key`, within 1 s of sample time
+/// of a flood that begins at 30.5 s.
+pub(super) fn the_flood_attack(
+    events: &[(u64, AttackEvent)],
+    key: AggregateKey,
+) -> &super::super::AttackReport {
+    let starts = started(events);
     assert_eq!(starts.len(), 1, "one attack: {starts:#?}");
     let (at, report) = starts[0];
     assert_eq!(report.key, key);
@@ -34,6 +34,16 @@ pub(super) fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, 
         at <= 31_500_000_000,
         "started at {at} ns, the flood at 30.5 s"
     );
+    report
+}
+
+/// Runs `benign` for 0..90 s plus `flood` in 30.5..45 s and checks the
+/// outcome the issue asks for: exactly one attack, keyed by `key`, started
+/// within 1 s of sample time, whose signature matches ≥ 99 % of the flood
+/// samples and none of the benign ones, and which ends after the flood.
+fn one_flood(stream: Vec<(phantomnet_common::PacketSample, Origin)>, key: AggregateKey) {
+    let (_, events) = run(&stream);
+    let report = the_flood_attack(&events, key);
     let sig = report.signature.as_ref().expect("a signature");
     let (mut flood, mut flood_hit, mut benign_hit) = (0usize, 0usize, 0usize);
     for (s, origin) in &stream {
