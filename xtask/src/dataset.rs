@@ -256,6 +256,14 @@ pub(crate) fn capture_while<T>(
     let mut agent = start_agent(lab, bin, pin_dir, capture, log_path, model)?;
     let out = traffic();
     std::thread::sleep(Duration::from_millis(500));
+    // An agent that died after it attached (a journal another agent still
+    // holds, say) leaves the data plane counting and the capture empty.
+    if !agent.running() {
+        bail!(
+            "the recording agent exited before the traffic ended; see {}",
+            log_path.display()
+        );
+    }
     let stats = dataplane_stats(bin, pin_dir);
     if !agent.stop(Duration::from_secs(15)) {
         bail!(
