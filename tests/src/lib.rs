@@ -429,7 +429,8 @@ impl Drop for Banner {
     }
 }
 
-/// Connects from `src` (in `role`'s namespace) to `dst` and returns the banner.
+/// Connects from `src` (in `role`'s namespace) to `dst` and returns what
+/// the server says first.
 pub fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> String {
     let src: IpAddr = src.parse().unwrap();
     in_netns(&t.netns(role), || {
@@ -457,9 +458,33 @@ pub fn who_answers(t: &TestLab, role: Role, src: &str, dst: SocketAddr) -> Strin
             .unwrap();
         let remote = nix::sys::socket::SockaddrStorage::from(dst);
         nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &remote).unwrap();
-        let mut banner = String::new();
-        stream.read_to_string(&mut banner).unwrap();
-        banner
+        // Until the peer closes (the test servers and the honeypot say one
+        // thing and close) or, once something came, half a second of
+        // silence: a real sshd says its banner and waits for the client's.
+        let mut banner = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    banner.extend_from_slice(&chunk[..n]);
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
+                }
+                Err(e)
+                    if !banner.is_empty()
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    break;
+                }
+                Err(e) => panic!("no answer from {dst}: {e}"),
+            }
+        }
+        String::from_utf8_lossy(&banner).into_owned()
     })
 }
 

@@ -92,8 +92,14 @@ pub fn fresh_session(k: usize) -> FreshSession {
     // downloads of 48 and 96 MiB spread over 8–10 s (6–10 MB/s: a steady
     // ACK stream at 4,000–7,000 packets/s), a 64 MiB one in about 3 s
     // (≈ 200 Mbit/s, a throughput test's receiving side), and monitoring
-    // pollers fetching a page every ≈ 0.25 s and ≈ 0.35 s for 25–30 s.
-    const MIX: [(Scenario, u32, f64, f64); 25] = [
+    // pollers fetching a page every ≈ 0.25 s and ≈ 0.35 s for 25–30 s,
+    // and monitoring pollers that open a new connection for each GET of
+    // the front page, every 0.25 s for 15 s or every 0.4 s for 21 s (at
+    // positions 7 and 19, so each one's first session is over IPv6; an odd
+    // number of entries keeps every kind rotating between IPv4 and IPv6),
+    // and an administrator's SSH key login running 5 or 8 commands on one
+    // connection (position 23, IPv6 first, and 26).
+    const MIX: [(Scenario, u32, f64, f64); 29] = [
         (Scenario::BenignHttp, 12, 1.0, 12.0),
         (Scenario::BenignBrowse, 8, 1.0, 12.0),
         (Scenario::BenignHttp, 6, 0.6, 12.0),
@@ -101,6 +107,7 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignBrowse, 10, 1.4, 12.0),
         (Scenario::BenignBigfile, 48 << 20, 0.5, 12.0),
         (Scenario::BenignHttp, 9, 1.6, 12.0),
+        (Scenario::BenignPoll, 60, 1.0, 18.0),
         (Scenario::BenignBulk, 48 * 1024, 1.0, 6.0),
         (Scenario::BenignBrowse, 6, 0.7, 12.0),
         (Scenario::BenignHttp, 90, 0.33, 30.0),
@@ -112,11 +119,14 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignBigfile, 8 << 20, 1.0, 8.0),
         (Scenario::BenignPing, 30, 1.0, 12.0),
         (Scenario::BenignBigfile, 8 << 20, 2.0, 8.0),
+        (Scenario::BenignPoll, 50, 1.6, 25.0),
         (Scenario::BenignHttp, 60, 0.45, 25.0),
         (Scenario::BenignPing, 6, 10.0, 12.0),
         (Scenario::BenignPing, 40, 0.5, 12.0),
+        (Scenario::BenignSsh, 5, 1.0, 15.0),
         (Scenario::BenignBigfile, 64 << 20, 0.5, 4.5),
         (Scenario::BenignPing, 4, 16.7, 12.0),
+        (Scenario::BenignSsh, 8, 1.6, 25.0),
         (Scenario::BenignSntp, 6, 1.0, 12.0),
         (Scenario::BenignSntp, 4, 2.5, 12.0),
     ];

@@ -36,6 +36,10 @@ pub const APT_PACKAGES: &[&str] = &[
     // the benign clients (wget, dig, ssh). Their services are not started.
     "openssh-server",
     "openssh-client",
+    // The training lab's SSH clients against its sshd: password guessing
+    // and an administrator's key logins, both with paramiko (the held-out
+    // corpus's SSH clients are hydra and OpenSSH's).
+    "python3-paramiko",
     "dnsmasq-base",
     "iperf3",
     "chrony",

@@ -80,18 +80,6 @@ def serve_tcp(s, handle):
         c, _ = s.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
-def ssh(c):
-    try:
-        c.settimeout(2.0)
-        c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
-        for _ in range(4):
-            if not c.recv(4096):
-                break
-    except OSError:
-        pass
-    finally:
-        c.close()
-
 def sink(c):
     try:
         c.settimeout(10.0)
@@ -130,7 +118,6 @@ def udp_sink(s):
 http = Dual(("::", 80), H)
 for target, args in [
     (http.serve_forever, ()),
-    (serve_tcp, (listener(22, socket.SOCK_STREAM), ssh)),
     (serve_tcp, (listener(9000, socket.SOCK_STREAM), sink)),
     (dns, (listener(53, socket.SOCK_DGRAM),)),
     (ntp, (listener(123, socket.SOCK_DGRAM),)),

@@ -3,8 +3,8 @@
 //! address (so the traffic can be labeled by source), and each bounded in
 //! packets (or requests) **and** in time (`timeout --kill-after`).
 //!
-//! [`Servers`] starts the protected server's listeners (HTTP on 80, an
-//! SSH-like banner service on 22, UDP 53 answering DNS-shaped queries, a UDP
+//! [`Servers`] starts the protected server's listeners (HTTP on 80,
+//! OpenSSH's `sshd` on 22, UDP 53 answering DNS-shaped queries, a UDP
 //! sink on 5000, a TCP sink on 9000) and kills them on drop. [`Scenario`]
 //! names one kind of traffic; its name is the `attack_type` label
 //! (`benign_*` are benign). [`Scenario::run`] blocks until the tool is done
@@ -17,6 +17,7 @@
 pub mod heldout;
 mod run;
 mod servers;
+mod sshd;
 
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ use run::{INJECTIONS, PAGES};
 /// How much one run may send, and for how long.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Budget {
-    /// Packets (floods), ports (scans), requests or connections (HTTP, SSH,
-    /// DNS), or bytes (bulk).
+    /// Packets (floods), ports (scans), requests, guesses, connections or
+    /// commands (HTTP, SSH, DNS), or bytes (bulk).
     pub count: u32,
     /// Hard time bound in seconds; the tool is killed when it is hit.
     pub secs: f64,
@@ -76,7 +77,8 @@ pub enum Scenario {
     IcmpFlood,
     /// `curl` with SQLi / XSS / path-traversal / shell-injection payloads.
     HttpInjection,
-    /// Repeated connections to :22 exchanging a client banner.
+    /// paramiko: password guesses against `sshd`, 1–3 per connection,
+    /// several connections at a time.
     SshBruteforce,
     /// scapy: a port scan rotating FIN, NULL, XMAS, ACK and UDP probes.
     CraftedScan,
@@ -108,6 +110,12 @@ pub enum Scenario {
     BenignBigfile,
     /// fping: echo requests at a monitoring pace.
     BenignPing,
+    /// paramiko: an administrator's key login running a few commands and
+    /// an SFTP read on one connection.
+    BenignSsh,
+    /// curl: a monitoring poller, one GET of the front page every fraction
+    /// of a second, a new connection each.
+    BenignPoll,
     /// SNTP clock checks to :123, a new socket (source port) each.
     BenignSntp,
 }
@@ -180,6 +188,8 @@ impl Scenario {
             Scenario::BenignBrowse => "benign_browse",
             Scenario::BenignBigfile => "benign_bigfile",
             Scenario::BenignPing => "benign_ping",
+            Scenario::BenignPoll => "benign_poll",
+            Scenario::BenignSsh => "benign_ssh",
             Scenario::BenignSntp => "benign_sntp",
         }
     }
@@ -216,10 +226,12 @@ impl Scenario {
             Scenario::HttpInjection
             | Scenario::BenignHttp
             | Scenario::BenignBrowse
+            | Scenario::BenignPoll
             | Scenario::HttpFlood => "requests",
-            Scenario::HttpAuthGuess => "guesses",
-            Scenario::SshBruteforce | Scenario::SlowHttp => "connections",
+            Scenario::HttpAuthGuess | Scenario::SshBruteforce => "guesses",
+            Scenario::SlowHttp => "connections",
             Scenario::BenignDns | Scenario::BenignSntp => "queries",
+            Scenario::BenignSsh => "commands",
             Scenario::BenignBulk | Scenario::BenignBigfile => "bytes",
             Scenario::BenignPing => "echo requests",
         }
@@ -245,6 +257,8 @@ impl Scenario {
             Scenario::BenignBrowse => (10, 12.0),
             Scenario::BenignBigfile => (8 << 20, 10.0),
             Scenario::BenignPing => (30, 10.0),
+            Scenario::BenignPoll => (40, 15.0),
+            Scenario::BenignSsh => (6, 15.0),
             Scenario::BenignSntp => (6, 10.0),
         };
         Budget { count, secs }

@@ -99,9 +99,13 @@ const BENIGN_BROWSE_SH: &str = include_str!("../../scripts/benign_browse.sh");
 
 const BENIGN_BULK_SH: &str = include_str!("../../scripts/benign_bulk.sh");
 
+const BENIGN_POLL_SH: &str = include_str!("../../scripts/benign_poll.sh");
+
 const DNS_PY: &str = include_str!("../../scripts/dns_client.py");
 
 const SSH_PY: &str = include_str!("../../scripts/ssh_guess.py");
+
+const BENIGN_SSH_PY: &str = include_str!("../../scripts/benign_ssh.py");
 
 const NTP_PY: &str = include_str!("../../scripts/ntp_client.py");
 
@@ -238,9 +242,41 @@ impl Scenario {
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::SshBruteforce => {
+                // Four connections at a time at the default pace, two when
+                // paced 2.5×.
+                let lanes = format!("{:.0}", (4.0 / pace).round().clamp(1.0, 4.0));
                 let gap = format!("{:.3}", 0.03 * pace);
                 let limit = format!("{:.1}", secs * 0.85);
-                let argv = ["python3", "-c", SSH_PY, src, dst, &n, &gap, &limit];
+                let argv = [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    SSH_PY,
+                    src,
+                    dst,
+                    &n,
+                    &gap,
+                    &limit,
+                    &lanes,
+                ];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignSsh => {
+                // Commands 1.5 s × pace apart (× 0.4–1.8) on one key login.
+                let key = super::sshd::client_key(lab);
+                let key = key.to_string_lossy();
+                let gap = format!("{:.2}", 1.5 * pace);
+                let limit = format!("{:.1}", secs * 0.85);
+                let argv = [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    BENIGN_SSH_PY,
+                    src,
+                    dst,
+                    &key,
+                    &n,
+                    &gap,
+                    &limit,
+                ];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignHttp => {
@@ -413,6 +449,25 @@ impl Scenario {
                 let gap = format!("{:.2}", pace);
                 let limit = format!("{:.1}", secs * 0.85);
                 let argv = ["python3", "-c", NTP_PY, src, dst, &n, &gap, &limit];
+                parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
+            }
+            Scenario::BenignPoll => {
+                // One GET of the front page every 0.25 s × pace, a new
+                // connection each.
+                let gap = format!("{:.2}", 0.25 * pace);
+                let limit = format!("{:.0}", (secs * 0.85).floor().max(1.0));
+                let url = format!("{base}/");
+                let argv = [
+                    "sh",
+                    "-c",
+                    BENIGN_POLL_SH,
+                    "sh",
+                    src,
+                    &url,
+                    &n,
+                    &gap,
+                    &limit,
+                ];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
             Scenario::BenignPing => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::in_ns;
+use super::sshd::Sshd;
 use crate::lab::{Lab, Role};
 use crate::proc::Bg;
 
@@ -15,10 +16,12 @@ const SERVER_PY: &str = include_str!("../../scripts/lab_servers.py");
 /// The server's listeners, running until dropped.
 pub struct Servers {
     _proc: Bg,
+    _sshd: Sshd,
 }
 
 impl Servers {
-    /// Ports the servers listen on (TCP 80, 22, 9000; UDP 53, 5000).
+    /// Ports the servers listen on (TCP 80, 22, 9000; UDP 53, 5000). On
+    /// :22 is OpenSSH's `sshd` (see [`Sshd`]), the rest are `lab_servers.py`.
     pub const HTTP: u16 = 80;
     pub const SSH: u16 = 22;
     pub const BULK: u16 = 9000;
@@ -27,6 +30,7 @@ impl Servers {
 
     /// Starts them in `srv` and waits until they listen.
     pub fn start(lab: &Lab) -> Result<Servers> {
+        let sshd = Sshd::start(lab, Self::SSH)?;
         let mut cmd = in_ns(lab, Role::Srv, &["python3", "-u", "-c", SERVER_PY]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -40,7 +44,10 @@ impl Servers {
             let _ = tx.send(line);
         });
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) if l.trim() == "ready" => Ok(Servers { _proc: proc }),
+            Ok(l) if l.trim() == "ready" => Ok(Servers {
+                _proc: proc,
+                _sshd: sshd,
+            }),
             Ok(l) => bail!("the lab servers did not start (said {l:?})"),
             Err(_) => bail!("the lab servers did not start within 10 s"),
         }

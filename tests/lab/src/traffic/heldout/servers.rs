@@ -20,14 +20,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::Rng;
 use crate::cmd;
 use crate::lab::{Lab, Role, addr};
 use crate::proc::Bg;
+use crate::traffic::sshd;
 
 /// The ports the servers listen on besides the well-known ones.
 #[derive(Clone, Copy, Debug)]
@@ -196,21 +196,6 @@ fn nginx_conf(dir: &Path, ports: Ports) -> String {
     )
 }
 
-fn sshd_conf(dir: &Path, ports: Ports) -> String {
-    let d = p(dir);
-    format!(
-        "Port 22\nPort {alt}\nListenAddress {v4}\nListenAddress {v6}\n\
-         HostKey {d}/ssh_host_ed25519_key\nPidFile none\nUsePAM no\nUseDNS no\nStrictModes no\n\
-         PermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
-         KbdInteractiveAuthentication no\nAuthorizedKeysFile {d}/authorized_keys\n\
-         MaxStartups 100:30:200\nMaxAuthTries 6\nLoginGraceTime 15\nPrintMotd no\n\
-         Subsystem sftp internal-sftp\n",
-        alt = ports.ssh_alt,
-        v4 = addr::SRV4,
-        v6 = addr::SRV6,
-    )
-}
-
 fn chrony_conf(dir: &Path) -> String {
     let d = p(dir);
     format!(
@@ -233,19 +218,9 @@ impl HeldoutServers {
             "htpasswd",
             &["-bc", &p(&dir.join("htpasswd")), ADMIN_USER, &password],
         )?;
-        for key in ["ssh_host_ed25519_key", "client_ed25519"] {
-            let kp = p(&dir.join(key));
-            cmd::output(
-                "ssh-keygen",
-                &["-q", "-t", "ed25519", "-N", "", "-C", "pnho", "-f", &kp],
-            )?;
-        }
-        fs::copy(dir.join("client_ed25519.pub"), dir.join("authorized_keys"))?;
+        let sshd_conf = sshd::prepare(dir, &[22, ports.ssh_alt])?;
         fs::write(dir.join("nginx.conf"), nginx_conf(dir, ports))?;
-        fs::write(dir.join("sshd_config"), sshd_conf(dir, ports))?;
         fs::write(dir.join("chrony.conf"), chrony_conf(dir))?;
-        // sshd's privilege-separation directory (systemd's tmpfiles makes it).
-        fs::create_dir_all("/run/sshd")?;
         let dns_records: Vec<String> = DNS_NAMES
             .iter()
             .map(|n| {
@@ -283,12 +258,7 @@ impl HeldoutServers {
                     .map(String::from)
                     .to_vec(),
             ),
-            (
-                "sshd",
-                ["/usr/sbin/sshd", "-D", "-e", "-f", &conf("sshd_config")]
-                    .map(String::from)
-                    .to_vec(),
-            ),
+            ("sshd", sshd::argv(&sshd_conf)),
             ("dnsmasq", dnsmasq),
             (
                 "iperf3",
@@ -328,44 +298,9 @@ impl HeldoutServers {
             client_key: dir.join("client_ed25519"),
         };
         let tcp = [80, ports.http_alt, 22, ports.ssh_alt, ports.iperf];
-        servers
-            .wait_listening(lab, &tcp, &[53, 123], dir)
+        sshd::wait_listening(lab, &tcp, &[53, 123], dir)
             .context("the held-out servers did not start")?;
         Ok(servers)
-    }
-
-    fn wait_listening(&self, lab: &Lab, tcp: &[u16], udp: &[u16], dir: &Path) -> Result<()> {
-        let start = Instant::now();
-        let ns = lab.ns(Role::Srv);
-        loop {
-            let t = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hltn"]).unwrap_or_default();
-            let u = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hlun"]).unwrap_or_default();
-            let has = |text: &str, port: u16| {
-                let pat = format!(":{port} ");
-                text.lines().any(|l| l.contains(&pat))
-            };
-            let missing: Vec<String> = tcp
-                .iter()
-                .filter(|p| !has(&t, **p))
-                .map(|p| format!("tcp/{p}"))
-                .chain(
-                    udp.iter()
-                        .filter(|p| !has(&u, **p))
-                        .map(|p| format!("udp/{p}")),
-                )
-                .collect();
-            if missing.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                bail!(
-                    "not listening after 15 s: {} (logs in {})",
-                    missing.join(", "),
-                    dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 
     /// How many servers run.
