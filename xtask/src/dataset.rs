@@ -67,11 +67,12 @@ pub const DATASET_PASSES: &[&str] = &[
     "128",
 ];
 /// `phantomnet-agent train`'s flags for a model `gen-model` trains and
-/// every model `evaluate` compares with it: schema v5 (its
-/// `server_refusals` and `server_answers` need the inside observer, which
-/// the lab runs), and scoring priority samples (it was trained on them).
-/// Schema v6 (`server_errors`) was measured and not adopted (MODEL.md).
-pub const TRAIN_FLAGS: &[&str] = &["--schema", "5", "--scores-priority"];
+/// every model `evaluate` compares with it: schema v6 (its
+/// `server_refusals`, `server_answers` and `server_errors` need the inside
+/// observer, which the lab runs), and scoring priority samples (it was
+/// trained on them). Schema v6 was adopted with the fifth revision's
+/// recordings (MODEL.md).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "6", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
 /// into its own capture: the shipped CSV holds both (the heavy benign
 /// clients' sessions then land on other sources and other timings).
