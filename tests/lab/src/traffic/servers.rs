@@ -1,12 +1,15 @@
-//! The protected server's listeners (`srv`), dual-stack.
+//! The protected server's listeners (`srv`), dual-stack, and the wait until
+//! a set of ports listens there (both labs use it).
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use super::in_ns;
 use super::sshd::Sshd;
+use crate::cmd;
 use crate::lab::{Lab, Role};
 use crate::proc::Bg;
 
@@ -51,5 +54,42 @@ impl Servers {
             Ok(l) => bail!("the lab servers did not start (said {l:?})"),
             Err(_) => bail!("the lab servers did not start within 10 s"),
         }
+    }
+}
+
+/// Waits until `srv` listens on every TCP port in `tcp` and UDP port in
+/// `udp` (15 s at most); the error names what is missing and where the
+/// logs are.
+pub(crate) fn wait_listening(lab: &Lab, tcp: &[u16], udp: &[u16], logs: &Path) -> Result<()> {
+    let start = Instant::now();
+    let ns = lab.ns(Role::Srv);
+    loop {
+        let t = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hltn"]).unwrap_or_default();
+        let u = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hlun"]).unwrap_or_default();
+        let has = |text: &str, port: u16| {
+            let pat = format!(":{port} ");
+            text.lines().any(|l| l.contains(&pat))
+        };
+        let missing: Vec<String> = tcp
+            .iter()
+            .filter(|p| !has(&t, **p))
+            .map(|p| format!("tcp/{p}"))
+            .chain(
+                udp.iter()
+                    .filter(|p| !has(&u, **p))
+                    .map(|p| format!("udp/{p}")),
+            )
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            bail!(
+                "not listening after 15 s: {} (logs in {})",
+                missing.join(", "),
+                logs.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -6,9 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cmd;
 use crate::lab::{Lab, Role, addr};
@@ -73,43 +72,6 @@ pub(crate) fn argv(conf: &Path) -> Vec<String> {
         .to_vec()
 }
 
-/// Waits until `srv` listens on every TCP port in `tcp` and UDP port in
-/// `udp` (15 s at most); the error names what is missing and where the
-/// logs are.
-pub(crate) fn wait_listening(lab: &Lab, tcp: &[u16], udp: &[u16], logs: &Path) -> Result<()> {
-    let start = Instant::now();
-    let ns = lab.ns(Role::Srv);
-    loop {
-        let t = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hltn"]).unwrap_or_default();
-        let u = cmd::output("ip", &["netns", "exec", &ns, "ss", "-Hlun"]).unwrap_or_default();
-        let has = |text: &str, port: u16| {
-            let pat = format!(":{port} ");
-            text.lines().any(|l| l.contains(&pat))
-        };
-        let missing: Vec<String> = tcp
-            .iter()
-            .filter(|p| !has(&t, **p))
-            .map(|p| format!("tcp/{p}"))
-            .chain(
-                udp.iter()
-                    .filter(|p| !has(&u, **p))
-                    .map(|p| format!("udp/{p}")),
-            )
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            bail!(
-                "not listening after 15 s: {} (logs in {})",
-                missing.join(", "),
-                logs.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The training lab's `sshd` work directory (keys, config, log).
 fn lab_dir(lab: &Lab) -> PathBuf {
     std::env::temp_dir().join(format!("{}-sshd", lab.prefix()))
@@ -144,7 +106,7 @@ impl Sshd {
             proc: Some(Bg::spawn(c, "sshd")?),
             dir,
         };
-        wait_listening(lab, &[port], &[], &sshd.dir)?;
+        super::servers::wait_listening(lab, &[port], &[], &sshd.dir)?;
         Ok(sshd)
     }
 }

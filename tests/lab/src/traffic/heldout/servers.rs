@@ -298,7 +298,7 @@ impl HeldoutServers {
             client_key: dir.join("client_ed25519"),
         };
         let tcp = [80, ports.http_alt, 22, ports.ssh_alt, ports.iperf];
-        sshd::wait_listening(lab, &tcp, &[53, 123], dir)
+        crate::traffic::servers::wait_listening(lab, &tcp, &[53, 123], dir)
             .context("the held-out servers did not start")?;
         Ok(servers)
     }
