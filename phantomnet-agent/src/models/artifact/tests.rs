@@ -255,16 +255,15 @@ fn a_v1_model_still_loads_and_scores_the_first_15_features() {
 }
 
 #[test]
-fn the_shipped_model_is_schema_v5_and_reads_every_feature() {
+fn the_shipped_model_is_schema_v6_and_reads_every_feature() {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
     let model = Model::load(&shipped).unwrap();
-    assert_eq!(model.schema().unwrap(), Schema::V5);
-    // Schema v6's `server_errors` is computed, and not among its inputs
-    // (MODEL.md, "Schema v6, measured and not adopted").
-    assert_eq!(model.meta.feature_names, Schema::V5.names());
-    // signature_hits, server_refusals and server_answers are among its
-    // inputs: some
-    // lab-like row's score moves when only that feature does.
+    // The fifth revision (MODEL.md) adopted schema v6.
+    assert_eq!(model.schema().unwrap(), Schema::V6);
+    assert_eq!(model.meta.feature_names, Schema::V6.names());
+    // signature_hits, server_refusals, server_answers and server_errors
+    // are among its inputs: some lab-like row's score moves when only that
+    // feature does.
     let moves = |index: usize, value: f64| {
         lab_like_rows().iter().any(|r| {
             let mut hit = *r;
@@ -273,7 +272,7 @@ fn the_shipped_model_is_schema_v5_and_reads_every_feature() {
                 != model.score(&FeatureVector::new(hit).unwrap())
         })
     };
-    use crate::features::index::{SERVER_ANSWERS, SERVER_REFUSALS, SIGNATURE_HITS};
+    use crate::features::index::{SERVER_ANSWERS, SERVER_ERRORS, SERVER_REFUSALS, SIGNATURE_HITS};
     assert!(
         moves(SIGNATURE_HITS, 40.0),
         "no score depends on signature_hits"
@@ -285,6 +284,10 @@ fn the_shipped_model_is_schema_v5_and_reads_every_feature() {
     assert!(
         moves(SERVER_ANSWERS, 200.0),
         "no score depends on server_answers"
+    );
+    assert!(
+        moves(SERVER_ERRORS, 60.0),
+        "no score depends on server_errors"
     );
 }
 
