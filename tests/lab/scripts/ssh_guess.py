@@ -17,15 +17,21 @@ USERS = ["root", "admin", "ubuntu", "test", "oracle", "pi", "user", "git", "post
 PASSWORDS = ["123456", "password", "admin", "root", "qwerty", "letmein", "12345678",
              "welcome", "changeme", "P@ssw0rd", "toor", "raspberry"]
 lock = threading.Lock()
-made = 0
+taken = 0  # guesses handed out (the budget)
+made = 0   # guesses the server answered
 
 def take():
+    global taken
+    with lock:
+        if taken >= n or time.monotonic() > deadline:
+            return None
+        taken += 1
+        return taken - 1
+
+def answered():
     global made
     with lock:
-        if made >= n or time.monotonic() > deadline:
-            return None
         made += 1
-        return made - 1
 
 def lane(k):
     tries = k % 3 + 1
@@ -49,6 +55,7 @@ def lane(k):
                     t.auth_password(user, PASSWORDS[(i + j) % len(PASSWORDS)])
                 except paramiko.AuthenticationException:
                     pass
+                answered()
         except (OSError, paramiko.SSHException, EOFError):
             pass
         finally:
