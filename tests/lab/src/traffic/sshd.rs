@@ -93,8 +93,11 @@ impl Sshd {
     pub fn start(lab: &Lab, port: u16) -> Result<Sshd> {
         let dir = lab_dir(lab);
         let _ = fs::remove_dir_all(&dir);
-        let conf = prepare(&dir, &[port])?;
-        let log = fs::File::create(dir.join("sshd.log"))?;
+        // The guard first, so a failure below (ssh-keygen, the spawn)
+        // still removes the directory.
+        let mut sshd = Sshd { proc: None, dir };
+        let conf = prepare(&sshd.dir, &[port])?;
+        let log = fs::File::create(sshd.dir.join("sshd.log"))?;
         let argv = argv(&conf);
         let mut c = super::in_ns(
             lab,
@@ -102,10 +105,7 @@ impl Sshd {
             &argv.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         c.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        let sshd = Sshd {
-            proc: Some(Bg::spawn(c, "sshd")?),
-            dir,
-        };
+        sshd.proc = Some(Bg::spawn(c, "sshd")?);
         super::servers::wait_listening(lab, &[port], &[], &sshd.dir)?;
         Ok(sshd)
     }
