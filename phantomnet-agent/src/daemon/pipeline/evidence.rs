@@ -1,5 +1,5 @@
 //! Evidence before enforcement: per source, over a window, how many of its
-//! samples the tree called an attack, and how sure the forest was.
+//! samples the tree called an attack.
 use std::{
     num::NonZeroUsize,
     time::{Duration, Instant},
@@ -15,19 +15,6 @@ use crate::{correlate::SignatureMatches, enforce::lru_bytes_per_entry, flow::Sou
 /// touches it); a spoofed source seen once is the first to go. About
 /// `EVIDENCE_CAP * Evidence::BYTES_PER_ENTRY` ≈ 14.4 MiB when full.
 pub const EVIDENCE_CAP: usize = 131_072;
-
-/// A source whose evidence is younger than this (counted from its first
-/// scoring) has shown little more than a handshake, and the forest's calls
-/// on it are at their least reliable: a benign client's first burst of
-/// openers looks like the start of a flood. Within it, the calls must be
-/// confident on average ([`YOUNG_MEAN`]), which a flood's are (0.96–0.99
-/// in the validation recordings) and a fresh benign session's stray calls
-/// are not (0.5–0.7). Measured in docs/DETECTION.md ("A young source").
-pub const YOUNG: Duration = Duration::from_millis(10);
-
-/// The mean attack probability a source younger than [`YOUNG`] needs over
-/// all its scorings: the tree's default HIGH_CONFIDENCE.
-pub const YOUNG_MEAN: f64 = 0.8;
 
 /// Per source, over a sliding window: how many of its samples the tree
 /// called an attack, how many it saw, and every signature category that
@@ -56,10 +43,6 @@ pub struct Evidence {
 struct Counts {
     attacks: u32,
     total: u32,
-    /// The forest's attack probabilities, summed over the period's
-    /// scorings (f32: a sum of at most 2^32 values in [0, 1], read as a
-    /// share; its rounding is far below any threshold's resolution).
-    probability: f32,
     signatures: SignatureMatches,
 }
 
@@ -91,10 +74,6 @@ impl Window {
 pub struct Observed {
     pub attacks: f64,
     pub total: f64,
-    /// The forest's attack probabilities summed over the same scorings.
-    pub probability: f64,
-    /// The source's evidence is younger than [`YOUNG`].
-    pub young: bool,
     pub signatures: SignatureMatches,
 }
 
@@ -126,14 +105,12 @@ impl Evidence {
     }
 
     /// Records one decision about `src` (a host, or an IPv6 source's
-    /// prefix) at `now`: whether the tree called it an attack, and the
-    /// forest's attack probability. O(1): a full map evicts its least
-    /// recently seen source.
+    /// prefix) at `now`. O(1): a full map evicts its least recently seen
+    /// source.
     pub fn observe(
         &mut self,
         src: impl Into<Source>,
         attack: bool,
-        probability: f64,
         signatures: SignatureMatches,
         now: Instant,
         window: Duration,
@@ -156,7 +133,6 @@ impl Evidence {
         let c = &mut w.current;
         c.total = c.total.saturating_add(1);
         c.attacks = c.attacks.saturating_add(u32::from(attack));
-        c.probability += probability.clamp(0.0, 1.0) as f32;
         c.signatures = c.signatures.union(signatures);
         // The share of the previous period the window ending now covers.
         let into = now.saturating_duration_since(w.start).as_secs_f64();
@@ -165,10 +141,6 @@ impl Evidence {
         Observed {
             attacks: f64::from(c.attacks) + weight * f64::from(p.attacks),
             total: f64::from(c.total) + weight * f64::from(p.total),
-            probability: f64::from(c.probability) + weight * f64::from(p.probability),
-            // Still in its first period (every roll leaves a scoring in
-            // `previous`), and that period began at its first scoring.
-            young: p.total == 0 && now.saturating_duration_since(w.start) < YOUNG,
             signatures: if weight > 0.0 {
                 c.signatures.union(p.signatures)
             } else {
@@ -177,18 +149,10 @@ impl Evidence {
         }
     }
 
-    /// Enough to act: `need` attack decisions, more than half of the
-    /// source's decisions in the window, and, while the source is younger
-    /// than [`YOUNG`], a mean attack probability of at least
-    /// [`YOUNG_MEAN`] over them. `need = 1` is the prototype's
-    /// act-on-every-call: any attack call is enough.
+    /// Enough to act: `need` attack decisions, and more than half of the
+    /// source's decisions in the window.
     pub fn sufficient(o: &Observed, need: u32) -> bool {
-        if need <= 1 {
-            return o.attacks >= 1.0;
-        }
-        o.attacks >= f64::from(need)
-            && o.attacks * 2.0 > o.total
-            && (!o.young || o.probability >= YOUNG_MEAN * o.total)
+        o.attacks >= f64::from(need) && o.attacks * 2.0 > o.total
     }
 }
 
@@ -196,11 +160,6 @@ impl Evidence {
 mod tests {
     use super::*;
     use std::net::IpAddr;
-
-    /// A call's attack probability when only the call matters: certain.
-    fn p(attack: bool) -> f64 {
-        if attack { 1.0 } else { 0.0 }
-    }
 
     #[test]
     fn evidence_needs_a_count_and_a_majority_within_the_window() {
@@ -211,39 +170,36 @@ mod tests {
         let atk: IpAddr = "192.0.2.1".parse().unwrap();
         // An attacker: every sample an attack; the third one is enough.
         let none = SignatureMatches::default();
-        let o = e.observe(atk, true, p(true), none, at(0), w);
+        let o = e.observe(atk, true, none, at(0), w);
         assert_eq!((o.attacks, o.total), (1.0, 1.0));
         assert!(!Evidence::sufficient(
-            &e.observe(atk, true, p(true), none, at(1), w),
+            &e.observe(atk, true, none, at(1), w),
             3
         ));
         assert!(Evidence::sufficient(
-            &e.observe(atk, true, p(true), none, at(2), w),
+            &e.observe(atk, true, none, at(2), w),
             3
         ));
         // A busy benign client with a few stray attack calls: never enough.
         let cli: IpAddr = "198.51.100.10".parse().unwrap();
         for i in 0..100u32 {
-            let o = e.observe(cli, i % 25 == 0, p(i % 25 == 0), none, at(0), w);
+            let o = e.observe(cli, i % 25 == 0, none, at(0), w);
             assert!(!Evidence::sufficient(&o, 3), "{o:?}");
             assert_eq!(o.attacks, f64::from(i / 25 + 1));
         }
         // Signatures accumulate over the window.
         let mut sqli = SignatureMatches::default();
         sqli.insert(crate::correlate::SignatureCategory::SqlInjection);
+        assert_eq!(e.observe(atk, false, sqli, at(3), w).signatures, sqli);
         assert_eq!(
-            e.observe(atk, false, p(false), sqli, at(3), w).signatures,
-            sqli
-        );
-        assert_eq!(
-            e.observe(atk, true, p(true), none, at(4), w).signatures,
+            e.observe(atk, true, none, at(4), w).signatures,
             sqli,
             "kept"
         );
         // Two periods without the source: nothing of them is left.
-        let o = e.observe(atk, false, p(false), none, at(24), w);
+        let o = e.observe(atk, false, none, at(24), w);
         assert_eq!((o.attacks, o.total, o.signatures), (0.0, 1.0, none));
-        let o = e.observe(atk, true, p(true), none, at(25), w);
+        let o = e.observe(atk, true, none, at(25), w);
         assert_eq!((o.attacks, o.total), (1.0, 2.0));
     }
 
@@ -276,11 +232,7 @@ mod tests {
         let first_enforced = |need: u32| {
             let mut e = Evidence::default();
             calls.iter().position(|&(m, attack)| {
-                attack
-                    && Evidence::sufficient(
-                        &e.observe(src, attack, p(attack), none, ms(m), w),
-                        need,
-                    )
+                attack && Evidence::sufficient(&e.observe(src, attack, none, ms(m), w), need)
             })
         };
         assert_eq!(first_enforced(3), Some(4), "three calls of five");
@@ -291,85 +243,10 @@ mod tests {
         let at = (0..10u32)
             .position(|i| {
                 let now = ms(f64::from(i) * 0.1);
-                Evidence::sufficient(&e.observe(flood, true, p(true), none, now, w), need)
+                Evidence::sufficient(&e.observe(flood, true, none, now, w), need)
             })
             .map(|i| i + 1);
         assert_eq!(at, Some(need as usize));
-    }
-
-    #[test]
-    fn a_young_source_needs_confident_calls_and_a_flood_has_them() {
-        let need = crate::enforce::DEFAULT_MIN_EVIDENCE;
-        let t0 = Instant::now();
-        let w = Duration::from_secs(10);
-        let ms = |m: f64| t0 + Duration::from_secs_f64(m / 1000.0);
-        let none = SignatureMatches::default();
-        // A bulk download of a validation recording (r3d, seed 12,
-        // `198.51.100.12`): its first ten scorings, (ms after its first
-        // packet, called an attack, attack probability). Its first four
-        // were attack calls, at 0.52–0.905, and it was THROTTLEd 0.17 ms
-        // in; every later call is benign.
-        let calls = [
-            (0.0, true, 0.905),
-            (0.089, true, 0.65),
-            (0.165, true, 0.52),
-            (0.167, true, 0.52),
-            (1.342, false, 0.44),
-            (1.46, false, 0.335),
-            (3.509, false, 0.32),
-            (3.574, false, 0.34),
-            (22.664, false, 0.26),
-            (22.734, false, 0.23),
-        ];
-        let src: IpAddr = "198.51.100.12".parse().unwrap();
-        let mut e = Evidence::default();
-        let verdicts: Vec<(bool, bool)> = calls
-            .iter()
-            .map(|&(m, attack, prob)| {
-                let o = e.observe(src, attack, prob, none, ms(m), w);
-                (o.young, attack && Evidence::sufficient(&o, need))
-            })
-            .collect();
-        // Four calls and a majority: enough but for its age (mean 0.65).
-        assert!(verdicts[3].0 && !verdicts[3].1, "{verdicts:?}");
-        assert!(verdicts.iter().all(|&(_, acted)| !acted), "{verdicts:?}");
-        assert!(!verdicts[8].0, "22 ms in, no longer young");
-        // The same four moderate calls after the first 10 ms: enough, as
-        // before (the rule for an older source is unchanged).
-        let mut e = Evidence::default();
-        e.observe(src, false, 0.3, none, ms(0.0), w);
-        let late = calls[..4]
-            .iter()
-            .map(|&(m, attack, prob)| {
-                let o = e.observe(src, attack, prob, none, ms(20.0 + m), w);
-                Evidence::sufficient(&o, need)
-            })
-            .collect::<Vec<_>>();
-        assert_eq!(late, [false, false, false, true]);
-        // A flood, called at 0.98–0.995 as the validation floods are: its
-        // fourth call is enough, 0.3 ms in.
-        let mut e = Evidence::default();
-        let flood: IpAddr = "192.0.2.1".parse().unwrap();
-        let at = (0..10u32).position(|i| {
-            let o = e.observe(flood, true, 0.98, none, ms(f64::from(i) * 0.1), w);
-            assert!(o.young);
-            Evidence::sufficient(&o, need)
-        });
-        assert_eq!(at, Some(need as usize - 1));
-        // A young source whose calls average just under the bar waits; at
-        // the bar it is enough.
-        for (prob, enough) in [(0.79, false), (0.8, true)] {
-            let mut e = Evidence::default();
-            let o = (0..need)
-                .map(|i| e.observe(flood, true, prob, none, ms(f64::from(i)), w))
-                .last()
-                .unwrap();
-            assert_eq!(Evidence::sufficient(&o, need), enough, "{prob} {o:?}");
-        }
-        // `min_evidence = 1` still acts on every attack call.
-        let mut e = Evidence::default();
-        let o = e.observe(src, true, 0.52, none, ms(0.0), w);
-        assert!(o.young && Evidence::sufficient(&o, 1));
     }
 
     #[test]
@@ -382,14 +259,14 @@ mod tests {
         // A poller scored twice a second for 10 s, benign but for one call.
         let poller: IpAddr = "198.51.100.104".parse().unwrap();
         for i in 0..20u64 {
-            let o = e.observe(poller, i == 7, p(i == 7), none, ms(i * 500), w);
+            let o = e.observe(poller, i == 7, none, ms(i * 500), w);
             assert!(!Evidence::sufficient(&o, 3));
         }
         // Just past the boundary, three attack calls in a row: a fresh
         // majority of a tumbling window, not of the sliding one (the 20
         // calls of the period before still weigh in at 0.93).
         for (k, m) in [10_100u64, 10_400, 10_700].into_iter().enumerate() {
-            let o = e.observe(poller, true, p(true), none, ms(m), w);
+            let o = e.observe(poller, true, none, ms(m), w);
             assert_eq!(o.attacks.round() as usize, 1 + k + 1, "{o:?}");
             assert!(o.total > 20.0, "{o:?}");
             assert!(!Evidence::sufficient(&o, 3), "{o:?}");
@@ -398,7 +275,7 @@ mod tests {
         // being called an attack, the majority comes within the period.
         let mut enforced_at = None;
         for m in (11_000..20_000).step_by(500) {
-            if Evidence::sufficient(&e.observe(poller, true, p(true), none, ms(m), w), 3) {
+            if Evidence::sufficient(&e.observe(poller, true, none, ms(m), w), 3) {
                 enforced_at = Some(m);
                 break;
             }
@@ -409,18 +286,10 @@ mod tests {
         let mut sqli = SignatureMatches::default();
         sqli.insert(crate::correlate::SignatureCategory::SqlInjection);
         let web: IpAddr = "192.0.2.9".parse().unwrap();
-        e.observe(web, true, p(true), sqli, ms(9_000), w);
-        assert_eq!(
-            e.observe(web, true, p(true), none, ms(19_500), w)
-                .signatures,
-            sqli
-        );
+        e.observe(web, true, sqli, ms(9_000), w);
+        assert_eq!(e.observe(web, true, none, ms(19_500), w).signatures, sqli);
         // ... and no longer once it has slid out.
-        assert_eq!(
-            e.observe(web, true, p(true), none, ms(29_500), w)
-                .signatures,
-            none
-        );
+        assert_eq!(e.observe(web, true, none, ms(29_500), w).signatures, none);
     }
 
     #[test]
@@ -434,27 +303,20 @@ mod tests {
         for i in 0..50_000u32 {
             let now = t0 + Duration::from_micros(u64::from(i) * 10);
             let spoofed = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            e.observe(spoofed, true, p(true), none, now, w);
+            e.observe(spoofed, true, none, now, w);
             assert!(e.len() <= cap);
             if i % 100 == 0 {
-                e.observe(atk, true, p(true), none, now, w);
+                e.observe(atk, true, none, now, w);
             }
         }
         assert_eq!(e.len(), cap);
         // The attacker was seen every 100 new sources: never evicted, so its
         // count kept growing (500 samples, all attacks).
-        let o = e.observe(atk, true, p(true), none, t0 + Duration::from_millis(500), w);
+        let o = e.observe(atk, true, none, t0 + Duration::from_millis(500), w);
         assert_eq!((o.attacks, o.total), (501.0, 501.0));
         // The first spoofed source is long gone: it starts afresh.
         let first = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000));
-        let o = e.observe(
-            first,
-            true,
-            p(true),
-            none,
-            t0 + Duration::from_millis(500),
-            w,
-        );
+        let o = e.observe(first, true, none, t0 + Duration::from_millis(500), w);
         assert_eq!(o.total, 1.0);
     }
 

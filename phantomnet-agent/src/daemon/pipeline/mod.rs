@@ -30,7 +30,7 @@ mod recorder;
 mod sieve;
 
 pub use clock::SampleClock;
-pub use evidence::{EVIDENCE_CAP, Evidence, Observed, YOUNG, YOUNG_MEAN};
+pub use evidence::{EVIDENCE_CAP, Evidence, Observed};
 pub use floods::{FloodActions, Floods, MAX_VOUCH, RULE_TTL};
 pub use recorder::{QUEUE_BATCHES, RecordQueue, Recorder};
 pub use sieve::{Admit, GATE_CAP, JOURNAL_REPEAT, JournalSieve, LogLimiter, Record};
@@ -139,7 +139,6 @@ pub fn step(
     let seen = state.evidence.observe(
         d.source,
         attack,
-        d.scores.attack_probability,
         d.threat.signatures,
         now,
         policy.evidence_window,
@@ -150,20 +149,10 @@ pub fn step(
             // decimal place.
             let tenths = |x: f64| (x * 10.0).round() / 10.0;
             let text = format!(
-                "awaiting evidence ({} of {} samples called attacks, mean attack probability {:.2}; \
-                 {} and a majority needed{})",
+                "awaiting evidence ({} of {} samples called attacks; {} and a majority needed)",
                 tenths(seen.attacks),
                 tenths(seen.total),
-                seen.probability / seen.total.max(1.0),
-                policy.min_evidence,
-                if seen.young {
-                    format!(
-                        ", and {YOUNG_MEAN} in the source's first {} ms",
-                        YOUNG.as_millis()
-                    )
-                } else {
-                    String::new()
-                }
+                policy.min_evidence
             );
             out.record = Some(event_of(d, &text));
         }
