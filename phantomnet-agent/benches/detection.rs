@@ -15,7 +15,11 @@
 //! the file does not exist it is generated first from a simulated, seeded
 //! lab capture through the same `dataset` code the CLI uses, so
 //! `benches/sklearn_compare.py` can train scikit-learn on the same rows.
-//! `PN_BENCH_TREES` (default 200) sets the forest size.
+//! `PN_BENCH_TREES` (default 200) sets the forest size. With
+//! `PN_BENCH_MODEL` naming a model artifact (the shipped `models/*.pnm`),
+//! that model is loaded instead and scores the CSV's rows, scaled by its own
+//! scaler (the CSV must have its schema); `smartcore/single_row` is then
+//! left out, as the artifact holds no smartcore forest.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -210,13 +214,39 @@ fn bench_csv() -> PathBuf {
 
 struct Fixture {
     model: Arc<Model>,
-    smartcore: phantomnet_agent::models::forest::SmartForest,
+    smartcore: Option<phantomnet_agent::models::forest::SmartForest>,
     scaled: Vec<[f64; FEATURE_COUNT]>,
     samples: Vec<PacketSample>,
 }
 
 fn fixture(csv: &Path) -> Fixture {
     let ds = read_csv(csv).expect("read bench csv");
+    if let Some(path) = std::env::var_os("PN_BENCH_MODEL") {
+        let model = Model::load(Path::new(&path)).expect("load PN_BENCH_MODEL");
+        assert_eq!(
+            model.scaler.width(),
+            ds.schema.count(),
+            "the CSV's schema is not the model's"
+        );
+        let scaled: Vec<_> = ds
+            .rows
+            .iter()
+            .map(|r| model.scaler.transformed(r))
+            .collect();
+        eprintln!(
+            "bench model: {} ({} rows of the CSV), {} trees, {} nodes",
+            Path::new(&path).display(),
+            ds.len(),
+            model.forest.n_trees(),
+            model.forest.n_nodes()
+        );
+        return Fixture {
+            model: Arc::new(model),
+            smartcore: None,
+            scaled,
+            samples: simulate(7),
+        };
+    }
     let trees: u16 = std::env::var("PN_BENCH_TREES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -257,7 +287,7 @@ fn fixture(csv: &Path) -> Fixture {
     let model = Arc::new(Model::new(meta, scaler, forest, isolation).expect("model"));
     Fixture {
         model,
-        smartcore: parts.remove(0),
+        smartcore: Some(parts.remove(0)),
         scaled,
         samples: simulate(7),
     }
@@ -383,17 +413,19 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    c.bench_function("smartcore/single_row", |b| {
-        let mut i = 0usize;
-        b.iter_batched(
-            || {
-                i += 1;
-                to_matrix(&[f.scaled[i % n]], f.model.scaler.width()).expect("matrix")
-            },
-            |m| black_box(f.smartcore.predict(&m).expect("predict")),
-            BatchSize::SmallInput,
-        )
-    });
+    if let Some(smartcore) = &f.smartcore {
+        c.bench_function("smartcore/single_row", |b| {
+            let mut i = 0usize;
+            b.iter_batched(
+                || {
+                    i += 1;
+                    to_matrix(&[f.scaled[i % n]], f.model.scaler.width()).expect("matrix")
+                },
+                |m| black_box(smartcore.predict(&m).expect("predict")),
+                BatchSize::SmallInput,
+            )
+        });
+    }
 
     c.bench_function("iforest/single_row", |b| {
         let mut i = 0usize;
