@@ -2,13 +2,14 @@
 """Run the Rust detection benchmarks and scikit-learn on the same CSV, in one
 run, and print the ratios.
 
-    python3 -m venv /work/venv-bench
-    /work/venv-bench/bin/pip install scikit-learn numpy
-    /work/venv-bench/bin/python phantomnet-agent/benches/sklearn_compare.py
+    apt-get install python3-sklearn        # Debian's scikit-learn and numpy
+    /usr/bin/python3 phantomnet-agent/benches/sklearn_compare.py \
+        --csv models/lab-dataset.csv --model models/model-v1.pnm
 
 Steps: (1) `cargo bench --bench detection` with PN_BENCH_CSV=<csv> (the bench
 generates the CSV from a simulated, seeded lab capture if it does not exist,
-trains a 200-tree forest on it and measures); (2) scikit-learn's
+trains a 200-tree forest on it and measures; with --model it loads that
+artifact instead, PN_BENCH_MODEL, and the CSV must be of its schema); (2) scikit-learn's
 RandomForestClassifier(n_estimators=200) and IsolationForest(n_estimators=100,
 contamination=0.1) are trained on the same rows (standard-scaled, like the
 Rust model) and timed the same way (single row, batch of 1000); (3) the
@@ -59,14 +60,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", default="/tmp/phantomnet-bench.csv")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(repo, "target")))
+    ap.add_argument("--model", help="a model artifact the Rust side loads instead of training (PN_BENCH_MODEL)")
     ap.add_argument("--skip-cargo", action="store_true", help="reuse the last criterion results")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
 
     if not args.skip_cargo:
-        env = dict(os.environ, PN_BENCH_CSV=args.csv, AYA_BUILD_SKIP="1", CARGO_TARGET_DIR=args.target_dir)
-        cmd = ["cargo", "bench", "-p", "phantomnet-agent", "--bench", "detection"]
-        print("+", " ".join(cmd), f"(PN_BENCH_CSV={args.csv})", flush=True)
+        env = dict(os.environ, PN_BENCH_CSV=os.path.abspath(args.csv), AYA_BUILD_SKIP="1",
+                   CARGO_TARGET_DIR=args.target_dir)
+        env.pop("PN_BENCH_MODEL", None)
+        if args.model:
+            env["PN_BENCH_MODEL"] = os.path.abspath(args.model)
+        cmd = ["cargo", "bench", "-p", "phantomnet-agent", "--bench", "detection", "--",
+               "flow/update|forest/|smartcore/|iforest/|detect/full_path"]
+        print("+", " ".join(cmd), f"(PN_BENCH_CSV={args.csv}, PN_BENCH_MODEL={args.model})", flush=True)
         subprocess.run(cmd, cwd=repo, env=env, check=True)
 
     import numpy as np
@@ -74,10 +81,16 @@ def main():
     from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.preprocessing import StandardScaler
 
-    data = np.genfromtxt(args.csv, delimiter=",", skip_header=1, usecols=range(16))
-    X, y = data[:, :15], data[:, 15].astype(int)
+    # The features are the columns before `label` (any schema); `label` is
+    # 0 or 1; anything after it (`attack_type`) is not read.
+    with open(args.csv) as f:
+        header = f.readline().strip().split(",")
+    width = header.index("label")
+    data = np.genfromtxt(args.csv, delimiter=",", skip_header=1, usecols=range(width + 1))
+    X, y = data[:, :width], data[:, width].astype(int)
     X = StandardScaler().fit_transform(X)
-    print(f"\nscikit-learn {sklearn.__version__}, numpy {np.__version__}: {len(X)} rows, {y.sum()} attack", flush=True)
+    print(f"\nscikit-learn {sklearn.__version__}, numpy {np.__version__}: {len(X)} rows of {width} features, "
+          f"{y.sum()} attack", flush=True)
 
     t0 = time.perf_counter()
     rf = RandomForestClassifier(n_estimators=200, random_state=42, n_jobs=None).fit(X, y)
@@ -95,8 +108,11 @@ def main():
     }
 
     rust = {k: criterion_median_ns(args.target_dir, k) for k in
-            ["flow/update", "forest/single_row", "forest/batch_1000", "smartcore/single_row",
-             "iforest/single_row", "detect/full_path"]}
+            ["flow/update", "forest/single_row", "forest/batch_1000", "iforest/single_row",
+             "detect/full_path"]}
+    # A loaded artifact holds no smartcore forest, so the bench leaves that row out.
+    rust["smartcore/single_row"] = None if args.model else criterion_median_ns(
+        args.target_dir, "smartcore/single_row")
 
     rows = [
         ("flow-state update (one sample)", rust["flow/update"], None),
@@ -109,6 +125,8 @@ def main():
     lines = ["| measurement | PhantomNet (criterion median) | scikit-learn (median) | ratio |",
              "|---|---:|---:|---:|"]
     for name, r, s in rows:
+        if r is None:
+            continue
         lines.append(f"| {name} | {fmt(r)} | {fmt(s) if s else '—'} | {f'{s / r:,.0f}×' if s else '—'} |")
     table = "\n".join(lines)
     print()
