@@ -13,7 +13,9 @@ use crate::cmd;
 use crate::lab::{Lab, Role, addr};
 use crate::proc::Bg;
 
-fn p(path: &Path) -> String {
+/// A path as a command-line or config-file argument (the labs' paths are
+/// ASCII).
+pub(crate) fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 

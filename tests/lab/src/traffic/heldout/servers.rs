@@ -27,7 +27,7 @@ use super::Rng;
 use crate::cmd;
 use crate::lab::{Lab, Role, addr};
 use crate::proc::Bg;
-use crate::traffic::sshd;
+use crate::traffic::sshd::{self, p};
 
 /// The ports the servers listen on besides the well-known ones.
 #[derive(Clone, Copy, Debug)]
@@ -82,10 +82,6 @@ pub struct HeldoutServers {
     pub ports: Ports,
     /// The private key root's `authorized_keys` (ours, not the system's) holds.
     pub client_key: PathBuf,
-}
-
-fn p(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// Random bytes from the run's generator (images, large files).
