@@ -9,7 +9,8 @@
 //! per-source and per-CPU bounds, and counts toward them and its flow's
 //! first packets whether or not the draw took it. A drawn packet is a
 //! uniform sample; an admitted one the draw did not take is a priority
-//! sample (`sample_flags::PRIORITY`). What it cannot know is left out: the
+//! sample (`sample_flags::PRIORITY`); a drawn one it also admitted carries
+//! `action::ALSO_PRIORITY`. What it cannot know is left out: the
 //! kernel's per-CPU buckets become one (as if every packet came in on one
 //! CPU), blocked sources (which the kernel samples 1-in-N only) are not
 //! known offline, and the 1-in-N draw uses a seeded generator.
@@ -17,7 +18,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use phantomnet_common::{
-    PacketSample, capacity,
+    PacketSample, action, capacity,
     rate::gcra,
     sample_flags,
     sampling::{self, Class, FlowSlot, Reply},
@@ -93,6 +94,7 @@ impl Sampler {
         let mut s = *packet;
         if due {
             s.flags &= !sample_flags::PRIORITY;
+            s.action = s.action_code() | if admitted { action::ALSO_PRIORITY } else { 0 };
             Some(s)
         } else if admitted {
             s.flags |= sample_flags::PRIORITY;

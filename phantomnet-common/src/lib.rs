@@ -211,6 +211,17 @@ pub mod action {
     pub const THROTTLE: u8 = 3;
     /// Matched a signature rule and was dropped (not rate-limited through).
     pub const SIGNATURE: u8 = 4;
+    /// The low bits of the byte hold the code above
+    /// ([`PacketSample::action_code`]).
+    pub const CODE_MASK: u8 = 0x7F;
+    /// Not a code: the byte's top bit. Set on a uniform sample (no
+    /// [`sample_flags::PRIORITY`](super::sample_flags::PRIORITY)) that
+    /// priority sampling admitted as well, so its packet would have been
+    /// sampled whatever the 1-in-N draw (schema v7's Horvitz–Thompson
+    /// weights: [`PacketSample::taken_with_certainty`]). It lives here
+    /// because every `flags` bit is taken and the record's 128 bytes are
+    /// the capture format; captures made before it was set read as drawn.
+    pub const ALSO_PRIORITY: u8 = 0x80;
 }
 
 /// `PacketSample::flags` bits.
@@ -569,6 +580,18 @@ impl PacketSample {
         icmp_type: 0,
         payload: [0; SAMPLE_PAYLOAD_LEN],
     };
+
+    /// The [`action`] code, without [`action::ALSO_PRIORITY`].
+    pub const fn action_code(&self) -> u8 {
+        self.action & action::CODE_MASK
+    }
+
+    /// Whether the packet was sampled with probability 1: a priority
+    /// sample, or a uniform one that priority sampling admitted too. The
+    /// other samples were drawn 1 in N and each stands for N packets.
+    pub const fn taken_with_certainty(&self) -> bool {
+        self.flags & sample_flags::PRIORITY != 0 || self.action & action::ALSO_PRIORITY != 0
+    }
 }
 
 pub const TCP_FIN: u8 = 0x01;

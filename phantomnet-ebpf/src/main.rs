@@ -243,7 +243,14 @@ fn try_phantomnet(ctx: &XdpContext) -> u32 {
         // A packet the 1-in-N draw took is a uniform sample, eligible or
         // not: the samples without the PRIORITY flag stay exactly the draw,
         // whose counts the agent scales by N. (It was still admitted: it
-        // counts toward its flow's first K and the bounds.)
+        // counts toward its flow's first K and the bounds, and says so in
+        // `ALSO_PRIORITY`: it would have been sampled anyway, so schema v7
+        // weighs it 1, not N.)
+        let act = if priority && due {
+            act | action::ALSO_PRIORITY
+        } else {
+            act
+        };
         sample::sample(ctx, meta, now, pkt_len, act, dry_run, priority && !due);
     }
     match outcome {

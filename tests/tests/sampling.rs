@@ -124,7 +124,7 @@ fn traffic_passes_and_is_sampled_with_correct_fields() {
             (t0..=t1).contains(&s.timestamp_ns),
             "timestamp in the test window"
         );
-        assert_eq!(s.action, action::PASS);
+        assert_eq!(s.action_code(), action::PASS);
         assert_eq!(s.vlan_id, 0);
     }
 
@@ -345,6 +345,18 @@ fn priority_sampling_sees_scans_injections_and_udp_probes_at_1_in_16() {
         scan_ports,
         (1000..1030).collect::<BTreeSet<u16>>(),
         "every probe of the slow scan reaches the samples"
+    );
+    // A SYN probe the draw took was admitted as well (openers are bounded
+    // per source only, and the scan stays inside the bound) and says so
+    // (`action::ALSO_PRIORITY`): schema v7 weighs every one 1, never 16.
+    let uncertain: Vec<u16> = samples
+        .iter()
+        .filter(|s| from(s, addr::ATK4) && is_syn(s) && !s.taken_with_certainty())
+        .map(|s| s.dst_port)
+        .collect();
+    assert!(
+        uncertain.is_empty(),
+        "SYN probes weighed as drawn 1 in 16: {uncertain:?} ({scan_drawn} drawn)"
     );
     let udp_ports: BTreeSet<u16> = samples
         .iter()

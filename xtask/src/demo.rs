@@ -258,7 +258,7 @@ pub fn read_capture(path: &Path) -> Result<BTreeMap<IpAddr, SourceTrace>> {
             t.first_ns = smp.timestamp_ns;
         }
         t.packets += 1;
-        let dropped = match smp.action {
+        let dropped = match smp.action_code() {
             action::BLOCK => {
                 t.blocked += 1;
                 true

@@ -280,7 +280,7 @@ impl AggregateDetector {
         // THROTTLE) was an attacker's: its source's samples leave the
         // baseline, so a signature is never refused for matching an attack
         // the per-source path already handled.
-        if matches!(s.action, action::BLOCK | action::THROTTLE) {
+        if matches!(s.action_code(), action::BLOCK | action::THROTTLE) {
             self.forget_source(dst, sig.src_tag);
         } else if !self.is_forgotten(dst, sig.src_tag) {
             // (A throttled source's admitted packets pass: still not normal.)

@@ -236,7 +236,7 @@ pub fn replay_with(
             continue;
         };
         counts.sampled += 1;
-        if sample.action == action::SIGNATURE {
+        if sample.action_code() == action::SIGNATURE {
             counts.signature_dropped += 1;
             continue;
         }

@@ -345,7 +345,7 @@ pub fn handle_batch(
             // Dropped by a signature rule: decided in the kernel, whatever
             // the source. A spoofed flood's sources would only churn the
             // per-source tables.
-            if s.action == action::SIGNATURE {
+            if s.action_code() == action::SIGNATURE {
                 continue;
             }
             let t = Instant::now();
