@@ -67,12 +67,12 @@ pub const DATASET_PASSES: &[&str] = &[
     "128",
 ];
 /// `phantomnet-agent train`'s flags for a model `gen-model` trains and
-/// every model `evaluate` compares with it: schema v6 (its
+/// every model `evaluate` compares with it: schema v7 (its
 /// `server_refusals`, `server_answers` and `server_errors` need the inside
-/// observer, which the lab runs), and scoring priority samples (it was
-/// trained on them). Schema v6 was adopted with the fifth revision's
-/// recordings (MODEL.md).
-pub const TRAIN_FLAGS: &[&str] = &["--schema", "6", "--scores-priority"];
+/// observer, which the lab runs; its census weighs every sample by its
+/// sampling probability), and scoring priority samples (it was trained on
+/// them). Schema v7 was adopted on 2026-12-07 (MODEL.md).
+pub const TRAIN_FLAGS: &[&str] = &["--schema", "7", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
 /// into its own capture: the shipped CSV holds both (the heavy benign
 /// clients' sessions then land on other sources and other timings).

@@ -23,9 +23,9 @@ pub fn dst_port_class(port: u16) -> f64 {
     }
 }
 
-/// Schema-v6 features of `sample` (the first 15 are schema v1's, the
+/// Schema-v7 features of `sample` (the first 15 are schema v1's, the
 /// first 22 schema v2's, the first 23 schema v3's, the first 24 schema
-/// v4's, the first 25 schema v5's), given its source's window statistics
+/// v4's, the first 25 schema v5's, the first 26 schema v6's), given its source's window statistics
 /// *after* the sample was added to them. No allocation.
 pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVector, FeatureError> {
     let mut v = [0.0; FEATURE_COUNT];
@@ -56,6 +56,9 @@ pub fn extract(sample: &PacketSample, stats: &WindowStats) -> Result<FeatureVect
     v[index::SERVER_REFUSALS] = stats.server_refusals;
     v[index::SERVER_ANSWERS] = stats.server_answers;
     v[index::SERVER_ERRORS] = stats.server_errors;
+    v[index::EST_PACKET_RATE] = stats.est_packet_rate;
+    v[index::EST_CONN_RATE] = stats.est_conn_rate;
+    v[index::EST_PACKETS_PER_CONN] = stats.est_packets_per_conn;
     FeatureVector::new(v)
 }
 
@@ -116,13 +119,16 @@ mod tests {
             server_refusals: 7.0,
             server_answers: 11.0,
             server_errors: 5.0,
+            est_packet_rate: 21.5,
+            est_conn_rate: 0.5,
+            est_packets_per_conn: 43.0,
         };
         let f = extract(&s, &stats).unwrap();
         assert_eq!(
             f.as_array(),
             &[
                 74.0, 1.0, 2.0, 1.0, 1.5, 2.5, 0.25, 0.125, 9.0, 1.0, 3.0, 4.0, 20.0, 0.5, 57.0,
-                0.75, 6.0, 600.0, 0.25, 0.5, 0.0625, 0.125, 2.0, 7.0, 11.0, 5.0,
+                0.75, 6.0, 600.0, 0.25, 0.5, 0.0625, 0.125, 2.0, 7.0, 11.0, 5.0, 21.5, 0.5, 43.0,
             ]
         );
         let bad = WindowStats {

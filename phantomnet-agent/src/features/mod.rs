@@ -15,10 +15,10 @@ pub use entropy::shannon_entropy;
 pub use extract::{dst_port_class, extract, protocol_encoding};
 
 /// The schema this build computes (and `dataset` writes): the newest.
-pub const SCHEMA_VERSION: u32 = 6;
-/// Number of features this build computes (schema v6): the width of a
+pub const SCHEMA_VERSION: u32 = 7;
+/// Number of features this build computes (schema v7): the width of a
 /// [`FeatureVector`] and of a training row.
-pub const FEATURE_COUNT: usize = 26;
+pub const FEATURE_COUNT: usize = 29;
 /// Number of features in schema v1 (the first 15 of v3).
 pub const V1_FEATURE_COUNT: usize = 15;
 /// Number of features in schema v2 (the first 22 of v4).
@@ -27,8 +27,10 @@ pub const V2_FEATURE_COUNT: usize = 22;
 pub const V3_FEATURE_COUNT: usize = 23;
 /// Number of features in schema v4 (the first 24 of v6).
 pub const V4_FEATURE_COUNT: usize = 24;
-/// Number of features in schema v5 (the first 25 of v6).
+/// Number of features in schema v5 (the first 25 of v7).
 pub const V5_FEATURE_COUNT: usize = 25;
+/// Number of features in schema v6 (the first 26 of v7).
+pub const V6_FEATURE_COUNT: usize = 26;
 /// Feature names in schema order; the first [`V1_FEATURE_COUNT`] are
 /// schema v1. Also the CSV header.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -63,6 +65,10 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "server_answers",
     // Schema v6: what the protected side answered.
     "server_errors",
+    // Schema v7: every sample, weighted (Horvitz–Thompson).
+    "est_packet_rate",
+    "est_conn_rate",
+    "est_packets_per_conn",
 ];
 
 /// A feature schema a model can be trained on and scored with. Every
@@ -82,20 +88,24 @@ pub enum Schema {
     V5,
     /// v5 plus the protected side's HTTP error responses to the source.
     V6,
+    /// v6 plus the source's packets and connections with every sample
+    /// weighted by its sampling probability's inverse.
+    V7,
 }
 
 impl Schema {
     /// Every schema this build can score, oldest first.
-    pub const ALL: [Schema; 6] = [
+    pub const ALL: [Schema; 7] = [
         Schema::V1,
         Schema::V2,
         Schema::V3,
         Schema::V4,
         Schema::V5,
         Schema::V6,
+        Schema::V7,
     ];
     /// The schema this build computes.
-    pub const CURRENT: Schema = Schema::V6;
+    pub const CURRENT: Schema = Schema::V7;
 
     pub fn version(self) -> u32 {
         match self {
@@ -105,6 +115,7 @@ impl Schema {
             Schema::V4 => 4,
             Schema::V5 => 5,
             Schema::V6 => 6,
+            Schema::V7 => 7,
         }
     }
 
@@ -120,7 +131,8 @@ impl Schema {
             Schema::V3 => V3_FEATURE_COUNT,
             Schema::V4 => V4_FEATURE_COUNT,
             Schema::V5 => V5_FEATURE_COUNT,
-            Schema::V6 => FEATURE_COUNT,
+            Schema::V6 => V6_FEATURE_COUNT,
+            Schema::V7 => FEATURE_COUNT,
         }
     }
 
@@ -201,6 +213,10 @@ pub mod index {
     pub const SERVER_ANSWERS: usize = 24;
     // Schema v6.
     pub const SERVER_ERRORS: usize = 25;
+    // Schema v7.
+    pub const EST_PACKET_RATE: usize = 26;
+    pub const EST_CONN_RATE: usize = 27;
+    pub const EST_PACKETS_PER_CONN: usize = 28;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -212,14 +228,14 @@ pub enum FeatureError {
         value: f64,
     },
     #[error(
-        "expected {FEATURE_COUNT} features (schema v6), {V5_FEATURE_COUNT} (schema v5), {V4_FEATURE_COUNT} (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
+        "expected {FEATURE_COUNT} features (schema v7), {V6_FEATURE_COUNT} (schema v6), {V5_FEATURE_COUNT} (schema v5), {V4_FEATURE_COUNT} (schema v4), {V3_FEATURE_COUNT} (schema v3), {V2_FEATURE_COUNT} (schema v2) or {V1_FEATURE_COUNT} (schema v1), got {0}"
     )]
     Count(usize),
 }
 
-/// One row of schema-v6 features (a schema-v1 model reads its first 15, a
-/// schema-v2 model its first 22, v3 its first 23, v4 its first 24 and v5
-/// its first 25).
+/// One row of schema-v7 features (a schema-v1 model reads its first 15, a
+/// schema-v2 model its first 22, v3 its first 23, v4 its first 24, v5
+/// its first 25 and v6 its first 26).
 /// Construct it through [`FeatureVector::new`]
 /// (or [`extract`]), which rejects non-finite values, so every vector a model
 /// sees is finite.
@@ -328,13 +344,14 @@ mod tests {
     fn schema_check_names_the_mismatch() {
         let names =
             |s: Schema| -> Vec<String> { s.names().iter().map(|n| n.to_string()).collect() };
-        let (v1, v2, v3, v4, v5, v6) = (
+        let (v1, v2, v3, v4, v5, v6, v7) = (
             names(Schema::V1),
             names(Schema::V2),
             names(Schema::V3),
             names(Schema::V4),
             names(Schema::V5),
             names(Schema::V6),
+            names(Schema::V7),
         );
         assert_eq!(check_schema(1, &v1), Ok(Schema::V1));
         assert_eq!(check_schema(2, &v2), Ok(Schema::V2));
@@ -342,15 +359,23 @@ mod tests {
         assert_eq!(check_schema(4, &v4), Ok(Schema::V4));
         assert_eq!(check_schema(5, &v5), Ok(Schema::V5));
         assert_eq!(check_schema(6, &v6), Ok(Schema::V6));
+        assert_eq!(check_schema(7, &v7), Ok(Schema::V7));
         assert_eq!(&v2[..V1_FEATURE_COUNT], &v1[..], "v1 is v2's prefix");
         assert_eq!(&v3[..V2_FEATURE_COUNT], &v2[..], "v2 is v3's prefix");
         assert_eq!(&v4[..V3_FEATURE_COUNT], &v3[..], "v3 is v4's prefix");
         assert_eq!(&v5[..V4_FEATURE_COUNT], &v4[..], "v4 is v5's prefix");
         assert_eq!(&v6[..V5_FEATURE_COUNT], &v5[..], "v5 is v6's prefix");
+        assert_eq!(&v7[..V6_FEATURE_COUNT], &v6[..], "v6 is v7's prefix");
         assert!(matches!(
-            check_schema(7, &v6),
-            Err(SchemaMismatch::Version { found: 7, .. })
+            check_schema(8, &v7),
+            Err(SchemaMismatch::Version { found: 8, .. })
         ));
+        let err = check_schema(7, &v6).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing feature \"est_packet_rate\""),
+            "{err}"
+        );
         let err = check_schema(6, &v5).unwrap_err();
         assert!(
             err.to_string()

@@ -6,6 +6,7 @@
 //! `docs/DETECTION.md`), and the table never holds more than
 //! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
+mod census;
 mod distinct;
 mod run;
 mod shares;
@@ -181,4 +182,15 @@ pub struct WindowStats {
     /// (unscaled). 0 without an inside interface, and for a service that
     /// does not speak plain HTTP/1.x.
     pub server_errors: f64,
+    /// Schema v7: packets per second over the 60 s window, every sample
+    /// weighted by the inverse of its sampling probability (1 for priority
+    /// samples and uniform ones priority sampling admitted too, N for the
+    /// rest: [`census`]).
+    pub est_packet_rate: f64,
+    /// Schema v7: connection openers (TCP SYN without ACK) per second, so
+    /// weighted.
+    pub est_conn_rate: f64,
+    /// Schema v7: packets per connection opened, so weighted
+    /// (`packets / max(openers, 1)`).
+    pub est_packets_per_conn: f64,
 }

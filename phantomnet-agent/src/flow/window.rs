@@ -1,7 +1,9 @@
 use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flags};
 
 use super::WindowStats;
-use super::distinct::{DistinctCounter, hash_bytes, mix};
+use super::census::{Census, CensusStats};
+use super::distinct::GENERATIONS;
+use super::distinct::{AddrCounter, DistinctCounter, hash_bytes, mix};
 use super::shares::Shares;
 
 const NS: u64 = 1_000_000_000;
@@ -208,10 +210,13 @@ pub struct SourceWindows {
     /// source in one second).
     fine: [u16; FINE_SLOTS],
     coarse: Coarse,
-    dst_ips: DistinctCounter,
+    dst_ips: AddrCounter,
     dst_ports: DistinctCounter,
     /// Schema v2's running packet-kind shares (uniform samples only).
     shares: Shares,
+    /// Schema v7's Horvitz–Thompson counts (every sample, weighted), on
+    /// the distinct counters' generations.
+    census: Census,
     /// The window clock, two halves so the struct needs only 4-byte
     /// alignment; see [`Clock`].
     last_ns: [u32; 2],
@@ -274,9 +279,10 @@ impl SourceWindows {
         let mut w = SourceWindows {
             fine: [0; FINE_SLOTS],
             coarse: Coarse::ZERO,
-            dst_ips: DistinctCounter::new(),
+            dst_ips: AddrCounter::new(),
             dst_ports: DistinctCounter::new(),
             shares: Shares::default(),
+            census: Census::default(),
             last_ns: [0; 2],
         };
         w.set_clock(Clock::Empty);
@@ -425,10 +431,11 @@ impl SourceWindows {
     /// (new) current generation.
     fn advance_distinct(&mut self, from: u64, ts: u64) -> u64 {
         let new = ts / GEN_NS;
-        let gens = DistinctCounter::GENERATIONS as u64;
+        let gens = GENERATIONS as u64;
         for g in (from + 1)..=new.min(from + gens) {
             self.dst_ips.clear_generation(g as usize);
             self.dst_ports.clear_generation(g as usize);
+            self.census.clear_generation(g as usize);
         }
         // A run of signature matches is live while its latest match is
         // under six generations old. At `from` it was (this runs at every
@@ -444,16 +451,14 @@ impl SourceWindows {
         from.max(new)
     }
 
-    /// Adds `s`'s destination to the distinct counters: in `ts`'s
-    /// generation, or the current one `g` if `ts`'s has expired.
+    /// Adds `s`'s destination to the distinct counters and `s` to the
+    /// census: in `ts`'s generation, or the current one `g` if `ts`'s has
+    /// expired.
     fn insert_distinct(&mut self, s: &PacketSample, g: u64, ts: u64) {
         let own = ts / GEN_NS;
-        let generation = if own + DistinctCounter::GENERATIONS as u64 > g {
-            own
-        } else {
-            g
-        } as usize;
+        let generation = if own + GENERATIONS as u64 > g { own } else { g } as usize;
         let dst_len = if s.family == 6 { 16 } else { 4 };
+        self.census.add(generation, s);
         self.dst_ips
             .insert(generation, hash_bytes(&s.dst_addr[..dst_len]));
         self.dst_ports
@@ -465,6 +470,7 @@ impl SourceWindows {
         self.coarse = Coarse::ZERO;
         self.dst_ips.clear();
         self.dst_ports.clear();
+        self.census = Census::default();
     }
 
     /// Counts a signature match of the sample just [`record`](Self::record)ed
@@ -500,6 +506,23 @@ impl SourceWindows {
         }
     }
 
+    /// Schema v7's estimates as of `at` or the latest sample, whichever is
+    /// later: the census over the live generations, whose span is the
+    /// current 10 s generation's elapsed part plus the five before it
+    /// (50–60 s). (A priority sample's exact time is not kept once a
+    /// uniform one came before it: the start of the generation it moved
+    /// the clock to stands for it.)
+    fn census_at(&self, sample_every: u32, at: u64) -> CensusStats {
+        let latest = match self.clock() {
+            Clock::Empty => return CensusStats::default(),
+            Clock::Uniform { last, lead } => last.max((last / GEN_NS + lead) * GEN_NS),
+            Clock::Priority { at } => at,
+        };
+        let now = at.min(TS_MAX).max(latest);
+        let span = ((GENERATIONS as u64 - 1) * GEN_NS + now % GEN_NS) as f64 / NS as f64;
+        self.census.stats(sample_every, span)
+    }
+
     /// The window statistics as of the latest uniform sample, with rates
     /// and inter-arrival times corrected for 1-in-`sample_every` sampling.
     pub fn stats(&self, sample_every: u32) -> WindowStats {
@@ -513,6 +536,7 @@ impl SourceWindows {
     /// changing the windows. With no uniform sample in the window, rates,
     /// ratios, variance and gaps are 0 and only the distinct counts speak.
     pub fn stats_at(&self, sample_every: u32, at: u64) -> WindowStats {
+        let census = self.census_at(sample_every, at);
         let Some(last) = self.uniform_last() else {
             return match self.clock() {
                 Clock::Empty => WindowStats::default(),
@@ -520,6 +544,9 @@ impl SourceWindows {
                     unique_dst_ips: self.dst_ips.estimate(),
                     unique_dst_ports: self.dst_ports.estimate(),
                     signature_hits: self.signature_hits(),
+                    est_packet_rate: census.packet_rate,
+                    est_conn_rate: census.conn_rate,
+                    est_packets_per_conn: census.packets_per_conn,
                     ..WindowStats::default()
                 },
             };
@@ -614,6 +641,9 @@ impl SourceWindows {
             server_refusals: 0.0,
             server_answers: 0.0,
             server_errors: 0.0,
+            est_packet_rate: census.packet_rate,
+            est_conn_rate: census.conn_rate,
+            est_packets_per_conn: census.packets_per_conn,
         }
     }
 }

@@ -422,7 +422,7 @@ mod tests {
         assert!(err.contains("3 columns"), "{err}");
         // Every schema this build reads is named, with its width.
         assert!(
-            err.contains("schema v6 (26), v5 (25), v4 (24), v3 (23), v2 (22), v1 (15)"),
+            err.contains("schema v7 (29), v6 (26), v5 (25), v4 (24), v3 (23), v2 (22), v1 (15)"),
             "{err}"
         );
         assert!(parse("").is_err());
@@ -458,6 +458,9 @@ mod tests {
             12.0,
             40.0,
             2.0,
+            55.5,
+            0.75,
+            74.0,
         ];
         let f = FeatureVector::new(v).unwrap();
         out.row(&f, 1, "port_scan").unwrap();
@@ -465,7 +468,7 @@ mod tests {
         let ds = read_csv_from(Path::new("x"), &bytes[..]).unwrap();
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
-        assert_eq!(ds.schema, Schema::V6);
+        assert_eq!(ds.schema, Schema::V7);
     }
 
     #[test]
@@ -523,10 +526,15 @@ mod tests {
         .unwrap();
         assert_eq!(ds.schema, Schema::V5);
         assert_eq!(ds.attack_types, vec!["http_auth_guess"]);
-        let v6 = format!("{},label", FEATURE_NAMES.join(","));
+        let v6 = format!("{},label", FEATURE_NAMES[..26].join(","));
         let ds = parse(&format!("{v6}\n{}\n", vec!["7"; 26].join(",") + ",0")).unwrap();
         assert_eq!(ds.schema, Schema::V6);
         assert_eq!(ds.rows[0][25], 7.0);
+        assert_eq!(ds.rows[0][26], 0.0);
+        let v7 = format!("{},label", FEATURE_NAMES.join(","));
+        let ds = parse(&format!("{v7}\n{}\n", vec!["8"; 29].join(",") + ",0")).unwrap();
+        assert_eq!(ds.schema, Schema::V7);
+        assert_eq!(ds.rows[0][28], 8.0);
         // Neither: the newest schema's first wrong column is named.
         let mut names: Vec<&str> = FEATURE_NAMES.to_vec();
         names[22] = "sig_hits";
@@ -541,7 +549,7 @@ mod tests {
         let ds = parse(&format!("{h}\n{r}\n")).unwrap();
         assert_eq!(ds.schema, Schema::V1);
         assert_eq!(ds.rows[0][..15], [3.0; 15]);
-        assert_eq!(ds.rows[0][15..], [0.0; 11]);
+        assert_eq!(ds.rows[0][15..], [0.0; 14]);
         assert_eq!(ds.labels, vec![1]);
         // A v1 header with v2's column count is refused at its first
         // wrong name.

@@ -200,6 +200,14 @@ fn a_priority_sample_sees_the_uniform_windows_as_of_its_own_time() {
         s.event_rate_1m
     );
     assert_eq!(s.unique_dst_ports, 2.0);
+    // Schema v7's census counts the probe once and the flood's samples
+    // 16 times each, over the 50 s span ending at the probe (its 10 s
+    // generation has just begun).
+    let census = (16_001.0 / 50.0, 16_001.0 / 50.0, 1.0);
+    assert_eq!(
+        (s.est_packet_rate, s.est_conn_rate, s.est_packets_per_conn),
+        census
+    );
     // The uniform clock did not move.
     assert_eq!(w.last_ns(), 109_990_000_000);
     assert_eq!(
@@ -207,6 +215,9 @@ fn a_priority_sample_sees_the_uniform_windows_as_of_its_own_time() {
         WindowStats {
             unique_dst_ips: 2.0,
             unique_dst_ports: 2.0,
+            est_packet_rate: census.0,
+            est_conn_rate: census.1,
+            est_packets_per_conn: census.2,
             ..hot
         }
     );

@@ -44,7 +44,7 @@ struct Bucket {
 pub struct OldWindows {
     fine: [u32; FINE_SLOTS],
     coarse: [Bucket; COARSE_SLOTS],
-    dst_ips: OldDistinct,
+    dst_ips: OldDistinct<2>,
     dst_ports: OldDistinct,
     /// Latest timestamp seen (samples older than it count as "now").
     last_ns: u64,
@@ -56,8 +56,8 @@ impl OldWindows {
         OldWindows {
             fine: [0; FINE_SLOTS],
             coarse: [Bucket::default(); COARSE_SLOTS],
-            dst_ips: OldDistinct::new(),
-            dst_ports: OldDistinct::new(),
+            dst_ips: OldDistinct::<2>::new(),
+            dst_ports: OldDistinct::<4>::new(),
             last_ns: 0,
             samples: 0,
         }
@@ -137,7 +137,7 @@ impl OldWindows {
             self.coarse[(s % COARSE_SLOTS as u64) as usize] = Bucket::default();
         }
         let (old, new) = (self.last_ns / GEN_NS, ts / GEN_NS);
-        let gens = OldDistinct::GENERATIONS as u64;
+        let gens = GENS as u64;
         for g in (old + 1)..=new.min(old + gens) {
             self.dst_ips.clear_generation(g as usize);
             self.dst_ports.clear_generation(g as usize);
@@ -207,31 +207,33 @@ impl Default for OldWindows {
 }
 
 /// Distinct-value estimator for a sliding window: linear counting
-/// (Whang et al., 1990) over a 256-bit bitmap per 10 s generation, six
-/// generations for 60 s. 192 bytes, O(1) insert, no allocation.
+/// (Whang et al., 1990) over a bitmap of `64 · WORDS` bits per 10 s
+/// generation, six generations for 60 s (256 bits: 192 bytes; the
+/// destination addresses' 128 since schema v7), O(1) insert, no
+/// allocation.
 ///
 /// Hand-written: no crate offers a fixed-size, windowed distinct counter
 /// that fits a per-source budget of a few hundred bytes. The estimate is
 /// within a few percent up to ~300 values and saturates near 1,400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OldDistinct {
-    generations: [[u64; Self::WORDS]; Self::GENERATIONS],
+pub struct OldDistinct<const WORDS: usize = 4> {
+    generations: [[u64; WORDS]; GENS],
 }
 
-impl OldDistinct {
-    const WORDS: usize = 4;
-    const BITS: usize = Self::WORDS * 64;
-    pub const GENERATIONS: usize = 6;
+const GENS: usize = 6;
+
+impl<const WORDS: usize> OldDistinct<WORDS> {
+    const BITS: usize = WORDS * 64;
 
     pub const fn new() -> Self {
         OldDistinct {
-            generations: [[0; Self::WORDS]; Self::GENERATIONS],
+            generations: [[0; WORDS]; GENS],
         }
     }
 
     /// Clears generation `g` (the window slot about to be reused).
     pub fn clear_generation(&mut self, g: usize) {
-        self.generations[g % Self::GENERATIONS] = [0; Self::WORDS];
+        self.generations[g % GENS] = [0; WORDS];
     }
 
     /// Clears every generation.
@@ -242,13 +244,13 @@ impl OldDistinct {
     /// Records a value hash in generation `g`.
     pub fn insert(&mut self, g: usize, hash: u64) {
         let bit = (hash >> 56) as usize % Self::BITS;
-        self.generations[g % Self::GENERATIONS][bit / 64] |= 1u64 << (bit % 64);
+        self.generations[g % GENS][bit / 64] |= 1u64 << (bit % 64);
     }
 
     /// Estimated distinct values across all generations.
     pub fn estimate(&self) -> f64 {
         let mut set = 0u32;
-        for w in 0..Self::WORDS {
+        for w in 0..WORDS {
             let mut word = 0u64;
             for g in &self.generations {
                 word |= g[w];

@@ -102,10 +102,10 @@ fn wrong_schema_truncated_and_foreign_files_are_refused_clearly() {
 
     // An unknown schema version, or renamed features.
     let mut other = model.clone();
-    other.meta.schema_version = 7;
+    other.meta.schema_version = 8;
     let err = Model::from_bytes(&other.to_bytes().unwrap()).unwrap_err();
     assert!(matches!(err, ModelError::Schema(_)), "{err}");
-    assert!(err.to_string().contains("version 7"), "{err}");
+    assert!(err.to_string().contains("version 8"), "{err}");
     let mut renamed = model.clone();
     renamed.meta.feature_names[13] = "fin_ratio".into();
     let err = Model::from_bytes(&renamed.to_bytes().unwrap()).unwrap_err();
