@@ -7,6 +7,7 @@
 //! [`FlowConfig::max_sources`] of them (1,000,000 by default: under 512 MiB).
 
 mod census;
+mod coarse;
 mod distinct;
 mod run;
 mod shares;

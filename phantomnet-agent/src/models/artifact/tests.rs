@@ -255,15 +255,15 @@ fn a_v1_model_still_loads_and_scores_the_first_15_features() {
 }
 
 #[test]
-fn the_shipped_model_is_schema_v6_and_reads_every_feature() {
+fn the_shipped_model_is_schema_v7_and_reads_every_feature() {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/model-v1.pnm");
     let model = Model::load(&shipped).unwrap();
-    // The fifth revision (MODEL.md) adopted schema v6.
-    assert_eq!(model.schema().unwrap(), Schema::V6);
-    assert_eq!(model.meta.feature_names, Schema::V6.names());
-    // signature_hits, server_refusals, server_answers and server_errors
-    // are among its inputs: some lab-like row's score moves when only that
-    // feature does.
+    // The sixth revision (MODEL.md) adopted schema v7.
+    assert_eq!(model.schema().unwrap(), Schema::V7);
+    assert_eq!(model.meta.feature_names, Schema::V7.names());
+    // signature_hits, server_refusals, server_answers, server_errors and
+    // the census are among its inputs: some lab-like row's score moves
+    // when only that feature does.
     let moves = |index: usize, value: f64| {
         lab_like_rows().iter().any(|r| {
             let mut hit = *r;
@@ -272,7 +272,10 @@ fn the_shipped_model_is_schema_v6_and_reads_every_feature() {
                 != model.score(&FeatureVector::new(hit).unwrap())
         })
     };
-    use crate::features::index::{SERVER_ANSWERS, SERVER_ERRORS, SERVER_REFUSALS, SIGNATURE_HITS};
+    use crate::features::index::{
+        EST_CONN_RATE, EST_PACKET_RATE, EST_PACKETS_PER_CONN, SERVER_ANSWERS, SERVER_ERRORS,
+        SERVER_REFUSALS, SIGNATURE_HITS,
+    };
     assert!(
         moves(SIGNATURE_HITS, 40.0),
         "no score depends on signature_hits"
@@ -289,18 +292,29 @@ fn the_shipped_model_is_schema_v6_and_reads_every_feature() {
         moves(SERVER_ERRORS, 60.0),
         "no score depends on server_errors"
     );
+    for (index, value, name) in [
+        (EST_PACKET_RATE, 0.05, "est_packet_rate"),
+        (EST_CONN_RATE, 50.0, "est_conn_rate"),
+        (EST_PACKETS_PER_CONN, 500.0, "est_packets_per_conn"),
+    ] {
+        assert!(moves(index, value), "no score depends on {name}");
+    }
 }
 
-/// A SYN flood's row and a browser's, as the lab's v1 features see them.
+/// A SYN flood's row and a browser's, as the lab's v1 features and the
+/// census see them.
 fn lab_like_rows() -> Vec<[f64; FEATURE_COUNT]> {
+    use crate::features::index::EST_PACKET_RATE;
     let mut flood = [0.0; FEATURE_COUNT];
     flood[..15].copy_from_slice(&[
         54.0, 1.0, 1.0, 1.0, 370.0, 370.0, 0.0027, 0.001, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 64.0,
     ]);
+    flood[EST_PACKET_RATE..].copy_from_slice(&[370.0, 370.0, 1.0]);
     let mut browser = [0.0; FEATURE_COUNT];
     browser[..15].copy_from_slice(&[
         400.0, 1.0, 1.0, 1.0, 2.0, 3.0, 0.4, 0.5, 90000.0, 5.0, 1.0, 1.0, 340.0, 0.1, 64.0,
     ]);
+    browser[EST_PACKET_RATE..].copy_from_slice(&[2.0, 0.2, 10.0]);
     vec![flood, browser]
 }
 
