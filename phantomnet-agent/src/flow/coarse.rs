@@ -57,7 +57,7 @@ pub(super) struct Coarse {
     /// first payload packet), saturating at 255; `generation` is the low
     /// byte of the distinct counters' 10 s generation of the latest match.
     /// The count runs on while matches keep coming and drops to 0 once six
-    /// generations (60 s) pass without one ([`SourceWindows`] keeps it).
+    /// generations (60 s) pass without one ([`super::SourceWindows`] keeps it).
     ///
     /// Not a bucket: it lives here because these two bytes were this
     /// struct's padding, so the flow table's 531 bytes per source stay as

@@ -3,8 +3,7 @@ use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flag
 use super::WindowStats;
 use super::census::{Census, CensusStats};
 use super::coarse::{COARSE_SLOTS, Coarse};
-use super::distinct::GENERATIONS;
-use super::distinct::{AddrCounter, DistinctCounter, hash_bytes, mix};
+use super::distinct::{AddrCounter, DistinctCounter, GENERATIONS, hash_bytes, mix};
 use super::shares::Shares;
 
 const NS: u64 = 1_000_000_000;
