@@ -24,9 +24,9 @@ pub async fn analyze(c: &mut AgentClient<Channel>) {
         .unwrap()
         .into_inner();
     assert!(a.rule.starts_with("rule "), "{}", a.rule);
-    // The reply has the shipped (v6) model's width; a 15-value request
+    // The reply has the shipped (v7) model's width; a 15-value request
     // leaves the features beyond v1 at 0.
-    assert_eq!(a.features.len(), 26);
+    assert_eq!(a.features.len(), 29);
     assert!(
         a.features[15..].iter().all(|&v| v == 0.0),
         "{:?}",
@@ -62,7 +62,7 @@ pub async fn model(c: &mut AgentClient<Channel>) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((m.schema_version, m.feature_names.len()), (6, 26));
+    assert_eq!((m.schema_version, m.feature_names.len()), (7, 29));
     let bad = std::env::temp_dir().join("phantomnet-not-a-model.pnm");
     fs::write(&bad, b"definitely not a model").unwrap();
     let (code_, msg) = code(
