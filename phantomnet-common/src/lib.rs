@@ -586,6 +586,13 @@ impl PacketSample {
         self.action & action::CODE_MASK
     }
 
+    /// Whether the packet opens a TCP connection: SYN set, ACK clear.
+    pub const fn opens_connection(&self) -> bool {
+        self.protocol == IPPROTO_TCP
+            && self.tcp_flags & TCP_SYN != 0
+            && self.tcp_flags & TCP_ACK == 0
+    }
+
     /// Whether the packet was sampled with probability 1: a priority
     /// sample, or a uniform one that priority sampling admitted too. The
     /// other samples were drawn 1 in N and each stands for N packets.

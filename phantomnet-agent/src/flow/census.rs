@@ -26,7 +26,7 @@
 //! counts): six generations, 48 bytes, paid for by the destination-address
 //! counter's narrower bitmap (DETECTION.md, "Flow state"). Counts saturate
 //! at `u16::MAX` per generation (6,553 samples a second of one stratum).
-use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN};
+use phantomnet_common::PacketSample;
 
 use super::distinct::GENERATIONS;
 
@@ -59,15 +59,13 @@ impl Census {
     /// Adds `s` to generation `g`.
     pub fn add(&mut self, g: usize, s: &PacketSample) {
         let i = g % GENERATIONS;
-        let syn =
-            s.protocol == IPPROTO_TCP && s.tcp_flags & TCP_SYN != 0 && s.tcp_flags & TCP_ACK == 0;
         let (count, opened) = if s.taken_with_certainty() {
             (&mut self.once, &mut self.once_syn)
         } else {
             (&mut self.drawn, &mut self.drawn_syn)
         };
         count[i] = count[i].saturating_add(1);
-        if syn {
+        if s.opens_connection() {
             opened[i] = opened[i].saturating_add(1);
         }
     }
@@ -101,7 +99,7 @@ impl Census {
 
 #[cfg(test)]
 mod tests {
-    use phantomnet_common::{IPPROTO_UDP, action, sample_flags};
+    use phantomnet_common::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN, action, sample_flags};
 
     use super::*;
 

@@ -1,4 +1,4 @@
-use phantomnet_common::{IPPROTO_TCP, PacketSample, TCP_ACK, TCP_SYN, sample_flags};
+use phantomnet_common::{IPPROTO_TCP, PacketSample, sample_flags};
 
 use super::WindowStats;
 use super::census::{Census, CensusStats};
@@ -208,7 +208,7 @@ impl SourceWindows {
         let f = &mut self.fine[((ts / FINE_NS) % FINE_SLOTS as u64) as usize];
         *f = f.saturating_add(1);
         let tcp = s.protocol == IPPROTO_TCP;
-        let syn = tcp && s.tcp_flags & TCP_SYN != 0 && s.tcp_flags & TCP_ACK == 0;
+        let syn = s.opens_connection();
         self.coarse.add(
             ((ts / COARSE_NS) % COARSE_SLOTS as u64) as usize,
             s.packet_len,
