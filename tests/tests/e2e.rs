@@ -269,7 +269,7 @@ fn a_replayed_capture_gives_the_live_agents_decisions() {
         config::Config,
         correlate::ThreatFeedHandle,
         models::ModelHandle,
-        replay::{ReplayInput, replay},
+        replay::{Marks, ReplayInput, replay},
         train::labels::LabelRules,
     };
     if !root_or_skip("a_replayed_capture_gives_the_live_agents_decisions") {
@@ -312,6 +312,7 @@ fn a_replayed_capture_gives_the_live_agents_decisions() {
         recorded_every: 1,
         sample_every: 1,
         seed: 1,
+        marks: Marks::AsRecorded,
     };
     let report = replay(&input).unwrap();
     assert_eq!(report, replay(&input).unwrap(), "replay is deterministic");

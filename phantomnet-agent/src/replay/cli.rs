@@ -3,7 +3,7 @@ use std::{io::Write as _, path::PathBuf, sync::Arc};
 
 use clap::Args;
 
-use super::{ReplayError, ReplayInput, Report, Scored, replay_with, write_plots};
+use super::{Marks, ReplayError, ReplayInput, Report, Scored, replay_with, write_plots};
 use crate::{
     config::Config,
     correlate::{ThreatFeed, ThreatFeedHandle},
@@ -44,6 +44,11 @@ pub struct ReplayArgs {
     /// Seeds the emulated sampling.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The capture's ALSO_PRIORITY marks (schema v7's census weights):
+    /// as-recorded; rebuild them, for a 1-in-N capture made before the
+    /// data plane set them; or strip them.
+    #[arg(long, value_enum, default_value_t = Marks::AsRecorded)]
+    pub marks: Marks,
     /// Also write the whole report, every source included, as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -142,6 +147,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
                 .unwrap_or(config.dataplane.sample_every)
                 .max(1),
             seed: args.seed,
+            marks: args.marks,
         },
         on_decision,
     )?;
@@ -181,6 +187,7 @@ mod tests {
             sample_every: None,
             scoring: None,
             seed: 1,
+            marks: Marks::AsRecorded,
             json: None,
             plots: None,
             decisions: Some(bad.clone()),

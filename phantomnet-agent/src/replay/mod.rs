@@ -24,12 +24,14 @@
 //! feeds and CrowdSec.
 mod cli;
 mod enforcer;
+mod marks;
 mod plots;
 mod report;
 
 use crate::sampler::Sampler;
 pub use cli::{ReplayArgs, ReplayCliError, run_replay};
 pub use enforcer::Enforcer;
+pub use marks::{Marks, RebuiltMarks, Remarker};
 pub use plots::{PlotError, RECALL_PNG, TTE_PNG, write_plots};
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
 
@@ -58,6 +60,10 @@ pub enum ReplayError {
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(
+        "--marks {0}: only a capture recorded at 1-in-N (N > 1) has marks to rebuild or strip; a 1-in-1 capture's are set by the emulated sampling"
+    )]
+    Marks(&'static str),
+    #[error(
         "--sample-every {sample_every} cannot be emulated from a capture recorded at 1-in-{recorded_every}: only a capture of every packet (1-in-1) can be replayed at another rate"
     )]
     Rate {
@@ -80,6 +86,9 @@ pub struct ReplayInput<'a> {
     pub sample_every: u32,
     /// Seeds the emulated sampling draw.
     pub seed: u64,
+    /// The capture's `ALSO_PRIORITY` marks: as recorded, rebuilt (a
+    /// 1-in-N capture made before the data plane set them) or stripped.
+    pub marks: Marks,
 }
 
 /// Per source while replaying.
@@ -179,6 +188,10 @@ pub fn replay_with(
             sample_every: every,
         });
     }
+    if recorded == 1 && input.marks != Marks::AsRecorded {
+        return Err(ReplayError::Marks(input.marks.name()));
+    }
+    let mut remarker = Remarker::new(input.marks);
     // A 1-in-1 capture is sampled as the data plane would at 1-in-N; a
     // sampled one is replayed as it is.
     let mut sampler = Sampler::new(
@@ -209,7 +222,8 @@ pub fn replay_with(
     let mut tracks: HashMap<Source, Track> = HashMap::new();
     let mut counts = Counts::default();
     for sample in CaptureReader::open(&input.capture)? {
-        let sample: PacketSample = sample?;
+        let mut sample: PacketSample = sample?;
+        remarker.apply(&mut sample);
         counts.records += 1;
         if sample.flags & sample_flags::REPLY != 0 {
             // The protected side refusing or answering an outside host:
@@ -313,6 +327,7 @@ pub fn replay_with(
             }
         })
         .collect();
+    counts.rebuilt_marks = remarker.rebuilt();
     Ok(Report::new(recorded, every, counts, sources))
 }
 

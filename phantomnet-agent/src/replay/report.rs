@@ -82,6 +82,10 @@ pub struct Counts {
     pub decisions: u64,
     /// Decisions the evidence rule let reach the executor.
     pub past_evidence: u64,
+    /// With `--marks rebuild`: the uniform samples, those the rebuild
+    /// marked, and those where it agrees with the capture's own marks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt_marks: Option<super::RebuiltMarks>,
 }
 
 /// The whole report. Deterministic: the same capture, labels, config and
@@ -197,6 +201,13 @@ impl Report {
                 t,
                 "Of the records, {} are the protected side's refusals and {} its answers (inside interface), counted against the sources they are sent to.\n",
                 self.counts.refusals, self.counts.answers
+            );
+        }
+        if let Some(m) = self.counts.rebuilt_marks {
+            let _ = writeln!(
+                t,
+                "Marks rebuilt: {} of {} uniform samples marked ALSO_PRIORITY; the capture's own marks agree on {}.\n",
+                m.marked, m.uniform, m.agreed
             );
         }
         let _ = writeln!(

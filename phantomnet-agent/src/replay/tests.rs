@@ -103,6 +103,7 @@ fn run_scored(
             recorded_every: 1,
             sample_every,
             seed,
+            marks: Marks::AsRecorded,
         },
         on_decision,
     )
@@ -167,7 +168,7 @@ fn a_replay_is_deterministic_and_judges_per_source() {
 }
 
 #[test]
-fn a_rate_that_cannot_be_emulated_is_refused() {
+fn a_rate_that_cannot_be_emulated_and_marks_of_a_full_capture_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("lab.pncap");
     write_capture(&cap);
@@ -175,7 +176,7 @@ fn a_rate_that_cannot_be_emulated_is_refused() {
     let config = Config::default();
     let model = ModelHandle::open(Path::new(SHIPPED)).unwrap().current();
     let err = replay(&ReplayInput {
-        capture: cap,
+        capture: cap.clone(),
         labels: &labels,
         config: &config,
         policy: config.enforcement.policy(),
@@ -184,10 +185,30 @@ fn a_rate_that_cannot_be_emulated_is_refused() {
         recorded_every: 4,
         sample_every: 6,
         seed: 1,
+        marks: Marks::AsRecorded,
     })
     .unwrap_err();
     assert!(
         err.to_string().contains("only a capture of every packet"),
+        "{err}"
+    );
+    // Marks to rebuild or strip exist only in a 1-in-N capture.
+    let err = replay(&ReplayInput {
+        capture: cap,
+        labels: &labels,
+        config: &config,
+        policy: config.enforcement.policy(),
+        model: ModelHandle::open(Path::new(SHIPPED)).unwrap().current(),
+        feed: Arc::new(ThreatFeed::empty()),
+        recorded_every: 1,
+        sample_every: 16,
+        seed: 1,
+        marks: Marks::Rebuild,
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("--marks rebuild: only a capture recorded at 1-in-N"),
         "{err}"
     );
 }
