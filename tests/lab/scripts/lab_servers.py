@@ -34,6 +34,15 @@ class H(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if path == "/status":
+            # A health endpoint: a tiny JSON answer, headers and body in
+            # one write (one segment), as nginx or an embedded server sends
+            # a small response.
+            body = b'{"status":"up"}\n'
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body))
+            self.wfile.write(head + (b"" if self.command == "HEAD" else body))
+            return
         if path in MISSING:
             # What a real site does not have: a browser's favicon and
             # touch icon, a link that went stale. 404, as nginx says it.

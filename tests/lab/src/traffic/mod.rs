@@ -116,6 +116,9 @@ pub enum Scenario {
     /// curl: a monitoring poller, one GET of the front page every fraction
     /// of a second, a new connection each.
     BenignPoll,
+    /// curl: a health check, one `GET /status` (a 16-byte JSON answer in
+    /// one segment) every fraction of a second, a new connection each.
+    BenignStatus,
     /// SNTP clock checks to :123, a new socket (source port) each.
     BenignSntp,
 }
@@ -189,6 +192,7 @@ impl Scenario {
             Scenario::BenignBigfile => "benign_bigfile",
             Scenario::BenignPing => "benign_ping",
             Scenario::BenignPoll => "benign_poll",
+            Scenario::BenignStatus => "benign_status",
             Scenario::BenignSsh => "benign_ssh",
             Scenario::BenignSntp => "benign_sntp",
         }
@@ -227,6 +231,7 @@ impl Scenario {
             | Scenario::BenignHttp
             | Scenario::BenignBrowse
             | Scenario::BenignPoll
+            | Scenario::BenignStatus
             | Scenario::HttpFlood => "requests",
             Scenario::HttpAuthGuess | Scenario::SshBruteforce => "guesses",
             Scenario::SlowHttp => "connections",
@@ -258,6 +263,7 @@ impl Scenario {
             Scenario::BenignBigfile => (8 << 20, 10.0),
             Scenario::BenignPing => (30, 10.0),
             Scenario::BenignPoll => (40, 15.0),
+            Scenario::BenignStatus => (40, 12.0),
             Scenario::BenignSsh => (6, 15.0),
             Scenario::BenignSntp => (6, 10.0),
         };

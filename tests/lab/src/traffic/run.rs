@@ -451,12 +451,18 @@ impl Scenario {
                 let argv = ["python3", "-c", NTP_PY, src, dst, &n, &gap, &limit];
                 parse(&run_bounded(lab, role, secs, &argv)?).unwrap_or(0)
             }
-            Scenario::BenignPoll => {
-                // One GET of the front page every 0.25 s × pace, a new
+            Scenario::BenignPoll | Scenario::BenignStatus => {
+                // A poller: one GET of the front page every 0.25 s × pace,
+                // or of the health endpoint every 0.2 s × pace, a new
                 // connection each.
-                let gap = format!("{:.2}", 0.25 * pace);
+                let (path, every) = if self == Scenario::BenignPoll {
+                    ("/", 0.25)
+                } else {
+                    ("/status", 0.2)
+                };
+                let gap = format!("{:.2}", every * pace);
                 let limit = format!("{:.0}", (secs * 0.85).floor().max(1.0));
-                let url = format!("{base}/");
+                let url = format!("{base}{path}");
                 let argv = [
                     "sh",
                     "-c",
