@@ -38,13 +38,11 @@ pub enum Marks {
 }
 
 impl Marks {
-    /// Its command-line form.
-    pub fn name(self) -> &'static str {
-        match self {
-            Marks::AsRecorded => "as-recorded",
-            Marks::Rebuild => "rebuild",
-            Marks::Strip => "strip",
-        }
+    /// Its command-line form, as clap derives it (`as-recorded`, …).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 }
 

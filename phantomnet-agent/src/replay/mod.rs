@@ -62,7 +62,7 @@ pub enum ReplayError {
     #[error(
         "--marks {0}: only a capture recorded at 1-in-N (N > 1) has marks to rebuild or strip; a 1-in-1 capture's are set by the emulated sampling"
     )]
-    Marks(&'static str),
+    Marks(String),
     #[error(
         "--sample-every {sample_every} cannot be emulated from a capture recorded at 1-in-{recorded_every}: only a capture of every packet (1-in-1) can be replayed at another rate"
     )]
