@@ -60,7 +60,8 @@ pub struct ReplayArgs {
     pub plots: Option<PathBuf>,
     /// Also write every scoring as CSV: source, scenario, time since the
     /// source's first packet, the tree's action, rule and scores, whether
-    /// the evidence rule let it through and what was put in force.
+    /// the evidence rule let it through, what was put in force, and the
+    /// feature row the models scored (one column per feature).
     #[arg(long, value_name = "FILE")]
     pub decisions: Option<PathBuf>,
 }
@@ -118,7 +119,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<Report, ReplayCliError> {
         Some(p) => {
             let f = std::fs::File::create(p).map_err(|e| input(&p.display().to_string(), &e))?;
             let mut w = std::io::BufWriter::new(f);
-            writeln!(w, "{}", Scored::CSV_HEADER)
+            writeln!(w, "{}", Scored::csv_header())
                 .map_err(|e| input(&p.display().to_string(), &e))?;
             Some((p, w))
         }

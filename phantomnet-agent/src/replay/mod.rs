@@ -35,7 +35,7 @@ pub use marks::{Marks, RebuiltMarks, Remarker};
 pub use plots::{PlotError, RECALL_PNG, TTE_PNG, write_plots};
 pub use report::{Counts, FirstEnforcement, Report, ScenarioSummary, SourceOutcome};
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, fmt::Write as _, path::PathBuf, sync::Arc};
 
 use phantomnet_common::{PacketSample, action, sample_flags, sampling};
 
@@ -47,6 +47,7 @@ use crate::{
     decide::Action,
     detect::{DetectError, Detector, DetectorConfig},
     enforce::{Applied, EnforcePolicy},
+    features::{FEATURE_NAMES, FeatureVector},
     flow::{FlowConfig, Source, SourceKey},
     metrics::Metrics,
     models::Model,
@@ -143,16 +144,30 @@ pub struct Scored<'a> {
     pub past_evidence: bool,
     /// What the executor put in force because of it, if anything.
     pub put_in_force: Option<Action>,
+    /// The feature row the models scored (every schema's features; a
+    /// model reads its schema's prefix): why a source was called what it
+    /// was.
+    pub features: FeatureVector,
 }
 
 impl Scored<'_> {
-    /// The CSV header `Scored::csv_row` matches.
-    pub const CSV_HEADER: &'static str = "source,scenario,attack_source,after_ms,action,rule,confidence,anomaly,threat,priority,past_evidence,put_in_force";
+    /// The CSV header `Scored::csv_row` matches: the decision's columns,
+    /// then one per feature, named as in docs/FEATURES.md.
+    pub fn csv_header() -> String {
+        let mut h = String::from(
+            "source,scenario,attack_source,after_ms,action,rule,confidence,anomaly,threat,priority,past_evidence,put_in_force",
+        );
+        for name in FEATURE_NAMES {
+            h.push(',');
+            h.push_str(name);
+        }
+        h
+    }
 
     /// One CSV line, without the newline. A scenario name is a labels-file
     /// word (no comma, no quote), so no field needs quoting.
     pub fn csv_row(&self) -> String {
-        format!(
+        let mut row = format!(
             "{},{},{},{:.3},{},{},{:.4},{:.4},{:.4},{},{},{}",
             self.source,
             self.scenario,
@@ -166,7 +181,12 @@ impl Scored<'_> {
             u8::from(self.priority),
             u8::from(self.past_evidence),
             self.put_in_force.map_or(String::new(), |a| a.to_string()),
-        )
+        );
+        for v in self.features.as_array() {
+            // Shortest text that reads back as the same f64.
+            let _ = write!(row, ",{v}");
+        }
+        row
     }
 }
 
@@ -289,6 +309,7 @@ pub fn replay_with(
             priority: sample.flags & sample_flags::PRIORITY != 0,
             past_evidence: applied.is_some(),
             put_in_force: in_force,
+            features: d.features,
         });
         if applied.is_none() {
             continue;

@@ -234,7 +234,7 @@ fn every_scoring_is_reported_and_agrees_with_the_report() {
     #[derive(Debug)]
     struct Row(String, String, bool, f64, u8, bool, Option<Action>);
     let mut rows: Vec<Row> = Vec::new();
-    let mut csv = vec![Scored::CSV_HEADER.to_string()];
+    let mut csv = vec![Scored::csv_header()];
     let report = run_scored(&cap, 16, 7, crate::detect::Scoring::OnChange, |s| {
         rows.push(Row(
             s.source.to_string(),
@@ -268,9 +268,18 @@ fn every_scoring_is_reported_and_agrees_with_the_report() {
     }
     assert!(report.sources.iter().any(|s| s.first.is_some()));
     // The CSV: a header and one line per scoring, every line as wide.
-    let width = Scored::CSV_HEADER.split(',').count();
+    let width = Scored::csv_header().split(',').count();
     assert_eq!(csv.len(), rows.len() + 1);
     assert!(csv.iter().all(|l| l.split(',').count() == width), "{csv:?}");
+    // After the decision's 12 columns, the scored feature row, every value
+    // a finite number, one column per feature.
+    assert_eq!(width, 12 + crate::features::FEATURE_COUNT);
+    assert!(csv[0].ends_with(crate::features::FEATURE_NAMES[crate::features::FEATURE_COUNT - 1]));
+    assert!(csv[1..].iter().all(|l| {
+        l.split(',')
+            .skip(12)
+            .all(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
+    }));
     assert!(
         csv[1..]
             .iter()
