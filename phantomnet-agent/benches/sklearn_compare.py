@@ -4,7 +4,7 @@ run, and print the ratios.
 
     apt-get install python3-sklearn        # Debian's scikit-learn and numpy
     /usr/bin/python3 phantomnet-agent/benches/sklearn_compare.py \
-        --csv models/lab-dataset.csv --model models/model-v1.pnm
+        --csv models/lab-dataset.csv.gz --model models/model-v1.pnm
 
 Steps: (1) `cargo bench --bench detection` with PN_BENCH_CSV=<csv> (the bench
 generates the CSV from a simulated, seeded lab capture if it does not exist,
@@ -19,12 +19,21 @@ ratios printed, with the issue's two targets checked.
 
 import argparse
 import glob
+import gzip
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+
+def open_text(path):
+    """A CSV, plain or gzip-compressed (told by its magic bytes, as the agent's
+    `read_csv` tells them): models/lab-dataset.csv.gz is compressed."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if gz else open(path)
 
 
 def criterion_median_ns(target_dir, bench_id):
@@ -83,10 +92,11 @@ def main():
 
     # The features are the columns before `label` (any schema); `label` is
     # 0 or 1; anything after it (`attack_type`) is not read.
-    with open(args.csv) as f:
+    with open_text(args.csv) as f:
         header = f.readline().strip().split(",")
     width = header.index("label")
-    data = np.genfromtxt(args.csv, delimiter=",", skip_header=1, usecols=range(width + 1))
+    with open_text(args.csv) as f:
+        data = np.genfromtxt(f, delimiter=",", skip_header=1, usecols=range(width + 1))
     X, y = data[:, :width], data[:, width].astype(int)
     X = StandardScaler().fit_transform(X)
     print(f"\nscikit-learn {sklearn.__version__}, numpy {np.__version__}: {len(X)} rows of {width} features, "

@@ -438,7 +438,20 @@ fn traffic(lab: &Lab, plan: &[AttackRun]) -> Result<Vec<Report>> {
 
 /// Rows per `attack_type` of a CSV (its last column).
 pub(crate) fn count_types(csv: &Path) -> Result<Vec<(String, u64)>> {
-    let text = fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let bytes = fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+    // The shipped CSV is gzip-compressed (told by its magic bytes, as the
+    // agent's `read_csv` tells them).
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+            &mut text,
+        )
+        .with_context(|| format!("decompressing {}", csv.display()))?;
+        text
+    } else {
+        String::from_utf8(bytes).with_context(|| format!("reading {}", csv.display()))?
+    };
     let mut counts: Vec<(String, u64)> = Vec::new();
     for line in text.lines().skip(1) {
         let t = line.rsplit(',').next().unwrap_or("").to_string();

@@ -232,8 +232,10 @@ pub fn run_dataset(args: &DatasetArgs) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The sha256 of a CSV's text: of what a gzip-compressed one decompresses
+/// to, so the same data has one digest however it is stored.
 fn sha256_file(path: &Path) -> Result<String, TrainError> {
-    let mut f = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let mut f = crate::train::csvdata::open_text(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -54,8 +54,76 @@ pub fn header() -> Vec<&'static str> {
 }
 
 pub fn read_csv(path: &Path) -> Result<Dataset, TrainError> {
+    read_csv_from(path, open_text(path)?)
+}
+
+/// gzip's magic bytes.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Opens a CSV for reading, plain or gzip-compressed (told by its first
+/// two bytes, whatever its name): the shipped training data is
+/// `models/lab-dataset.csv.gz`, whose text is several times its size.
+pub fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>, TrainError> {
+    use std::io::BufRead;
     let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
-    read_csv_from(path, file)
+    let mut r = std::io::BufReader::new(file);
+    let gzip = r
+        .fill_buf()
+        .map_err(|e| TrainError::io(path, e))?
+        .starts_with(&GZIP_MAGIC);
+    Ok(if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Creates a CSV for writing: gzip-compressed if its name ends in `.gz`,
+/// plain otherwise. [`CsvOut::finish`] then [`TextOut::finish`] complete it.
+pub fn create_text(path: &Path) -> Result<TextOut, TrainError> {
+    let file =
+        std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| TrainError::io(path, e))?);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        TextOut::Gzip(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ))
+    } else {
+        TextOut::Plain(file)
+    })
+}
+
+/// A CSV being written by [`create_text`].
+pub enum TextOut {
+    Plain(std::io::BufWriter<std::fs::File>),
+    Gzip(flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>),
+}
+
+impl Write for TextOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            TextOut::Plain(w) => w.write(buf),
+            TextOut::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            TextOut::Plain(w) => w.flush(),
+            TextOut::Gzip(w) => w.flush(),
+        }
+    }
+}
+
+impl TextOut {
+    /// Writes the gzip trailer, if any, and flushes the file.
+    pub fn finish(self) -> std::io::Result<()> {
+        let mut file = match self {
+            TextOut::Plain(w) => w,
+            TextOut::Gzip(w) => w.finish()?,
+        };
+        file.flush()
+    }
 }
 
 /// Turns CRLF line endings into LF as the bytes stream through.
@@ -469,6 +537,38 @@ mod tests {
         assert_eq!(ds.rows[0].map(f64::to_bits), v.map(f64::to_bits));
         assert_eq!(ds.attack_types[0], "port_scan");
         assert_eq!(ds.schema, Schema::V7);
+    }
+
+    #[test]
+    fn a_gzip_csv_reads_as_its_text_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FeatureVector::new([0.5; FEATURE_COUNT]).unwrap();
+        let write = |name: &str| {
+            let path = dir.path().join(name);
+            let mut out = CsvOut::new(create_text(&path).unwrap()).unwrap();
+            out.row(&f, 1, "syn_flood").unwrap();
+            out.row(&f, 0, "benign").unwrap();
+            out.finish().unwrap().finish().unwrap();
+            path
+        };
+        let plain = write("d.csv");
+        let gz = write("d.csv.gz");
+        let raw = std::fs::read(&gz).unwrap();
+        assert!(raw.starts_with(&GZIP_MAGIC), "written compressed");
+        assert_ne!(raw, std::fs::read(&plain).unwrap());
+        // Told by content, not by name.
+        let renamed = dir.path().join("renamed.csv");
+        std::fs::copy(&gz, &renamed).unwrap();
+        let a = read_csv(&plain).unwrap();
+        for p in [&gz, &renamed] {
+            let b = read_csv(p).unwrap();
+            assert_eq!(b.labels, a.labels);
+            assert_eq!(b.attack_types, a.attack_types);
+            assert_eq!(b.rows, a.rows);
+        }
+        // A truncated gzip file is an error, not a short dataset.
+        std::fs::write(&renamed, &raw[..raw.len() - 12]).unwrap();
+        assert!(read_csv(&renamed).is_err());
     }
 
     #[test]

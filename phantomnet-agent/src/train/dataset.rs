@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use phantomnet_common::{PacketSample, sample_flags};
 
-use super::csvdata::CsvOut;
+use super::csvdata::{CsvOut, create_text};
 use super::labels::LabelRules;
 use super::progress::Progress;
 use super::{TrainError, pcap};
@@ -69,9 +69,8 @@ pub fn build_dataset(
     out: &Path,
     progress: &Progress,
 ) -> Result<DatasetSummary, TrainError> {
-    let file = std::fs::File::create(out).map_err(|e| TrainError::io(out, e))?;
-    let mut csv =
-        CsvOut::new(std::io::BufWriter::new(file)).map_err(|e| TrainError::Other(e.to_string()))?;
+    let file = create_text(out)?;
+    let mut csv = CsvOut::new(file).map_err(|e| TrainError::Other(e.to_string()))?;
     let mut summary = DatasetSummary::default();
     for (n, pass) in passes.iter().enumerate() {
         for input in inputs {
@@ -171,7 +170,7 @@ pub fn build_dataset(
             }
         }
     }
-    csv.finish()?;
+    csv.finish()?.finish().map_err(|e| TrainError::io(out, e))?;
     Ok(summary)
 }
 
