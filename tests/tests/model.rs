@@ -18,7 +18,7 @@ fn shipped_model_separates_held_out_lab_traffic() {
     let model = ModelHandle::open(&dir)
         .unwrap_or_else(|e| panic!("load {}: {e}", dir.display()))
         .current();
-    let ds = read_csv(&dir.join("lab-dataset.csv")).expect("read the shipped dataset");
+    let ds = read_csv(&dir.join("lab-dataset.csv.gz")).expect("read the shipped dataset");
     assert_eq!(
         model.meta.training_rows,
         ds.len(),
@@ -107,7 +107,7 @@ fn syn_flood_rows_score_attack_and_web_requests_benign() {
     let model = ModelHandle::open(&dir)
         .expect("load the shipped model")
         .current();
-    let ds = read_csv(&dir.join("lab-dataset.csv")).expect("read the shipped dataset");
+    let ds = read_csv(&dir.join("lab-dataset.csv.gz")).expect("read the shipped dataset");
     // The model's verdicts on real lab rows of two kinds: the SYN flood's
     // TCP rows, and benign TCP rows with a payload (web requests).
     let share_attack = |kind: &str, pred: &dyn Fn(&[f64; FEATURE_COUNT]) -> bool| {

@@ -21,7 +21,7 @@
 //!    and `evaluate` on those held-out rows for the plots in `docs/img/`.
 //!
 //! `--from-csv` skips steps 1–4 and retrains from the shipped
-//! `models/lab-dataset.csv` (no root needed). `--record-only` stops after
+//! `models/lab-dataset.csv.gz` (no root needed). `--record-only` stops after
 //! one recording (step 4): a capture and its labels, for `phantomnet-agent
 //! replay` (how the validation recordings are made).
 use std::fs;
@@ -74,9 +74,11 @@ pub const DATASET_PASSES: &[&str] = &[
 /// them). Schema v7 was adopted on 2026-12-07 (MODEL.md).
 pub const TRAIN_FLAGS: &[&str] = &["--schema", "7", "--scores-priority"];
 /// How many times `gen-model` runs the training plan, each in a fresh lab,
-/// into its own capture: the shipped CSV holds both (the heavy benign
-/// clients' sessions then land on other sources and other timings).
-pub const RECORDINGS: usize = 2;
+/// into its own capture: the shipped CSV holds all four (the heavy benign
+/// clients' sessions then land on other sources and other timings; the
+/// eighth revision's forest, trained on four, varies less from one
+/// recording to the next than one trained on two, docs/MODEL.md).
+pub const RECORDINGS: usize = 4;
 
 /// The `n`th training capture (0-based) in `work`: `lab.pncap`, then
 /// `lab-2.pncap`, ….
@@ -89,7 +91,7 @@ pub fn capture_path(work: &Path, n: usize) -> PathBuf {
 }
 /// Where the shipped artifacts go, relative to the workspace root.
 pub const MODELS_DIR: &str = "models";
-pub const DATASET_CSV: &str = "models/lab-dataset.csv";
+pub const DATASET_CSV: &str = "models/lab-dataset.csv.gz";
 /// Working files (capture, labels, logs, held-out rows); not shipped.
 pub const WORK_DIR: &str = "target/pngen";
 /// The plots, relative to the workspace root.

@@ -82,7 +82,7 @@ enum Task {
         scoring: Option<String>,
     },
     /// Regenerate the shipped default model (models/) from real tool traffic
-    /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.
+    /// in a namespace lab (root); --from-csv retrains from models/lab-dataset.csv.gz.
     GenModel {
         #[arg(long)]
         from_csv: bool,
@@ -101,7 +101,7 @@ enum Task {
         capture: Option<PathBuf>,
         #[arg(long)]
         labels: Option<PathBuf>,
-        /// The training CSV [default: models/lab-dataset.csv].
+        /// The training CSV [default: models/lab-dataset.csv.gz].
         #[arg(long)]
         csv: Option<PathBuf>,
     },

@@ -102,8 +102,12 @@ pub fn fresh_session(k: usize) -> FreshSession {
     // GET a tiny status answer on a new connection every 0.2 s for 10 s
     // or every 0.5 s for 17 s (position 27, IPv6 first, and 28: a young
     // poller whose server says little per connection, as a password
-    // guesser's does; docs/HELDOUT.md, "Why the health checker").
-    const MIX: [(Scenario, u32, f64, f64); 31] = [
+    // guesser's does; docs/HELDOUT.md, "Why the health checker"), and
+    // browsing sessions of 30 and 40 s (position 31, IPv6 first, and 32):
+    // a browser that stays, whose stale links and missing icon add up to
+    // several 404s in one answer run, as a password guesser's 401s do
+    // (docs/MODEL.md, "The eighth revision").
+    const MIX: [(Scenario, u32, f64, f64); 33] = [
         (Scenario::BenignHttp, 12, 1.0, 12.0),
         (Scenario::BenignBrowse, 8, 1.0, 12.0),
         (Scenario::BenignHttp, 6, 0.6, 12.0),
@@ -135,6 +139,8 @@ pub fn fresh_session(k: usize) -> FreshSession {
         (Scenario::BenignStatus, 35, 2.5, 20.0),
         (Scenario::BenignSntp, 6, 1.0, 12.0),
         (Scenario::BenignSntp, 4, 2.5, 12.0),
+        (Scenario::BenignBrowse, 60, 1.0, 40.0),
+        (Scenario::BenignBrowse, 45, 0.7, 30.0),
     ];
     let n = usize::from(addr::CLI_SOURCES);
     let (scenario, count, pace, secs) = MIX[k % MIX.len()];
