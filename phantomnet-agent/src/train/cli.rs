@@ -37,7 +37,7 @@ pub struct DatasetArgs {
     /// A labels file: one `CIDR TYPE` per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Where to write the CSV.
+    /// Where to write the CSV (gzip-compressed if the name ends in `.gz`).
     #[arg(long, value_name = "CSV")]
     pub out: PathBuf,
     /// The data plane's sampling rate when the captures were recorded
@@ -103,7 +103,8 @@ pub fn dataset_passes(args: &DatasetArgs) -> Result<Vec<Pass>, TrainError> {
 /// Train a model from a labeled CSV and register it.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// The labeled CSV (`phantomnet-agent dataset` output).
+    /// The labeled CSV (`phantomnet-agent dataset` output), plain or
+    /// gzip-compressed.
     #[arg(long, value_name = "CSV")]
     pub data: PathBuf,
     /// Registry directory: the artifact goes in as the next version and
@@ -157,6 +158,7 @@ pub struct EvaluateArgs {
     /// A model artifact, or a registry directory (its active model).
     #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
+    /// A labeled CSV, plain or gzip-compressed.
     #[arg(long, value_name = "CSV")]
     pub data: PathBuf,
     /// Directory for metrics.json, confusion_matrix.png and roc_curve.png.
