@@ -616,4 +616,24 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("not a PhantomNet model"), "{err}");
     }
+
+    #[test]
+    fn a_csv_has_one_digest_whether_stored_plain_or_gzip() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("d.csv");
+        write_csv(&plain, 20, 1);
+        let text = std::fs::read(&plain).unwrap();
+        let gz = dir.path().join("d.csv.gz");
+        let mut w = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        w.write_all(&text).unwrap();
+        w.finish().unwrap();
+        let digest = sha256_file(&plain).unwrap();
+        assert_eq!(digest.len(), 64);
+        assert_eq!(sha256_file(&gz).unwrap(), digest);
+        assert_ne!(std::fs::read(&gz).unwrap(), text);
+    }
 }
