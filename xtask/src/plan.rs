@@ -103,7 +103,8 @@ pub fn fresh_session(k: usize) -> FreshSession {
     // or every 0.5 s for 17 s (position 27, IPv6 first, and 28: a young
     // poller whose server says little per connection, as a password
     // guesser's does; docs/HELDOUT.md, "Why the health checker"), and
-    // browsing sessions of 30 and 40 s (position 31, IPv6 first, and 32):
+    // browsing sessions bounded at 40 and 30 s (position 31, IPv6 first,
+    // and 32; the script browses for 32 and 24 s of them):
     // a browser that stays, whose stale links and missing icon add up to
     // several 404s in one answer run, as a password guesser's 401s do
     // (docs/MODEL.md, "The eighth revision").
