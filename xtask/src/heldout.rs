@@ -32,14 +32,24 @@ use crate::cmd;
 use crate::dataset::{Cleanup, capture_while, count_types, print_capture_stats};
 use phantomnet_lab::lab::{Lab, LabOptions};
 use phantomnet_lab::traffic::heldout::{
-    self, Ctx, HeldoutServers, LAN, Outcome, Plan, Ports, Rng, Run,
+    self, Corpus, Ctx, HeldoutServers, LAN, Outcome, Plan, Ports, Rng, Run,
 };
 
 /// The lab's namespace prefix and pin directory.
 pub const PREFIX: &str = "pnho";
 pub const PIN_DIR: &str = "/sys/fs/bpf/pnho";
-/// The capture, labels, run list and logs, relative to the workspace root.
+/// The capture, labels, run list and logs, relative to the workspace root
+/// (the first corpus's; the second's is [`work_dir`]).
 pub const WORK_DIR: &str = "target/heldout";
+
+/// Where a corpus's recording goes: `target/heldout` for the first,
+/// `target/heldout-second` for the second.
+pub fn work_dir(corpus: Corpus) -> String {
+    match corpus {
+        Corpus::First => WORK_DIR.to_string(),
+        c => format!("{WORK_DIR}-{c}"),
+    }
+}
 /// Benign sessions: every kind this many times (fresh draws each pass),
 /// as long as the attacks last, and at least the first pass.
 const PASSES: usize = 2;
@@ -56,6 +66,8 @@ pub struct HeldoutOptions {
     /// (enforcing) instead of recording every packet, and report per
     /// source what it put in force.
     pub live: bool,
+    /// Which held-out corpus to draw the plan from.
+    pub corpus: Corpus,
 }
 
 fn s(p: &Path) -> &str {
@@ -74,8 +86,11 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    println!("record-heldout: seed {seed} (repeat this plan with --seed {seed})");
-    let work = root.join(WORK_DIR);
+    let corpus = opts.corpus;
+    println!(
+        "record-heldout: the {corpus} corpus, seed {seed} (repeat this plan with --corpus {corpus} --seed {seed})"
+    );
+    let work = root.join(work_dir(corpus));
     let run_dir = work.join("run");
     let srv_dir = work.join("srv");
     let _ = fs::remove_dir_all(&run_dir);
@@ -88,7 +103,7 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
         work: &run_dir,
         key: &key,
     };
-    let plan = heldout::plan(&mut rng, &ctx, PASSES);
+    let plan = heldout::plan(&mut rng, &ctx, PASSES, corpus);
     let gaps: Vec<f64> = (0..plan.attacks.len() + plan.benign.len())
         .map(|_| rng.float(0.4, 2.0))
         .collect();
@@ -101,26 +116,28 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
         ports.ssh_alt,
         ports.iperf
     );
-    fs::write(work.join("runs.txt"), runs_text(&plan, seed))?;
+    fs::write(work.join("runs.txt"), runs_text(&plan, seed, corpus))?;
     let capture = work.join("heldout.pncap");
     let t_rec = Instant::now();
     let models = root.join(crate::dataset::MODELS_DIR);
     let live = opts.live.then_some(models.as_path());
     let (outcomes, rules) = record(
-        root, &bin, &capture, &plan, ports, &srv_dir, &gaps, &mut rng, live,
+        &bin, &capture, &plan, ports, &srv_dir, &gaps, &mut rng, live,
     )?;
     println!(
         "record-heldout: recorded in {:.0} s (lab up, traffic, lab down)",
         t_rec.elapsed().as_secs_f64()
     );
     println!("record-heldout: traffic sent");
-    let mut text = format!("# seed {seed}: the runs that ran\n");
+    let mut text = format!("# {corpus} corpus, seed {seed}: the runs that ran\n");
     for o in &outcomes {
         println!("  {o}");
         let _ = writeln!(text, "{o}");
     }
     fs::write(work.join("outcomes.txt"), text)?;
-    let header = format!("cargo xtask record-heldout --seed {seed}: one host per scenario");
+    let header = format!(
+        "cargo xtask record-heldout --corpus {corpus} --seed {seed}: one host per scenario"
+    );
     let mut labels = heldout::labels(&plan, &header);
     // Kernel control traffic (MLD reports when the hosts' links come up).
     labels.push_str("fe80::/10 benign_link_local\n");
@@ -144,9 +161,9 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
 }
 
 /// Every planned run with its drawn parameters (scripts elided).
-fn runs_text(plan: &Plan, seed: u64) -> String {
+fn runs_text(plan: &Plan, seed: u64, corpus: Corpus) -> String {
     let mut t = format!(
-        "# cargo xtask record-heldout --seed {seed}: every planned run (benign sessions of the second pass run only while attacks last)\n"
+        "# cargo xtask record-heldout --corpus {corpus} --seed {seed}: every planned run (benign sessions of the second pass run only while attacks last)\n"
     );
     for (kind, runs) in [("attack", &plan.attacks), ("benign", &plan.benign)] {
         for r in runs.iter() {
@@ -181,7 +198,6 @@ fn runs_text(plan: &Plan, seed: u64) -> String {
 /// Steps 2–4.
 #[allow(clippy::too_many_arguments)]
 fn record(
-    root: &Path,
     bin: &Path,
     capture: &Path,
     plan: &Plan,
@@ -211,7 +227,7 @@ fn record(
         "record-heldout: {} servers up in {PREFIX}-srv",
         servers.count()
     );
-    let log_path = root.join(WORK_DIR).join("agent.log");
+    let log_path = capture.with_file_name("agent.log");
     let (outcomes, stats) = capture_while(&lab, bin, PIN_DIR, capture, &log_path, live, || {
         traffic(&lab, plan, gaps, live.is_some())
     })?;

@@ -117,6 +117,11 @@ enum Task {
         /// what it put in force; the capture then holds its samples.
         #[arg(long)]
         live: bool,
+        /// Which corpus: `first` (target/heldout/) or `second`
+        /// (target/heldout-second/: tools neither training nor the first
+        /// uses).
+        #[arg(long, default_value = "first")]
+        corpus: phantomnet_lab::traffic::heldout::Corpus,
     },
     /// Install the release binaries, their man pages and shell completions,
     /// the config, the models and the systemd unit (root for the default prefix).
@@ -244,10 +249,10 @@ fn main() -> Result<()> {
                 xtask::dataset::gen_model(&root, &opts)
             })
         }
-        Task::RecordHeldout { seed, live } => {
-            let opts = xtask::heldout::HeldoutOptions { seed, live };
+        Task::RecordHeldout { seed, live, corpus } => {
+            let opts = xtask::heldout::HeldoutOptions { seed, live, corpus };
             let seed_s = seed.map(|s| s.to_string());
-            let mut args = vec!["record-heldout"];
+            let mut args = vec!["record-heldout", "--corpus", corpus.name()];
             if let Some(s) = &seed_s {
                 args.extend(["--seed", s.as_str()]);
             }

@@ -51,6 +51,29 @@ pub const APT_PACKAGES: &[&str] = &[
     "hey",
     "wget",
     "bind9-dnsutils",
+    // The second held-out corpus (`record-heldout --corpus second`): tools
+    // neither training nor the first corpus uses. Attacks: pnscan, medusa,
+    // patator, wfuzz (and its word lists), gobuster, siege, T50,
+    // mausezahn (netsniff-ng); benign: Chromium, lynx, w3m, httping,
+    // Nagios plugins, rsync, aria2c, iperf 2, kdig, HTTPie.
+    "pnscan",
+    "medusa",
+    "patator",
+    "wfuzz",
+    "gobuster",
+    "siege",
+    "t50",
+    "netsniff-ng",
+    "chromium",
+    "lynx",
+    "w3m",
+    "httping",
+    "monitoring-plugins-basic",
+    "rsync",
+    "aria2",
+    "iperf",
+    "knot-dnsutils",
+    "httpie",
 ];
 
 /// The bpf-linker that builds against Debian's LLVM 22 (see README).

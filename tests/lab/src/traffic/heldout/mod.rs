@@ -1,7 +1,11 @@
-//! The tool-disjoint held-out corpus (`cargo xtask record-heldout`): tools,
-//! scan modes, flags, services and rates the training recording never
-//! uses, against real servers ([`HeldoutServers`]), from addresses the
-//! training never uses.
+//! The tool-disjoint held-out corpora (`cargo xtask record-heldout`):
+//! tools, scan modes, flags, services and rates the training recording
+//! never uses, against real servers ([`HeldoutServers`]), from addresses
+//! the training never uses. Two corpora ([`Corpus`]): the first
+//! (`attacks.rs`, `benign.rs`), and a second (`attacks_second.rs`,
+//! `benign_second.rs`) with none of the first's tools but one
+//! (slowhttptest, in another mode), made to judge what was changed
+//! because of the first.
 //!
 //! Every scenario runs from its own **host**: a namespace of its own on
 //! the outside segment ([`Lab::add_outside_host`]) with one IPv4 and one
@@ -26,7 +30,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod attacks;
+mod attacks_second;
 mod benign;
+mod benign_second;
 mod servers;
 #[cfg(test)]
 mod tests;
@@ -34,7 +40,9 @@ mod tests;
 use crate::cmd;
 use crate::lab::{Lab, addr};
 pub use attacks::attacks;
+pub use attacks_second::attacks_second;
 pub use benign::{BENIGN_KINDS, benign};
+pub use benign_second::{BENIGN_KINDS_SECOND, STATUS, benign_second};
 pub use servers::{HeldoutServers, Ports};
 
 /// SplitMix64: small, seedable, and the same on every machine.
@@ -317,9 +325,60 @@ fn rng_k(rng: &mut Rng, lo: u32, hi: u32) -> usize {
     rng.range(lo, hi) as usize
 }
 
-pub fn plan(rng: &mut Rng, ctx: &Ctx, passes: usize) -> Plan {
-    let (attacks, mut hosts) = attacks(rng, ctx);
-    let (benign, bh) = benign(rng, ctx, passes);
+/// Which held-out corpus a plan draws from. Each uses tools the training
+/// recording never uses; the second also none that the first uses, so it
+/// judges what was changed because of the first (docs/HELDOUT.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Corpus {
+    /// masscan, nmap's other modes, nping, hydra, sqlmap, slowhttptest's
+    /// slow headers, ab, hey; wget, curl, dig, OpenSSH, iperf3, chronyd.
+    #[default]
+    First,
+    /// pnscan, netcat, mausezahn, T50, medusa, patator, wfuzz, gobuster,
+    /// slowhttptest's slow read, siege; Chromium, lynx, w3m, aria2c,
+    /// rsync, iperf 2, httping, Nagios plugins, HTTPie, kdig.
+    Second,
+}
+
+impl Corpus {
+    pub const ALL: [Corpus; 2] = [Corpus::First, Corpus::Second];
+
+    /// The name on the command line and in the output files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Corpus::First => "first",
+            Corpus::Second => "second",
+        }
+    }
+}
+
+impl std::fmt::Display for Corpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Corpus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Corpus, String> {
+        Corpus::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown corpus {s:?} (first or second)"))
+    }
+}
+
+pub fn plan(rng: &mut Rng, ctx: &Ctx, passes: usize, corpus: Corpus) -> Plan {
+    let ((attacks, mut hosts), (benign, bh)) = match corpus {
+        Corpus::First => {
+            let a = attacks(rng, ctx);
+            (a, benign(rng, ctx, passes))
+        }
+        Corpus::Second => {
+            let a = attacks_second(rng, ctx);
+            (a, benign_second(rng, ctx, passes))
+        }
+    };
     hosts.extend(bh);
     Plan {
         attacks,

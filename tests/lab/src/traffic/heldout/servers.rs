@@ -3,7 +3,8 @@
 //! (with its workers or sessions) on drop:
 //!
 //! - `nginx`: static pages with their CSS, JS and images, two large files
-//!   for bulk downloads, `/healthz`, a JSON endpoint `/api/` (POSTs are read
+//!   for bulk downloads, `/healthz`, nginx's own `/nginx_status`
+//!   (`stub_status`, the second corpus's status pollers), a JSON endpoint `/api/` (POSTs are read
 //!   and answered with a fixed JSON object), `/upload` (the body is read
 //!   and discarded) and `/admin/` behind HTTP basic auth; on :80 and on a
 //!   second port chosen per run;
@@ -12,7 +13,8 @@
 //!   and always refused, so password guessing gets real failures);
 //! - `dnsmasq`, authoritative for `lab.example` (`--local`), with no
 //!   upstream (`--no-resolv`);
-//! - `iperf3 -s` on a port chosen per run;
+//! - `iperf3 -s` on a port chosen per run, and iperf 2 (`iperf -s -V`,
+//!   both families) 100 above it (the second corpus's throughput tests);
 //! - `chronyd` as an NTP server (`local stratum 8`, `-x`: it never touches
 //!   the clock).
 //!
@@ -47,6 +49,12 @@ impl Ports {
             ssh_alt: rng.range(2200, 2299) as u16,
             iperf: rng.range(5201, 5299) as u16,
         }
+    }
+
+    /// iperf 2's port: 100 above iperf3's (not drawn, so adding it left
+    /// every earlier seed's plan as it was).
+    pub fn iperf2(&self) -> u16 {
+        self.iperf + 100
     }
 }
 
@@ -185,6 +193,7 @@ fn nginx_conf(dir: &Path, ports: Ports) -> String {
            server {{\n{listen}\
              root {d}/www;\n    client_max_body_size 64m;\n\
              location = /healthz {{ default_type text/plain; return 200 \"ok\\n\"; }}\n\
+             location = /nginx_status {{ stub_status; }}\n\
              location /api/ {{ default_type application/json; return 200 '{{\"ok\":true,\"items\":[1,2,3]}}'; }}\n\
              location = /upload {{ client_body_buffer_size 1m; return 201 \"stored\\n\"; }}\n\
              location /admin/ {{ auth_basic \"lab admin\"; auth_basic_user_file {d}/htpasswd; }}\n\
@@ -228,6 +237,7 @@ impl HeldoutServers {
             })
             .collect();
         let iperf_port = ports.iperf.to_string();
+        let iperf2_port = ports.iperf2().to_string();
         let conf = |name: &str| p(&dir.join(name));
         let mut dnsmasq = vec![
             "dnsmasq".to_string(),
@@ -263,6 +273,12 @@ impl HeldoutServers {
                     .to_vec(),
             ),
             (
+                "iperf",
+                ["iperf", "-s", "-V", "-p", &iperf2_port]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
                 "chronyd",
                 [
                     "chronyd",
@@ -293,7 +309,14 @@ impl HeldoutServers {
             ports,
             client_key: dir.join("client_ed25519"),
         };
-        let tcp = [80, ports.http_alt, 22, ports.ssh_alt, ports.iperf];
+        let tcp = [
+            80,
+            ports.http_alt,
+            22,
+            ports.ssh_alt,
+            ports.iperf,
+            ports.iperf2(),
+        ];
         crate::traffic::servers::wait_listening(lab, &tcp, &[53, 123], dir)
             .context("the held-out servers did not start")?;
         Ok(servers)

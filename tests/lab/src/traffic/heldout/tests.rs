@@ -4,7 +4,7 @@ use std::path::Path;
 use super::*;
 use crate::lab::addr;
 
-fn plan_for(seed: u64) -> Plan {
+fn plan_of(seed: u64, corpus: Corpus) -> Plan {
     let mut rng = Rng::new(seed);
     let ports = Ports::draw(&mut rng);
     let ctx = Ctx {
@@ -12,7 +12,7 @@ fn plan_for(seed: u64) -> Plan {
         work: Path::new("/nonexistent/run"),
         key: Path::new("/nonexistent/key"),
     };
-    plan(&mut rng, &ctx, 2)
+    plan(&mut rng, &ctx, 2, corpus)
 }
 
 fn argvs(p: &Plan) -> Vec<Vec<String>> {
@@ -25,8 +25,10 @@ fn argvs(p: &Plan) -> Vec<Vec<String>> {
 
 #[test]
 fn a_seed_repeats_its_plan_and_another_seed_does_not() {
-    assert_eq!(argvs(&plan_for(7)), argvs(&plan_for(7)));
-    assert_ne!(argvs(&plan_for(7)), argvs(&plan_for(8)));
+    for c in Corpus::ALL {
+        assert_eq!(argvs(&plan_of(7, c)), argvs(&plan_of(7, c)), "{c}");
+        assert_ne!(argvs(&plan_of(7, c)), argvs(&plan_of(8, c)), "{c}");
+    }
 }
 
 #[test]
@@ -41,8 +43,8 @@ fn rng_range_is_inclusive_and_bounded() {
 
 #[test]
 fn every_plan_has_eight_kinds_of_each_and_bounded_runs() {
-    for seed in 0..40 {
-        let p = plan_for(seed);
+    for (seed, c) in (0..40).flat_map(|s| Corpus::ALL.map(|c| (s, c))) {
+        let p = plan_of(seed, c);
         let attack: BTreeSet<_> = p.attacks.iter().map(|r| r.scenario).collect();
         let benign: BTreeSet<_> = p.benign.iter().map(|r| r.scenario).collect();
         assert!(attack.len() >= 8, "seed {seed}: {attack:?}");
@@ -79,8 +81,8 @@ fn training_sources() -> BTreeSet<String> {
 #[test]
 fn sources_are_fresh_and_each_belongs_to_one_scenario() {
     let training = training_sources();
-    for seed in 0..10 {
-        let p = plan_for(seed);
+    for (seed, c) in (0..10).flat_map(|s| Corpus::ALL.map(|c| (s, c))) {
+        let p = plan_of(seed, c);
         let mut owner: BTreeMap<String, &str> = BTreeMap::new();
         for r in p.attacks.iter().chain(&p.benign) {
             for src in &r.sources {
@@ -110,4 +112,95 @@ fn sources_are_fresh_and_each_belongs_to_one_scenario() {
         let text = labels(&p, "test");
         assert_eq!(text.lines().count(), owner.len() + 1);
     }
+}
+
+/// The words of every run's command line and script, split at anything
+/// that is not a letter, digit or `_`, so `kdig` is not `dig`.
+fn words(p: &Plan) -> BTreeSet<String> {
+    p.attacks
+        .iter()
+        .chain(&p.benign)
+        .flat_map(|r| r.argv.iter())
+        .flat_map(|a| {
+            a.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_names_round_trip_and_unknown_ones_are_refused() {
+    for c in Corpus::ALL {
+        assert_eq!(c.name().parse::<Corpus>(), Ok(c));
+    }
+    let e = "third".parse::<Corpus>().unwrap_err();
+    assert!(e.contains("third") && e.contains("second"), "{e}");
+}
+
+#[test]
+fn the_second_corpus_runs_no_tool_of_the_first_or_of_training() {
+    // The client programs the training recording runs
+    // (tests/lab/src/traffic/run.rs and tests/lab/scripts/).
+    const TRAINING: &[&str] = &[
+        "nmap", "hping3", "fping", "curl", "wget", "python3", "scapy", "paramiko",
+    ];
+    for seed in 0..10 {
+        let first = plan_of(seed, Corpus::First);
+        let second = plan_of(seed, Corpus::Second);
+        let tools = |p: &Plan| -> BTreeSet<&str> {
+            p.attacks.iter().chain(&p.benign).map(|r| r.tool).collect()
+        };
+        let (t1, t2) = (tools(&first), tools(&second));
+        // One program is shared: Debian's only slow-rate HTTP tool,
+        // slowhttptest, run in another mode (slow read, `-X`, against the
+        // first's slow headers, `-H`).
+        let shared: Vec<_> = t1.intersection(&t2).collect();
+        assert_eq!(shared, [&"slowhttptest"], "seed {seed}");
+        let modes = |p: &Plan| -> BTreeSet<String> {
+            p.attacks
+                .iter()
+                .filter(|r| r.tool == "slowhttptest")
+                .map(|r| r.argv[1].clone())
+                .collect()
+        };
+        assert_eq!(modes(&first), BTreeSet::from(["-H".to_string()]));
+        assert_eq!(modes(&second), BTreeSet::from(["-X".to_string()]));
+        let t1: BTreeSet<&str> = t1.into_iter().filter(|t| *t != "slowhttptest").collect();
+        // Not named as a tool, and not run by any command line or script
+        // either (the first corpus's scripts run curl, wget, dig, ssh,
+        // ping; its hosts' tools are the names in `t1`).
+        let w2 = words(&second);
+        let mut banned: BTreeSet<&str> = t1.iter().copied().collect();
+        banned.extend(TRAINING);
+        banned.extend(["dig", "ping", "ab", "hey", "chronyd", "iperf3"]);
+        banned.remove("ssh"); // rsync's transport: `-e "ssh -i …"`
+        let hit: Vec<_> = banned.iter().filter(|b| w2.contains(**b)).collect();
+        assert!(
+            hit.is_empty(),
+            "seed {seed}: the second corpus runs {hit:?}"
+        );
+        // And it still has at least 8 kinds of each, IPv6 among them.
+        let v6 = |runs: &[Run]| {
+            runs.iter()
+                .filter(|r| r.sources.iter().any(|s| s.contains(':')))
+                .count()
+        };
+        assert!(v6(&second.attacks) >= 8 && v6(&second.benign) >= 8);
+    }
+}
+
+#[test]
+fn every_second_corpus_poller_uses_the_status_endpoint_not_healthz() {
+    let p = plan_of(3, Corpus::Second);
+    let text: String = p
+        .benign
+        .iter()
+        .flat_map(|r| r.argv.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!text.contains("/healthz"));
+    assert!(text.contains(STATUS));
 }
