@@ -145,7 +145,8 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
     fs::write(&labels_path, &labels)?;
     if let Some(rules) = rules {
         fs::write(work.join("live-rules.txt"), &rules)?;
-        let report = live_report(&labels, &rules)?;
+        let seen = replay_sources(&bin, &capture, &labels_path, &work, &models)?;
+        let report = live_report(&labels, &rules, &seen)?;
         println!("{report}");
         fs::write(work.join("live-report.txt"), &report)?;
     } else {
@@ -249,10 +250,64 @@ fn prefix(text: &str) -> Option<IpNet> {
     text.parse().ok()
 }
 
+/// The sources the live capture holds samples of: replays it through
+/// the live decision path (its own config and model, 1-in-16) and reads the sources
+/// of `decisions.csv` (bare addresses, or /64 prefixes for IPv6). The
+/// replay's per-scenario report goes to `replay-report.txt`.
+fn replay_sources(
+    bin: &Path,
+    capture: &Path,
+    labels: &Path,
+    work: &Path,
+    models: &Path,
+) -> Result<Vec<IpNet>> {
+    let decisions = work.join("decisions.csv");
+    let report = cmd::output(
+        s(bin),
+        &[
+            "replay",
+            "--capture",
+            s(capture),
+            "--labels",
+            s(labels),
+            "--config",
+            s(&work.join("live.toml")),
+            "--recorded-every",
+            "16",
+            "--model",
+            s(models),
+            "--decisions",
+            s(&decisions),
+        ],
+    )?;
+    fs::write(work.join("replay-report.txt"), report)?;
+    let text = fs::read_to_string(&decisions)?;
+    sources_of(&text)
+}
+
+/// The distinct sources (first column) of a `replay --decisions` CSV.
+fn sources_of(decisions_csv: &str) -> Result<Vec<IpNet>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for l in decisions_csv.lines().skip(1) {
+        let col = l.split(',').next().unwrap_or("");
+        let net = match prefix(col) {
+            Some(n) => n,
+            None => IpNet::from(
+                col.parse::<std::net::IpAddr>()
+                    .with_context(|| format!("decisions: a source {col:?}"))?,
+            ),
+        };
+        seen.insert(net);
+    }
+    Ok(seen.into_iter().collect())
+}
+
 /// Per scenario, the sources the live agent enforced on: a BLOCK or
 /// THROTTLE rule covering the source's address (DECEIVE falls back to
 /// THROTTLE at the shipped defaults, which configure no honeypot).
-fn live_report(labels: &str, rules: &str) -> Result<String> {
+/// A labelled source no sample in `seen` came from sent nothing through the
+/// gateway (its tool failed before sending): it is named and not counted.
+fn live_report(labels: &str, rules: &str, seen: &[IpNet]) -> Result<String> {
     let in_force: Vec<(String, IpNet)> = rules
         .lines()
         .filter_map(|l| {
@@ -274,6 +329,12 @@ fn live_report(labels: &str, rules: &str) -> Result<String> {
             continue;
         }
         let addr = prefix(cidr).with_context(|| format!("labels: {l}"))?.addr();
+        if !seen.iter().any(|p| p.contains(&addr)) {
+            named.push(format!(
+                "- {scenario}: {addr} sent nothing through the gateway (not counted)"
+            ));
+            continue;
+        }
         let hit = in_force.iter().find(|(_, p)| p.contains(&addr));
         let e = per.entry(scenario.to_string()).or_default();
         e.0 += 1;
@@ -436,7 +497,14 @@ mod tests {
                      BLOCK     2001:db8:bad:101::/64  3500s 7 - -  detection: rule 3\n\
                      THROTTLE  198.51.100.100/32  580s - 1000 2000  detection: rule 2\n\
                      ALLOW     2001:db8:100:100::/64  never - - -  operator\n";
-        let r = live_report(labels, rules).unwrap();
+        let seen = sources_of(
+            "source,scenario,after_ms\n192.0.2.101,nmap_udp,0\n2001:db8:bad:101::/64,nmap_udp,1\n\
+             192.0.2.109,ssh_hydra,2\n198.51.100.100,benign_download,0\n\
+             2001:db8:100:100::/64,benign_download,3\n192.0.2.101,nmap_udp,4\n",
+        )
+        .unwrap();
+        assert_eq!(seen.len(), 5);
+        let r = live_report(labels, rules, &seen).unwrap();
         assert!(r.contains("| nmap_udp | 2 | 2 |"), "{r}");
         assert!(r.contains("| ssh_hydra | 1 | 0 |"), "{r}");
         assert!(
@@ -451,6 +519,24 @@ mod tests {
             r.contains("- attack ssh_hydra: 192.0.2.109 never enforced"),
             "{r}"
         );
+        // A source that sent nothing is named and counted on neither side.
+        let quiet: Vec<IpNet> = seen
+            .iter()
+            .filter(|p| !p.contains(&"192.0.2.109".parse::<std::net::IpAddr>().unwrap()))
+            .filter(|p| !p.contains(&"198.51.100.100".parse::<std::net::IpAddr>().unwrap()))
+            .copied()
+            .collect();
+        let r = live_report(labels, rules, &quiet).unwrap();
+        assert!(
+            r.contains("Attack sources enforced: 2 of 2. Benign sources acted on: 0 of 1."),
+            "{r}"
+        );
+        assert!(
+            r.contains("- ssh_hydra: 192.0.2.109 sent nothing through the gateway (not counted)"),
+            "{r}"
+        );
+        assert!(!r.contains("| ssh_hydra |"), "{r}");
+        assert!(sources_of("source\nnot-an-address,x\n").is_err());
         // An IPv4 rule never covers an IPv6 address, nor a longer prefix a
         // shorter one's other half.
         let p = prefix("192.0.2.0/25").unwrap();
