@@ -17,7 +17,10 @@
 //!    error.
 //! 5. Write `target/heldout/labels.txt` (`CIDR SCENARIO`, `benign_*` for
 //!    benign sources), `runs.txt` (every run's tool, sources and drawn
-//!    parameters) and count the capture's samples per scenario.
+//!    parameters) and count the capture's samples per scenario; live,
+//!    replay the capture (`replay-report.txt`) and report per source what
+//!    was put in force (`live-report.txt`). `--corpus second` writes to
+//!    `target/heldout-second/` instead.
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -108,13 +111,14 @@ pub fn record_heldout(root: &Path, opts: &HeldoutOptions) -> Result<()> {
         .map(|_| rng.float(0.4, 2.0))
         .collect();
     println!(
-        "record-heldout: {} attack runs, {} benign sessions planned, {} hosts; nginx also on :{}, sshd also on :{}, iperf3 on :{}",
+        "record-heldout: {} attack runs, {} benign sessions planned, {} hosts; nginx also on :{}, sshd also on :{}, iperf3 on :{}, iperf 2 on :{}",
         plan.attacks.len(),
         plan.benign.len(),
         plan.hosts.len() + 1,
         ports.http_alt,
         ports.ssh_alt,
-        ports.iperf
+        ports.iperf,
+        ports.iperf2()
     );
     fs::write(work.join("runs.txt"), runs_text(&plan, seed, corpus))?;
     let capture = work.join("heldout.pncap");

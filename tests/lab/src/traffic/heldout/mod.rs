@@ -3,9 +3,9 @@
 //! never uses, against real servers ([`HeldoutServers`]), from addresses
 //! the training never uses. Two corpora ([`Corpus`]): the first
 //! (`attacks.rs`, `benign.rs`), and a second (`attacks_second.rs`,
-//! `benign_second.rs`) with none of the first's tools but one
-//! (slowhttptest, in another mode), made to judge what was changed
-//! because of the first.
+//! `benign_second.rs`) with none of the first's tools but two
+//! (slowhttptest, in another mode; OpenSSH's client, as rsync's
+//! transport), made to judge what was changed because of the first.
 //!
 //! Every scenario runs from its own **host**: a namespace of its own on
 //! the outside segment ([`Lab::add_outside_host`]) with one IPv4 and one
@@ -326,8 +326,9 @@ fn rng_k(rng: &mut Rng, lo: u32, hi: u32) -> usize {
 }
 
 /// Which held-out corpus a plan draws from. Each uses tools the training
-/// recording never uses; the second also none that the first uses, so it
-/// judges what was changed because of the first (docs/HELDOUT.md).
+/// recording never uses; the second also none that the first uses but
+/// slowhttptest (another mode) and OpenSSH's client (rsync's transport),
+/// so it judges what was changed because of the first (docs/HELDOUT.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Corpus {
     /// masscan, nmap's other modes, nping, hydra, sqlmap, slowhttptest's
