@@ -1,7 +1,7 @@
 //! The attack runs: one generator per tool, each drawing its rates,
 //! ports, counts and word lists from the plan's generator.
 use super::servers::PAGES;
-use super::{Ctx, Host, Rng, Run, attack_host, fam, port_list, rng_k, s, src, target};
+use super::{Ctx, Host, Rng, Run, attack_host, fam, lines, port_list, rng_k, s, src, target};
 use crate::lab::{Lab, addr};
 
 const USERS: &[&str] = &[
@@ -30,12 +30,6 @@ const PASSWORDS: &[&str] = &[
     "secret",
     "master",
 ];
-
-fn lines(xs: &[&str]) -> Vec<u8> {
-    let mut t = xs.join("\n");
-    t.push('\n');
-    t.into_bytes()
-}
 
 /// An nmap scan (`-sU`, `-sF`, `-sX`, `-sN`, `-sA`, or a slow `-sS`).
 fn nmap(rng: &mut Rng, scenario: &'static str, mode: &str, h: &Host, v6: bool) -> Run {

@@ -5,7 +5,9 @@
 //!
 //! [`Corpus::Second`]: super::Corpus::Second
 use super::servers::PAGES;
-use super::{Ctx, Host, Rng, Run, attack_host, fam, port_list, rng_k, s, script, src, target};
+use super::{
+    Ctx, Host, Rng, Run, attack_host, fam, lines, port_list, rng_k, s, script, src, target,
+};
 use crate::lab::{Lab, addr};
 
 const NC_SCAN_SH: &str = include_str!("../../../scripts/heldout/second/nc_scan.sh");
@@ -49,27 +51,6 @@ const PASSWORDS: &[&str] = &[
     "654321",
 ];
 
-fn lines(xs: &[&str]) -> Vec<u8> {
-    let mut t = xs.join("\n");
-    t.push('\n');
-    t.into_bytes()
-}
-
-fn run(scenario: &'static str, tool: &'static str, h: &Host, sources: Vec<String>) -> Run {
-    Run {
-        scenario,
-        tool,
-        ns: h.name.clone(),
-        sources,
-        what: String::new(),
-        argv: vec![],
-        secs: 0.0,
-        also_ok: &[],
-        expect: None,
-        files: vec![],
-    }
-}
-
 fn http_port(rng: &mut Rng, ctx: &Ctx) -> u16 {
     if rng.range(0, 1) == 0 {
         80
@@ -83,7 +64,7 @@ fn pnscan(rng: &mut Rng, h: &Host) -> Run {
     let lo = rng.range(1, 4000);
     let n = rng.range(300, 800);
     let workers = rng.range(8, 48);
-    let mut r = run("pnscan_connect", "pnscan", h, vec![h.v4.clone()]);
+    let mut r = Run::new("pnscan_connect", "pnscan", &h.name, vec![h.v4.clone()]);
     r.argv = s(&[
         "pnscan",
         &format!("-n{workers}"),
@@ -106,7 +87,7 @@ fn nc_slow_scan(rng: &mut Rng, h: &Host, v6: bool) -> Run {
     let n = rng.range(20, 35) as usize;
     let ports = port_list(rng, n, 20_000).replace(',', " ");
     let (lo, hi) = (rng.float(0.25, 0.5), rng.float(0.6, 1.2));
-    let mut r = run("nc_slow_scan", "nc", h, vec![src(h, v6)]);
+    let mut r = Run::new("nc_slow_scan", "nc", &h.name, vec![src(h, v6)]);
     r.argv = script(
         NC_SCAN_SH,
         s(&[dst, &format!("{lo:.2}"), &format!("{hi:.2}"), &ports]),
@@ -133,7 +114,7 @@ fn mausezahn(
 ) -> Run {
     let (dst, _) = target(v6, 80);
     let gap_us = rng.range(300, 2500);
-    let mut r = run(scenario, "mausezahn", h, vec![src(h, v6)]);
+    let mut r = Run::new(scenario, "mausezahn", &h.name, vec![src(h, v6)]);
     r.argv = s(&["mausezahn", "eth0"]);
     if v6 {
         r.argv.push("-6".into());
@@ -188,7 +169,7 @@ fn mz_udp_flood(rng: &mut Rng, h: &Host, v6: bool) -> Run {
 /// T50: `--threshold` packets as fast as it can (IPv4; no rate option).
 fn t50(rng: &mut Rng, scenario: &'static str, h: &Host, proto: &str, flags: &[&str]) -> Run {
     let n = rng.range(600, 2500);
-    let mut r = run(scenario, "t50", h, vec![h.v4.clone()]);
+    let mut r = Run::new(scenario, "t50", &h.name, vec![h.v4.clone()]);
     r.argv = s(&[
         "t50",
         addr::SRV4,
@@ -226,7 +207,7 @@ fn medusa(rng: &mut Rng, ctx: &Ctx, h: &Host) -> Run {
     };
     let ul = ctx.work.join(format!("{}-medusa-users.txt", h.name));
     let pl = ctx.work.join(format!("{}-medusa-passwords.txt", h.name));
-    let mut r = run("ssh_medusa", "medusa", h, vec![h.v4.clone()]);
+    let mut r = Run::new("ssh_medusa", "medusa", &h.name, vec![h.v4.clone()]);
     r.argv = s(&[
         "medusa",
         "-h",
@@ -273,7 +254,7 @@ fn patator(rng: &mut Rng, ctx: &Ctx, h: &Host, v6: bool) -> Run {
     let url = base
         .replace(&format!("[{dst}]"), "www.lab.example")
         .replace(dst, "www.lab.example");
-    let mut r = run("http_basic_patator", "patator", h, vec![src(h, v6)]);
+    let mut r = Run::new("http_basic_patator", "patator", &h.name, vec![src(h, v6)]);
     r.argv = s(&[
         "patator",
         "http_fuzz",
@@ -308,7 +289,7 @@ fn wfuzz_sqli(rng: &mut Rng, ctx: &Ctx, h: &Host, v6: bool) -> Run {
     let param = *rng.pick(&["id", "item", "q", "search", "uid", "product"]);
     let page = rng.pick(PAGES);
     let threads = rng.range(2, 10);
-    let mut r = run("wfuzz_sqli", "wfuzz", h, vec![src(h, v6)]);
+    let mut r = Run::new("wfuzz_sqli", "wfuzz", &h.name, vec![src(h, v6)]);
     r.argv = s(&[
         "wfuzz",
         "-t",
@@ -334,7 +315,7 @@ fn gobuster(rng: &mut Rng, ctx: &Ctx, h: &Host, v6: bool) -> Run {
     let (_, base) = target(v6, port);
     let threads = rng.range(4, 20);
     let delay = rng.range(0, 30);
-    let mut r = run("gobuster_dirs", "gobuster", h, vec![src(h, v6)]);
+    let mut r = Run::new("gobuster_dirs", "gobuster", &h.name, vec![src(h, v6)]);
     r.argv = s(&[
         "gobuster",
         "dir",
@@ -369,7 +350,7 @@ fn slow_read(rng: &mut Rng, ctx: &Ctx, h: &Host, v6: bool) -> Run {
     let length = rng.range(8, 14);
     let (wlo, whi) = (rng.range(1, 4), rng.range(8, 32));
     let read = rng.range(1, 4);
-    let mut r = run("slow_read", "slowhttptest", h, vec![src(h, v6)]);
+    let mut r = Run::new("slow_read", "slowhttptest", &h.name, vec![src(h, v6)]);
     r.argv = s(&[
         "slowhttptest",
         "-X",
@@ -409,7 +390,7 @@ fn siege(rng: &mut Rng, ctx: &Ctx, h: &Host, v6: bool) -> Run {
     let c = rng.range(8, 30);
     let reps = rng.range(40, 120);
     let rc = ctx.work.join(format!("{}-{}-siegerc", h.name, fam(v6)));
-    let mut r = run("http_flood_siege", "siege", h, vec![src(h, v6)]);
+    let mut r = Run::new("http_flood_siege", "siege", &h.name, vec![src(h, v6)]);
     r.argv = s(&[
         "siege",
         "-R",

@@ -2,7 +2,7 @@
 //! pauses and payloads from the plan's generator.
 use super::servers::{DNS_NAMES, IMAGES, LARGE_FILES, PAGES};
 use super::{
-    Ctx, Host, LAN, Rng, Run, benign_host, fam, gaps, nat_host, rng_k, s, script, src, target,
+    Ctx, Host, LAN, Rng, Run, benign_passes, fam, gaps, rng_k, s, script, src, target, total,
 };
 use crate::lab::addr;
 
@@ -40,21 +40,6 @@ fn json_body(rng: &mut Rng) -> String {
     body.to_string()
 }
 
-fn benign_run(scenario: &'static str, tool: &'static str, ns: &str, sources: Vec<String>) -> Run {
-    Run {
-        scenario,
-        tool,
-        ns: ns.into(),
-        sources,
-        what: String::new(),
-        argv: vec![],
-        secs: 0.0,
-        also_ok: &[],
-        expect: None,
-        files: vec![],
-    }
-}
-
 /// One benign session of kind `k` over one family (or both, for iperf3).
 fn benign_session(
     rng: &mut Rng,
@@ -77,7 +62,7 @@ fn benign_session(
             let rate = rng.range(4, 15);
             let k = rng_k(rng, 1, 2);
             let files = rng.sample(LARGE_FILES, k);
-            let mut r = benign_run("benign_download", "wget", &h.name, me);
+            let mut r = Run::new("benign_download", "wget", &h.name, me);
             let bytes: usize = files.iter().map(|f| f.1).sum();
             r.argv = s(&["wget", "-q", "-T", "5", "-t", "1", "-O", "/dev/null"]);
             r.argv.push(format!("--limit-rate={rate}m"));
@@ -94,7 +79,7 @@ fn benign_session(
         1 => {
             let mib = rng.range(2, 12);
             let body = ctx.work.join(format!("{}-{f}-{pass}-upload.bin", h.name));
-            let mut r = benign_run("benign_upload", "wget", &h.name, me);
+            let mut r = Run::new("benign_upload", "wget", &h.name, me);
             // The body is made when the run starts (random bytes), and removed after.
             r.argv = script(
                 "head -c \"$1\" /dev/urandom > \"$2\" || exit 1\n\
@@ -116,7 +101,7 @@ fn benign_session(
             }
             let t = rng.range(2, 3);
             let (r4, r6) = (rng.range(10, 40), rng.range(10, 40));
-            let mut r = benign_run(
+            let mut r = Run::new(
                 "benign_iperf3",
                 "iperf3",
                 &h.name,
@@ -145,7 +130,7 @@ fn benign_session(
             let views = rng.range(4, 8) as usize;
             let par = rng.range(3, 6);
             let think = gaps(rng, views, 0.5, 4.0);
-            let total: f64 = think.split(' ').filter_map(|t| t.parse::<f64>().ok()).sum();
+            let total = total(&think);
             let pages: Vec<String> = (0..views)
                 .map(|_| {
                     let imgs: Vec<String> = (0..rng.range(1, 3))
@@ -163,7 +148,7 @@ fn benign_session(
                 &think,
             ]);
             args.extend(pages);
-            let mut r = benign_run("benign_browser", mode, &h.name, me);
+            let mut r = Run::new("benign_browser", mode, &h.name, me);
             r.argv = script(BROWSE_SH, args);
             r.what = if mode == "curl" {
                 format!(
@@ -179,7 +164,7 @@ fn benign_session(
         }
         4 => {
             let n = rng.range(40, 70);
-            let mut r = benign_run("benign_health", "wget", &h.name, me);
+            let mut r = Run::new("benign_health", "wget", &h.name, me);
             r.argv = script(
                 HEALTH_SH,
                 s(&[&format!("{base}/healthz"), &n.to_string(), "0.3"]),
@@ -198,7 +183,7 @@ fn benign_session(
             let total: f64 = g.iter().filter_map(|t| t.parse::<f64>().ok()).sum();
             let mut args = s(&[dst, &http_port.to_string(), &g.join(",")]);
             args.extend((0..n).map(|_| json_body(rng)));
-            let mut r = benign_run("benign_api", "python3", &h.name, me);
+            let mut r = Run::new("benign_api", "python3", &h.name, me);
             r.argv = s(&["python3", "-c", API_PY]);
             r.argv.extend(args);
             r.what = format!(
@@ -229,7 +214,7 @@ fn benign_session(
             let chars: usize = cmds.iter().map(|c| c.len() + 1).sum();
             let (lo, hi) = (rng.range(60, 120), rng.range(150, 280));
             let port = if v6 { ctx.ports.ssh_alt } else { 22 };
-            let mut r = benign_run("benign_ssh", "ssh", &h.name, me);
+            let mut r = Run::new("benign_ssh", "ssh", &h.name, me);
             r.argv = s(&[
                 "python3",
                 "-c",
@@ -253,7 +238,7 @@ fn benign_session(
         7 => {
             let n = rng.range(15, 40) as usize;
             let g = gaps(rng, n, 0.1, 2.0);
-            let total: f64 = g.split(' ').filter_map(|t| t.parse::<f64>().ok()).sum();
+            let total = total(&g);
             let mut args = s(&[dst, &g]);
             for _ in 0..n {
                 let name = match rng.range(0, 9) {
@@ -268,7 +253,7 @@ fn benign_session(
                 };
                 args.push(format!("{name}:{ty}"));
             }
-            let mut r = benign_run("benign_dns", "dig", &h.name, me);
+            let mut r = Run::new("benign_dns", "dig", &h.name, me);
             r.argv = script(DIG_SH, args);
             r.what = format!(
                 "{n} queries (A, AAAA, MX, TXT, some NXDOMAIN) to dnsmasq, gaps 0.1-2 s, {f}"
@@ -280,7 +265,7 @@ fn benign_session(
             let n = rng.range(10, 30);
             let i = rng.float(0.2, 1.0);
             let size = rng.range(56, 1000);
-            let mut r = benign_run("benign_ping", "ping", &h.name, me);
+            let mut r = Run::new("benign_ping", "ping", &h.name, me);
             r.argv = s(&[
                 "ping",
                 "-q",
@@ -301,9 +286,9 @@ fn benign_session(
         9 => {
             let checks = rng.range(3, 6) as usize;
             let g = gaps(rng, checks, 1.0, 4.0);
-            let total: f64 = g.split(' ').filter_map(|t| t.parse::<f64>().ok()).sum();
+            let total = total(&g);
             let pid = ctx.work.join(format!("{}-{f}-{pass}-chronyd.pid", h.name));
-            let mut r = benign_run("benign_ntp", "chronyd", &h.name, me);
+            let mut r = Run::new("benign_ntp", "chronyd", &h.name, me);
             r.argv = script(NTP_SH, s(&[dst, &pid.to_string_lossy(), &g]));
             r.what = format!(
                 "{checks} clock checks (chronyd -Q, an iburst of NTP requests each), 1-4 s apart, {f}"
@@ -314,7 +299,7 @@ fn benign_session(
         }
         _ => {
             let n = rng.range(8, 14);
-            let mut r = benign_run("benign_nat", "curl+dig+wget", LAN, me);
+            let mut r = Run::new("benign_nat", "curl+dig+wget", LAN, me);
             r.argv = script(
                 NAT_SH,
                 s(&[if v6 { "6" } else { "4" }, dst, dst, &n.to_string()]),
@@ -337,22 +322,7 @@ pub const BENIGN_KINDS: usize = 11;
 /// `passes` times with fresh draws, each pass in a random order. Kind `k`
 /// runs from benign host `k`; the NAT kind from the NAT's inside.
 pub fn benign(rng: &mut Rng, ctx: &Ctx, passes: usize) -> (Vec<Run>, Vec<Host>) {
-    let hosts: Vec<Host> = (0..BENIGN_KINDS as u8 - 1)
-        .map(benign_host)
-        .chain([nat_host()])
-        .collect();
-    let mut runs = Vec::new();
-    for pass in 0..passes {
-        let mut p = Vec::new();
-        for (k, h) in hosts.iter().enumerate() {
-            for v6 in [false, true] {
-                if let Some(r) = benign_session(rng, ctx, k, h, v6, pass) {
-                    p.push(r);
-                }
-            }
-        }
-        rng.shuffle(&mut p);
-        runs.extend(p);
-    }
-    (runs, hosts)
+    benign_passes(rng, passes, BENIGN_KINDS, |rng, k, h, v6, pass| {
+        benign_session(rng, ctx, k, h, v6, pass)
+    })
 }

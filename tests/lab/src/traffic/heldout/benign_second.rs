@@ -8,7 +8,7 @@
 //! [`Corpus::Second`]: super::Corpus::Second
 use super::servers::{DNS_NAMES, LARGE_FILES, PAGES};
 use super::{
-    Ctx, Host, LAN, Rng, Run, benign_host, fam, gaps, nat_host, rng_k, s, script, src, target,
+    Ctx, Host, LAN, Rng, Run, benign_passes, fam, gaps, rng_k, s, script, src, target, total,
 };
 
 const CHROMIUM_SH: &str = include_str!("../../../scripts/heldout/second/chromium.sh");
@@ -45,25 +45,6 @@ fn json_body(rng: &mut Rng) -> String {
     .to_string()
 }
 
-fn benign_run(scenario: &'static str, tool: &'static str, ns: &str, sources: Vec<String>) -> Run {
-    Run {
-        scenario,
-        tool,
-        ns: ns.into(),
-        sources,
-        what: String::new(),
-        argv: vec![],
-        secs: 0.0,
-        also_ok: &[],
-        expect: None,
-        files: vec![],
-    }
-}
-
-fn total(g: &str) -> f64 {
-    g.split(' ').filter_map(|t| t.parse::<f64>().ok()).sum()
-}
-
 fn pages(rng: &mut Rng, base: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| format!("{base}{}", rng.pick(PAGES)))
@@ -87,7 +68,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             let conns = rng.range(2, 5);
             let rate = rng.range(3, 12);
             let dir = ctx.work.join(format!("{tag}-aria2"));
-            let mut r = benign_run("benign_download", "aria2c", &h.name, me);
+            let mut r = Run::new("benign_download", "aria2c", &h.name, me);
             r.argv = script(
                 "aria2c -q -x \"$1\" -s \"$1\" --max-overall-download-limit=\"$2\" \
                  --allow-overwrite=true --connect-timeout=3 --timeout=5 --max-tries=1 \
@@ -121,7 +102,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
                 "ssh -i {} -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=4",
                 ctx.key.display()
             );
-            let mut r = benign_run("benign_rsync", "rsync", &h.name, me);
+            let mut r = Run::new("benign_rsync", "rsync", &h.name, me);
             r.argv = script(
                 "head -c \"$1\" /dev/urandom > \"$2\" || exit 1\n\
                  rsync -q --bwlimit=\"$3\" -e \"$4\" \"$2\" \"root@$5:$6\"; rc=$?\n\
@@ -146,7 +127,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             let mbit = rng.range(20, 150);
             let streams = rng.range(1, 4);
             let port = ctx.ports.iperf2();
-            let mut r = benign_run("benign_iperf2", "iperf", &h.name, me);
+            let mut r = Run::new("benign_iperf2", "iperf", &h.name, me);
             r.argv = s(&[
                 "iperf",
                 "-c",
@@ -180,7 +161,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             let prof = ctx.work.join(format!("{tag}-chromium"));
             let mut args = vec![prof.to_string_lossy().into_owned(), think.clone()];
             args.extend(pages(rng, &base, views));
-            let mut r = benign_run("benign_chromium", "chromium", &h.name, me);
+            let mut r = Run::new("benign_chromium", "chromium", &h.name, me);
             r.argv = script(CHROMIUM_SH, args);
             r.what = format!(
                 "{views} page loads in headless Chromium (every asset, parallel connections, its favicon), think 1-6 s, :{http_port}, {f}"
@@ -194,7 +175,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             let think = gaps(rng, views, 1.0, 8.0);
             let mut args = s(&[tool, &think]);
             args.extend(pages(rng, &base, views));
-            let mut r = benign_run("benign_text_browser", tool, &h.name, me);
+            let mut r = Run::new("benign_text_browser", tool, &h.name, me);
             r.argv = script(TEXT_SH, args);
             r.what = format!("{views} pages read in {tool}, think 1-8 s, :{http_port}, {f}");
             r.secs = total(&think) + views as f64 * 4.0 + 6.0;
@@ -208,7 +189,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
                 // httping 2.5 cannot reach an IPv6 literal on another port
                 // (it drops the port, or fails to parse the URL): over IPv6
                 // the poller is the Nagios HTTP check in a loop.
-                let mut r = benign_run("benign_status_poll", "check_http", &h.name, me);
+                let mut r = Run::new("benign_status_poll", "check_http", &h.name, me);
                 r.argv = script(
                     POLL6_SH,
                     s(&[
@@ -225,7 +206,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
                 r.secs = (f64::from(n) * (gap + 0.2) + 6.0).min(60.0);
                 return r;
             }
-            let mut r = benign_run("benign_status_poll", "httping", &h.name, me);
+            let mut r = Run::new("benign_status_poll", "httping", &h.name, me);
             r.argv = s(&[
                 "httping",
                 "-q",
@@ -263,7 +244,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             } else {
                 ctx.ports.ssh_alt
             };
-            let mut r = benign_run("benign_monitor", "check_*", &h.name, me);
+            let mut r = Run::new("benign_monitor", "check_*", &h.name, me);
             r.argv = script(
                 MONITOR_SH,
                 s(&[
@@ -286,7 +267,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
             let g = gaps(rng, n, 0.3, 2.5);
             let mut args = s(&[&base, &g]);
             args.extend((0..n).map(|_| json_body(rng)));
-            let mut r = benign_run("benign_httpie", "http", &h.name, me);
+            let mut r = Run::new("benign_httpie", "http", &h.name, me);
             r.argv = script(API_SH, args);
             r.what = format!(
                 "{n} HTTPie calls to /api/notes (3 of 4 JSON POSTs), a connection each, gaps 0.3-2.5 s, :{http_port}, {f}"
@@ -303,7 +284,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
                 let ty = *rng.pick(&["A", "AAAA", "AAAA", "A", "TXT"]);
                 args.push(format!("{name}:{ty}"));
             }
-            let mut r = benign_run("benign_kdig", "kdig", &h.name, me);
+            let mut r = Run::new("benign_kdig", "kdig", &h.name, me);
             r.argv = script(KDIG_SH, args);
             r.what = format!("{n} queries (A, AAAA, TXT) with kdig, gaps 0.05-1.5 s, {f}");
             r.secs = total(&g) + n as f64 * 0.3 + 6.0;
@@ -312,7 +293,7 @@ fn session(rng: &mut Rng, ctx: &Ctx, k: usize, h: &Host, v6: bool, pass: usize) 
         _ => {
             let n = rng.range(8, 14);
             let tmp = ctx.work.join(format!("nat-{f}-{pass}"));
-            let mut r = benign_run("benign_nat", "lynx+kdig+aria2c+httping", LAN, me);
+            let mut r = Run::new("benign_nat", "lynx+kdig+aria2c+httping", LAN, me);
             r.argv = script(
                 NAT_SH,
                 s(&[
@@ -340,20 +321,7 @@ pub const BENIGN_KINDS_SECOND: usize = 10;
 /// fresh draws, each pass in a random order. Kind `k` runs from benign
 /// host `k`; the NAT kind from the NAT's inside.
 pub fn benign_second(rng: &mut Rng, ctx: &Ctx, passes: usize) -> (Vec<Run>, Vec<Host>) {
-    let hosts: Vec<Host> = (0..BENIGN_KINDS_SECOND as u8 - 1)
-        .map(benign_host)
-        .chain([nat_host()])
-        .collect();
-    let mut runs = Vec::new();
-    for pass in 0..passes {
-        let mut p = Vec::new();
-        for (k, h) in hosts.iter().enumerate() {
-            for v6 in [false, true] {
-                p.push(session(rng, ctx, k, h, v6, pass));
-            }
-        }
-        rng.shuffle(&mut p);
-        runs.extend(p);
-    }
-    (runs, hosts)
+    benign_passes(rng, passes, BENIGN_KINDS_SECOND, |rng, k, h, v6, pass| {
+        Some(session(rng, ctx, k, h, v6, pass))
+    })
 }

@@ -162,6 +162,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run with nothing drawn yet: the generators fill in the rest.
+    pub fn new(scenario: &'static str, tool: &'static str, ns: &str, sources: Vec<String>) -> Run {
+        Run {
+            scenario,
+            tool,
+            ns: ns.into(),
+            sources,
+            what: String::new(),
+            argv: vec![],
+            secs: 0.0,
+            also_ok: &[],
+            expect: None,
+            files: vec![],
+        }
+    }
+
     pub fn is_attack(&self) -> bool {
         !self.scenario.starts_with("benign_")
     }
@@ -323,6 +339,48 @@ fn script(body: &str, args: Vec<String>) -> Vec<String> {
 
 fn rng_k(rng: &mut Rng, lo: u32, hi: u32) -> usize {
     rng.range(lo, hi) as usize
+}
+
+/// The sum of a [`gaps`] list, in seconds.
+fn total(gaps: &str) -> f64 {
+    gaps.split(' ').filter_map(|t| t.parse::<f64>().ok()).sum()
+}
+
+/// A word list file's bytes: one word a line.
+fn lines(xs: &[&str]) -> Vec<u8> {
+    let mut t = xs.join("\n");
+    t.push('\n');
+    t.into_bytes()
+}
+
+/// Benign sessions of `kinds` kinds over IPv4 and IPv6, `passes` times
+/// with fresh draws, each pass in a random order. Kind `k` runs from
+/// benign host `k`, the last kind from the NAT's inside; `session` may
+/// skip a kind for a family (`None`).
+fn benign_passes(
+    rng: &mut Rng,
+    passes: usize,
+    kinds: usize,
+    mut session: impl FnMut(&mut Rng, usize, &Host, bool, usize) -> Option<Run>,
+) -> (Vec<Run>, Vec<Host>) {
+    let hosts: Vec<Host> = (0..kinds as u8 - 1)
+        .map(benign_host)
+        .chain([nat_host()])
+        .collect();
+    let mut runs = Vec::new();
+    for pass in 0..passes {
+        let mut p = Vec::new();
+        for (k, h) in hosts.iter().enumerate() {
+            for v6 in [false, true] {
+                if let Some(r) = session(rng, k, h, v6, pass) {
+                    p.push(r);
+                }
+            }
+        }
+        rng.shuffle(&mut p);
+        runs.extend(p);
+    }
+    (runs, hosts)
 }
 
 /// Which held-out corpus a plan draws from. Each uses tools the training
